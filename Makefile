@@ -1,0 +1,77 @@
+# certflow — see README.md. Tools install into ./bin with `go install` at the
+# pinned versions below; nothing else is downloaded but registry packages.
+
+BUF_VERSION            := v1.75.0
+PROTOC_GEN_GO_VERSION  := v1.36.12
+PROTOC_GEN_GRPC_VERSION:= v1.6.2
+GATEWAY_VERSION        := v2.32.0
+GOOGLE_PROTOS_VERSION  := 6.0.1
+
+BIN     := $(CURDIR)/bin
+MODULES := . $(wildcard services/*)
+VAR     ?= ./var
+
+export GOBIN := $(BIN)
+
+.PHONY: all tools googleapis generate lint vet test test-short bench run build clean fuzz
+
+all: build
+
+$(BIN)/buf:
+	go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+$(BIN)/protoc-gen-go:
+	go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+$(BIN)/protoc-gen-go-grpc:
+	go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GRPC_VERSION)
+$(BIN)/protoc-gen-grpc-gateway:
+	go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@$(GATEWAY_VERSION)
+$(BIN)/protoc-gen-openapiv2:
+	go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GATEWAY_VERSION)
+
+tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapiv2
+
+# The googleapis protos we import, from the npm package google-proto-files.
+googleapis: .cache/googleapis/google/api/annotations.proto
+.cache/googleapis/google/api/annotations.proto:
+	scripts/googleapis.sh $(GOOGLE_PROTOS_VERSION) .cache/googleapis
+
+generate: tools googleapis
+	rm -rf gen/go gen/openapi/certflow.swagger.json
+	$(BIN)/buf format -w proto
+	$(BIN)/buf generate
+	$(BIN)/buf lint
+
+lint: tools googleapis
+	$(BIN)/buf lint
+	$(BIN)/buf format --diff --exit-code proto
+
+vet:
+	@for m in $(MODULES); do echo "go vet $$m"; (cd $$m && go vet ./...) || exit 1; done
+
+build:
+	@mkdir -p $(BIN)
+	@for m in $(wildcard services/*); do (cd $$m && go build -o $(BIN)/ ./cmd/...) || exit 1; done
+
+# Every test of every module: unit, integration (embedded FerretDB and NATS)
+# and end to end. Point CERTFLOW_TEST_MONGO_URI at a real MongoDB to use it
+# instead of the embedded database.
+test:
+	@for m in $(MODULES); do (cd $$m && go test -count=1 -timeout 20m ./...) || exit 1; done
+
+# Unit tests only (no embedded servers).
+test-short:
+	@for m in $(MODULES); do (cd $$m && go test -short -count=1 ./...) || exit 1; done
+
+bench:
+	cd pkg && go test -run '^$$' -bench . -benchmem ./...
+	cd services/issuance && go test -run '^$$' -bench . -benchmem ./...
+	cd services/suite && go run ./cmd/certflow-load -concurrency 1 -n 50
+	cd services/suite && go run ./cmd/certflow-load -concurrency 16 -n 200
+
+# The whole suite on the embedded default: NATS, FerretDB, five services and
+# the gateway, data in $(VAR).
+run:
+	cd services/suite && go run ./cmd/certflow-suite -data $(abspath $(VAR))
+
+clean:
+	rm -rf $(BIN) .cache
