@@ -1,0 +1,73 @@
+// Package auth carries the caller's identity through a request. The gateway
+// authenticates API keys and sends the account and role as gRPC metadata;
+// services read them with the server interceptor in pkg/grpcserver and pass
+// them on to the services they call with the client interceptor in
+// pkg/grpcclient.
+package auth
+
+import (
+	"context"
+
+	"github.com/certflow/certflow/pkg/apierr"
+)
+
+// Metadata keys set by the gateway (and by services calling services).
+const (
+	MetadataAccount = "x-certflow-account"
+	MetadataRole    = "x-certflow-role"
+)
+
+// Role is what a caller may do.
+type Role string
+
+// Roles.
+const (
+	// Customer acts on its own account's resources.
+	Customer Role = "customer"
+	// Reviewer is CA staff: organization and manual review, phone records.
+	Reviewer Role = "reviewer"
+	// System is a service acting on its own (event handlers, sweeps).
+	System Role = "system"
+)
+
+// Principal is who is calling.
+type Principal struct {
+	Account string
+	Role    Role
+}
+
+type ctxKey struct{}
+
+// With returns ctx carrying p.
+func With(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, ctxKey{}, p)
+}
+
+// From returns the principal in ctx, if any.
+func From(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(ctxKey{}).(Principal)
+	return p, ok && p.Account != ""
+}
+
+// Account returns the caller's account or an Unauthenticated error.
+func Account(ctx context.Context) (string, error) {
+	p, ok := From(ctx)
+	if !ok {
+		return "", apierr.New(apierr.Unauthenticated, "UNAUTHENTICATED", "no account on the request; call through the gateway with an API key")
+	}
+	return p.Account, nil
+}
+
+// Require returns the caller's account if it has one of the roles.
+func Require(ctx context.Context, roles ...Role) (Principal, error) {
+	p, ok := From(ctx)
+	if !ok {
+		return Principal{}, apierr.New(apierr.Unauthenticated, "UNAUTHENTICATED", "no account on the request; call through the gateway with an API key")
+	}
+	for _, r := range roles {
+		if p.Role == r {
+			return p, nil
+		}
+	}
+	return Principal{}, apierr.New(apierr.PermissionDenied, "ROLE_REQUIRED", "this method needs the %s role; use an API key that has it", roles[0])
+}

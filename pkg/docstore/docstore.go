@@ -1,0 +1,284 @@
+// Package docstore keeps versioned documents in MongoDB, each with an
+// outbox of pending events written in the same single-document update as
+// the state change (no multi-document transactions needed). A Relay
+// publishes the outbox and clears it.
+package docstore
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/certflow/certflow/pkg/apierr"
+	"github.com/certflow/certflow/pkg/events"
+)
+
+// Record is how a document is stored: the domain value in Doc, and the
+// bookkeeping around it.
+type Record[T any] struct {
+	ID      string `bson:"_id"`
+	Account string `bson:"account"`
+	// Version changes with every write, the relay's included: it guards
+	// concurrent writers.
+	Version int64 `bson:"version"`
+	// Revision changes only when Doc changes: it is the client's etag.
+	Revision int64          `bson:"revision"`
+	Created  time.Time      `bson:"created"`
+	Updated  time.Time      `bson:"updated"`
+	Outbox   []events.Event `bson:"outbox"`
+	Doc      T              `bson:"doc"`
+}
+
+// ErrConflict is returned when a document kept changing under an update.
+var ErrConflict = apierr.New(apierr.Aborted, "CONCURRENT_MODIFICATION", "the resource was changed by another request; read it again and retry")
+
+// Store is one collection of Records.
+type Store[T any] struct {
+	coll  *mongo.Collection
+	kind  string // for messages, e.g. "application"
+	now   func() time.Time
+	kicks func()
+}
+
+// Option configures a Store.
+type Option func(*options_)
+
+type options_ struct {
+	now  func() time.Time
+	kick func()
+}
+
+// WithClock sets the clock used for Created/Updated.
+func WithClock(now func() time.Time) Option { return func(o *options_) { o.now = now } }
+
+// WithKick sets a function called after every write that left events in the
+// outbox, so a relay publishes them at once instead of at its next sweep.
+func WithKick(kick func()) Option { return func(o *options_) { o.kick = kick } }
+
+// New returns a store over coll; kind names the resource in error messages.
+func New[T any](coll *mongo.Collection, kind string, opts ...Option) *Store[T] {
+	o := options_{now: time.Now, kick: func() {}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return &Store[T]{coll: coll, kind: kind, now: o.now, kicks: o.kick}
+}
+
+// Collection returns the underlying collection (for indexes and the relay).
+func (s *Store[T]) Collection() *mongo.Collection { return s.coll }
+
+// EnsureIndexes creates the indexes every store needs: by account and
+// creation time for listing, and on the outbox for the relay's sweep.
+func (s *Store[T]) EnsureIndexes(ctx context.Context, extra ...mongo.IndexModel) error {
+	models := append([]mongo.IndexModel{
+		{Keys: bson.D{{Key: "account", Value: 1}, {Key: "created", Value: -1}}},
+	}, extra...)
+	if _, err := s.coll.Indexes().CreateMany(ctx, models); err != nil {
+		return fmt.Errorf("create indexes on %s: %w", s.coll.Name(), err)
+	}
+	return nil
+}
+
+// NewID returns a random resource id: 20 lower-case base32 characters.
+func NewID() string {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand failed: %v", err))
+	}
+	return encodeID(b[:])
+}
+
+// IDFor derives the id of a resource created with a client's request_id, so
+// that a retried create hits the same _id and finds the first one (AIP-155).
+func IDFor(account, requestID string) string {
+	h := sha256.Sum256([]byte(account + "\x00" + requestID))
+	return encodeID(h[:12])
+}
+
+func encodeID(b []byte) string {
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+}
+
+// Create inserts doc with its first events. If a record with the id exists
+// for the same account, it is returned with created=false (an idempotent
+// retry); for another account the id is taken and AlreadyExists is returned.
+func (s *Store[T]) Create(ctx context.Context, id, account string, doc T, evs ...events.Event) (rec *Record[T], created bool, err error) {
+	now := s.now().UTC()
+	r := &Record[T]{ID: id, Account: account, Version: 1, Revision: 1, Created: now, Updated: now, Outbox: nonNil(evs), Doc: doc}
+	if _, err := s.coll.InsertOne(ctx, r); err != nil {
+		if mongo.IsDuplicateKeyError(err) {
+			existing, gerr := s.Get(ctx, account, id)
+			if gerr != nil {
+				return nil, false, apierr.New(apierr.AlreadyExists, "ALREADY_EXISTS", "%s %s already exists", s.kind, id)
+			}
+			return existing, false, nil
+		}
+		return nil, false, fmt.Errorf("insert %s %s: %w", s.kind, id, err)
+	}
+	if len(evs) > 0 {
+		s.kicks()
+	}
+	return r, true, nil
+}
+
+// Get reads a record by id. A record of another account is NotFound, so
+// names do not leak. account "" reads any account's record (internal use).
+func (s *Store[T]) Get(ctx context.Context, account, id string) (*Record[T], error) {
+	var r Record[T]
+	err := s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&r)
+	if errors.Is(err, mongo.ErrNoDocuments) || (err == nil && account != "" && r.Account != account) {
+		return nil, apierr.NotFoundf(s.kind + " " + id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s %s: %w", s.kind, id, err)
+	}
+	return &r, nil
+}
+
+// Mutation is the decision an update makes: change doc in place and return
+// the events to publish, or return an error to abort without writing.
+// Returning no events and ErrUnchanged skips the write.
+type Mutation[T any] func(doc *T) ([]events.Event, error)
+
+// ErrUnchanged, returned by a Mutation, ends the update without writing (for
+// idempotent no-ops); Update then returns the current record and no error.
+var ErrUnchanged = errors.New("unchanged")
+
+// Update loads the record, lets fn decide, and writes it back if nobody
+// wrote in between; on a race it reloads and decides again.
+func (s *Store[T]) Update(ctx context.Context, account, id string, fn Mutation[T]) (*Record[T], error) {
+	for attempt := 0; attempt < 10; attempt++ {
+		r, err := s.updateOnce(ctx, account, id, fn)
+		if err != errRace {
+			return r, err
+		}
+		if err := sleepCtx(ctx, time.Duration(attempt+1)*5*time.Millisecond); err != nil {
+			return nil, err
+		}
+	}
+	return nil, ErrConflict
+}
+
+var errRace = errors.New("version changed")
+
+func (s *Store[T]) updateOnce(ctx context.Context, account, id string, fn Mutation[T]) (*Record[T], error) {
+	unlock := lockDoc(s.coll, id)
+	defer unlock()
+	r, err := s.Get(ctx, account, id)
+	if err != nil {
+		return nil, err
+	}
+	evs, err := fn(&r.Doc)
+	if errors.Is(err, ErrUnchanged) {
+		return r, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	prev := r.Version
+	r.Version++
+	r.Revision++
+	r.Updated = s.now().UTC()
+	r.Outbox = append(r.Outbox, evs...)
+	// The version filter is what guards concurrent writers on MongoDB;
+	// lockDoc adds the guarantee FerretDB lacks (see lock.go).
+	err = s.coll.FindOneAndUpdate(ctx,
+		bson.D{{Key: "_id", Value: id}, {Key: "version", Value: prev}},
+		bson.D{{Key: "$set", Value: bson.D{
+			{Key: "version", Value: r.Version},
+			{Key: "revision", Value: r.Revision},
+			{Key: "updated", Value: r.Updated},
+			{Key: "outbox", Value: r.Outbox},
+			{Key: "doc", Value: r.Doc},
+		}}}).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, errRace
+	}
+	if err != nil {
+		return nil, fmt.Errorf("write %s %s: %w", s.kind, id, err)
+	}
+	if len(evs) > 0 {
+		s.kicks()
+	}
+	return r, nil
+}
+
+// ListOptions selects a page of an account's records.
+type ListOptions struct {
+	// Filter on fields of Doc, as bson with keys like "doc.state".
+	Filter bson.D
+	Offset int64
+	Limit  int64
+}
+
+// List returns an account's records newest first, and whether more follow.
+func (s *Store[T]) List(ctx context.Context, account string, o ListOptions) ([]*Record[T], bool, error) {
+	filter := bson.D{{Key: "account", Value: account}}
+	filter = append(filter, o.Filter...)
+	return s.find(ctx, filter, o.Offset, o.Limit)
+}
+
+// Find returns records of any account matching filter, oldest first, for
+// internal sweeps (filter keys are full paths, e.g. "doc.state").
+func (s *Store[T]) Find(ctx context.Context, filter bson.D, limit int64) ([]*Record[T], error) {
+	opts := options.Find().SetSort(bson.D{{Key: "created", Value: 1}, {Key: "_id", Value: 1}})
+	if limit > 0 {
+		opts.SetLimit(limit)
+	}
+	cur, err := s.coll.Find(ctx, filter, opts)
+	if err != nil {
+		return nil, fmt.Errorf("find %s: %w", s.kind, err)
+	}
+	var out []*Record[T]
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, fmt.Errorf("find %s: %w", s.kind, err)
+	}
+	return out, nil
+}
+
+func (s *Store[T]) find(ctx context.Context, filter bson.D, offset, limit int64) ([]*Record[T], bool, error) {
+	opts := options.Find().
+		SetSort(bson.D{{Key: "created", Value: -1}, {Key: "_id", Value: -1}}).
+		SetSkip(offset).
+		SetLimit(limit + 1)
+	cur, err := s.coll.Find(ctx, filter, opts)
+	if err != nil {
+		return nil, false, fmt.Errorf("list %s: %w", s.kind, err)
+	}
+	var out []*Record[T]
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, false, fmt.Errorf("list %s: %w", s.kind, err)
+	}
+	more := int64(len(out)) > limit
+	if more {
+		out = out[:limit]
+	}
+	return out, more, nil
+}
+
+func nonNil(evs []events.Event) []events.Event {
+	if evs == nil {
+		return []events.Event{}
+	}
+	return evs
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

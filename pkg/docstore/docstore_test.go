@@ -1,0 +1,148 @@
+package docstore_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/certflow/certflow/pkg/apierr"
+	"github.com/certflow/certflow/pkg/docstore"
+	"github.com/certflow/certflow/pkg/events"
+	"github.com/certflow/certflow/pkg/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+type widget struct {
+	State string
+	Count int
+}
+
+func ev(id string) events.Event {
+	return events.Event{ID: id, Type: "certflow.widget.changed", Source: "//certflow/test", Subject: "widgets/1", Time: time.Now().UTC(), Data: []byte(id)}
+}
+
+func TestCreateGetUpdate(t *testing.T) {
+	db, _ := testenv.Database(t)
+	ctx := context.Background()
+	s := docstore.New[widget](db.Collection("widgets"), "widget")
+
+	rec, created, err := s.Create(ctx, "w1", "acct-a", widget{State: "NEW"}, ev("e1"))
+	if err != nil || !created {
+		t.Fatalf("Create = %v, %v; want created", created, err)
+	}
+	again, created, err := s.Create(ctx, "w1", "acct-a", widget{State: "OTHER"})
+	if err != nil || created || again.Doc.State != "NEW" {
+		t.Fatalf("Create again = %+v, %v, %v; want the first record, not created", again, created, err)
+	}
+	if _, _, err := s.Create(ctx, "w1", "acct-b", widget{}); !errors.Is(err, apierr.ErrAlreadyExists) {
+		t.Fatalf("Create by another account = %v; want AlreadyExists", err)
+	}
+	if _, err := s.Get(ctx, "acct-b", "w1"); !errors.Is(err, apierr.ErrNotFound) {
+		t.Fatalf("Get by another account = %v; want NotFound", err)
+	}
+
+	got, err := s.Update(ctx, "acct-a", "w1", func(w *widget) ([]events.Event, error) {
+		w.State = "DONE"
+		return []events.Event{ev("e2")}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Doc.State != "DONE" || got.Revision != rec.Revision+1 || len(got.Outbox) != 2 {
+		t.Fatalf("Update = %+v; want state DONE, revision+1, two events in outbox", got)
+	}
+
+	refused := errors.New("refused")
+	if _, err := s.Update(ctx, "acct-a", "w1", func(w *widget) ([]events.Event, error) {
+		w.State = "BROKEN"
+		return nil, refused
+	}); !errors.Is(err, refused) {
+		t.Fatalf("Update with refusing mutation = %v; want %v", err, refused)
+	}
+	after, _ := s.Get(ctx, "acct-a", "w1")
+	if after.Doc.State != "DONE" {
+		t.Fatalf("state after refused update = %q; want DONE unchanged", after.Doc.State)
+	}
+}
+
+func TestConcurrentUpdatesLoseNothing(t *testing.T) {
+	db, _ := testenv.Database(t)
+	ctx := context.Background()
+	s := docstore.New[widget](db.Collection("widgets"), "widget")
+	if _, _, err := s.Create(ctx, "w", "a", widget{}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.Update(ctx, "a", "w", func(w *widget) ([]events.Event, error) {
+				w.Count++
+				return nil, nil
+			}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	got, _ := s.Get(ctx, "a", "w")
+	if got.Doc.Count != n {
+		t.Fatalf("Count after %d concurrent increments = %d", n, got.Doc.Count)
+	}
+}
+
+// The relay publishes each outbox event once, in order, with CloudEvents
+// headers, and clears the outbox; a second pass publishes nothing new.
+func TestRelayPublishesOutbox(t *testing.T) {
+	db, _ := testenv.Database(t)
+	conn := testenv.Conn(t, testenv.NATS(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	s := docstore.New[widget](db.Collection("widgets"), "widget")
+	if _, _, err := s.Create(ctx, "w", "a", widget{}, ev("e1"), ev("e2")); err != nil {
+		t.Fatal(err)
+	}
+	relay := docstore.NewRelay(conn, testenv.Logger(t), time.Hour)
+	relay.Watch(s.Collection())
+	if err := relay.Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A crash after publishing but before clearing is a second publish of
+	// the same events: JetStream must drop them.
+	for _, id := range []string{"e1", "e2"} {
+		if err := conn.Publish(ctx, ev(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := relay.Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := s.Get(ctx, "a", "w")
+	if len(rec.Outbox) != 0 {
+		t.Fatalf("outbox after relay = %d events; want 0", len(rec.Outbox))
+	}
+	stream, err := conn.JS.Stream(ctx, events.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := stream.Info(ctx)
+	if info.State.Msgs != 2 {
+		t.Fatalf("stream holds %d messages; want 2 (duplicates dropped)", info.State.Msgs)
+	}
+	msg, err := stream.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg.Header.Get(events.HeaderID) != "e1" || msg.Header.Get(jetstream.MsgIDHeader) != "e1" ||
+		msg.Header.Get(events.HeaderSpecVersion) != "1.0" || msg.Header.Get(events.HeaderContentType) != events.ContentType {
+		t.Fatalf("first message headers = %v; want CloudEvents binary mode for e1", msg.Header)
+	}
+}

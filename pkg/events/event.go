@@ -1,0 +1,71 @@
+// Package events publishes and consumes certflow's lifecycle events on NATS
+// JetStream as CloudEvents in binary mode: ce-* headers, protobuf data, and
+// Nats-Msg-Id equal to ce-id so JetStream drops duplicates.
+package events
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+)
+
+// Stream is the JetStream stream holding every lifecycle event.
+const Stream = "CERTFLOW"
+
+// StreamSubjects is what the stream captures.
+const StreamSubjects = "certflow.>"
+
+// Subjects, one per event type; ce-type is the same string.
+const (
+	OrderCreated            = "certflow.order.created"
+	InstanceBound           = "certflow.instance.bound"
+	InstanceReleased        = "certflow.instance.released"
+	InstanceIssued          = "certflow.instance.issued"
+	ApplicationCreated      = "certflow.application.created"
+	ApplicationSubmitted    = "certflow.application.submitted"
+	ApplicationStateChanged = "certflow.application.state_changed"
+	ApplicationFailed       = "certflow.application.failed"
+	ApplicationWithdrawn    = "certflow.application.withdrawn"
+	ApplicationIssued       = "certflow.application.issued"
+	DomainVerified          = "certflow.domain.verified"
+	DomainFailed            = "certflow.domain.failed"
+	ChallengeCancelled      = "certflow.domain.cancelled"
+	CertificateIssued       = "certflow.certificate.issued"
+)
+
+// Event is one lifecycle event as stored in an outbox and sent on the wire.
+// It carries no NATS or Mongo types so domain-side code can build it.
+type Event struct {
+	ID string `bson:"id"`
+	// Type is the subject and the ce-type, one of the constants above.
+	Type string `bson:"type"`
+	// Source is the ce-source, for example //certflow/application.
+	Source string `bson:"source"`
+	// Subject is the ce-subject: the resource the event is about.
+	Subject string    `bson:"subject"`
+	Time    time.Time `bson:"time"`
+	// Data is the protobuf-encoded event message.
+	Data []byte `bson:"data"`
+}
+
+// NewID returns a random event id.
+func NewID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand failed: %v", err))
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// New builds an Event from a message; id and time must be the ones already
+// set inside msg (event_id, occurred_at) so the envelope and data agree.
+func New(typ, source, subject, id string, at time.Time, msg proto.Message) (Event, error) {
+	data, err := proto.Marshal(msg)
+	if err != nil {
+		return Event{}, fmt.Errorf("marshal %s: %w", typ, err)
+	}
+	return Event{ID: id, Type: typ, Source: source, Subject: subject, Time: at.UTC(), Data: data}, nil
+}

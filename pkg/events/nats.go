@@ -1,0 +1,185 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// CloudEvents binary-mode header names.
+const (
+	HeaderSpecVersion = "ce-specversion"
+	HeaderID          = "ce-id"
+	HeaderType        = "ce-type"
+	HeaderSource      = "ce-source"
+	HeaderTime        = "ce-time"
+	HeaderSubject     = "ce-subject"
+	HeaderContentType = "content-type"
+	ContentType       = "application/protobuf"
+)
+
+// Conn is a NATS connection with JetStream and the CERTFLOW stream ensured.
+type Conn struct {
+	NC *nats.Conn
+	JS jetstream.JetStream
+}
+
+// Connect connects to url, names the connection, and creates or updates the
+// CERTFLOW stream.
+func Connect(ctx context.Context, url, name string) (*Conn, error) {
+	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:     Stream,
+		Subjects: []string{StreamSubjects},
+		Storage:  jetstream.FileStorage,
+		// Duplicate window: an outbox relay that crashed after publishing and
+		// before clearing republishes within this and is deduplicated.
+		Duplicates: 10 * time.Minute,
+		MaxAge:     30 * 24 * time.Hour,
+	})
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("create stream %s: %w", Stream, err)
+	}
+	return &Conn{NC: nc, JS: js}, nil
+}
+
+// Close drains the connection.
+func (c *Conn) Close() { _ = c.NC.Drain() }
+
+// Publish sends ev to its subject and waits for the JetStream ack.
+func (c *Conn) Publish(ctx context.Context, ev Event) error {
+	msg := ToMsg(ev)
+	if _, err := c.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.ID)); err != nil {
+		return fmt.Errorf("publish %s %s: %w", ev.Type, ev.ID, err)
+	}
+	return nil
+}
+
+// ToMsg renders ev as a CloudEvents binary-mode NATS message.
+func ToMsg(ev Event) *nats.Msg {
+	msg := nats.NewMsg(ev.Type)
+	msg.Header.Set(HeaderSpecVersion, "1.0")
+	msg.Header.Set(HeaderID, ev.ID)
+	msg.Header.Set(HeaderType, ev.Type)
+	msg.Header.Set(HeaderSource, ev.Source)
+	msg.Header.Set(HeaderTime, ev.Time.UTC().Format(time.RFC3339Nano))
+	msg.Header.Set(HeaderSubject, ev.Subject)
+	msg.Header.Set(HeaderContentType, ContentType)
+	msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
+	msg.Data = ev.Data
+	return msg
+}
+
+// FromMsg reads a CloudEvents binary-mode message.
+func FromMsg(subject string, h nats.Header, data []byte) (Event, error) {
+	if h.Get(HeaderSpecVersion) != "1.0" {
+		return Event{}, errors.New("not a CloudEvent: ce-specversion is not 1.0")
+	}
+	t, err := time.Parse(time.RFC3339Nano, h.Get(HeaderTime))
+	if err != nil {
+		return Event{}, fmt.Errorf("ce-time: %w", err)
+	}
+	return Event{
+		ID:      h.Get(HeaderID),
+		Type:    h.Get(HeaderType),
+		Source:  h.Get(HeaderSource),
+		Subject: h.Get(HeaderSubject),
+		Time:    t,
+		Data:    data,
+	}, nil
+}
+
+// Handler handles one event. Returning an error redelivers it after a delay;
+// returning a Permanent error logs and acknowledges it.
+type Handler func(ctx context.Context, ev Event) error
+
+type permanent struct{ err error }
+
+func (p permanent) Error() string { return p.err.Error() }
+func (p permanent) Unwrap() error { return p.err }
+
+// Permanent marks err as not worth retrying.
+func Permanent(err error) error { return permanent{err} }
+
+// ConsumeOptions configures a durable consumer.
+type ConsumeOptions struct {
+	// Durable is the consumer name, for example "application".
+	Durable  string
+	Subjects []string
+	// RetryDelay is how long a failed event waits before redelivery.
+	RetryDelay time.Duration
+	// MaxDeliver bounds redeliveries (default 50).
+	MaxDeliver int
+	Log        *slog.Logger
+}
+
+// Consume runs a durable pull consumer until ctx is done. Handlers must be
+// idempotent: JetStream delivers at least once.
+func (c *Conn) Consume(ctx context.Context, opts ConsumeOptions, h Handler) error {
+	if opts.RetryDelay == 0 {
+		opts.RetryDelay = time.Second
+	}
+	if opts.MaxDeliver == 0 {
+		opts.MaxDeliver = 50
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	cons, err := c.JS.CreateOrUpdateConsumer(ctx, Stream, jetstream.ConsumerConfig{
+		Durable:        opts.Durable,
+		FilterSubjects: opts.Subjects,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        30 * time.Second,
+		MaxDeliver:     opts.MaxDeliver,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", opts.Durable, err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		ev, err := FromMsg(m.Subject(), m.Headers(), m.Data())
+		if err != nil {
+			log.Error("dropping malformed event", "subject", m.Subject(), "err", err)
+			_ = m.Term()
+			return
+		}
+		if err := h(ctx, ev); err != nil {
+			var p permanent
+			if errors.As(err, &p) {
+				log.Error("event not applied", "type", ev.Type, "id", ev.ID, "err", err)
+				_ = m.Ack()
+				return
+			}
+			meta, _ := m.Metadata()
+			attempt := uint64(0)
+			if meta != nil {
+				attempt = meta.NumDelivered
+			}
+			log.Warn("event failed; will retry", "type", ev.Type, "id", ev.ID, "attempt", attempt, "err", err)
+			_ = m.NakWithDelay(opts.RetryDelay)
+			return
+		}
+		_ = m.Ack()
+	})
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", opts.Durable, err)
+	}
+	<-ctx.Done()
+	cc.Drain()
+	return nil
+}

@@ -1,0 +1,84 @@
+// Package grpcclient dials other certflow services: it passes the caller's
+// principal on as metadata and turns the callee's errors into apierr errors
+// that make sense to this service's own caller.
+package grpcclient
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/certflow/certflow/pkg/apierr"
+	"github.com/certflow/certflow/pkg/auth"
+)
+
+// Dial returns a client connection to target (host:port). Connections are
+// made lazily, so services may start in any order.
+func Dial(target string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	opts = append([]grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithChainUnaryInterceptor(propagate, translate),
+	}, opts...)
+	cc, err := grpc.NewClient(target, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", target, err)
+	}
+	return cc, nil
+}
+
+func propagate(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if p, ok := auth.From(ctx); ok {
+		ctx = metadata.AppendToOutgoingContext(ctx, auth.MetadataAccount, p.Account, auth.MetadataRole, string(p.Role))
+	}
+	return invoker(ctx, method, req, reply, cc, opts...)
+}
+
+func translate(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	err := invoker(ctx, method, req, reply, cc, opts...)
+	if err == nil {
+		return nil
+	}
+	return FromStatus(method, err)
+}
+
+// FromStatus maps a downstream error for this service's caller. Precondition,
+// not-found, conflict and permission errors keep their reason: they are about
+// the caller's own resources. An InvalidArgument from downstream means this
+// service sent something wrong, so its caller sees Internal.
+func FromStatus(method string, err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return fmt.Errorf("call %s: %w", method, err)
+	}
+	reason := ""
+	var meta map[string]string
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			reason, meta = info.Reason, info.Metadata
+		}
+	}
+	var kind apierr.Kind
+	switch st.Code() {
+	case codes.NotFound:
+		kind = apierr.NotFound
+	case codes.FailedPrecondition:
+		kind = apierr.FailedPrecondition
+	case codes.AlreadyExists:
+		kind = apierr.AlreadyExists
+	case codes.Aborted:
+		kind = apierr.Aborted
+	case codes.PermissionDenied:
+		kind = apierr.PermissionDenied
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
+		return apierr.Wrap(err, apierr.Unavailable, "DEPENDENCY_UNAVAILABLE", "a certflow service is unavailable; retry shortly")
+	default:
+		return apierr.Wrap(err, apierr.Internal, "INTERNAL", "internal error calling %s", method)
+	}
+	return &apierr.Error{Kind: kind, Reason: reason, Message: st.Message(), Metadata: meta, Err: err}
+}

@@ -1,0 +1,158 @@
+// Package grpcserver is the one way certflow services serve gRPC: health,
+// reflection, logging, panic recovery, the caller's principal from metadata,
+// apierr errors turned into google.rpc.Status, and a graceful stop that
+// first marks the service NOT_SERVING (as Boulder's server builder does).
+package grpcserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	"github.com/certflow/certflow/pkg/auth"
+)
+
+// Server is a gRPC server with health and reflection.
+type Server struct {
+	GRPC   *grpc.Server
+	health *health.Server
+	lis    net.Listener
+	log    *slog.Logger
+	names  []string
+}
+
+// New listens on addr ("127.0.0.1:0" for a random port) and builds a server.
+func New(log *slog.Logger, addr string, opts ...grpc.ServerOption) (*Server, error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	s := &Server{log: log, lis: lis, health: health.NewServer()}
+	opts = append(opts, grpc.ChainUnaryInterceptor(s.recoverer, s.logger, principal, errorMapper))
+	s.GRPC = grpc.NewServer(opts...)
+	healthpb.RegisterHealthServer(s.GRPC, s.health)
+	reflection.Register(s.GRPC)
+	return s, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.lis.Addr().String() }
+
+// Register adds a service implementation and tracks its health.
+func (s *Server) Register(desc *grpc.ServiceDesc, impl any) {
+	s.GRPC.RegisterService(desc, impl)
+	s.names = append(s.names, desc.ServiceName)
+}
+
+// Serve serves until ctx is done, then marks every service NOT_SERVING,
+// stops accepting calls and waits up to 10s for running ones.
+func (s *Server) Serve(ctx context.Context) error {
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	for _, n := range s.names {
+		s.health.SetServingStatus(n, healthpb.HealthCheckResponse_SERVING)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.GRPC.Serve(s.lis) }()
+	s.log.Info("gRPC serving", "addr", s.Addr(), "services", s.names)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("grpc serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.health.Shutdown()
+	done := make(chan struct{})
+	go func() { s.GRPC.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		s.log.Warn("graceful stop timed out; closing remaining calls")
+		s.GRPC.Stop()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return err
+	}
+	return nil
+}
+
+func (s *Server) recoverer(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic in handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+			err = status.Error(codes.Internal, "internal error; retry later, and report it if it persists")
+		}
+	}()
+	return h(ctx, req)
+}
+
+func (s *Server) logger(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := h(ctx, req)
+	code := status.Code(err)
+	attrs := []any{"method", info.FullMethod, "code", code.String(), "ms", time.Since(start).Milliseconds()}
+	if p, ok := auth.From(ctx); ok {
+		attrs = append(attrs, "account", p.Account)
+	}
+	switch {
+	case err == nil:
+		s.log.Debug("rpc", attrs...)
+	case code == codes.Internal || code == codes.Unknown:
+		s.log.Error("rpc failed", append(attrs, "err", err)...)
+	default:
+		s.log.Info("rpc refused", append(attrs, "err", err)...)
+	}
+	return resp, err
+}
+
+// errorMapper runs innermost so the logger sees the final code but the
+// original error text (logged above) stays server-side.
+func errorMapper(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	resp, err := h(ctx, req)
+	if err != nil {
+		return nil, &mapped{st: Status(err), err: err}
+	}
+	return resp, nil
+}
+
+// mapped carries the client-facing status and the original error (for logs).
+type mapped struct {
+	st  *status.Status
+	err error
+}
+
+func (m *mapped) Error() string              { return m.err.Error() }
+func (m *mapped) GRPCStatus() *status.Status { return m.st }
+func (m *mapped) Unwrap() error              { return m.err }
+
+// principal reads the caller's account and role from metadata.
+func principal(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		acct := first(md.Get(auth.MetadataAccount))
+		role := first(md.Get(auth.MetadataRole))
+		if acct != "" {
+			if role == "" {
+				role = string(auth.Customer)
+			}
+			ctx = auth.With(ctx, auth.Principal{Account: acct, Role: auth.Role(role)})
+		}
+	}
+	return h(ctx, req)
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
