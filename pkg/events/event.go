@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // Stream is the JetStream stream holding every lifecycle event.
@@ -68,4 +70,19 @@ func New(typ, source, subject, id string, at time.Time, msg proto.Message) (Even
 		return Event{}, fmt.Errorf("marshal %s: %w", typ, err)
 	}
 	return Event{ID: id, Type: typ, Source: source, Subject: subject, Time: at.UTC(), Data: data}, nil
+}
+
+// Stamp sets msg's event_id and occurred_at fields (every certflow event
+// has them) and wraps it for an outbox, so envelope and data always agree.
+func Stamp(typ, source, subject string, now time.Time, msg proto.Message) (Event, error) {
+	id := NewID()
+	m := msg.ProtoReflect()
+	fields := m.Descriptor().Fields()
+	idField, atField := fields.ByName("event_id"), fields.ByName("occurred_at")
+	if idField == nil || atField == nil {
+		return Event{}, fmt.Errorf("%s has no event_id or occurred_at field", m.Descriptor().FullName())
+	}
+	m.Set(idField, protoreflect.ValueOfString(id))
+	m.Set(atField, protoreflect.ValueOfMessage(timestamppb.New(now).ProtoReflect()))
+	return New(typ, source, subject, id, now, msg)
 }

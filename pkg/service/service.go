@@ -1,0 +1,150 @@
+// Package service is the plumbing every certflow service shares: it
+// connects to MongoDB and NATS, listens for gRPC, runs the outbox relay and
+// the service's background tasks, and shuts all of it down in order.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/certflow/certflow/pkg/config"
+	"github.com/certflow/certflow/pkg/docstore"
+	"github.com/certflow/certflow/pkg/events"
+	"github.com/certflow/certflow/pkg/grpcserver"
+)
+
+// Config is what every service needs.
+type Config struct {
+	// Name is the service name: order, application, …
+	Name     string
+	GRPCAddr string
+	MongoURI string
+	// Database defaults to certflow_<name>.
+	Database string
+	NATSURL  string
+	Log      *slog.Logger
+	// RelayInterval is the outbox sweep period (default 2s).
+	RelayInterval time.Duration
+}
+
+// Flags registers the common settings on s with defaults for a service
+// whose gRPC port is port.
+func (c *Config) Flags(s *config.Set, name string, port int) {
+	c.Name = name
+	s.String(&c.GRPCAddr, "grpc-addr", "CERTFLOW_GRPC_ADDR", fmt.Sprintf("127.0.0.1:%d", port), "gRPC listen address")
+	s.String(&c.MongoURI, "mongo-uri", "CERTFLOW_MONGO_URI", "mongodb://127.0.0.1:27017/", "MongoDB connection string")
+	s.String(&c.Database, "mongo-database", "CERTFLOW_MONGO_DATABASE", "certflow_"+name, "MongoDB database of this service")
+	s.String(&c.NATSURL, "nats-url", "CERTFLOW_NATS_URL", "nats://127.0.0.1:4222", "NATS server URL")
+}
+
+// Base is a started service's shared parts.
+type Base struct {
+	Log   *slog.Logger
+	Mongo *mongo.Client
+	DB    *mongo.Database
+	NATS  *events.Conn
+	Relay *docstore.Relay
+	GRPC  *grpcserver.Server
+	tasks []func(context.Context) error
+}
+
+// Start connects to MongoDB and NATS and listens for gRPC. Nothing is
+// served until Run.
+func Start(ctx context.Context, cfg Config) (*Base, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	log := cfg.Log.With("service", cfg.Name)
+	if cfg.Database == "" {
+		cfg.Database = "certflow_" + cfg.Name
+	}
+	client, err := mongo.Connect(options.Client().ApplyURI(cfg.MongoURI).SetAppName("certflow-" + cfg.Name))
+	if err != nil {
+		return nil, fmt.Errorf("connect to MongoDB at %s: %w", cfg.MongoURI, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := client.Ping(pctx, nil); err != nil {
+		_ = client.Disconnect(context.Background())
+		return nil, fmt.Errorf("MongoDB at %s does not answer (is it running?): %w", cfg.MongoURI, err)
+	}
+	nc, err := events.Connect(pctx, cfg.NATSURL, "certflow-"+cfg.Name)
+	if err != nil {
+		_ = client.Disconnect(context.Background())
+		return nil, err
+	}
+	srv, err := grpcserver.New(log, cfg.GRPCAddr)
+	if err != nil {
+		nc.Close()
+		_ = client.Disconnect(context.Background())
+		return nil, err
+	}
+	b := &Base{
+		Log:   log,
+		Mongo: client,
+		DB:    client.Database(cfg.Database),
+		NATS:  nc,
+		Relay: docstore.NewRelay(nc, log, cfg.RelayInterval),
+		GRPC:  srv,
+	}
+	b.Go(b.Relay.Run)
+	return b, nil
+}
+
+// Go adds a background task that runs with the service and stops with it.
+func (b *Base) Go(task func(context.Context) error) { b.tasks = append(b.tasks, task) }
+
+// Run serves until ctx is done or a task fails, then stops gRPC gracefully,
+// waits for the tasks and closes the connections.
+func (b *Base) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return b.GRPC.Serve(gctx) })
+	for _, t := range b.tasks {
+		g.Go(func() error { return t(gctx) })
+	}
+	err := g.Wait()
+	b.NATS.Close()
+	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = b.Mongo.Disconnect(cctx)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	b.Log.Info("stopped")
+	return nil
+}
+
+// Main is a service binary's main: it parses the flags registered by setup,
+// builds the service with run, and stops it on SIGINT or SIGTERM.
+func Main(name string, setup func(s *config.Set) func(ctx context.Context, log *slog.Logger) error) {
+	s := config.New(name)
+	var level, format string
+	s.String(&level, "log-level", "CERTFLOW_LOG_LEVEL", "info", "log level: debug, info, warn, error")
+	s.String(&format, "log-format", "CERTFLOW_LOG_FORMAT", "text", "log format: text or json")
+	run := setup(s)
+	if err := s.Parse(os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(2)
+	}
+	log, err := config.Logger(level, format)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, log); err != nil {
+		log.Error("exiting", "service", name, "err", err)
+		os.Exit(1)
+	}
+}

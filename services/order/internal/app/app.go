@@ -1,0 +1,211 @@
+// Package app is the order service's use cases: load, decide with the
+// domain, save with the events to publish.
+package app
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	eventsv1 "github.com/certflow/certflow/gen/go/certflow/events/v1"
+	"github.com/certflow/certflow/pkg/apierr"
+	"github.com/certflow/certflow/pkg/docstore"
+	"github.com/certflow/certflow/pkg/events"
+	"github.com/certflow/certflow/services/order/internal/domain"
+)
+
+const source = "//certflow/order"
+
+// Orders is the order repository.
+type Orders interface {
+	Create(ctx context.Context, id, account string, doc domain.Order, evs ...events.Event) (*docstore.Record[domain.Order], bool, error)
+	Get(ctx context.Context, account, id string) (*docstore.Record[domain.Order], error)
+	Update(ctx context.Context, account, id string, fn docstore.Mutation[domain.Order]) (*docstore.Record[domain.Order], error)
+	List(ctx context.Context, account string, o docstore.ListOptions) ([]*docstore.Record[domain.Order], bool, error)
+}
+
+// App runs the use cases.
+type App struct {
+	orders Orders
+	now    func() time.Time
+}
+
+// New returns the use cases over a repository and a clock.
+func New(orders Orders, now func() time.Time) *App { return &App{orders: orders, now: now} }
+
+// CreateOrder buys instances. With a requestID, a retry returns the first
+// order.
+func (a *App) CreateOrder(ctx context.Context, account, requestID, productID string, quantity, domainCount int) (*docstore.Record[domain.Order], error) {
+	id := docstore.NewID()
+	if requestID != "" {
+		id = docstore.IDFor(account, requestID)
+	}
+	now := a.now()
+	o, err := domain.NewOrder(id, productID, quantity, domainCount, now)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, in := range o.Instances {
+		names = append(names, "instances/"+in.ID)
+	}
+	ev, err := newEvent(events.OrderCreated, "orders/"+id, now, &eventsv1.OrderCreated{
+		Account: account, Order: "orders/" + id, Product: "products/" + productID, Instances: names,
+	})
+	if err != nil {
+		return nil, err
+	}
+	rec, _, err := a.orders.Create(ctx, id, account, o, ev)
+	return rec, err
+}
+
+// GetOrder reads an order.
+func (a *App) GetOrder(ctx context.Context, account, id string) (*docstore.Record[domain.Order], error) {
+	return a.orders.Get(ctx, account, id)
+}
+
+// ListOrders lists orders newest first.
+func (a *App) ListOrders(ctx context.Context, account string, offset, limit int64) ([]*docstore.Record[domain.Order], bool, error) {
+	return a.orders.List(ctx, account, docstore.ListOptions{Offset: offset, Limit: limit})
+}
+
+// InstanceView is an instance with its order's product.
+type InstanceView struct {
+	OrderID string
+	Product domain.Product
+	domain.Instance
+}
+
+// orderOf splits an instance id <order>-<n> into its order id.
+func orderOf(instanceID string) (string, error) {
+	i := strings.LastIndexByte(instanceID, '-')
+	if i <= 0 {
+		return "", apierr.NotFoundf("instance " + instanceID)
+	}
+	return instanceID[:i], nil
+}
+
+// GetInstance reads an instance; account "" is any account (internal).
+func (a *App) GetInstance(ctx context.Context, account, instanceID string) (*InstanceView, error) {
+	orderID, err := orderOf(instanceID)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := a.orders.Get(ctx, account, orderID)
+	if err != nil {
+		if errors.Is(err, apierr.ErrNotFound) {
+			return nil, apierr.NotFoundf("instance " + instanceID)
+		}
+		return nil, err
+	}
+	in, err := rec.Doc.Instance(instanceID)
+	if err != nil {
+		return nil, err
+	}
+	return &InstanceView{OrderID: orderID, Product: rec.Doc.Product(), Instance: *in}, nil
+}
+
+// ListInstances lists an account's instances newest first, optionally of
+// one state. Instances live in their orders, so this reads the account's
+// orders; fine for the hundreds of orders an account has.
+func (a *App) ListInstances(ctx context.Context, account string, state domain.InstanceState, offset, limit int64) ([]InstanceView, bool, error) {
+	var all []InstanceView
+	for off := int64(0); ; off += 500 {
+		recs, more, err := a.orders.List(ctx, account, docstore.ListOptions{Offset: off, Limit: 500})
+		if err != nil {
+			return nil, false, err
+		}
+		for _, r := range recs {
+			for _, in := range r.Doc.Instances {
+				if state == "" || in.State == state {
+					all = append(all, InstanceView{OrderID: r.ID, Product: r.Doc.Product(), Instance: in})
+				}
+			}
+		}
+		if !more {
+			break
+		}
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].CreateTime.After(all[j].CreateTime) })
+	if offset >= int64(len(all)) {
+		return nil, false, nil
+	}
+	end := min(offset+limit, int64(len(all)))
+	return all[offset:end], end < int64(len(all)), nil
+}
+
+// BindInstance moves an instance to APPLYING for app.
+func (a *App) BindInstance(ctx context.Context, account, instanceID, app string) (*InstanceView, error) {
+	return a.transition(ctx, account, instanceID, func(in *domain.Instance, now time.Time) (string, proto.Message, error) {
+		if err := in.Bind(app, now); err != nil {
+			return "", nil, err
+		}
+		return events.InstanceBound, &eventsv1.InstanceBound{Account: account, Instance: "instances/" + instanceID, Application: app}, nil
+	})
+}
+
+// ReleaseInstance returns an instance bound to app to PENDING_APPLICATION.
+func (a *App) ReleaseInstance(ctx context.Context, account, instanceID, app string) (*InstanceView, error) {
+	return a.transition(ctx, account, instanceID, func(in *domain.Instance, now time.Time) (string, proto.Message, error) {
+		if err := in.Release(app, now); err != nil {
+			return "", nil, err
+		}
+		return events.InstanceReleased, &eventsv1.InstanceReleased{Account: account, Instance: "instances/" + instanceID, Application: app}, nil
+	})
+}
+
+// MarkInstanceIssued records the certificate of an instance bound to app.
+func (a *App) MarkInstanceIssued(ctx context.Context, account, instanceID, app, cert string) (*InstanceView, error) {
+	return a.transition(ctx, account, instanceID, func(in *domain.Instance, now time.Time) (string, proto.Message, error) {
+		if err := in.MarkIssued(app, cert, now); err != nil {
+			return "", nil, err
+		}
+		return events.InstanceIssued, &eventsv1.InstanceIssued{Account: account, Instance: "instances/" + instanceID, Application: app, Certificate: cert}, nil
+	})
+}
+
+type decide func(in *domain.Instance, now time.Time) (string, proto.Message, error)
+
+func (a *App) transition(ctx context.Context, account, instanceID string, fn decide) (*InstanceView, error) {
+	orderID, err := orderOf(instanceID)
+	if err != nil {
+		return nil, err
+	}
+	var view InstanceView
+	_, err = a.orders.Update(ctx, account, orderID, func(o *domain.Order) ([]events.Event, error) {
+		in, err := o.Instance(instanceID)
+		if err != nil {
+			return nil, err
+		}
+		now := a.now()
+		typ, msg, err := fn(in, now)
+		view = InstanceView{OrderID: orderID, Product: o.Product(), Instance: *in}
+		if errors.Is(err, domain.ErrNoChange) {
+			return nil, docstore.ErrUnchanged
+		}
+		if err != nil {
+			return nil, err
+		}
+		view.Instance = *in
+		ev, err := newEvent(typ, "instances/"+instanceID, now, msg)
+		if err != nil {
+			return nil, err
+		}
+		return []events.Event{ev}, nil
+	})
+	if errors.Is(err, apierr.ErrNotFound) {
+		return nil, apierr.NotFoundf("instance " + instanceID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &view, nil
+}
+
+func newEvent(typ, subject string, now time.Time, msg proto.Message) (events.Event, error) {
+	return events.Stamp(typ, source, subject, now, msg)
+}

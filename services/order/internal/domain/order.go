@@ -1,0 +1,141 @@
+package domain
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/certflow/certflow/pkg/apierr"
+)
+
+// InstanceState is where a purchased instance is in its life.
+type InstanceState string
+
+// Instance states (DESIGN.md: PENDING_APPLICATION → APPLYING → ISSUED →
+// EXPIRED / REVOKED; a withdrawn application returns its instance to
+// PENDING_APPLICATION).
+const (
+	PendingApplication InstanceState = "PENDING_APPLICATION"
+	Applying           InstanceState = "APPLYING"
+	Issued             InstanceState = "ISSUED"
+	Expired            InstanceState = "EXPIRED"
+	Revoked            InstanceState = "REVOKED"
+)
+
+// MaxQuantity bounds instances per order.
+const MaxQuantity = 100
+
+// Order is a purchase; its instances live inside it so that buying them and
+// every later state change is one atomic document write.
+type Order struct {
+	ProductID   string
+	Quantity    int
+	DomainCount int
+	Instances   []Instance
+	CreateTime  time.Time
+}
+
+// Instance is a purchased certificate slot.
+type Instance struct {
+	ID                  string
+	State               InstanceState
+	MaxDomains          int
+	Application         string
+	Certificate         string
+	CreateTime          time.Time
+	UpdateTime          time.Time
+	SubscriptionEndTime time.Time
+}
+
+// NewOrder validates a purchase and makes its instances, named
+// <orderID>-<n>.
+func NewOrder(orderID, productID string, quantity, domainCount int, now time.Time) (Order, error) {
+	p, ok := FindProduct(productID)
+	if !ok {
+		return Order{}, apierr.Invalid("order.product", "UNKNOWN_PRODUCT", "product %q does not exist; list products with GET /v1/products", productID)
+	}
+	if quantity < 1 || quantity > MaxQuantity {
+		return Order{}, apierr.Invalid("order.quantity", "INVALID_QUANTITY", "quantity must be between 1 and %d, got %d", MaxQuantity, quantity)
+	}
+	maxDomains := p.MaxDomains
+	switch {
+	case p.Type == Multi:
+		if domainCount < p.MinDomains || domainCount > p.MaxDomains {
+			return Order{}, apierr.Invalid("order.domain_count", "INVALID_DOMAIN_COUNT",
+				"a multi-domain product needs domain_count between %d and %d, got %d", p.MinDomains, p.MaxDomains, domainCount)
+		}
+		maxDomains = domainCount
+	case domainCount != 0:
+		return Order{}, apierr.Invalid("order.domain_count", "INVALID_DOMAIN_COUNT",
+			"domain_count applies only to multi-domain products; leave it out for %s", p.ID)
+	}
+	now = now.UTC()
+	o := Order{ProductID: p.ID, Quantity: quantity, DomainCount: domainCount, CreateTime: now}
+	for i := 1; i <= quantity; i++ {
+		o.Instances = append(o.Instances, Instance{
+			ID:                  fmt.Sprintf("%s-%d", orderID, i),
+			State:               PendingApplication,
+			MaxDomains:          maxDomains,
+			CreateTime:          now,
+			UpdateTime:          now,
+			SubscriptionEndTime: now.AddDate(p.Years, 0, 0),
+		})
+	}
+	return o, nil
+}
+
+// Product returns the order's product.
+func (o *Order) Product() Product {
+	p, _ := FindProduct(o.ProductID)
+	return p
+}
+
+// Instance returns the instance with id.
+func (o *Order) Instance(id string) (*Instance, error) {
+	for i := range o.Instances {
+		if o.Instances[i].ID == id {
+			return &o.Instances[i], nil
+		}
+	}
+	return nil, apierr.NotFoundf("instance " + id)
+}
+
+// ErrNoChange reports a transition that is already done (idempotent retry).
+var ErrNoChange = fmt.Errorf("no change")
+
+// Bind moves a PENDING_APPLICATION instance to APPLYING for app.
+func (in *Instance) Bind(app string, now time.Time) error {
+	switch {
+	case in.State == Applying && in.Application == app:
+		return ErrNoChange
+	case in.State != PendingApplication:
+		return apierr.New(apierr.FailedPrecondition, "INSTANCE_NOT_AVAILABLE",
+			"instance %s is %s, not PENDING_APPLICATION; use an unused instance (GET /v1/instances?filter=state=PENDING_APPLICATION)", in.ID, in.State).
+			WithMeta("state", string(in.State))
+	case !now.Before(in.SubscriptionEndTime):
+		return apierr.New(apierr.FailedPrecondition, "SUBSCRIPTION_ENDED", "instance %s's subscription ended on %s; buy a new one", in.ID, in.SubscriptionEndTime.Format(time.DateOnly))
+	}
+	in.State, in.Application, in.UpdateTime = Applying, app, now.UTC()
+	return nil
+}
+
+// Release returns an instance bound to app to PENDING_APPLICATION.
+func (in *Instance) Release(app string, now time.Time) error {
+	if in.State != Applying || in.Application != app {
+		return ErrNoChange
+	}
+	in.State, in.Application, in.UpdateTime = PendingApplication, "", now.UTC()
+	return nil
+}
+
+// MarkIssued records the certificate issued for app.
+func (in *Instance) MarkIssued(app, cert string, now time.Time) error {
+	switch {
+	case in.State == Issued && in.Application == app && in.Certificate == cert:
+		return ErrNoChange
+	case in.State != Applying || in.Application != app:
+		return apierr.New(apierr.FailedPrecondition, "INSTANCE_NOT_APPLYING",
+			"instance %s is %s for %q, not APPLYING for %s", in.ID, in.State, in.Application, app)
+	}
+	in.State, in.Certificate, in.UpdateTime = Issued, cert, now.UTC()
+	return nil
+}
