@@ -1,0 +1,83 @@
+// Package certpolicy holds the CA/Browser Forum Baseline Requirements limits
+// (v2.2.x, with the schedule of ballot SC-081) that depend on the issuance date.
+//
+// A "day" is 86,400 seconds, as the Baseline Requirements define it, so every
+// duration here is a whole multiple of 24h regardless of time zones or leap
+// seconds.
+package certpolicy
+
+import "time"
+
+const day = 24 * time.Hour
+
+// OrganizationValidationReuse is how long validated subject identity
+// information (organization details) may be reused: 398 days.
+const OrganizationValidationReuse = 398 * day
+
+// MaxTokenLifetime is the longest a random value used for domain control
+// validation may be used after it was generated: 30 days.
+const MaxTokenLifetime = 30 * day
+
+// step is one line of the SC-081 schedule: the rules in force from "from".
+type step struct {
+	from        time.Time
+	validity    time.Duration
+	dcvReuse    time.Duration
+	versionName string
+}
+
+// schedule is ordered by date, newest first, so the first step whose start is
+// not after t is the one in force.
+var schedule = []step{
+	{date(2029, time.March, 15), 47 * day, 10 * day, "BR-2.2/SC-081-2029-03-15"},
+	{date(2027, time.March, 15), 100 * day, 100 * day, "BR-2.2/SC-081-2027-03-15"},
+	{date(2026, time.March, 15), 200 * day, 200 * day, "BR-2.2/SC-081-2026-03-15"},
+	{time.Time{}, 398 * day, 398 * day, "BR-2.2/pre-SC-081"},
+}
+
+func date(y int, m time.Month, d int) time.Time {
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+func rulesAt(t time.Time) step {
+	for _, s := range schedule {
+		if !t.Before(s.from) {
+			return s
+		}
+	}
+	// Unreachable: the last step starts at the zero time, and times before
+	// it still get the oldest (most lenient) rules.
+	return schedule[len(schedule)-1]
+}
+
+// MaxValidity is the longest TLS certificate validity allowed for a
+// certificate issued at t: 398 days before 2026-03-15, 200 days from
+// 2026-03-15, 100 days from 2027-03-15 and 47 days from 2029-03-15 (all at
+// 00:00 UTC).
+//
+// The validity period is inclusive of both NotBefore and NotAfter (RFC 5280),
+// so a certificate of validity v has NotAfter = NotBefore + v - 1s.
+func MaxValidity(t time.Time) time.Duration {
+	return rulesAt(t).validity
+}
+
+// DefaultValidity is the validity certflow issues unless asked otherwise: one
+// day under MaxValidity, so that clock skew or rounding can never push a
+// default certificate over the limit.
+func DefaultValidity(t time.Time) time.Duration {
+	return MaxValidity(t) - day
+}
+
+// DomainValidationReuse is how long a completed domain validation may be
+// reused for a certificate issued at t: 398 days before 2026-03-15, 200 days
+// from 2026-03-15, 100 days from 2027-03-15 and 10 days from 2029-03-15.
+func DomainValidationReuse(t time.Time) time.Duration {
+	return rulesAt(t).dcvReuse
+}
+
+// Version names the rule set in force at t, for recording with each
+// validation and certificate so that later audits know which limits applied,
+// e.g. "BR-2.2/SC-081-2026-03-15".
+func Version(t time.Time) string {
+	return rulesAt(t).versionName
+}

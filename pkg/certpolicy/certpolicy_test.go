@@ -1,0 +1,69 @@
+package certpolicy
+
+import (
+	"testing"
+	"time"
+)
+
+func TestSchedule(t *testing.T) {
+	const d = 24 * time.Hour
+	sc081 := time.Date(2026, time.March, 15, 0, 0, 0, 0, time.UTC)
+	step2 := time.Date(2027, time.March, 15, 0, 0, 0, 0, time.UTC)
+	step3 := time.Date(2029, time.March, 15, 0, 0, 0, 0, time.UTC)
+	// The same instant in another zone must give the same answer: the
+	// dates are 00:00 UTC, not local midnight.
+	tokyo := time.FixedZone("JST", 9*3600)
+
+	tests := []struct {
+		name     string
+		t        time.Time
+		validity time.Duration
+		dcv      time.Duration
+		version  string
+	}{
+		{"long before", time.Date(2020, time.January, 1, 0, 0, 0, 0, time.UTC), 398 * d, 398 * d, "BR-2.2/pre-SC-081"},
+		{"zero time", time.Time{}, 398 * d, 398 * d, "BR-2.2/pre-SC-081"},
+		{"1ns before 2026-03-15", sc081.Add(-time.Nanosecond), 398 * d, 398 * d, "BR-2.2/pre-SC-081"},
+		{"at 2026-03-15", sc081, 200 * d, 200 * d, "BR-2.2/SC-081-2026-03-15"},
+		{"at 2026-03-15 in JST", sc081.In(tokyo), 200 * d, 200 * d, "BR-2.2/SC-081-2026-03-15"},
+		{"2026-03-15 00:00 JST is still before", time.Date(2026, time.March, 15, 0, 0, 0, 0, tokyo), 398 * d, 398 * d, "BR-2.2/pre-SC-081"},
+		{"late 2026", time.Date(2026, time.November, 21, 12, 0, 0, 0, time.UTC), 200 * d, 200 * d, "BR-2.2/SC-081-2026-03-15"},
+		{"1ns before 2027-03-15", step2.Add(-time.Nanosecond), 200 * d, 200 * d, "BR-2.2/SC-081-2026-03-15"},
+		{"at 2027-03-15", step2, 100 * d, 100 * d, "BR-2.2/SC-081-2027-03-15"},
+		{"1ns before 2029-03-15", step3.Add(-time.Nanosecond), 100 * d, 100 * d, "BR-2.2/SC-081-2027-03-15"},
+		{"at 2029-03-15", step3, 47 * d, 10 * d, "BR-2.2/SC-081-2029-03-15"},
+		{"far future", time.Date(2100, time.January, 1, 0, 0, 0, 0, time.UTC), 47 * d, 10 * d, "BR-2.2/SC-081-2029-03-15"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := MaxValidity(tc.t); got != tc.validity {
+				t.Errorf("MaxValidity(%v) = %v; want %v", tc.t, got, tc.validity)
+			}
+			if got, want := DefaultValidity(tc.t), tc.validity-d; got != want {
+				t.Errorf("DefaultValidity(%v) = %v; want %v", tc.t, got, want)
+			}
+			if got := DomainValidationReuse(tc.t); got != tc.dcv {
+				t.Errorf("DomainValidationReuse(%v) = %v; want %v", tc.t, got, tc.dcv)
+			}
+			if got := Version(tc.t); got != tc.version {
+				t.Errorf("Version(%v) = %q; want %q", tc.t, got, tc.version)
+			}
+		})
+	}
+}
+
+func TestDefaultValidityLate2026(t *testing.T) {
+	now := time.Date(2026, time.November, 21, 0, 0, 0, 0, time.UTC)
+	if got, want := DefaultValidity(now), 199*24*time.Hour; got != want {
+		t.Errorf("DefaultValidity(%v) = %v; want %v", now, got, want)
+	}
+}
+
+func TestConstants(t *testing.T) {
+	if got, want := OrganizationValidationReuse, 398*24*time.Hour; got != want {
+		t.Errorf("OrganizationValidationReuse = %v; want %v", got, want)
+	}
+	if got, want := MaxTokenLifetime, 30*24*time.Hour; got != want {
+		t.Errorf("MaxTokenLifetime = %v; want %v", got, want)
+	}
+}

@@ -1,0 +1,222 @@
+// Package app is the issuance service's use cases: sign a certificate for an
+// application (making the key when asked), and serve it for download.
+package app
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	eventsv1 "github.com/certflow/certflow/gen/go/certflow/events/v1"
+	"github.com/certflow/certflow/pkg/apierr"
+	"github.com/certflow/certflow/pkg/certpolicy"
+	"github.com/certflow/certflow/pkg/csr"
+	"github.com/certflow/certflow/pkg/docstore"
+	"github.com/certflow/certflow/pkg/domainname"
+	"github.com/certflow/certflow/pkg/events"
+	"github.com/certflow/certflow/services/issuance/internal/ca"
+	"github.com/certflow/certflow/services/issuance/internal/domain"
+)
+
+const source = "//certflow/issuance"
+
+// Certificates is the certificate repository.
+type Certificates interface {
+	Create(ctx context.Context, id, account string, doc domain.Certificate, evs ...events.Event) (*docstore.Record[domain.Certificate], bool, error)
+	Get(ctx context.Context, account, id string) (*docstore.Record[domain.Certificate], error)
+	List(ctx context.Context, account string, o docstore.ListOptions) ([]*docstore.Record[domain.Certificate], bool, error)
+}
+
+// Sealer encrypts private keys at rest.
+type Sealer interface {
+	Seal(key crypto.Signer, owner string) ([]byte, error)
+	Open(sealed []byte, owner string) (crypto.Signer, error)
+}
+
+// App runs the use cases.
+type App struct {
+	certs    Certificates
+	ca       *ca.Authority
+	sealer   Sealer
+	now      func() time.Time
+	validity time.Duration
+}
+
+// New returns the use cases. validity 0 means certpolicy.DefaultValidity at
+// the time of issue; a larger one than the ballot SC-081 maximum is refused
+// at issue time.
+func New(certs Certificates, authority *ca.Authority, sealer Sealer, now func() time.Time, validity time.Duration) *App {
+	return &App{certs: certs, ca: authority, sealer: sealer, now: now, validity: validity}
+}
+
+// IssueRequest is what to sign.
+type IssueRequest struct {
+	RequestID    string
+	Application  string
+	Domains      []string
+	CSR          string
+	KeyAlgorithm csr.KeyAlgorithm
+}
+
+// Issue signs a certificate; the same request id returns the same one.
+func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*docstore.Record[domain.Certificate], error) {
+	if req.RequestID == "" {
+		return nil, apierr.Invalid("request_id", "MISSING_FIELD", "request_id is required")
+	}
+	id := docstore.IDFor(account, req.RequestID)
+	if rec, err := a.certs.Get(ctx, account, id); err == nil {
+		return rec, nil
+	} else if !errors.Is(err, apierr.ErrNotFound) {
+		return nil, err
+	}
+	domains, err := domainname.NormalizeList(req.Domains)
+	if err != nil {
+		return nil, apierr.Invalid("domains", "INVALID_DOMAIN", "%v", err)
+	}
+	if len(domains) == 0 {
+		return nil, apierr.Invalid("domains", "MISSING_FIELD", "at least one domain is required")
+	}
+	name := "certificates/" + id
+	var (
+		pub    crypto.PublicKey
+		sealed []byte
+		alg    csr.KeyAlgorithm
+	)
+	if strings.TrimSpace(req.CSR) != "" {
+		cr, err := csr.Check(req.CSR, domains)
+		if err != nil {
+			return nil, apierr.Invalid("csr", csrReason(err), "%v", err)
+		}
+		pub = cr.PublicKey
+	} else {
+		alg = req.KeyAlgorithm
+		if alg == "" {
+			alg = csr.ECDSAP256
+		}
+		key, err := csr.GenerateKey(alg)
+		if err != nil {
+			return nil, apierr.Invalid("key_algorithm", "UNSUPPORTED_KEY_ALGORITHM", "%v", err)
+		}
+		// The CSR is built and checked even though we hold the key, so the
+		// automatic path goes through the same checks as a pasted CSR.
+		der, err := csr.Build(key, domains)
+		if err != nil {
+			return nil, fmt.Errorf("build csr: %w", err)
+		}
+		cr, err := csr.Check(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})), domains)
+		if err != nil {
+			return nil, fmt.Errorf("check own csr: %w", err)
+		}
+		pub = cr.PublicKey
+		if sealed, err = a.sealer.Seal(key, name); err != nil {
+			return nil, fmt.Errorf("seal key: %w", err)
+		}
+	}
+	if alg == "" {
+		if alg, err = csr.Algorithm(pub); err != nil {
+			return nil, apierr.Invalid("csr", csrReason(err), "%v", err)
+		}
+	}
+	now := a.now()
+	validity := a.validity
+	if validity == 0 {
+		validity = certpolicy.DefaultValidity(now)
+	}
+	cert, err := a.ca.Sign(ca.LeafRequest{PublicKey: pub, Domains: domains, NotBefore: now, Validity: validity})
+	if err != nil {
+		if errors.Is(err, ca.ErrValidity) {
+			return nil, apierr.Wrap(err, apierr.FailedPrecondition, "VALIDITY_NOT_ALLOWED",
+				"the configured validity %s exceeds the %s allowed today (ballot SC-081); lower it", validity, certpolicy.MaxValidity(now))
+		}
+		return nil, fmt.Errorf("sign: %w", err)
+	}
+	fp := sha256.Sum256(cert.Raw)
+	doc := domain.Certificate{
+		Application:     req.Application,
+		RequestID:       req.RequestID,
+		Domains:         domains,
+		SerialHex:       strings.ToUpper(cert.SerialNumber.Text(16)),
+		NotBefore:       cert.NotBefore,
+		NotAfter:        cert.NotAfter,
+		KeyAlgorithm:    string(alg),
+		ServiceHoldsKey: sealed != nil,
+		SealedKey:       sealed,
+		DER:             cert.Raw,
+		Fingerprint:     hex.EncodeToString(fp[:]),
+		Issuer:          cert.Issuer.String(),
+		CreateTime:      now.UTC(),
+	}
+	ev, err := events.Stamp(events.CertificateIssued, source, name, now, &eventsv1.CertificateIssued{
+		Account: account, Certificate: name, Application: req.Application, RequestId: req.RequestID,
+		Domains: domains, SerialNumber: doc.SerialHex,
+		NotBefore: timestamppb.New(cert.NotBefore), NotAfter: timestamppb.New(cert.NotAfter),
+	})
+	if err != nil {
+		return nil, err
+	}
+	// A concurrent retry may have won the insert; Create then returns its
+	// record, and ours (with its key) is dropped.
+	rec, _, err := a.certs.Create(ctx, id, account, doc, ev)
+	return rec, err
+}
+
+// Get reads a certificate of the account.
+func (a *App) Get(ctx context.Context, account, id string) (*docstore.Record[domain.Certificate], error) {
+	return a.certs.Get(ctx, account, id)
+}
+
+// List lists the account's certificates newest first.
+func (a *App) List(ctx context.Context, account string, offset, limit int64) ([]*docstore.Record[domain.Certificate], bool, error) {
+	return a.certs.List(ctx, account, docstore.ListOptions{Offset: offset, Limit: limit})
+}
+
+// Bundle is a certificate and its chain (and key) in PEM.
+type Bundle struct {
+	Certificate string
+	Chain       string
+	FullChain   string
+	PrivateKey  string
+}
+
+// Download returns the PEM bundle of an account's certificate.
+func (a *App) Download(ctx context.Context, account, id string) (*Bundle, error) {
+	rec, err := a.certs.Get(ctx, account, id)
+	if err != nil {
+		return nil, err
+	}
+	leaf := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rec.Doc.DER}))
+	b := &Bundle{Certificate: leaf, Chain: a.ca.ChainPEM(), FullChain: leaf + a.ca.ChainPEM()}
+	if rec.Doc.ServiceHoldsKey {
+		key, err := a.sealer.Open(rec.Doc.SealedKey, "certificates/"+id)
+		if err != nil {
+			return nil, fmt.Errorf("open key of %s: %w", id, err)
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			return nil, fmt.Errorf("encode key: %w", err)
+		}
+		b.PrivateKey = string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	}
+	return b, nil
+}
+
+// CA returns the root and intermediate PEM.
+func (a *App) CA() (root, intermediate string) { return a.ca.RootPEM(), a.ca.ChainPEM() }
+
+func csrReason(err error) string {
+	var e *csr.Error
+	if errors.As(err, &e) {
+		return string(e.Reason)
+	}
+	return "INVALID_CSR"
+}
+

@@ -1,0 +1,143 @@
+// Package grpcapi maps the issuance service's gRPC API to its use cases.
+package grpcapi
+
+import (
+	"context"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	issuancev1 "github.com/certflow/certflow/gen/go/certflow/issuance/v1"
+	"github.com/certflow/certflow/pkg/apierr"
+	"github.com/certflow/certflow/pkg/auth"
+	"github.com/certflow/certflow/pkg/csr"
+	"github.com/certflow/certflow/pkg/docstore"
+	"github.com/certflow/certflow/pkg/page"
+	"github.com/certflow/certflow/pkg/resname"
+	"github.com/certflow/certflow/services/issuance/internal/app"
+	"github.com/certflow/certflow/services/issuance/internal/domain"
+)
+
+// Server implements issuancev1.IssuanceServiceServer.
+type Server struct {
+	issuancev1.UnimplementedIssuanceServiceServer
+	App *app.App
+}
+
+var keyAlgorithms = map[issuancev1.KeyAlgorithm]csr.KeyAlgorithm{
+	issuancev1.KeyAlgorithm_KEY_ALGORITHM_UNSPECIFIED: "",
+	issuancev1.KeyAlgorithm_KEY_ALGORITHM_ECDSA_P256:  csr.ECDSAP256,
+	issuancev1.KeyAlgorithm_KEY_ALGORITHM_ECDSA_P384:  csr.ECDSAP384,
+	issuancev1.KeyAlgorithm_KEY_ALGORITHM_RSA_2048:    csr.RSA2048,
+	issuancev1.KeyAlgorithm_KEY_ALGORITHM_RSA_4096:    csr.RSA4096,
+}
+
+// IssueCertificate is internal: the application service asks for a
+// certificate once every check passed.
+func (s *Server) IssueCertificate(ctx context.Context, req *issuancev1.IssueCertificateRequest) (*issuancev1.Certificate, error) {
+	acct, err := auth.Account(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := resname.ID("application", "applications", req.GetApplication()); err != nil {
+		return nil, err
+	}
+	alg, ok := keyAlgorithms[req.GetKeyAlgorithm()]
+	if !ok {
+		return nil, apierr.Invalid("key_algorithm", "UNSUPPORTED_KEY_ALGORITHM", "key_algorithm %v is not supported", req.GetKeyAlgorithm())
+	}
+	rec, err := s.App.Issue(ctx, acct, app.IssueRequest{
+		RequestID: req.GetRequestId(), Application: req.GetApplication(), Domains: req.GetDomains(), CSR: req.GetCsr(), KeyAlgorithm: alg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return certPB(rec), nil
+}
+
+// GetCertificate reads a certificate's details.
+func (s *Server) GetCertificate(ctx context.Context, req *issuancev1.GetCertificateRequest) (*issuancev1.Certificate, error) {
+	acct, id, err := target(ctx, req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	rec, err := s.App.Get(ctx, acct, id)
+	if err != nil {
+		return nil, err
+	}
+	return certPB(rec), nil
+}
+
+// ListCertificates lists certificates newest first.
+func (s *Server) ListCertificates(ctx context.Context, req *issuancev1.ListCertificatesRequest) (*issuancev1.ListCertificatesResponse, error) {
+	acct, err := auth.Account(ctx)
+	if err != nil {
+		return nil, err
+	}
+	size, err := page.Size(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	offset, err := page.Offset("", req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	recs, more, err := s.App.List(ctx, acct, offset, size)
+	if err != nil {
+		return nil, err
+	}
+	resp := &issuancev1.ListCertificatesResponse{}
+	for _, r := range recs {
+		resp.Certificates = append(resp.Certificates, certPB(r))
+	}
+	if more {
+		resp.NextPageToken = page.Token("", offset+size)
+	}
+	return resp, nil
+}
+
+// DownloadCertificate returns the PEM bundle.
+func (s *Server) DownloadCertificate(ctx context.Context, req *issuancev1.DownloadCertificateRequest) (*issuancev1.CertificateBundle, error) {
+	acct, id, err := target(ctx, req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	b, err := s.App.Download(ctx, acct, id)
+	if err != nil {
+		return nil, err
+	}
+	return &issuancev1.CertificateBundle{
+		Name: req.GetName(), CertificatePem: b.Certificate, ChainPem: b.Chain, FullChainPem: b.FullChain, PrivateKeyPem: b.PrivateKey,
+	}, nil
+}
+
+// GetCaCertificates returns the CA certificates; they are public.
+func (s *Server) GetCaCertificates(ctx context.Context, req *issuancev1.GetCaCertificatesRequest) (*issuancev1.GetCaCertificatesResponse, error) {
+	root, inter := s.App.CA()
+	return &issuancev1.GetCaCertificatesResponse{RootPem: root, IntermediatePem: inter}, nil
+}
+
+func target(ctx context.Context, name string) (string, string, error) {
+	acct, err := auth.Account(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	id, err := resname.ID("name", "certificates", name)
+	return acct, id, err
+}
+
+func certPB(r *docstore.Record[domain.Certificate]) *issuancev1.Certificate {
+	d := r.Doc
+	return &issuancev1.Certificate{
+		Name:              resname.Name("certificates", r.ID),
+		Application:       d.Application,
+		Domains:           d.Domains,
+		SerialNumber:      d.SerialHex,
+		NotBefore:         timestamppb.New(d.NotBefore),
+		NotAfter:          timestamppb.New(d.NotAfter),
+		KeyAlgorithm:      d.KeyAlgorithm,
+		ServiceHoldsKey:   d.ServiceHoldsKey,
+		Sha256Fingerprint: d.Fingerprint,
+		Issuer:            d.Issuer,
+		CreateTime:        timestamppb.New(d.CreateTime),
+	}
+}
