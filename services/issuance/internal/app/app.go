@@ -219,4 +219,3 @@ func csrReason(err error) string {
 	}
 	return "INVALID_CSR"
 }
-

@@ -1,0 +1,27 @@
+// Command verification serves the verification service: domain control
+// validation by DNS TXT and HTTP file.
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/certflow/certflow/pkg/config"
+	"github.com/certflow/certflow/pkg/service"
+	verification "github.com/certflow/certflow/services/verification/service"
+)
+
+func main() {
+	service.Main("verification", func(s *config.Set) func(context.Context, *slog.Logger) error {
+		var cfg verification.Config
+		cfg.Flags(s)
+		return func(ctx context.Context, log *slog.Logger) error {
+			cfg.Log = log
+			svc, err := verification.New(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			return svc.Run(ctx)
+		}
+	})
+}

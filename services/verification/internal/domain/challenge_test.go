@@ -1,0 +1,86 @@
+package domain
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/certflow/certflow/pkg/apierr"
+)
+
+var (
+	now    = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	policy = Policy{Lifetime: 7 * 24 * time.Hour, RetryInitial: 10 * time.Second, RetryMax: 10 * time.Minute, HTTPPort: 80}
+)
+
+func TestNewChallenge(t *testing.T) {
+	tests := []struct {
+		name       string
+		method     Method
+		wantReason string
+		wantRecord string
+		wantURL    string
+	}{
+		{"www.example.com", DNSTXT, "", "_certflow-challenge.www.example.com", ""},
+		{"*.example.com", DNSTXT, "", "_certflow-challenge.example.com", ""},
+		{"www.example.com", HTTPFile, "", "", "http://www.example.com/.well-known/pki-validation/c1.txt"},
+		{"*.example.com", HTTPFile, "WILDCARD_NEEDS_DNS", "", ""},
+		{"www.example.com", "EMAIL", "UNSUPPORTED_METHOD", "", ""},
+		{"exa mple.com", DNSTXT, "INVALID_DOMAIN", "", ""},
+	}
+	for _, tt := range tests {
+		c, err := NewChallenge("c1", "applications/a", 1, tt.name, tt.method, policy, now)
+		if got := apierr.ReasonOf(err); got != tt.wantReason {
+			t.Errorf("NewChallenge(%q, %s) reason = %q; want %q", tt.name, tt.method, got, tt.wantReason)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		if c.RecordName != tt.wantRecord || c.URL() != tt.wantURL || len(c.Token) != 43 || c.State != Pending {
+			t.Errorf("NewChallenge(%q, %s) = record %q url %q token %q; want record %q url %q and a 43-char token",
+				tt.name, tt.method, c.RecordName, c.URL(), c.Token, tt.wantRecord, tt.wantURL)
+		}
+	}
+}
+
+func TestLifetimeCappedAt30Days(t *testing.T) {
+	c, _ := NewChallenge("c", "applications/a", 1, "example.com", DNSTXT, Policy{Lifetime: 90 * 24 * time.Hour, RetryInitial: time.Second, RetryMax: time.Minute}, now)
+	if got := c.ExpireTime.Sub(now); got != 30*24*time.Hour {
+		t.Fatalf("lifetime = %v; want capped at 30 days (BR random value reuse)", got)
+	}
+}
+
+func TestRetryBackoffAndExpiry(t *testing.T) {
+	c, _ := NewChallenge("c", "applications/a", 1, "example.com", DNSTXT, policy, now)
+	notYet := errors.New("no TXT record")
+	at := now
+	var delays []time.Duration
+	for range 8 {
+		if out := c.RecordCheck(notYet, policy, at); out != StillPending {
+			t.Fatalf("RecordCheck = %v; want StillPending", out)
+		}
+		delays = append(delays, c.NextCheckTime.Sub(at))
+		at = c.NextCheckTime
+	}
+	want := []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second, 160 * time.Second, 320 * time.Second, 10 * time.Minute, 10 * time.Minute}
+	for i := range want {
+		if delays[i] != want[i] {
+			t.Fatalf("retry delays = %v; want %v", delays, want)
+		}
+	}
+	if out := c.RecordCheck(notYet, policy, c.ExpireTime); out != BecameFailed || c.State != Failed {
+		t.Fatalf("check at expiry = %v, state %s; want BecameFailed", out, c.State)
+	}
+	if out := c.RecordCheck(nil, policy, c.ExpireTime); out != NotPending {
+		t.Fatalf("check after failure = %v; want NotPending", out)
+	}
+
+	ok, _ := NewChallenge("c", "applications/a", 1, "example.com", DNSTXT, policy, now)
+	if out := ok.RecordCheck(nil, policy, now); out != BecameVerified || ok.VerifyTime != now {
+		t.Fatalf("successful check = %v at %v; want BecameVerified at %v", out, ok.VerifyTime, now)
+	}
+	if ok.Cancel(now) {
+		t.Fatalf("Cancel of a verified challenge succeeded")
+	}
+}

@@ -1,0 +1,186 @@
+// Package grpcapi maps the verification service's gRPC API to its use cases.
+package grpcapi
+
+import (
+	"context"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	verificationv1 "github.com/certflow/certflow/gen/go/certflow/verification/v1"
+	"github.com/certflow/certflow/pkg/apierr"
+	"github.com/certflow/certflow/pkg/auth"
+	"github.com/certflow/certflow/pkg/docstore"
+	"github.com/certflow/certflow/pkg/filter"
+	"github.com/certflow/certflow/pkg/page"
+	"github.com/certflow/certflow/pkg/resname"
+	"github.com/certflow/certflow/services/verification/internal/app"
+	"github.com/certflow/certflow/services/verification/internal/domain"
+)
+
+// Server implements verificationv1.VerificationServiceServer.
+type Server struct {
+	verificationv1.UnimplementedVerificationServiceServer
+	App *app.App
+}
+
+var methods = map[verificationv1.ValidationMethod]domain.Method{
+	verificationv1.ValidationMethod_VALIDATION_METHOD_DNS_TXT:   domain.DNSTXT,
+	verificationv1.ValidationMethod_VALIDATION_METHOD_HTTP_FILE: domain.HTTPFile,
+}
+
+// CreateChallenges is internal: the application service asks on submit.
+func (s *Server) CreateChallenges(ctx context.Context, req *verificationv1.CreateChallengesRequest) (*verificationv1.CreateChallengesResponse, error) {
+	acct, err := auth.Account(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := resname.ID("application", "applications", req.GetApplication()); err != nil {
+		return nil, err
+	}
+	if req.GetAttempt() < 1 {
+		return nil, apierr.Invalid("attempt", "INVALID_ATTEMPT", "attempt must be 1 or more")
+	}
+	m, ok := methods[req.GetMethod()]
+	if !ok {
+		return nil, apierr.Invalid("method", "UNSUPPORTED_METHOD", "method must be DNS_TXT or HTTP_FILE")
+	}
+	recs, err := s.App.Create(ctx, acct, req.GetApplication(), int(req.GetAttempt()), req.GetDomains(), m)
+	if err != nil {
+		return nil, err
+	}
+	resp := &verificationv1.CreateChallengesResponse{}
+	for _, r := range recs {
+		resp.Challenges = append(resp.Challenges, ChallengePB(r))
+	}
+	return resp, nil
+}
+
+// CancelChallenges is internal: the application service asks on withdraw.
+func (s *Server) CancelChallenges(ctx context.Context, req *verificationv1.CancelChallengesRequest) (*verificationv1.CancelChallengesResponse, error) {
+	acct, err := auth.Account(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := resname.ID("application", "applications", req.GetApplication()); err != nil {
+		return nil, err
+	}
+	recs, err := s.App.Cancel(ctx, acct, req.GetApplication())
+	if err != nil {
+		return nil, err
+	}
+	resp := &verificationv1.CancelChallengesResponse{}
+	for _, r := range recs {
+		resp.Challenges = append(resp.Challenges, ChallengePB(r))
+	}
+	return resp, nil
+}
+
+// GetChallenge reads a challenge.
+func (s *Server) GetChallenge(ctx context.Context, req *verificationv1.GetChallengeRequest) (*verificationv1.Challenge, error) {
+	acct, id, err := target(ctx, req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	rec, err := s.App.Get(ctx, acct, id)
+	if err != nil {
+		return nil, err
+	}
+	return ChallengePB(rec), nil
+}
+
+// CheckChallenge checks a challenge now.
+func (s *Server) CheckChallenge(ctx context.Context, req *verificationv1.CheckChallengeRequest) (*verificationv1.Challenge, error) {
+	acct, id, err := target(ctx, req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	rec, err := s.App.CheckNow(ctx, acct, id)
+	if err != nil {
+		return nil, err
+	}
+	return ChallengePB(rec), nil
+}
+
+// ListChallenges lists challenges; filter on application and state.
+func (s *Server) ListChallenges(ctx context.Context, req *verificationv1.ListChallengesRequest) (*verificationv1.ListChallengesResponse, error) {
+	acct, err := auth.Account(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f, err := filter.Parse(req.GetFilter(), "application", "state")
+	if err != nil {
+		return nil, apierr.Invalid("filter", "INVALID_FILTER", "%v", err)
+	}
+	state := domain.State(f["state"])
+	switch state {
+	case "", domain.Pending, domain.Verified, domain.Failed, domain.Cancelled:
+	default:
+		return nil, apierr.Invalid("filter", "INVALID_FILTER", "unknown state %q; use PENDING, VERIFIED, FAILED or CANCELLED", state)
+	}
+	size, err := page.Size(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	offset, err := page.Offset(req.GetFilter(), req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	recs, more, err := s.App.List(ctx, acct, f["application"], state, offset, size)
+	if err != nil {
+		return nil, err
+	}
+	resp := &verificationv1.ListChallengesResponse{}
+	for _, r := range recs {
+		resp.Challenges = append(resp.Challenges, ChallengePB(r))
+	}
+	if more {
+		resp.NextPageToken = page.Token(req.GetFilter(), offset+size)
+	}
+	return resp, nil
+}
+
+func target(ctx context.Context, name string) (string, string, error) {
+	acct, err := auth.Account(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	id, err := resname.ID("name", "challenges", name)
+	return acct, id, err
+}
+
+func ts(t interface{ IsZero() bool }, pb *timestamppb.Timestamp) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return pb
+}
+
+// ChallengePB renders a challenge with what the customer must publish.
+func ChallengePB(r *docstore.Record[domain.Challenge]) *verificationv1.Challenge {
+	c := r.Doc
+	pb := &verificationv1.Challenge{
+		Name:          resname.Name("challenges", r.ID),
+		Application:   c.Application,
+		Attempt:       int32(c.Attempt),
+		Domain:        c.Domain,
+		State:         verificationv1.Challenge_State(verificationv1.Challenge_State_value[string(c.State)]),
+		CreateTime:    timestamppb.New(c.CreateTime),
+		ExpireTime:    timestamppb.New(c.ExpireTime),
+		VerifyTime:    ts(c.VerifyTime, timestamppb.New(c.VerifyTime)),
+		CheckCount:    int32(c.CheckCount),
+		LastCheckTime: ts(c.LastCheckTime, timestamppb.New(c.LastCheckTime)),
+		LastError:     c.LastError,
+	}
+	if c.State == domain.Pending {
+		pb.NextCheckTime = timestamppb.New(c.NextCheckTime)
+	}
+	switch c.Method {
+	case domain.DNSTXT:
+		pb.Method = verificationv1.ValidationMethod_VALIDATION_METHOD_DNS_TXT
+		pb.DnsRecordName, pb.DnsRecordType, pb.DnsRecordValue = c.RecordName, "TXT", c.Token
+	case domain.HTTPFile:
+		pb.Method = verificationv1.ValidationMethod_VALIDATION_METHOD_HTTP_FILE
+		pb.HttpUrl, pb.HttpContent = c.URL(), c.Token
+	}
+	return pb
+}

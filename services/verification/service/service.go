@@ -1,0 +1,112 @@
+// Package service assembles the verification service: the challenge store,
+// the DNS and HTTP provers, the check worker and the gRPC API.
+package service
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	verificationv1 "github.com/certflow/certflow/gen/go/certflow/verification/v1"
+	"github.com/certflow/certflow/pkg/config"
+	"github.com/certflow/certflow/pkg/docstore"
+	"github.com/certflow/certflow/pkg/service"
+	"github.com/certflow/certflow/services/verification/internal/app"
+	"github.com/certflow/certflow/services/verification/internal/dcv"
+	"github.com/certflow/certflow/services/verification/internal/domain"
+	"github.com/certflow/certflow/services/verification/internal/grpcapi"
+)
+
+// DefaultPort is the verification service's gRPC port in the default run.
+const DefaultPort = 9103
+
+// Config configures the verification service.
+type Config struct {
+	service.Config
+	// DNSServers are the resolvers DCV queries, comma-separated host:port.
+	DNSServers string
+	// HTTPPort is where HTTP proof files are fetched (80 in production).
+	HTTPPort int
+	// AllowPrivateAddresses lets DCV reach loopback and private addresses:
+	// for tests and the local default run only.
+	AllowPrivateAddresses bool
+	ChallengeLifetime     time.Duration
+	RetryInitial          time.Duration
+	RetryMax              time.Duration
+	// SweepInterval is how often due challenges are looked for.
+	SweepInterval time.Duration
+	Now           func() time.Time
+}
+
+// Flags registers the verification settings.
+func (c *Config) Flags(s *config.Set) {
+	c.Config.Flags(s, "verification", DefaultPort)
+	s.String(&c.DNSServers, "dns-servers", "CERTFLOW_DNS_SERVERS", "8.8.8.8:53,1.1.1.1:53", "DNS resolvers for domain validation, comma-separated host:port")
+	s.Int(&c.HTTPPort, "http-port", "CERTFLOW_DCV_HTTP_PORT", 80, "port HTTP proof files are fetched from")
+	s.Bool(&c.AllowPrivateAddresses, "allow-private-addresses", "CERTFLOW_DCV_ALLOW_PRIVATE", false, "let validation reach loopback and private addresses (development only)")
+	s.Duration(&c.ChallengeLifetime, "challenge-lifetime", "CERTFLOW_CHALLENGE_LIFETIME", 7*24*time.Hour, "how long a challenge may be satisfied (at most 30 days)")
+	s.Duration(&c.RetryInitial, "retry-initial", "CERTFLOW_DCV_RETRY_INITIAL", 10*time.Second, "first retry delay of a pending challenge; doubles each time")
+	s.Duration(&c.RetryMax, "retry-max", "CERTFLOW_DCV_RETRY_MAX", 10*time.Minute, "longest retry delay")
+	s.Duration(&c.SweepInterval, "sweep-interval", "CERTFLOW_DCV_SWEEP_INTERVAL", time.Second, "how often due challenges are checked")
+}
+
+// Service is a running verification service.
+type Service struct{ *service.Base }
+
+// New connects and listens; call Run to serve and check.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	cfg.Name = "verification"
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.ChallengeLifetime <= 0 || cfg.RetryInitial <= 0 || cfg.RetryMax < cfg.RetryInitial || cfg.SweepInterval <= 0 {
+		return nil, fmt.Errorf("challenge lifetime, retry and sweep intervals must be positive and retry-max >= retry-initial")
+	}
+	var servers []string
+	for _, s := range strings.Split(cfg.DNSServers, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			servers = append(servers, s)
+		}
+	}
+	resolver, err := dcv.NewResolver(dcv.ResolverOptions{Servers: servers})
+	if err != nil {
+		return nil, fmt.Errorf("dns servers %q: %w", cfg.DNSServers, err)
+	}
+	policy := dcv.AddressPolicy{AllowPrivate: cfg.AllowPrivateAddresses}
+	prover := prover{
+		dns:  dcv.DNSChecker{Resolver: resolver},
+		http: dcv.HTTPChecker{Resolver: resolver, Policy: policy, Port: cfg.HTTPPort},
+	}
+	b, err := service.Start(ctx, cfg.Config)
+	if err != nil {
+		return nil, err
+	}
+	store := docstore.New[domain.Challenge](b.DB.Collection("challenges"), "challenge", docstore.WithClock(cfg.Now), docstore.WithKick(b.Relay.Kick))
+	if err := store.EnsureIndexes(ctx); err != nil {
+		return nil, err
+	}
+	b.Relay.Watch(store.Collection())
+	a := app.New(store, prover, domain.Policy{
+		Lifetime: cfg.ChallengeLifetime, RetryInitial: cfg.RetryInitial, RetryMax: cfg.RetryMax, HTTPPort: cfg.HTTPPort,
+	}, cfg.Now, b.Log)
+	b.GRPC.Register(&verificationv1.VerificationService_ServiceDesc, &grpcapi.Server{App: a})
+	b.Go(func(ctx context.Context) error { return a.RunWorker(ctx, cfg.SweepInterval, 8) })
+	return &Service{b}, nil
+}
+
+// prover dispatches a challenge to the checker of its method.
+type prover struct {
+	dns  dcv.DNSChecker
+	http dcv.HTTPChecker
+}
+
+func (p prover) Prove(ctx context.Context, c *domain.Challenge) error {
+	switch c.Method {
+	case domain.DNSTXT:
+		return p.dns.CheckTXT(ctx, c.RecordName, c.Token)
+	case domain.HTTPFile:
+		return p.http.CheckFile(ctx, c.Domain, c.FilePath, c.Token)
+	}
+	return fmt.Errorf("unknown method %q", c.Method)
+}
