@@ -156,6 +156,12 @@ var ErrUnchanged = errors.New("unchanged")
 // Update loads the record, lets fn decide, and writes it back if nobody
 // wrote in between; on a race it reloads and decides again.
 func (s *Store[T]) Update(ctx context.Context, account, id string, fn Mutation[T]) (*Record[T], error) {
+	return s.UpdateRecord(ctx, account, id, func(r *Record[T]) ([]events.Event, error) { return fn(&r.Doc) })
+}
+
+// UpdateRecord is Update for mutations that need the record's bookkeeping,
+// such as an etag check against Revision.
+func (s *Store[T]) UpdateRecord(ctx context.Context, account, id string, fn func(r *Record[T]) ([]events.Event, error)) (*Record[T], error) {
 	for attempt := 0; attempt < 10; attempt++ {
 		r, err := s.updateOnce(ctx, account, id, fn)
 		if err != errRace {
@@ -170,14 +176,14 @@ func (s *Store[T]) Update(ctx context.Context, account, id string, fn Mutation[T
 
 var errRace = errors.New("version changed")
 
-func (s *Store[T]) updateOnce(ctx context.Context, account, id string, fn Mutation[T]) (*Record[T], error) {
+func (s *Store[T]) updateOnce(ctx context.Context, account, id string, fn func(r *Record[T]) ([]events.Event, error)) (*Record[T], error) {
 	unlock := lockDoc(s.coll, id)
 	defer unlock()
 	r, err := s.Get(ctx, account, id)
 	if err != nil {
 		return nil, err
 	}
-	evs, err := fn(&r.Doc)
+	evs, err := fn(r)
 	if errors.Is(err, ErrUnchanged) {
 		return r, nil
 	}

@@ -1,0 +1,333 @@
+// Package domain holds the application service's rules: the application
+// state machine of DESIGN.md, progress and expected issue times, which
+// names a product may bind, and which details each certificate type needs.
+package domain
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/certflow/certflow/pkg/apierr"
+)
+
+// State is where an application is.
+type State string
+
+// States, with their progress (DESIGN.md, from the seeds).
+const (
+	Draft                           State = "DRAFT"
+	PendingDomainVerification       State = "PENDING_DOMAIN_VERIFICATION"
+	PendingOrganizationVerification State = "PENDING_ORGANIZATION_VERIFICATION"
+	PendingManualReview             State = "PENDING_MANUAL_REVIEW"
+	PendingIssuance                 State = "PENDING_ISSUANCE"
+	Issued                          State = "ISSUED"
+	ValidationFailed                State = "VALIDATION_FAILED"
+	Withdrawn                       State = "WITHDRAWN"
+)
+
+var progress = map[State]int{
+	Draft:                           0,
+	PendingDomainVerification:       40,
+	PendingOrganizationVerification: 70,
+	PendingManualReview:             80,
+	PendingIssuance:                 90,
+	Issued:                          100,
+}
+
+// Progress is the percentage the console shows; failed and withdrawn
+// applications have none (0).
+func (s State) Progress() int { return progress[s] }
+
+// Editable reports whether details may change: never while the CA works on
+// the application (withdraw first, as the seeds say).
+func (s State) Editable() bool { return s == Draft || s == ValidationFailed || s == Withdrawn }
+
+// Level is the product's validation level.
+type Level string
+
+// Levels.
+const (
+	DV Level = "DV"
+	OV Level = "OV"
+	EV Level = "EV"
+)
+
+// DomainType is the product's kind of names.
+type DomainType string
+
+// Domain types.
+const (
+	Single   DomainType = "SINGLE"
+	Multi    DomainType = "MULTI"
+	Wildcard DomainType = "WILDCARD"
+)
+
+// Product is what the instance allows, copied from the order service when
+// the application is created.
+type Product struct {
+	Level      Level
+	Type       DomainType
+	MaxDomains int
+}
+
+// Method is how domain control is proven.
+type Method string
+
+// Methods.
+const (
+	DNSTXT   Method = "DNS_TXT"
+	HTTPFile Method = "HTTP_FILE"
+)
+
+// CSRMode says who makes the key.
+type CSRMode string
+
+// CSR modes.
+const (
+	Automatic CSRMode = "AUTOMATIC"
+	Manual    CSRMode = "MANUAL"
+)
+
+// Actors in the history.
+const (
+	ActorCustomer = "customer"
+	ActorSystem   = "system"
+)
+
+// Applicant is the person applying.
+type Applicant struct {
+	Name     string
+	Phone    string
+	Email    string
+	IDNumber string
+}
+
+// Company is the organization (OV/EV).
+type Company struct {
+	Name           string
+	Type           string
+	Phone          string
+	OrganizationID string
+	Country        string
+	Province       string
+	City           string
+	Address        string
+	ZipCode        string
+}
+
+// Details are what the customer fills in and may edit.
+type Details struct {
+	Domains      []string
+	Method       Method
+	Applicant    Applicant
+	Company      Company
+	CSRMode      CSRMode
+	KeyAlgorithm string
+	CSR          string
+}
+
+// Challenge is what the customer must publish for one name, as the
+// verification service issued it, and whether it passed.
+type Challenge struct {
+	Name        string
+	Domain      string
+	Method      Method
+	State       string
+	RecordName  string
+	RecordType  string
+	RecordValue string
+	HTTPURL     string
+	HTTPContent string
+	ExpireTime  time.Time
+	VerifyTime  time.Time
+}
+
+// HistoryEntry is one step of the timeline.
+type HistoryEntry struct {
+	State State
+	Time  time.Time
+	Actor string
+	Cause string
+}
+
+// Application is a certificate application.
+type Application struct {
+	Instance          string
+	Product           Product
+	Details           Details
+	State             State
+	Attempt           int
+	Challenges        []Challenge
+	FailureCause      string
+	Certificate       string
+	History           []HistoryEntry
+	CreateTime        time.Time
+	SubmitTime        time.Time
+	ExpectedIssueTime time.Time
+}
+
+// New makes a DRAFT after checking the details against the product.
+func New(instance string, p Product, d Details, now time.Time) (Application, error) {
+	d, err := d.Normalize(p)
+	if err != nil {
+		return Application{}, err
+	}
+	now = now.UTC()
+	return Application{
+		Instance: instance, Product: p, Details: d, State: Draft, CreateTime: now,
+		History: []HistoryEntry{{State: Draft, Time: now, Actor: ActorCustomer}},
+	}, nil
+}
+
+func (a *Application) move(to State, actor, cause string, now time.Time) {
+	a.State = to
+	a.History = append(a.History, HistoryEntry{State: to, Time: now.UTC(), Actor: actor, Cause: cause})
+}
+
+// Edit replaces the details of an editable application.
+func (a *Application) Edit(d Details) error {
+	if !a.State.Editable() {
+		return apierr.New(apierr.FailedPrecondition, "APPLICATION_NOT_EDITABLE",
+			"application is %s and cannot be edited; withdraw it first, then edit and resubmit", a.State).WithMeta("state", string(a.State))
+	}
+	d, err := d.Normalize(a.Product)
+	if err != nil {
+		return err
+	}
+	a.Details = d
+	return nil
+}
+
+// CheckSubmittable returns nil if the application may be submitted now.
+func (a *Application) CheckSubmittable() error {
+	switch a.State {
+	case Draft, ValidationFailed, Withdrawn:
+		return nil
+	case Issued:
+		return apierr.New(apierr.FailedPrecondition, "APPLICATION_ALREADY_ISSUED", "application is already issued; download its certificate").WithMeta("state", string(a.State))
+	}
+	return apierr.New(apierr.FailedPrecondition, "APPLICATION_ALREADY_SUBMITTED",
+		"application is already submitted and is %s; wait for it, or withdraw it to change it", a.State).WithMeta("state", string(a.State))
+}
+
+// Submit starts attempt with its challenges.
+func (a *Application) Submit(attempt int, challenges []Challenge, now time.Time) error {
+	if err := a.CheckSubmittable(); err != nil {
+		return err
+	}
+	if attempt != a.Attempt+1 {
+		return apierr.New(apierr.Aborted, "CONCURRENT_SUBMIT", "the application was submitted by another request; read it again")
+	}
+	a.Attempt = attempt
+	a.Challenges = challenges
+	a.FailureCause = ""
+	a.Certificate = ""
+	a.SubmitTime = now.UTC()
+	a.ExpectedIssueTime = ExpectedIssueTime(a.Product.Level, now)
+	a.move(PendingDomainVerification, ActorCustomer, "", now)
+	return nil
+}
+
+// ErrStale is returned for an event about another attempt or a state the
+// application has left: the event changes nothing.
+var ErrStale = fmt.Errorf("event does not apply to the application's current attempt or state")
+
+// DomainVerified records a passed challenge. When every name is verified
+// the application moves on: OV/EV to organization verification, DV to
+// issuance. It returns the new state if the state changed.
+func (a *Application) DomainVerified(attempt int, challenge string, at, now time.Time) (State, error) {
+	if attempt != a.Attempt || a.State != PendingDomainVerification {
+		return "", ErrStale
+	}
+	i := slices.IndexFunc(a.Challenges, func(c Challenge) bool { return c.Name == challenge })
+	if i < 0 {
+		return "", ErrStale
+	}
+	if a.Challenges[i].State == "VERIFIED" {
+		return "", ErrStale
+	}
+	a.Challenges[i].State, a.Challenges[i].VerifyTime = "VERIFIED", at.UTC()
+	for _, c := range a.Challenges {
+		if c.State != "VERIFIED" {
+			return "", nil
+		}
+	}
+	next := PendingIssuance
+	if a.Product.Level != DV {
+		next = PendingOrganizationVerification
+	}
+	a.move(next, ActorSystem, "", now)
+	return next, nil
+}
+
+// DomainFailed fails the application because a challenge failed.
+func (a *Application) DomainFailed(attempt int, challenge, domain, cause string, now time.Time) error {
+	if attempt != a.Attempt || a.State != PendingDomainVerification {
+		return ErrStale
+	}
+	i := slices.IndexFunc(a.Challenges, func(c Challenge) bool { return c.Name == challenge })
+	if i < 0 {
+		return ErrStale
+	}
+	a.Challenges[i].State = "FAILED"
+	return a.Fail(fmt.Sprintf("domain %s was not verified: %s", domain, cause), now)
+}
+
+// Fail moves a pending application to VALIDATION_FAILED with a cause.
+func (a *Application) Fail(cause string, now time.Time) error {
+	switch a.State {
+	case PendingDomainVerification, PendingOrganizationVerification, PendingManualReview, PendingIssuance:
+	default:
+		return ErrStale
+	}
+	a.FailureCause = cause
+	a.move(ValidationFailed, ActorSystem, cause, now)
+	return nil
+}
+
+// Issued records the certificate of the current attempt.
+func (a *Application) Issued(attempt int, certificate string, now time.Time) error {
+	if attempt != a.Attempt || a.State != PendingIssuance {
+		return ErrStale
+	}
+	a.Certificate = certificate
+	a.move(Issued, ActorSystem, "", now)
+	return nil
+}
+
+// Withdraw cancels the application before issuance.
+func (a *Application) Withdraw(now time.Time) error {
+	switch a.State {
+	case Issued:
+		return apierr.New(apierr.FailedPrecondition, "APPLICATION_ALREADY_ISSUED",
+			"an issued application cannot be withdrawn (the seeds: \"you cannot withdraw the certificate request after the certificate is issued\")").WithMeta("state", string(a.State))
+	case Withdrawn:
+		return apierr.New(apierr.FailedPrecondition, "APPLICATION_ALREADY_WITHDRAWN", "application is already withdrawn; edit and submit it to apply again").WithMeta("state", string(a.State))
+	}
+	for i := range a.Challenges {
+		if a.Challenges[i].State == "PENDING" {
+			a.Challenges[i].State = "CANCELLED"
+		}
+	}
+	a.move(Withdrawn, ActorCustomer, "withdrawn by the customer", now)
+	return nil
+}
+
+// ExpectedIssueTime is when the certificate is expected after a submit at
+// t: DV within 2 hours; OV/EV within 5 business days (the seeds say three to
+// five; the later bound is what the customer is promised), weekends skipped.
+func ExpectedIssueTime(l Level, t time.Time) time.Time {
+	t = t.UTC()
+	if l == DV {
+		return t.Add(2 * time.Hour)
+	}
+	days := 0
+	for days < 5 {
+		t = t.AddDate(0, 0, 1)
+		if wd := t.Weekday(); wd != time.Saturday && wd != time.Sunday {
+			days++
+		}
+	}
+	return t
+}

@@ -1,0 +1,210 @@
+package domain
+
+import (
+	"encoding/pem"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/certflow/certflow/pkg/apierr"
+	"github.com/certflow/certflow/pkg/csr"
+)
+
+var (
+	now       = time.Date(2026, 11, 20, 16, 0, 0, 0, time.UTC) // a Friday
+	dvSingle  = Product{Level: DV, Type: Single, MaxDomains: 1}
+	dvMulti3  = Product{Level: DV, Type: Multi, MaxDomains: 3}
+	dvWild    = Product{Level: DV, Type: Wildcard, MaxDomains: 2}
+	ovSingle  = Product{Level: OV, Type: Single, MaxDomains: 1}
+	applicant = Applicant{Name: "Li Lei", Phone: "+86 571 8502 2088", Email: "li@example.com"}
+	company   = Company{Name: "Example Ltd", Type: "enterprise", Phone: "+86 571 1234 5678", OrganizationID: "91330100", Country: "CN", Address: "1 Road", ZipCode: "310000"}
+)
+
+func details(domains ...string) Details { return Details{Domains: domains, Applicant: applicant} }
+
+func TestProgress(t *testing.T) {
+	want := map[State]int{Draft: 0, PendingDomainVerification: 40, PendingOrganizationVerification: 70, PendingManualReview: 80, PendingIssuance: 90, Issued: 100, ValidationFailed: 0, Withdrawn: 0}
+	for s, p := range want {
+		if got := s.Progress(); got != p {
+			t.Errorf("%s.Progress() = %d; want %d", s, got, p)
+		}
+	}
+}
+
+func TestExpectedIssueTime(t *testing.T) {
+	tests := []struct {
+		level Level
+		at    time.Time
+		want  time.Time
+	}{
+		{DV, now, now.Add(2 * time.Hour)},
+		// Friday + 5 business days = next Friday.
+		{OV, now, time.Date(2026, 11, 27, 16, 0, 0, 0, time.UTC)},
+		// Saturday: Monday is the first business day.
+		{EV, time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC), time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)},
+		// Wednesday + 5 = next Wednesday.
+		{OV, time.Date(2026, 11, 18, 9, 0, 0, 0, time.UTC), time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)},
+	}
+	for _, tt := range tests {
+		if got := ExpectedIssueTime(tt.level, tt.at); !got.Equal(tt.want) {
+			t.Errorf("ExpectedIssueTime(%s, %v) = %v; want %v", tt.level, tt.at, got, tt.want)
+		}
+	}
+}
+
+func testCSR(t *testing.T, names ...string) string {
+	t.Helper()
+	key, err := csr.GenerateKey(csr.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := csr.Build(key, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+}
+
+func TestDetailsNormalize(t *testing.T) {
+	good := testCSR(t, "www.example.com")
+	tests := []struct {
+		name    string
+		product Product
+		d       Details
+		reason  string
+	}{
+		{"dv single", dvSingle, details("WWW.Example.com."), ""},
+		{"two names on single", dvSingle, details("a.example.com", "b.example.com"), "DOMAIN_LIMIT_EXCEEDED"},
+		{"wildcard on single", dvSingle, details("*.example.com"), "WILDCARD_NOT_ALLOWED"},
+		{"multi within count", dvMulti3, details("a.example.com", "b.example.com", "c.example.org"), ""},
+		{"multi over count", dvMulti3, details("a.example.com", "b.example.com", "c.example.com", "d.example.com"), "DOMAIN_LIMIT_EXCEEDED"},
+		{"wildcard on multi", dvMulti3, details("*.example.com"), "WILDCARD_NOT_ALLOWED"},
+		{"wildcard with base", dvWild, details("*.example.com", "example.com"), ""},
+		{"wildcard without wildcard", dvWild, details("example.com"), "WILDCARD_REQUIRED"},
+		{"wildcard with other name", dvWild, details("*.example.com", "www.example.org"), "DOMAIN_NOT_COVERED"},
+		{"wildcard by http", dvWild, Details{Domains: []string{"*.example.com"}, Method: HTTPFile, Applicant: applicant}, "WILDCARD_NEEDS_DNS"},
+		{"malformed name", dvSingle, details("exa mple.com"), "INVALID_DOMAIN"},
+		{"public suffix", dvSingle, details("co.uk"), "INVALID_DOMAIN"},
+		{"ip address", dvSingle, details("192.0.2.1"), "INVALID_DOMAIN"},
+		{"duplicates", dvMulti3, details("a.example.com", "A.example.com."), "DUPLICATE_DOMAIN"},
+		{"no names", dvSingle, details(), "MISSING_FIELD"},
+		{"no applicant name", dvSingle, Details{Domains: []string{"example.com"}, Applicant: Applicant{Email: "a@example.com", Phone: "+1 555 0100"}}, "MISSING_FIELD"},
+		{"bad email", dvSingle, Details{Domains: []string{"example.com"}, Applicant: Applicant{Name: "A", Email: "not-an-email", Phone: "+1 555 0100"}}, "INVALID_EMAIL"},
+		{"bad phone", dvSingle, Details{Domains: []string{"example.com"}, Applicant: Applicant{Name: "A", Email: "a@example.com", Phone: "call me"}}, "INVALID_PHONE"},
+		{"ov without company", ovSingle, Details{Domains: []string{"example.com"}, Applicant: Applicant{Name: "A", Email: "a@example.com", Phone: "+1 555 0100", IDNumber: "X1"}}, "MISSING_FIELD"},
+		{"ov without id number", ovSingle, Details{Domains: []string{"example.com"}, Applicant: applicant, Company: company}, "MISSING_FIELD"},
+		{"ov complete", ovSingle, Details{Domains: []string{"example.com"}, Applicant: Applicant{Name: "A", Email: "a@example.com", Phone: "+1 555 0100", IDNumber: "X1"}, Company: company}, ""},
+		{"unknown key algorithm", dvSingle, Details{Domains: []string{"example.com"}, Applicant: applicant, KeyAlgorithm: "RSA-1024"}, "UNSUPPORTED_KEY_ALGORITHM"},
+		{"manual csr ok", dvSingle, Details{Domains: []string{"www.example.com"}, Applicant: applicant, CSRMode: Manual, CSR: good}, ""},
+		{"manual csr other names", dvSingle, Details{Domains: []string{"shop.example.com"}, Applicant: applicant, CSRMode: Manual, CSR: good}, string(csr.ReasonNameMismatch)},
+		{"manual csr missing", dvSingle, Details{Domains: []string{"www.example.com"}, Applicant: applicant, CSRMode: Manual}, "MISSING_FIELD"},
+		{"csr with automatic", dvSingle, Details{Domains: []string{"www.example.com"}, Applicant: applicant, CSR: good}, "CSR_NOT_EXPECTED"},
+	}
+	for _, tt := range tests {
+		got, err := tt.d.Normalize(tt.product)
+		if r := apierr.ReasonOf(err); r != tt.reason {
+			t.Errorf("%s: Normalize = %v (reason %q); want reason %q", tt.name, err, r, tt.reason)
+			continue
+		}
+		if err == nil && (got.Method == "" || got.CSRMode == "") {
+			t.Errorf("%s: Normalize left defaults unset: %+v", tt.name, got)
+		}
+		if err != nil && !errors.Is(err, apierr.ErrInvalidArgument) {
+			t.Errorf("%s: Normalize = %v; want InvalidArgument", tt.name, err)
+		}
+	}
+	got, _ := details("WWW.Example.com.").Normalize(dvSingle)
+	if got.Domains[0] != "www.example.com" || got.Method != DNSTXT || got.CSRMode != Automatic || got.KeyAlgorithm != "ECDSA-P256" {
+		t.Errorf("Normalize defaults = %+v; want www.example.com, DNS_TXT, AUTOMATIC, ECDSA-P256", got)
+	}
+}
+
+func challenges(names ...string) []Challenge {
+	var out []Challenge
+	for _, n := range names {
+		out = append(out, Challenge{Name: "challenges/" + n, Domain: n, State: "PENDING"})
+	}
+	return out
+}
+
+func TestDVLifecycle(t *testing.T) {
+	a, err := New("instances/i-1", dvMulti3, details("a.example.com", "b.example.com"), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Submit(1, challenges("a.example.com", "b.example.com"), now); err != nil {
+		t.Fatal(err)
+	}
+	if a.State != PendingDomainVerification || !a.ExpectedIssueTime.Equal(now.Add(2*time.Hour)) {
+		t.Fatalf("after submit: %s expected %v", a.State, a.ExpectedIssueTime)
+	}
+	if err := a.Submit(2, nil, now); apierr.ReasonOf(err) != "APPLICATION_ALREADY_SUBMITTED" {
+		t.Fatalf("second submit = %v; want APPLICATION_ALREADY_SUBMITTED", err)
+	}
+	if err := a.Edit(details("c.example.com")); apierr.ReasonOf(err) != "APPLICATION_NOT_EDITABLE" {
+		t.Fatalf("edit while pending = %v; want APPLICATION_NOT_EDITABLE", err)
+	}
+	if next, err := a.DomainVerified(1, "challenges/a.example.com", now, now); err != nil || next != "" {
+		t.Fatalf("first domain verified = %q, %v; want still pending", next, err)
+	}
+	if _, err := a.DomainVerified(1, "challenges/a.example.com", now, now); !errors.Is(err, ErrStale) {
+		t.Fatalf("same domain verified twice = %v; want ErrStale", err)
+	}
+	if _, err := a.DomainVerified(0, "challenges/b.example.com", now, now); !errors.Is(err, ErrStale) {
+		t.Fatalf("old attempt's event = %v; want ErrStale", err)
+	}
+	if next, err := a.DomainVerified(1, "challenges/b.example.com", now, now); err != nil || next != PendingIssuance {
+		t.Fatalf("last domain verified = %q, %v; want PENDING_ISSUANCE", next, err)
+	}
+	if err := a.Issued(1, "certificates/c", now); err != nil || a.State != Issued || a.State.Progress() != 100 {
+		t.Fatalf("Issued = %v, state %s", err, a.State)
+	}
+	if err := a.Withdraw(now); apierr.ReasonOf(err) != "APPLICATION_ALREADY_ISSUED" || !errors.Is(err, apierr.ErrFailedPrecondition) {
+		t.Fatalf("withdraw after issue = %v; want FailedPrecondition APPLICATION_ALREADY_ISSUED", err)
+	}
+	var states []State
+	for _, h := range a.History {
+		states = append(states, h.State)
+	}
+	want := []State{Draft, PendingDomainVerification, PendingIssuance, Issued}
+	if len(states) != len(want) {
+		t.Fatalf("history = %v; want %v", states, want)
+	}
+	for i := range want {
+		if states[i] != want[i] {
+			t.Fatalf("history = %v; want %v", states, want)
+		}
+	}
+}
+
+func TestFailureEditResubmit(t *testing.T) {
+	a, _ := New("instances/i-1", dvSingle, details("a.example.com"), now)
+	_ = a.Submit(1, challenges("a.example.com"), now)
+	if err := a.DomainFailed(1, "challenges/a.example.com", "a.example.com", "expired", now); err != nil || a.State != ValidationFailed || a.FailureCause == "" {
+		t.Fatalf("DomainFailed = %v, state %s, cause %q", err, a.State, a.FailureCause)
+	}
+	if err := a.Edit(details("b.example.com")); err != nil {
+		t.Fatalf("edit after failure = %v", err)
+	}
+	if err := a.Submit(2, challenges("b.example.com"), now); err != nil || a.Attempt != 2 || a.FailureCause != "" {
+		t.Fatalf("resubmit = %v, attempt %d, cause %q", err, a.Attempt, a.FailureCause)
+	}
+	if err := a.Withdraw(now); err != nil || a.State != Withdrawn || a.Challenges[0].State != "CANCELLED" {
+		t.Fatalf("withdraw = %v, state %s", err, a.State)
+	}
+	if err := a.Withdraw(now); apierr.ReasonOf(err) != "APPLICATION_ALREADY_WITHDRAWN" {
+		t.Fatalf("withdraw twice = %v", err)
+	}
+}
+
+func TestOVGoesToOrganizationVerification(t *testing.T) {
+	d := Details{Domains: []string{"example.com"}, Applicant: Applicant{Name: "A", Email: "a@example.com", Phone: "+1 555 0100", IDNumber: "X"}, Company: company}
+	a, err := New("instances/i", ovSingle, d, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = a.Submit(1, challenges("example.com"), now)
+	if next, _ := a.DomainVerified(1, "challenges/example.com", now, now); next != PendingOrganizationVerification || a.State.Progress() != 70 {
+		t.Fatalf("OV after domains = %s; want PENDING_ORGANIZATION_VERIFICATION at 70%%", next)
+	}
+}

@@ -1,0 +1,118 @@
+// Package service assembles the application service: the store, clients of
+// the order, verification and issuance services, the event consumers and
+// the gRPC API.
+package service
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc"
+
+	applicationv1 "github.com/certflow/certflow/gen/go/certflow/application/v1"
+	issuancev1 "github.com/certflow/certflow/gen/go/certflow/issuance/v1"
+	orderv1 "github.com/certflow/certflow/gen/go/certflow/order/v1"
+	verificationv1 "github.com/certflow/certflow/gen/go/certflow/verification/v1"
+	"github.com/certflow/certflow/pkg/config"
+	"github.com/certflow/certflow/pkg/docstore"
+	"github.com/certflow/certflow/pkg/events"
+	"github.com/certflow/certflow/pkg/grpcclient"
+	"github.com/certflow/certflow/pkg/service"
+	"github.com/certflow/certflow/services/application/internal/app"
+	"github.com/certflow/certflow/services/application/internal/clients"
+	"github.com/certflow/certflow/services/application/internal/domain"
+	"github.com/certflow/certflow/services/application/internal/grpcapi"
+)
+
+// DefaultPort is the application service's gRPC port in the default run.
+const DefaultPort = 9102
+
+// Config configures the application service.
+type Config struct {
+	service.Config
+	OrderAddr        string
+	VerificationAddr string
+	IssuanceAddr     string
+	// RetryDelay is how long a failed event waits before redelivery.
+	RetryDelay time.Duration
+	Now        func() time.Time
+}
+
+// Flags registers the application settings.
+func (c *Config) Flags(s *config.Set) {
+	c.Config.Flags(s, "application", DefaultPort)
+	s.String(&c.OrderAddr, "order-addr", "CERTFLOW_ORDER_ADDR", "127.0.0.1:9101", "order service gRPC address")
+	s.String(&c.VerificationAddr, "verification-addr", "CERTFLOW_VERIFICATION_ADDR", "127.0.0.1:9103", "verification service gRPC address")
+	s.String(&c.IssuanceAddr, "issuance-addr", "CERTFLOW_ISSUANCE_ADDR", "127.0.0.1:9104", "issuance service gRPC address")
+	s.Duration(&c.RetryDelay, "event-retry-delay", "CERTFLOW_EVENT_RETRY_DELAY", time.Second, "delay before a failed event is retried")
+}
+
+// Service is a running application service.
+type Service struct{ *service.Base }
+
+// New connects and listens; call Run to serve and consume events.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	cfg.Name = "application"
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.RetryDelay <= 0 {
+		cfg.RetryDelay = time.Second
+	}
+	var conns []*grpc.ClientConn
+	dial := func(addr string) (*grpc.ClientConn, error) {
+		cc, err := grpcclient.Dial(addr)
+		if err == nil {
+			conns = append(conns, cc)
+		}
+		return cc, err
+	}
+	oc, err := dial(cfg.OrderAddr)
+	if err != nil {
+		return nil, err
+	}
+	vc, err := dial(cfg.VerificationAddr)
+	if err != nil {
+		return nil, err
+	}
+	ic, err := dial(cfg.IssuanceAddr)
+	if err != nil {
+		return nil, err
+	}
+	b, err := service.Start(ctx, cfg.Config)
+	if err != nil {
+		return nil, err
+	}
+	apps := docstore.New[domain.Application](b.DB.Collection("applications"), "application", docstore.WithClock(cfg.Now), docstore.WithKick(b.Relay.Kick))
+	if err := apps.EnsureIndexes(ctx); err != nil {
+		return nil, err
+	}
+	b.Relay.Watch(apps.Collection())
+	a := app.New(apps,
+		clients.Orders{C: orderv1.NewOrderServiceClient(oc)},
+		clients.Verifier{C: verificationv1.NewVerificationServiceClient(vc)},
+		clients.Issuer{C: issuancev1.NewIssuanceServiceClient(ic)},
+		cfg.Now, b.Log)
+	b.GRPC.Register(&applicationv1.ApplicationService_ServiceDesc, &grpcapi.Server{App: a})
+	// Two consumers so that a slow issuance (an RSA-4096 key) does not hold
+	// up domain events of other applications.
+	for _, c := range []struct {
+		durable  string
+		subjects []string
+	}{
+		{"application", app.ExternalSubjects},
+		{"application-saga", app.SagaSubjects},
+	} {
+		b.Go(func(ctx context.Context) error {
+			return b.NATS.Consume(ctx, events.ConsumeOptions{Durable: c.durable, Subjects: c.subjects, RetryDelay: cfg.RetryDelay, Log: b.Log}, a.HandleEvent)
+		})
+	}
+	b.Go(func(ctx context.Context) error {
+		<-ctx.Done()
+		for _, cc := range conns {
+			_ = cc.Close()
+		}
+		return nil
+	})
+	return &Service{b}, nil
+}
