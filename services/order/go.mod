@@ -1,6 +1,6 @@
 module github.com/certflow/certflow/services/order
 
-go 1.26
+go 1.26.0
 
 require github.com/certflow/certflow v0.0.0
 

@@ -1,0 +1,226 @@
+// Package service is the public JSON gateway: it authenticates API keys,
+// scopes every request to the key's account, maps JSON/HTTP to the
+// services' gRPC APIs with grpc-gateway, and serves the OpenAPI document.
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	applicationv1 "github.com/certflow/certflow/gen/go/certflow/application/v1"
+	issuancev1 "github.com/certflow/certflow/gen/go/certflow/issuance/v1"
+	notificationv1 "github.com/certflow/certflow/gen/go/certflow/notification/v1"
+	orderv1 "github.com/certflow/certflow/gen/go/certflow/order/v1"
+	verificationv1 "github.com/certflow/certflow/gen/go/certflow/verification/v1"
+	"github.com/certflow/certflow/gen/openapi"
+	"github.com/certflow/certflow/pkg/auth"
+	"github.com/certflow/certflow/pkg/config"
+	"github.com/certflow/certflow/services/gateway/internal/apikey"
+)
+
+// DefaultAddr is the gateway's address in the default run.
+const DefaultAddr = "127.0.0.1:8080"
+
+// MaxBodyBytes bounds request bodies (uploads are at most 500 KB, base64).
+const MaxBodyBytes = 2 << 20
+
+// Config configures the gateway.
+type Config struct {
+	Addr             string
+	OrderAddr        string
+	ApplicationAddr  string
+	VerificationAddr string
+	IssuanceAddr     string
+	NotificationAddr string
+	// APIKeysFile lists keys, one per line: `<key> <account> [role]`.
+	APIKeysFile string
+	// APIKeys is the same content inline (tests, the embedded suite).
+	APIKeys string
+	Log     *slog.Logger
+}
+
+// Flags registers the gateway settings.
+func (c *Config) Flags(s *config.Set) {
+	s.String(&c.Addr, "http-addr", "CERTFLOW_HTTP_ADDR", DefaultAddr, "HTTP listen address")
+	s.String(&c.OrderAddr, "order-addr", "CERTFLOW_ORDER_ADDR", "127.0.0.1:9101", "order service gRPC address")
+	s.String(&c.ApplicationAddr, "application-addr", "CERTFLOW_APPLICATION_ADDR", "127.0.0.1:9102", "application service gRPC address")
+	s.String(&c.VerificationAddr, "verification-addr", "CERTFLOW_VERIFICATION_ADDR", "127.0.0.1:9103", "verification service gRPC address")
+	s.String(&c.IssuanceAddr, "issuance-addr", "CERTFLOW_ISSUANCE_ADDR", "127.0.0.1:9104", "issuance service gRPC address")
+	s.String(&c.NotificationAddr, "notification-addr", "CERTFLOW_NOTIFICATION_ADDR", "127.0.0.1:9105", "notification service gRPC address")
+	s.String(&c.APIKeysFile, "api-keys-file", "CERTFLOW_API_KEYS_FILE", "", "file of API keys, one per line: <key> <account> [customer|reviewer]")
+}
+
+// Gateway is a started gateway.
+type Gateway struct {
+	srv   *http.Server
+	lis   net.Listener
+	conns []*grpc.ClientConn
+	log   *slog.Logger
+}
+
+// New builds the gateway and listens; call Run to serve.
+func New(ctx context.Context, cfg Config) (*Gateway, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	keysText := cfg.APIKeys
+	if cfg.APIKeysFile != "" {
+		b, err := os.ReadFile(cfg.APIKeysFile)
+		if err != nil {
+			return nil, fmt.Errorf("read API keys: %w", err)
+		}
+		keysText = string(b)
+	}
+	keys, err := apikey.Parse(strings.NewReader(keysText))
+	if err != nil {
+		return nil, fmt.Errorf("API keys: %w (set -api-keys-file)", err)
+	}
+	mux := runtime.NewServeMux(
+		// Only what the gateway itself vouches for reaches the services:
+		// a client cannot send its own x-certflow-account.
+		runtime.WithIncomingHeaderMatcher(func(string) (string, bool) { return "", false }),
+		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
+		runtime.WithMetadata(func(ctx context.Context, r *http.Request) metadata.MD {
+			p, _ := auth.From(r.Context())
+			return metadata.Pairs(auth.MetadataAccount, p.Account, auth.MetadataRole, string(p.Role))
+		}),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: false},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}),
+	)
+	g := &Gateway{log: cfg.Log.With("service", "gateway")}
+	for _, r := range []struct {
+		addr     string
+		register func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
+	}{
+		{cfg.OrderAddr, orderv1.RegisterOrderServiceHandler},
+		{cfg.ApplicationAddr, applicationv1.RegisterApplicationServiceHandler},
+		{cfg.VerificationAddr, verificationv1.RegisterVerificationServiceHandler},
+		{cfg.IssuanceAddr, issuancev1.RegisterIssuanceServiceHandler},
+		{cfg.NotificationAddr, notificationv1.RegisterNotificationServiceHandler},
+	} {
+		cc, err := grpc.NewClient(r.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			g.close()
+			return nil, fmt.Errorf("dial %s: %w", r.addr, err)
+		}
+		g.conns = append(g.conns, cc)
+		if err := r.register(ctx, mux, cc); err != nil {
+			g.close()
+			return nil, err
+		}
+	}
+	root := http.NewServeMux()
+	root.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openapi.JSON)
+	})
+	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	root.Handle("/", authenticate(keys, mux))
+	g.lis, err = net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		g.close()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	g.srv = &http.Server{
+		Handler:           logRequests(g.log, limitBody(root)),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      120 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	return g, nil
+}
+
+// URL is the gateway's base URL.
+func (g *Gateway) URL() string { return "http://" + g.lis.Addr().String() }
+
+// Run serves until ctx is done, then shuts down gracefully.
+func (g *Gateway) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- g.srv.Serve(g.lis) }()
+	g.log.Info("HTTP gateway serving", "url", g.URL())
+	select {
+	case err := <-errc:
+		g.close()
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := g.srv.Shutdown(sctx)
+	g.close()
+	if e := <-errc; e != nil && !errors.Is(e, http.ErrServerClosed) {
+		return e
+	}
+	return err
+}
+
+func (g *Gateway) close() {
+	for _, cc := range g.conns {
+		_ = cc.Close()
+	}
+}
+
+// authenticate requires a bearer API key and puts its principal in the
+// request context.
+func authenticate(keys *apikey.Keys, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		p, found := keys.Lookup(strings.TrimSpace(token))
+		if !ok || !found {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="certflow"`)
+			writeError(w, http.StatusUnauthorized, 16, "UNAUTHENTICATED", "a valid API key is required: send `Authorization: Bearer <key>`")
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(auth.With(r.Context(), p)))
+	})
+}
+
+// writeError writes the same JSON shape grpc-gateway uses for gRPC errors.
+func writeError(w http.ResponseWriter, status, code int, reason, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"code": code, "message": msg,
+		"details": []any{map[string]any{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason, "domain": "certflow.dev"}},
+	})
+}
+
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		next.ServeHTTP(w, r)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) { s.status = code; s.ResponseWriter.WriteHeader(code) }
+
+func logRequests(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		log.Debug("http", "method", r.Method, "path", r.URL.Path, "status", sw.status, "ms", time.Since(start).Milliseconds())
+	})
+}

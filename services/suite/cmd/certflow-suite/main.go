@@ -1,0 +1,69 @@
+// Command certflow-suite runs the whole of certflow on the embedded default
+// (make run): NATS, FerretDB, a development DNS responder, the five
+// services and the gateway, with data in one folder.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/certflow/certflow/pkg/config"
+	"github.com/certflow/certflow/services/suite/suite"
+)
+
+func main() {
+	var (
+		o      suite.Options
+		level  string
+		dcvWeb int
+	)
+	s := config.New("certflow-suite")
+	s.String(&o.DataDir, "data", "CERTFLOW_DATA", "./var", "data folder (JetStream, database, CA, secrets); kept across restarts")
+	s.String(&o.GatewayAddr, "http-addr", "CERTFLOW_HTTP_ADDR", "127.0.0.1:8080", "gateway listen address")
+	s.String(&o.DevDNSAddr, "dev-dns-addr", "CERTFLOW_DEV_DNS_ADDR", "127.0.0.1:8053", "development DNS responder (UDP/TCP) that domain validation queries")
+	s.String(&o.DevDNSAdminAddr, "dev-dns-admin-addr", "CERTFLOW_DEV_DNS_ADMIN_ADDR", "127.0.0.1:8054", "its admin API, to publish TXT records with curl")
+	s.Int(&dcvWeb, "dcv-http-port", "CERTFLOW_DCV_HTTP_PORT", 8088, "port HTTP proof files are fetched from (names resolve to 127.0.0.1)")
+	s.String(&o.SMTPAddr, "smtp-addr", "CERTFLOW_SMTP_ADDR", "", "SMTP server for notification mail; empty logs mail instead")
+	s.String(&level, "log-level", "CERTFLOW_LOG_LEVEL", "info", "log level")
+	if err := s.Parse(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	o.DCVHTTPPort = dcvWeb
+	log, err := config.Logger(level, "text")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	o.Log = log
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	fmt.Fprintf(os.Stderr, "starting certflow in %s (first start creates the CA) ...\n", o.DataDir)
+	st, err := suite.Start(ctx, o)
+	if err != nil {
+		log.Error("could not start", "err", err)
+		fmt.Fprintln(os.Stderr, "hint: another certflow (or something else) may hold one of the ports; stop it or pass other addresses (-h lists them)")
+		os.Exit(1)
+	}
+	root, _ := filepath.Abs(st.RootCAPath)
+	fmt.Printf(`
+certflow is running.
+  gateway (JSON API):   %s   (OpenAPI: %s/openapi.json)
+  API key (account dev): %s
+  reviewer key:          %s
+  CA root certificate:   %s
+  dev DNS admin API:     http://%s   (publish TXT records here, see README)
+  NATS:                  %s
+Press Ctrl-C to stop; data stays in %s.
+`, st.GatewayURL, st.GatewayURL, st.APIKey, st.ReviewerKey, root, o.DevDNSAdminAddr, st.NATSURL, o.DataDir)
+	if err := st.Run(ctx); err != nil {
+		log.Error("stopped with an error", "err", err)
+		os.Exit(1)
+	}
+	slog.Info("stopped")
+}

@@ -1,0 +1,287 @@
+// Package suite starts the whole of certflow in one process on the embedded
+// default: an embedded NATS server with JetStream, an embedded FerretDB, a
+// development DNS responder, the five services and the gateway, each on its
+// own loopback port and talking real gRPC. The services see only a MongoDB
+// URI and a NATS URL; nothing in them knows it is embedded.
+package suite
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/certflow/certflow/pkg/devdns"
+	"github.com/certflow/certflow/pkg/embedded"
+	"github.com/certflow/certflow/pkg/service"
+	application "github.com/certflow/certflow/services/application/service"
+	gateway "github.com/certflow/certflow/services/gateway/service"
+	issuance "github.com/certflow/certflow/services/issuance/service"
+	notification "github.com/certflow/certflow/services/notification/service"
+	order "github.com/certflow/certflow/services/order/service"
+	verification "github.com/certflow/certflow/services/verification/service"
+)
+
+// Options configure the suite. Zero values give the default run's fixed
+// ports; tests use "127.0.0.1:0" everywhere.
+type Options struct {
+	// DataDir holds everything that must survive a restart: JetStream,
+	// the database files, the CA and the generated secrets.
+	DataDir string
+
+	NATSAddr, MongoAddr                                                 string
+	OrderAddr, ApplicationAddr, VerificationAddr, IssuanceAddr          string
+	NotificationAddr, GatewayAddr                                       string
+	// MongoURI, if set, is used instead of starting FerretDB (a real
+	// MongoDB for tests).
+	MongoURI string
+
+	// DevDNSAddr runs the development DNS responder there (UDP and TCP)
+	// with its admin API at DevDNSAdminAddr; domain validation queries it.
+	// Empty DevDNSAddr means no responder: DNSServers is used instead.
+	DevDNSAddr, DevDNSAdminAddr string
+	DNSServers                  string
+	// DCVHTTPPort is the port HTTP proof files are fetched from.
+	DCVHTTPPort int
+
+	// SMTPAddr sends notification mail through a server; empty logs it.
+	SMTPAddr string
+	// ExtraAPIKeys are more key lines for the gateway (tests).
+	ExtraAPIKeys string
+
+	// DCV retry schedule; defaults suit a person at a terminal.
+	RetryInitial, RetryMax, SweepInterval time.Duration
+	ChallengeLifetime                    time.Duration
+
+	Log *slog.Logger
+	Now func() time.Time
+}
+
+func (o *Options) defaults() {
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	def(&o.NATSAddr, "127.0.0.1:4222")
+	def(&o.MongoAddr, "127.0.0.1:27018")
+	def(&o.OrderAddr, fmt.Sprintf("127.0.0.1:%d", order.DefaultPort))
+	def(&o.ApplicationAddr, fmt.Sprintf("127.0.0.1:%d", application.DefaultPort))
+	def(&o.VerificationAddr, fmt.Sprintf("127.0.0.1:%d", verification.DefaultPort))
+	def(&o.IssuanceAddr, fmt.Sprintf("127.0.0.1:%d", issuance.DefaultPort))
+	def(&o.NotificationAddr, fmt.Sprintf("127.0.0.1:%d", notification.DefaultPort))
+	def(&o.GatewayAddr, gateway.DefaultAddr)
+	if o.DCVHTTPPort == 0 {
+		o.DCVHTTPPort = 80
+	}
+	if o.RetryInitial == 0 {
+		o.RetryInitial = 2 * time.Second
+	}
+	if o.RetryMax == 0 {
+		o.RetryMax = 30 * time.Second
+	}
+	if o.SweepInterval == 0 {
+		o.SweepInterval = time.Second
+	}
+	if o.ChallengeLifetime == 0 {
+		o.ChallengeLifetime = 7 * 24 * time.Hour
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Suite is a started suite.
+type Suite struct {
+	GatewayURL string
+	// APIKey is the development customer key (account "dev"); ReviewerKey
+	// is a key with the reviewer role (account "ca-staff").
+	APIKey, ReviewerKey string
+	RootCAPath          string
+	NATSURL, MongoURI   string
+	DevDNS              *devdns.Server
+	// Service gRPC addresses, for gRPC clients.
+	OrderAddr, ApplicationAddr, VerificationAddr, IssuanceAddr, NotificationAddr string
+
+	runs    []func(context.Context) error
+	closers []func()
+}
+
+// Start starts everything; call Run to serve until the context ends.
+func Start(ctx context.Context, o Options) (s *Suite, err error) {
+	o.defaults()
+	if o.DataDir == "" {
+		return nil, errors.New("a data folder is required")
+	}
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data folder: %w", err)
+	}
+	s = &Suite{}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	secrets := filepath.Join(o.DataDir, "secrets")
+	kek, err := secret(filepath.Join(secrets, "kek"), func() string {
+		return base64.StdEncoding.EncodeToString(random(32))
+	})
+	if err != nil {
+		return nil, err
+	}
+	keys, err := secret(filepath.Join(secrets, "api-keys"), func() string {
+		return fmt.Sprintf("# <key> <account> [role]; generated for the development run\n%s dev customer\n%s ca-staff reviewer\n",
+			"cf_dev_"+hex.EncodeToString(random(16)), "cf_rev_"+hex.EncodeToString(random(16)))
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, line := range strings.Split(keys, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && f[2] == "customer" && s.APIKey == "" {
+			s.APIKey = f[0]
+		}
+		if len(f) == 3 && f[2] == "reviewer" && s.ReviewerKey == "" {
+			s.ReviewerKey = f[0]
+		}
+	}
+
+	nats, err := embedded.StartNATS(o.NATSAddr, filepath.Join(o.DataDir, "nats"))
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, nats.Close)
+	s.NATSURL = nats.URL()
+	s.MongoURI = o.MongoURI
+	if s.MongoURI == "" {
+		db, err := embedded.StartMongo(o.MongoAddr, filepath.Join(o.DataDir, "db"), nil)
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, db.Close)
+		s.MongoURI = db.URI()
+	}
+	dnsServers := o.DNSServers
+	if o.DevDNSAddr != "" {
+		s.DevDNS, err = devdns.Start(ctx, devdns.Options{Addr: o.DevDNSAddr, AdminAddr: o.DevDNSAdminAddr, DefaultA: "127.0.0.1", Logger: o.Log})
+		if err != nil {
+			return nil, fmt.Errorf("development DNS: %w", err)
+		}
+		s.closers = append(s.closers, func() { _ = s.DevDNS.Close() })
+		dnsServers = s.DevDNS.Addr()
+	}
+	if dnsServers == "" {
+		return nil, errors.New("no DNS for domain validation: set DevDNSAddr or DNSServers")
+	}
+
+	base := func(name, addr string) service.Config {
+		return service.Config{Name: name, GRPCAddr: addr, MongoURI: s.MongoURI, NATSURL: s.NATSURL, Log: o.Log}
+	}
+	ord, err := order.New(ctx, order.Config{Config: base("order", o.OrderAddr), Now: o.Now})
+	if err != nil {
+		return nil, fmt.Errorf("order: %w", err)
+	}
+	s.add(ord.Run)
+	ver, err := verification.New(ctx, verification.Config{
+		Config: base("verification", o.VerificationAddr), DNSServers: dnsServers, HTTPPort: o.DCVHTTPPort,
+		// The development run validates names that resolve to this machine.
+		AllowPrivateAddresses: true,
+		ChallengeLifetime:     o.ChallengeLifetime, RetryInitial: o.RetryInitial, RetryMax: o.RetryMax, SweepInterval: o.SweepInterval, Now: o.Now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("verification: %w", err)
+	}
+	s.add(ver.Run)
+	caDir := filepath.Join(o.DataDir, "ca")
+	iss, err := issuance.New(ctx, issuance.Config{Config: base("issuance", o.IssuanceAddr), CADir: caDir, KEK: kek, Now: o.Now})
+	if err != nil {
+		return nil, fmt.Errorf("issuance: %w", err)
+	}
+	s.add(iss.Run)
+	s.RootCAPath = filepath.Join(caDir, "root.pem")
+	not, err := notification.New(ctx, notification.Config{Config: base("notification", o.NotificationAddr), SMTPAddr: o.SMTPAddr, Now: o.Now})
+	if err != nil {
+		return nil, fmt.Errorf("notification: %w", err)
+	}
+	s.add(not.Run)
+	s.OrderAddr, s.VerificationAddr, s.IssuanceAddr, s.NotificationAddr = ord.GRPC.Addr(), ver.GRPC.Addr(), iss.GRPC.Addr(), not.GRPC.Addr()
+	app, err := application.New(ctx, application.Config{
+		Config: base("application", o.ApplicationAddr), OrderAddr: s.OrderAddr, VerificationAddr: s.VerificationAddr, IssuanceAddr: s.IssuanceAddr,
+		RetryDelay: 200 * time.Millisecond, Now: o.Now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("application: %w", err)
+	}
+	s.add(app.Run)
+	s.ApplicationAddr = app.GRPC.Addr()
+	gw, err := gateway.New(ctx, gateway.Config{
+		Addr: o.GatewayAddr, OrderAddr: s.OrderAddr, ApplicationAddr: s.ApplicationAddr, VerificationAddr: s.VerificationAddr,
+		IssuanceAddr: s.IssuanceAddr, NotificationAddr: s.NotificationAddr, APIKeys: keys + "\n" + o.ExtraAPIKeys, Log: o.Log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	s.add(gw.Run)
+	s.GatewayURL = gw.URL()
+	return s, nil
+}
+
+func (s *Suite) add(run func(context.Context) error) { s.runs = append(s.runs, run) }
+
+// Run serves until ctx is done, then stops the services and the embedded
+// servers, in that order.
+func (s *Suite) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, run := range s.runs {
+		g.Go(func() error { return run(gctx) })
+	}
+	err := g.Wait()
+	s.close()
+	return err
+}
+
+func (s *Suite) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
+
+// secret reads a file, or creates it (0600) with make's content.
+func secret(path string, make func() string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return string(b), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	v := make()
+	if err := os.WriteFile(path, []byte(v), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return v, nil
+}
+
+func random(n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("crypto/rand failed: %v", err))
+	}
+	return b
+}
