@@ -38,9 +38,9 @@ type Options struct {
 	// the database files, the CA and the generated secrets.
 	DataDir string
 
-	NATSAddr, MongoAddr                                                 string
-	OrderAddr, ApplicationAddr, VerificationAddr, IssuanceAddr          string
-	NotificationAddr, GatewayAddr                                       string
+	NATSAddr, MongoAddr                                        string
+	OrderAddr, ApplicationAddr, VerificationAddr, IssuanceAddr string
+	NotificationAddr, GatewayAddr                              string
 	// MongoURI, if set, is used instead of starting FerretDB (a real
 	// MongoDB for tests).
 	MongoURI string
@@ -60,7 +60,7 @@ type Options struct {
 
 	// DCV retry schedule; defaults suit a person at a terminal.
 	RetryInitial, RetryMax, SweepInterval time.Duration
-	ChallengeLifetime                    time.Duration
+	ChallengeLifetime                     time.Duration
 
 	Log *slog.Logger
 	Now func() time.Time

@@ -189,4 +189,3 @@ func (a *App) onCertificateIssued(ctx context.Context, m *eventsv1.CertificateIs
 	}
 	return nil
 }
-

@@ -107,7 +107,9 @@ func FromPB(c *verificationv1.Challenge) domain.Challenge {
 }
 
 // Issuer is app.Issuer over gRPC.
-type Issuer struct{ C issuancev1.IssuanceServiceClient }
+type Issuer struct {
+	C issuancev1.IssuanceServiceClient
+}
 
 var keyAlgorithms = map[string]issuancev1.KeyAlgorithm{
 	"":           issuancev1.KeyAlgorithm_KEY_ALGORITHM_UNSPECIFIED,

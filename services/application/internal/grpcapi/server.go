@@ -293,4 +293,3 @@ func toPB(r *app.Record) *applicationv1.Application {
 	}
 	return pb
 }
-
