@@ -71,7 +71,9 @@ bench:
 # The whole suite on the embedded default: NATS, FerretDB, five services and
 # the gateway, data in $(VAR).
 run:
-	cd services/suite && go run ./cmd/certflow-suite -data $(abspath $(VAR))
+	@mkdir -p $(BIN)
+	cd services/suite && go build -o $(BIN)/certflow-suite ./cmd/certflow-suite
+	$(BIN)/certflow-suite -data $(abspath $(VAR))
 
 clean:
 	rm -rf $(BIN) .cache

@@ -76,16 +76,48 @@ func New[T any](coll *mongo.Collection, kind string, opts ...Option) *Store[T] {
 // Collection returns the underlying collection (for indexes and the relay).
 func (s *Store[T]) Collection() *mongo.Collection { return s.coll }
 
-// EnsureIndexes creates the indexes every store needs: by account and
-// creation time for listing, and on the outbox for the relay's sweep.
+// EnsureIndexes creates the indexes every store needs (by account and
+// creation time, for listing) and extra ones. Only missing indexes are
+// created: FerretDB v1 fails on createIndexes for an index that already
+// exists with other keys in the same call, which every restart would hit.
 func (s *Store[T]) EnsureIndexes(ctx context.Context, extra ...mongo.IndexModel) error {
 	models := append([]mongo.IndexModel{
 		{Keys: bson.D{{Key: "account", Value: 1}, {Key: "created", Value: -1}}},
 	}, extra...)
-	if _, err := s.coll.Indexes().CreateMany(ctx, models); err != nil {
-		return fmt.Errorf("create indexes on %s: %w", s.coll.Name(), err)
+	cur, err := s.coll.Indexes().List(ctx)
+	if err != nil {
+		return fmt.Errorf("list indexes of %s: %w", s.coll.Name(), err)
+	}
+	var existing []struct {
+		Name string `bson:"name"`
+	}
+	if err := cur.All(ctx, &existing); err != nil {
+		return fmt.Errorf("list indexes of %s: %w", s.coll.Name(), err)
+	}
+	have := map[string]bool{}
+	for _, ix := range existing {
+		have[ix.Name] = true
+	}
+	for _, m := range models {
+		name := indexName(m.Keys.(bson.D))
+		if have[name] {
+			continue
+		}
+		m.Options = options.Index().SetName(name)
+		if _, err := s.coll.Indexes().CreateOne(ctx, m); err != nil {
+			return fmt.Errorf("create index %s on %s: %w", name, s.coll.Name(), err)
+		}
 	}
 	return nil
+}
+
+// indexName is MongoDB's default name for an index: key_direction pairs.
+func indexName(keys bson.D) string {
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s_%v", k.Key, k.Value))
+	}
+	return strings.Join(parts, "_")
 }
 
 // NewID returns a random resource id: 20 lower-case base32 characters.

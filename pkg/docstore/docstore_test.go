@@ -8,9 +8,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/certflow/certflow/pkg/apierr"
 	"github.com/certflow/certflow/pkg/docstore"
+	"github.com/certflow/certflow/pkg/embedded"
 	"github.com/certflow/certflow/pkg/events"
 	"github.com/certflow/certflow/pkg/testenv"
 )
@@ -144,5 +148,39 @@ func TestRelayPublishesOutbox(t *testing.T) {
 	if msg.Header.Get(events.HeaderID) != "e1" || msg.Header.Get(jetstream.MsgIDHeader) != "e1" ||
 		msg.Header.Get(events.HeaderSpecVersion) != "1.0" || msg.Header.Get(events.HeaderContentType) != events.ContentType {
 		t.Fatalf("first message headers = %v; want CloudEvents binary mode for e1", msg.Header)
+	}
+}
+
+// A service restarts against its existing database: indexes already exist
+// and data survives (the embedded database is file-backed).
+func TestRestartKeepsDataAndIndexes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a database")
+	}
+	dir := t.TempDir()
+	ctx := context.Background()
+	extra := mongo.IndexModel{Keys: bson.D{{Key: "account", Value: 1}, {Key: "doc.state", Value: 1}, {Key: "created", Value: -1}}}
+	for run := 0; run < 2; run++ {
+		srv, err := embedded.StartMongo("127.0.0.1:0", dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		client, err := mongo.Connect(options.Client().ApplyURI(srv.URI()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := docstore.New[widget](client.Database("restart").Collection("widgets"), "widget")
+		if err := s.EnsureIndexes(ctx, extra); err != nil {
+			t.Fatalf("run %d: EnsureIndexes = %v", run, err)
+		}
+		if run == 0 {
+			if _, _, err := s.Create(ctx, "w", "a", widget{State: "KEPT"}); err != nil {
+				t.Fatal(err)
+			}
+		} else if got, err := s.Get(ctx, "a", "w"); err != nil || got.Doc.State != "KEPT" {
+			t.Fatalf("after restart Get = %v, %v; want the record", got, err)
+		}
+		_ = client.Disconnect(ctx)
+		srv.Close()
 	}
 }

@@ -120,7 +120,7 @@ type Suite struct {
 }
 
 // Start starts everything; call Run to serve until the context ends.
-func Start(ctx context.Context, o Options) (s *Suite, err error) {
+func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	o.defaults()
 	if o.DataDir == "" {
 		return nil, errors.New("a data folder is required")
@@ -128,7 +128,7 @@ func Start(ctx context.Context, o Options) (s *Suite, err error) {
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data folder: %w", err)
 	}
-	s = &Suite{}
+	s := &Suite{}
 	defer func() {
 		if err != nil {
 			s.close()
