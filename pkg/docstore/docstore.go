@@ -46,31 +46,46 @@ type Store[T any] struct {
 	coll  *mongo.Collection
 	kind  string // for messages, e.g. "application"
 	now   func() time.Time
-	kicks func()
+	relay *Relay
+	// idOnly writes with a filter on _id alone (see SingleWriter).
+	idOnly bool
 }
 
 // Option configures a Store.
 type Option func(*options_)
 
 type options_ struct {
-	now  func() time.Time
-	kick func()
+	now    func() time.Time
+	relay  *Relay
+	idOnly bool
 }
 
 // WithClock sets the clock used for Created/Updated.
 func WithClock(now func() time.Time) Option { return func(o *options_) { o.now = now } }
 
-// WithKick sets a function called after every write that left events in the
-// outbox, so a relay publishes them at once instead of at its next sweep.
-func WithKick(kick func()) Option { return func(o *options_) { o.kick = kick } }
+// SingleWriter is for databases that cannot guard a write with a version
+// filter cheaply: FerretDB v1's SQLite backend uses its primary key only for
+// a filter that is exactly {_id: …} and scans the collection for anything
+// else. The store then writes by _id alone, relying on the per-document
+// lock of this process (lock.go) after reading the version under it. Only
+// one process may then write a database, which is how the embedded default
+// runs; on MongoDB the version filter is kept and replicas may scale out.
+func SingleWriter() Option { return func(o *options_) { o.idOnly = true } }
+
+// WithRelay has the relay publish events right after each write (and
+// sweep the collection for any it missed).
+func WithRelay(r *Relay) Option { return func(o *options_) { o.relay = r } }
 
 // New returns a store over coll; kind names the resource in error messages.
 func New[T any](coll *mongo.Collection, kind string, opts ...Option) *Store[T] {
-	o := options_{now: time.Now, kick: func() {}}
+	o := options_{now: time.Now}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	return &Store[T]{coll: coll, kind: kind, now: o.now, kicks: o.kick}
+	if o.relay != nil {
+		o.relay.Watch(coll)
+	}
+	return &Store[T]{coll: coll, kind: kind, now: o.now, relay: o.relay, idOnly: o.idOnly}
 }
 
 // Collection returns the underlying collection (for indexes and the relay).
@@ -156,9 +171,7 @@ func (s *Store[T]) Create(ctx context.Context, id, account string, doc T, evs ..
 		}
 		return nil, false, fmt.Errorf("insert %s %s: %w", s.kind, id, err)
 	}
-	if len(evs) > 0 {
-		s.kicks()
-	}
+	s.notify(id, len(evs))
 	return r, true, nil
 }
 
@@ -229,8 +242,11 @@ func (s *Store[T]) updateOnce(ctx context.Context, account, id string, fn func(r
 	r.Outbox = append(r.Outbox, evs...)
 	// The version filter is what guards concurrent writers on MongoDB;
 	// lockDoc adds the guarantee FerretDB lacks (see lock.go).
-	err = s.coll.FindOneAndUpdate(ctx,
-		bson.D{{Key: "_id", Value: id}, {Key: "version", Value: prev}},
+	filter := bson.D{{Key: "_id", Value: id}, {Key: "version", Value: prev}}
+	if s.idOnly {
+		filter = filter[:1] // the version was read under lockDoc
+	}
+	err = s.coll.FindOneAndUpdate(ctx, filter,
 		bson.D{{Key: "$set", Value: bson.D{
 			{Key: "version", Value: r.Version},
 			{Key: "revision", Value: r.Revision},
@@ -244,9 +260,7 @@ func (s *Store[T]) updateOnce(ctx context.Context, account, id string, fn func(r
 	if err != nil {
 		return nil, fmt.Errorf("write %s %s: %w", s.kind, id, err)
 	}
-	if len(evs) > 0 {
-		s.kicks()
-	}
+	s.notify(id, len(evs))
 	return r, nil
 }
 
@@ -301,6 +315,12 @@ func (s *Store[T]) find(ctx context.Context, filter bson.D, offset, limit int64)
 		out = out[:limit]
 	}
 	return out, more, nil
+}
+
+func (s *Store[T]) notify(id string, events int) {
+	if events > 0 && s.relay != nil {
+		s.relay.Notify(s.coll, id)
+	}
 }
 
 func nonNil(evs []events.Event) []events.Event {

@@ -75,30 +75,40 @@ func TestCreateGetUpdate(t *testing.T) {
 }
 
 func TestConcurrentUpdatesLoseNothing(t *testing.T) {
-	db, _ := testenv.Database(t)
-	ctx := context.Background()
-	s := docstore.New[widget](db.Collection("widgets"), "widget")
-	if _, _, err := s.Create(ctx, "w", "a", widget{}); err != nil {
-		t.Fatal(err)
-	}
-	const n = 8
-	var wg sync.WaitGroup
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := s.Update(ctx, "a", "w", func(w *widget) ([]events.Event, error) {
-				w.Count++
-				return nil, nil
-			}); err != nil {
-				t.Error(err)
+	for _, tt := range []struct {
+		name string
+		opts []docstore.Option
+	}{
+		{"version filter", nil},
+		{"single writer", []docstore.Option{docstore.SingleWriter()}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			db, _ := testenv.Database(t)
+			ctx := context.Background()
+			s := docstore.New[widget](db.Collection("widgets"), "widget", tt.opts...)
+			if _, _, err := s.Create(ctx, "w", "a", widget{}); err != nil {
+				t.Fatal(err)
 			}
-		}()
-	}
-	wg.Wait()
-	got, _ := s.Get(ctx, "a", "w")
-	if got.Doc.Count != n {
-		t.Fatalf("Count after %d concurrent increments = %d", n, got.Doc.Count)
+			const n = 8
+			var wg sync.WaitGroup
+			for range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if _, err := s.Update(ctx, "a", "w", func(w *widget) ([]events.Event, error) {
+						w.Count++
+						return nil, nil
+					}); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+			wg.Wait()
+			got, _ := s.Get(ctx, "a", "w")
+			if got.Doc.Count != n {
+				t.Fatalf("Count after %d concurrent increments = %d", n, got.Doc.Count)
+			}
+		})
 	}
 }
 
@@ -182,5 +192,33 @@ func TestRestartKeepsDataAndIndexes(t *testing.T) {
 		}
 		_ = client.Disconnect(ctx)
 		srv.Close()
+	}
+}
+
+// Writes are published at once through Notify, without waiting for a sweep.
+func TestRelayPublishesOnWrite(t *testing.T) {
+	db, _ := testenv.Database(t)
+	conn := testenv.Conn(t, testenv.NATS(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	relay := docstore.NewRelay(conn, testenv.Logger(t), time.Hour) // no sweep after the first
+	s := docstore.New[widget](db.Collection("widgets"), "widget", docstore.WithRelay(relay))
+	testenv.Run(t, relay.Run)
+	if _, _, err := s.Create(ctx, "w", "a", widget{}, ev("c1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update(ctx, "a", "w", func(w *widget) ([]events.Event, error) { return []events.Event{ev("c2")}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	stream, _ := conn.JS.Stream(ctx, events.Stream)
+	for {
+		info, _ := stream.Info(ctx)
+		if info.State.Msgs == 2 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("stream holds %d messages; want 2 published without a sweep", info.State.Msgs)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -20,37 +20,57 @@ type Publisher interface {
 }
 
 // Relay publishes the outboxes of the collections it watches, in order per
-// document, then clears them. It runs at once when kicked and sweeps every
-// interval for outboxes left by a process that died before publishing.
+// document, then clears them. A store tells it which document it just wrote
+// (Notify), and the relay publishes that one by _id at once; a sweep every
+// interval catches outboxes left by a process that died before publishing.
+// Sweeps scan the collection, which the embedded database does slowly, so
+// they are the safety net, not the path events normally take.
 type Relay struct {
 	pub      Publisher
 	log      *slog.Logger
 	interval time.Duration
 
-	mu    sync.Mutex
-	colls []*mongo.Collection
-	kick  chan struct{}
+	mu      sync.Mutex
+	colls   []*mongo.Collection
+	queue   []queued
+	wake    chan struct{}
+	pending map[queued]bool
+
+	singleWriter bool
 }
 
-// NewRelay returns a relay; interval is the sweep period (default 2s).
+type queued struct {
+	coll *mongo.Collection
+	id   string
+}
+
+// NewRelay returns a relay; interval is the sweep period (default 5s).
 func NewRelay(pub Publisher, log *slog.Logger, interval time.Duration) *Relay {
 	if interval <= 0 {
-		interval = 2 * time.Second
+		interval = 5 * time.Second
 	}
-	return &Relay{pub: pub, log: log, interval: interval, kick: make(chan struct{}, 1)}
+	return &Relay{pub: pub, log: log, interval: interval, wake: make(chan struct{}, 1), pending: map[queued]bool{}}
 }
 
-// Watch adds a collection of Records.
+// Watch adds a collection of Records to the sweep.
 func (r *Relay) Watch(coll *mongo.Collection) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.colls = append(r.colls, coll)
 }
 
-// Kick asks for a pass now; it never blocks.
-func (r *Relay) Kick() {
+// Notify asks for the outbox of one document to be published now; it
+// never blocks.
+func (r *Relay) Notify(coll *mongo.Collection, id string) {
+	q := queued{coll, id}
+	r.mu.Lock()
+	if !r.pending[q] {
+		r.pending[q] = true
+		r.queue = append(r.queue, q)
+	}
+	r.mu.Unlock()
 	select {
-	case r.kick <- struct{}{}:
+	case r.wake <- struct{}{}:
 	default:
 	}
 }
@@ -59,15 +79,46 @@ func (r *Relay) Kick() {
 func (r *Relay) Run(ctx context.Context) error {
 	t := time.NewTicker(r.interval)
 	defer t.Stop()
+	sweep := true
 	for {
-		if err := r.Pass(ctx); err != nil && ctx.Err() == nil {
-			r.log.Warn("outbox relay pass failed; will retry", "err", err)
+		if sweep {
+			if err := r.Pass(ctx); err != nil && ctx.Err() == nil {
+				r.log.Warn("outbox sweep failed; will retry", "err", err)
+			}
 		}
+		r.drain(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-		case <-r.kick:
+			sweep = true
+		case <-r.wake:
+			sweep = false
+		}
+	}
+}
+
+// drain publishes the notified documents.
+func (r *Relay) drain(ctx context.Context) {
+	for {
+		r.mu.Lock()
+		if len(r.queue) == 0 {
+			r.mu.Unlock()
+			return
+		}
+		q := r.queue[0]
+		r.queue = r.queue[1:]
+		delete(r.pending, q)
+		r.mu.Unlock()
+		var d pending
+		err := q.coll.FindOne(ctx, bson.D{{Key: "_id", Value: q.id}},
+			options.FindOne().SetProjection(bson.D{{Key: "version", Value: 1}, {Key: "outbox", Value: 1}})).Decode(&d)
+		if err == nil {
+			err = r.publish(ctx, q.coll, d)
+		}
+		if err != nil && ctx.Err() == nil {
+			// The sweep will find it.
+			r.log.Warn("outbox publish failed; the next sweep retries", "id", q.id, "err", err)
 		}
 	}
 }
@@ -108,22 +159,52 @@ func (r *Relay) passCollection(ctx context.Context, c *mongo.Collection) (int, e
 		return 0, fmt.Errorf("read outboxes in %s: %w", c.Name(), err)
 	}
 	for _, d := range docs {
-		for _, ev := range d.Outbox {
-			if err := r.pub.Publish(ctx, ev); err != nil {
-				return 0, err
-			}
-		}
-		// Clear only if nobody wrote since we read; otherwise the next pass
-		// sees the newer outbox and republishes, which JetStream deduplicates
-		// by Nats-Msg-Id.
-		unlock := lockDoc(c, d.ID)
-		_, err := c.UpdateOne(ctx,
-			bson.D{{Key: "_id", Value: d.ID}, {Key: "version", Value: d.Version}},
-			bson.D{{Key: "$set", Value: bson.D{{Key: "outbox", Value: bson.A{}}, {Key: "version", Value: d.Version + 1}}}})
-		unlock()
-		if err != nil {
-			return 0, fmt.Errorf("clear outbox of %s: %w", d.ID, err)
+		if err := r.publish(ctx, c, d); err != nil {
+			return 0, err
 		}
 	}
 	return len(docs), nil
 }
+
+// publish sends one document's outbox and clears it.
+func (r *Relay) publish(ctx context.Context, c *mongo.Collection, d pending) error {
+	if len(d.Outbox) == 0 {
+		return nil
+	}
+	for _, ev := range d.Outbox {
+		if err := r.pub.Publish(ctx, ev); err != nil {
+			return err
+		}
+	}
+	// Clear only if nobody wrote since we read; otherwise the newer outbox
+	// is published again on its own notification (or the sweep), and
+	// JetStream drops the repeats by Nats-Msg-Id.
+	unlock := lockDoc(c, d.ID)
+	defer unlock()
+	// Reading the version by _id under the lock and then writing by _id is
+	// what a SingleWriter store does too; on MongoDB the version filter
+	// alone would do, and is kept as well.
+	var cur struct {
+		Version int64 `bson:"version"`
+	}
+	if err := c.FindOne(ctx, bson.D{{Key: "_id", Value: d.ID}}, options.FindOne().SetProjection(bson.D{{Key: "version", Value: 1}})).Decode(&cur); err != nil {
+		return fmt.Errorf("reread %s: %w", d.ID, err)
+	}
+	if cur.Version != d.Version {
+		return nil // written since: its own notification publishes the rest
+	}
+	filter := bson.D{{Key: "_id", Value: d.ID}}
+	if !r.singleWriter {
+		filter = append(filter, bson.E{Key: "version", Value: d.Version})
+	}
+	_, err := c.UpdateOne(ctx, filter,
+		bson.D{{Key: "$set", Value: bson.D{{Key: "outbox", Value: bson.A{}}, {Key: "version", Value: d.Version + 1}}}})
+	if err != nil {
+		return fmt.Errorf("clear outbox of %s: %w", d.ID, err)
+	}
+	return nil
+}
+
+// SingleWriter makes the relay clear outboxes by _id alone (see the store
+// option of the same name).
+func (r *Relay) SingleWriter() { r.singleWriter = true }

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"golang.org/x/sync/errgroup"
@@ -56,6 +57,8 @@ type Base struct {
 	Relay *docstore.Relay
 	GRPC  *grpcserver.Server
 	tasks []func(context.Context) error
+	// singleWriter is set on a database that needs docstore.SingleWriter.
+	singleWriter bool
 }
 
 // Start connects to MongoDB and NATS and listens for gRPC. Nothing is
@@ -89,16 +92,49 @@ func Start(ctx context.Context, cfg Config) (*Base, error) {
 		_ = client.Disconnect(context.Background())
 		return nil, err
 	}
+	single, err := isFerretDB(pctx, client)
+	if err != nil {
+		nc.Close()
+		srv.GRPC.Stop()
+		_ = client.Disconnect(context.Background())
+		return nil, err
+	}
 	b := &Base{
-		Log:   log,
-		Mongo: client,
-		DB:    client.Database(cfg.Database),
-		NATS:  nc,
-		Relay: docstore.NewRelay(nc, log, cfg.RelayInterval),
-		GRPC:  srv,
+		singleWriter: single,
+		Log:          log,
+		Mongo:        client,
+		DB:           client.Database(cfg.Database),
+		NATS:         nc,
+		Relay:        docstore.NewRelay(nc, log, cfg.RelayInterval),
+		GRPC:         srv,
+	}
+	if single {
+		b.Relay.SingleWriter()
+		log.Info("database is FerretDB: one writer per database, writes filtered by _id")
 	}
 	b.Go(b.Relay.Run)
 	return b, nil
+}
+
+// StoreOptions are the docstore options every store of the service uses:
+// its clock, its relay, and SingleWriter on FerretDB.
+func (b *Base) StoreOptions(now func() time.Time) []docstore.Option {
+	opts := []docstore.Option{docstore.WithClock(now), docstore.WithRelay(b.Relay)}
+	if b.singleWriter {
+		opts = append(opts, docstore.SingleWriter())
+	}
+	return opts
+}
+
+// isFerretDB asks the server what it is; FerretDB adds ferretdbVersion to
+// buildInfo.
+func isFerretDB(ctx context.Context, c *mongo.Client) (bool, error) {
+	var info bson.M
+	if err := c.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
+		return false, fmt.Errorf("buildInfo: %w", err)
+	}
+	_, ok := info["ferretdbVersion"]
+	return ok, nil
 }
 
 // Go adds a background task that runs with the service and stops with it.

@@ -83,11 +83,10 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	apps := docstore.New[domain.Application](b.DB.Collection("applications"), "application", docstore.WithClock(cfg.Now), docstore.WithKick(b.Relay.Kick))
+	apps := docstore.New[domain.Application](b.DB.Collection("applications"), "application", b.StoreOptions(cfg.Now)...)
 	if err := apps.EnsureIndexes(ctx); err != nil {
 		return nil, err
 	}
-	b.Relay.Watch(apps.Collection())
 	a := app.New(apps,
 		clients.Orders{C: orderv1.NewOrderServiceClient(oc)},
 		clients.Verifier{C: verificationv1.NewVerificationServiceClient(vc)},

@@ -72,11 +72,10 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	certs := docstore.New[domain.Certificate](b.DB.Collection("certificates"), "certificate", docstore.WithClock(cfg.Now), docstore.WithKick(b.Relay.Kick))
+	certs := docstore.New[domain.Certificate](b.DB.Collection("certificates"), "certificate", b.StoreOptions(cfg.Now)...)
 	if err := certs.EnsureIndexes(ctx); err != nil {
 		return nil, err
 	}
-	b.Relay.Watch(certs.Collection())
 	b.GRPC.Register(&issuancev1.IssuanceService_ServiceDesc, &grpcapi.Server{App: app.New(certs, authority, sealer, cfg.Now, cfg.Validity)})
 	b.Log.Info("CA ready", "root", cfg.CADir+"/"+ca.RootCertFile, "subject", authority.Root().Subject.String())
 	return &Service{b}, nil

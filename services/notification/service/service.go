@@ -91,7 +91,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		b.Log.Warn("no SMTP server configured: mail is logged, not sent (development driver); set -smtp-addr to send")
 		mailer = notifymail.LogDriver{Log: b.Log}
 	}
-	notes := docstore.New[domain.Notification](b.DB.Collection("notifications"), "notification", docstore.WithClock(cfg.Now))
+	notes := docstore.New[domain.Notification](b.DB.Collection("notifications"), "notification", b.StoreOptions(cfg.Now)...)
 	// Listing by application is the API's one filter.
 	byApplication := mongo.IndexModel{Keys: bson.D{{Key: "account", Value: 1}, {Key: "doc.application", Value: 1}, {Key: "created", Value: -1}}}
 	if err := notes.EnsureIndexes(ctx, byApplication); err != nil {

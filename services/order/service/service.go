@@ -37,11 +37,10 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	orders := docstore.New[domain.Order](b.DB.Collection("orders"), "order", docstore.WithClock(cfg.Now), docstore.WithKick(b.Relay.Kick))
+	orders := docstore.New[domain.Order](b.DB.Collection("orders"), "order", b.StoreOptions(cfg.Now)...)
 	if err := orders.EnsureIndexes(ctx); err != nil {
 		return nil, err
 	}
-	b.Relay.Watch(orders.Collection())
 	b.GRPC.Register(&orderv1.OrderService_ServiceDesc, &grpcapi.Server{App: app.New(orders, cfg.Now)})
 	return &Service{b}, nil
 }

@@ -82,11 +82,10 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	store := docstore.New[domain.Challenge](b.DB.Collection("challenges"), "challenge", docstore.WithClock(cfg.Now), docstore.WithKick(b.Relay.Kick))
+	store := docstore.New[domain.Challenge](b.DB.Collection("challenges"), "challenge", b.StoreOptions(cfg.Now)...)
 	if err := store.EnsureIndexes(ctx); err != nil {
 		return nil, err
 	}
-	b.Relay.Watch(store.Collection())
 	a := app.New(store, prover, domain.Policy{
 		Lifetime: cfg.ChallengeLifetime, RetryInitial: cfg.RetryInitial, RetryMax: cfg.RetryMax, HTTPPort: cfg.HTTPPort,
 	}, cfg.Now, b.Log)
