@@ -281,3 +281,11 @@ func FuzzNormalize(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkNormalize(b *testing.B) {
+	for b.Loop() {
+		if _, err := Normalize("WWW.Bücher.Example.co.uk."); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
