@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	applicationv1 "github.com/certflow/certflow/gen/go/certflow/application/v1"
 	issuancev1 "github.com/certflow/certflow/gen/go/certflow/issuance/v1"
@@ -88,21 +88,26 @@ func start(t *testing.T) *env {
 	}
 	testenv.Run(t, e.s.Run)
 
-	// A subscriber of another team: every lifecycle event, counted.
-	nc, err := nats.Connect(e.s.NATSURL)
+	// A subscriber of another team: a durable JetStream consumer of every
+	// lifecycle event, counting what the stream delivers.
+	conn := testenv.Conn(t, e.s.NATSURL)
+	cons, err := conn.JS.CreateOrUpdateConsumer(context.Background(), events.Stream, jetstream.ConsumerConfig{
+		Durable: "e2e-audit", FilterSubject: events.StreamSubjects, AckPolicy: jetstream.AckExplicitPolicy,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(nc.Close)
-	if _, err := nc.Subscribe(events.StreamSubjects, func(m *nats.Msg) {
+	cc, err := cons.Consume(func(m jetstream.Msg) {
 		e.mu.Lock()
-		defer e.mu.Unlock()
-		e.events[m.Header.Get(events.HeaderType)]++
-		e.ids[m.Header.Get(events.HeaderID)]++
-	}); err != nil {
+		e.events[m.Headers().Get(events.HeaderType)]++
+		e.ids[m.Headers().Get(events.HeaderID)]++
+		e.mu.Unlock()
+		_ = m.Ack()
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	_ = nc.Flush()
+	t.Cleanup(cc.Stop)
 	return e
 }
 
