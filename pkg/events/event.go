@@ -35,7 +35,13 @@ const (
 	DomainVerified          = "certflow.domain.verified"
 	DomainFailed            = "certflow.domain.failed"
 	ChallengeCancelled      = "certflow.domain.cancelled"
+	DomainEmailChallenge    = "certflow.domain.email_sent"
 	CertificateIssued       = "certflow.certificate.issued"
+	ReviewCreated           = "certflow.review.created"
+	PhoneCallRecorded       = "certflow.review.phone_call_recorded"
+	ReviewApproved          = "certflow.review.approved"
+	ReviewRejected          = "certflow.review.rejected"
+	ReviewCancelled         = "certflow.review.cancelled"
 )
 
 // Event is one lifecycle event as stored in an outbox and sent on the wire.

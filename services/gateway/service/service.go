@@ -111,6 +111,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		{cfg.OrderAddr, orderv1.RegisterOrderServiceHandler},
 		{cfg.ApplicationAddr, applicationv1.RegisterApplicationServiceHandler},
 		{cfg.VerificationAddr, verificationv1.RegisterVerificationServiceHandler},
+		{cfg.VerificationAddr, verificationv1.RegisterReviewServiceHandler},
 		{cfg.IssuanceAddr, issuancev1.RegisterIssuanceServiceHandler},
 		{cfg.NotificationAddr, notificationv1.RegisterNotificationServiceHandler},
 	} {

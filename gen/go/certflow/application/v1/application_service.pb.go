@@ -472,7 +472,8 @@ type Application struct {
 	Instance string `protobuf:"bytes,2,opt,name=instance,proto3" json:"instance,omitempty"`
 	// The names to bind; what is allowed depends on the instance's product.
 	Domains []string `protobuf:"bytes,3,rep,name=domains,proto3" json:"domains,omitempty"`
-	// DNS_TXT or HTTP_FILE; a wildcard name can be validated only by DNS.
+	// DNS_TXT (default), DNS_CNAME, HTTP_FILE or EMAIL; a wildcard name can
+	// be validated only by DNS.
 	ValidationMethod v1.ValidationMethod `protobuf:"varint,4,opt,name=validation_method,json=validationMethod,proto3,enum=certflow.verification.v1.ValidationMethod" json:"validation_method,omitempty"`
 	Applicant        *Applicant          `protobuf:"bytes,5,opt,name=applicant,proto3" json:"applicant,omitempty"`
 	Company          *Company            `protobuf:"bytes,6,opt,name=company,proto3" json:"company,omitempty"`
@@ -503,7 +504,15 @@ type Application struct {
 	SubmitTime      *timestamppb.Timestamp `protobuf:"bytes,21,opt,name=submit_time,json=submitTime,proto3" json:"submit_time,omitempty"`
 	// Changes with every update; send it back on update to avoid overwriting
 	// someone else's change.
-	Etag          string `protobuf:"bytes,22,opt,name=etag,proto3" json:"etag,omitempty"`
+	Etag string `protobuf:"bytes,22,opt,name=etag,proto3" json:"etag,omitempty"`
+	// VALIDATION_METHOD_EMAIL: the constructed mailbox the code goes to at
+	// each name: admin, administrator, webmaster, hostmaster or postmaster.
+	ApproverMailbox string `protobuf:"bytes,23,opt,name=approver_mailbox,json=approverMailbox,proto3" json:"approver_mailbox,omitempty"`
+	// Things the customer should know, for example that a method is being
+	// phased out by the Baseline Requirements.
+	Warnings []string `protobuf:"bytes,24,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	// The review-list words found in the names (they need a manual review).
+	FlaggedWords  []string `protobuf:"bytes,25,rep,name=flagged_words,json=flaggedWords,proto3" json:"flagged_words,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -692,18 +701,441 @@ func (x *Application) GetEtag() string {
 	return ""
 }
 
-type CreateApplicationRequest struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	Application *Application           `protobuf:"bytes,1,opt,name=application,proto3" json:"application,omitempty"`
+func (x *Application) GetApproverMailbox() string {
+	if x != nil {
+		return x.ApproverMailbox
+	}
+	return ""
+}
+
+func (x *Application) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
+}
+
+func (x *Application) GetFlaggedWords() []string {
+	if x != nil {
+		return x.FlaggedWords
+	}
+	return nil
+}
+
+// Saved application details that prefill a new application.
+type Template struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// templates/{template}
+	Name             string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	DisplayName      string                 `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	Domains          []string               `protobuf:"bytes,3,rep,name=domains,proto3" json:"domains,omitempty"`
+	ValidationMethod v1.ValidationMethod    `protobuf:"varint,4,opt,name=validation_method,json=validationMethod,proto3,enum=certflow.verification.v1.ValidationMethod" json:"validation_method,omitempty"`
+	Applicant        *Applicant             `protobuf:"bytes,5,opt,name=applicant,proto3" json:"applicant,omitempty"`
+	Company          *Company               `protobuf:"bytes,6,opt,name=company,proto3" json:"company,omitempty"`
+	CsrMode          CsrMode                `protobuf:"varint,7,opt,name=csr_mode,json=csrMode,proto3,enum=certflow.application.v1.CsrMode" json:"csr_mode,omitempty"`
+	KeyAlgorithm     KeyAlgorithm           `protobuf:"varint,8,opt,name=key_algorithm,json=keyAlgorithm,proto3,enum=certflow.application.v1.KeyAlgorithm" json:"key_algorithm,omitempty"`
+	ApproverMailbox  string                 `protobuf:"bytes,9,opt,name=approver_mailbox,json=approverMailbox,proto3" json:"approver_mailbox,omitempty"`
+	CreateTime       *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Template) Reset() {
+	*x = Template{}
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Template) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Template) ProtoMessage() {}
+
+func (x *Template) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Template.ProtoReflect.Descriptor instead.
+func (*Template) Descriptor() ([]byte, []int) {
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Template) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Template) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *Template) GetDomains() []string {
+	if x != nil {
+		return x.Domains
+	}
+	return nil
+}
+
+func (x *Template) GetValidationMethod() v1.ValidationMethod {
+	if x != nil {
+		return x.ValidationMethod
+	}
+	return v1.ValidationMethod(0)
+}
+
+func (x *Template) GetApplicant() *Applicant {
+	if x != nil {
+		return x.Applicant
+	}
+	return nil
+}
+
+func (x *Template) GetCompany() *Company {
+	if x != nil {
+		return x.Company
+	}
+	return nil
+}
+
+func (x *Template) GetCsrMode() CsrMode {
+	if x != nil {
+		return x.CsrMode
+	}
+	return CsrMode_CSR_MODE_UNSPECIFIED
+}
+
+func (x *Template) GetKeyAlgorithm() KeyAlgorithm {
+	if x != nil {
+		return x.KeyAlgorithm
+	}
+	return KeyAlgorithm_KEY_ALGORITHM_UNSPECIFIED
+}
+
+func (x *Template) GetApproverMailbox() string {
+	if x != nil {
+		return x.ApproverMailbox
+	}
+	return ""
+}
+
+func (x *Template) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+type CreateTemplateRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Template *Template              `protobuf:"bytes,1,opt,name=template,proto3" json:"template,omitempty"`
 	// Makes the create idempotent (AIP-155).
 	RequestId     string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
+func (x *CreateTemplateRequest) Reset() {
+	*x = CreateTemplateRequest{}
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTemplateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTemplateRequest) ProtoMessage() {}
+
+func (x *CreateTemplateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTemplateRequest.ProtoReflect.Descriptor instead.
+func (*CreateTemplateRequest) Descriptor() ([]byte, []int) {
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *CreateTemplateRequest) GetTemplate() *Template {
+	if x != nil {
+		return x.Template
+	}
+	return nil
+}
+
+func (x *CreateTemplateRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+type GetTemplateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTemplateRequest) Reset() {
+	*x = GetTemplateRequest{}
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTemplateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTemplateRequest) ProtoMessage() {}
+
+func (x *GetTemplateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTemplateRequest.ProtoReflect.Descriptor instead.
+func (*GetTemplateRequest) Descriptor() ([]byte, []int) {
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *GetTemplateRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type ListTemplatesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PageSize      int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTemplatesRequest) Reset() {
+	*x = ListTemplatesRequest{}
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTemplatesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTemplatesRequest) ProtoMessage() {}
+
+func (x *ListTemplatesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTemplatesRequest.ProtoReflect.Descriptor instead.
+func (*ListTemplatesRequest) Descriptor() ([]byte, []int) {
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListTemplatesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListTemplatesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListTemplatesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Templates     []*Template            `protobuf:"bytes,1,rep,name=templates,proto3" json:"templates,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTemplatesResponse) Reset() {
+	*x = ListTemplatesResponse{}
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTemplatesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTemplatesResponse) ProtoMessage() {}
+
+func (x *ListTemplatesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTemplatesResponse.ProtoReflect.Descriptor instead.
+func (*ListTemplatesResponse) Descriptor() ([]byte, []int) {
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ListTemplatesResponse) GetTemplates() []*Template {
+	if x != nil {
+		return x.Templates
+	}
+	return nil
+}
+
+func (x *ListTemplatesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type DeleteTemplateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteTemplateRequest) Reset() {
+	*x = DeleteTemplateRequest{}
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteTemplateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteTemplateRequest) ProtoMessage() {}
+
+func (x *DeleteTemplateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteTemplateRequest.ProtoReflect.Descriptor instead.
+func (*DeleteTemplateRequest) Descriptor() ([]byte, []int) {
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *DeleteTemplateRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DeleteTemplateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteTemplateResponse) Reset() {
+	*x = DeleteTemplateResponse{}
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteTemplateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteTemplateResponse) ProtoMessage() {}
+
+func (x *DeleteTemplateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteTemplateResponse.ProtoReflect.Descriptor instead.
+func (*DeleteTemplateResponse) Descriptor() ([]byte, []int) {
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{10}
+}
+
+type CreateApplicationRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Application *Application           `protobuf:"bytes,1,opt,name=application,proto3" json:"application,omitempty"`
+	// Makes the create idempotent (AIP-155).
+	RequestId string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// A saved template, templates/{template}: its details fill every field
+	// the application leaves empty.
+	Template      string `protobuf:"bytes,3,opt,name=template,proto3" json:"template,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
 func (x *CreateApplicationRequest) Reset() {
 	*x = CreateApplicationRequest{}
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[4]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -715,7 +1147,7 @@ func (x *CreateApplicationRequest) String() string {
 func (*CreateApplicationRequest) ProtoMessage() {}
 
 func (x *CreateApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[4]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -728,7 +1160,7 @@ func (x *CreateApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApplicationRequest.ProtoReflect.Descriptor instead.
 func (*CreateApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{4}
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateApplicationRequest) GetApplication() *Application {
@@ -745,6 +1177,13 @@ func (x *CreateApplicationRequest) GetRequestId() string {
 	return ""
 }
 
+func (x *CreateApplicationRequest) GetTemplate() string {
+	if x != nil {
+		return x.Template
+	}
+	return ""
+}
+
 type GetApplicationRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -754,7 +1193,7 @@ type GetApplicationRequest struct {
 
 func (x *GetApplicationRequest) Reset() {
 	*x = GetApplicationRequest{}
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[5]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -766,7 +1205,7 @@ func (x *GetApplicationRequest) String() string {
 func (*GetApplicationRequest) ProtoMessage() {}
 
 func (x *GetApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[5]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -779,7 +1218,7 @@ func (x *GetApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetApplicationRequest.ProtoReflect.Descriptor instead.
 func (*GetApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{5}
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetApplicationRequest) GetName() string {
@@ -801,7 +1240,7 @@ type ListApplicationsRequest struct {
 
 func (x *ListApplicationsRequest) Reset() {
 	*x = ListApplicationsRequest{}
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[6]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -813,7 +1252,7 @@ func (x *ListApplicationsRequest) String() string {
 func (*ListApplicationsRequest) ProtoMessage() {}
 
 func (x *ListApplicationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[6]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -826,7 +1265,7 @@ func (x *ListApplicationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApplicationsRequest.ProtoReflect.Descriptor instead.
 func (*ListApplicationsRequest) Descriptor() ([]byte, []int) {
-	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{6}
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListApplicationsRequest) GetPageSize() int32 {
@@ -860,7 +1299,7 @@ type ListApplicationsResponse struct {
 
 func (x *ListApplicationsResponse) Reset() {
 	*x = ListApplicationsResponse{}
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[7]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -872,7 +1311,7 @@ func (x *ListApplicationsResponse) String() string {
 func (*ListApplicationsResponse) ProtoMessage() {}
 
 func (x *ListApplicationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[7]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -885,7 +1324,7 @@ func (x *ListApplicationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApplicationsResponse.ProtoReflect.Descriptor instead.
 func (*ListApplicationsResponse) Descriptor() ([]byte, []int) {
-	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{7}
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListApplicationsResponse) GetApplications() []*Application {
@@ -906,7 +1345,7 @@ type UpdateApplicationRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Application *Application           `protobuf:"bytes,1,opt,name=application,proto3" json:"application,omitempty"`
 	// The fields to change: domains, validation_method, applicant, company,
-	// csr_mode, key_algorithm, csr. Empty means all of them.
+	// csr_mode, key_algorithm, csr, approver_mailbox. Empty means all of them.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -914,7 +1353,7 @@ type UpdateApplicationRequest struct {
 
 func (x *UpdateApplicationRequest) Reset() {
 	*x = UpdateApplicationRequest{}
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[8]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -926,7 +1365,7 @@ func (x *UpdateApplicationRequest) String() string {
 func (*UpdateApplicationRequest) ProtoMessage() {}
 
 func (x *UpdateApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[8]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -939,7 +1378,7 @@ func (x *UpdateApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateApplicationRequest.ProtoReflect.Descriptor instead.
 func (*UpdateApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{8}
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpdateApplicationRequest) GetApplication() *Application {
@@ -965,7 +1404,7 @@ type SubmitApplicationRequest struct {
 
 func (x *SubmitApplicationRequest) Reset() {
 	*x = SubmitApplicationRequest{}
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[9]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -977,7 +1416,7 @@ func (x *SubmitApplicationRequest) String() string {
 func (*SubmitApplicationRequest) ProtoMessage() {}
 
 func (x *SubmitApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[9]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -990,7 +1429,7 @@ func (x *SubmitApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitApplicationRequest.ProtoReflect.Descriptor instead.
 func (*SubmitApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{9}
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SubmitApplicationRequest) GetName() string {
@@ -1009,7 +1448,7 @@ type WithdrawApplicationRequest struct {
 
 func (x *WithdrawApplicationRequest) Reset() {
 	*x = WithdrawApplicationRequest{}
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[10]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1021,7 +1460,7 @@ func (x *WithdrawApplicationRequest) String() string {
 func (*WithdrawApplicationRequest) ProtoMessage() {}
 
 func (x *WithdrawApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[10]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1034,7 +1473,7 @@ func (x *WithdrawApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawApplicationRequest.ProtoReflect.Descriptor instead.
 func (*WithdrawApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{10}
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WithdrawApplicationRequest) GetName() string {
@@ -1068,7 +1507,7 @@ const file_certflow_application_v1_application_service_proto_rawDesc = "" +
 	"\x05state\x18\x01 \x01(\x0e2*.certflow.application.v1.Application.StateR\x05state\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
 	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x14\n" +
-	"\x05cause\x18\x04 \x01(\tR\x05cause\"\x8f\v\n" +
+	"\x05cause\x18\x04 \x01(\tR\x05cause\"\x85\f\n" +
 	"\vApplication\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x03R\x04name\x12\"\n" +
 	"\binstance\x18\x02 \x01(\tB\x06\xe0A\x02\xe0A\x05R\binstance\x12\x1d\n" +
@@ -1097,7 +1536,10 @@ const file_certflow_application_v1_application_service_proto_rawDesc = "" +
 	"updateTime\x12@\n" +
 	"\vsubmit_time\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
 	"submitTime\x12\x12\n" +
-	"\x04etag\x18\x16 \x01(\tR\x04etag\"\xd4\x01\n" +
+	"\x04etag\x18\x16 \x01(\tR\x04etag\x12)\n" +
+	"\x10approver_mailbox\x18\x17 \x01(\tR\x0fapproverMailbox\x12\x1f\n" +
+	"\bwarnings\x18\x18 \x03(\tB\x03\xe0A\x03R\bwarnings\x12(\n" +
+	"\rflagged_words\x18\x19 \x03(\tB\x03\xe0A\x03R\fflaggedWords\"\xd4\x01\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\t\n" +
 	"\x05DRAFT\x10\x01\x12\x1f\n" +
@@ -1108,11 +1550,41 @@ const file_certflow_application_v1_application_service_proto_rawDesc = "" +
 	"\n" +
 	"\x06ISSUED\x10\x06\x12\x15\n" +
 	"\x11VALIDATION_FAILED\x10\a\x12\r\n" +
-	"\tWITHDRAWN\x10\b\"\x86\x01\n" +
+	"\tWITHDRAWN\x10\b\"\xad\x04\n" +
+	"\bTemplate\x12\x17\n" +
+	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x03R\x04name\x12!\n" +
+	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12\x18\n" +
+	"\adomains\x18\x03 \x03(\tR\adomains\x12W\n" +
+	"\x11validation_method\x18\x04 \x01(\x0e2*.certflow.verification.v1.ValidationMethodR\x10validationMethod\x12@\n" +
+	"\tapplicant\x18\x05 \x01(\v2\".certflow.application.v1.ApplicantR\tapplicant\x12:\n" +
+	"\acompany\x18\x06 \x01(\v2 .certflow.application.v1.CompanyR\acompany\x12;\n" +
+	"\bcsr_mode\x18\a \x01(\x0e2 .certflow.application.v1.CsrModeR\acsrMode\x12J\n" +
+	"\rkey_algorithm\x18\b \x01(\x0e2%.certflow.application.v1.KeyAlgorithmR\fkeyAlgorithm\x12)\n" +
+	"\x10approver_mailbox\x18\t \x01(\tR\x0fapproverMailbox\x12@\n" +
+	"\vcreate_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
+	"createTime\"z\n" +
+	"\x15CreateTemplateRequest\x12B\n" +
+	"\btemplate\x18\x01 \x01(\v2!.certflow.application.v1.TemplateB\x03\xe0A\x02R\btemplate\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\"-\n" +
+	"\x12GetTemplateRequest\x12\x17\n" +
+	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name\"R\n" +
+	"\x14ListTemplatesRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"\x80\x01\n" +
+	"\x15ListTemplatesResponse\x12?\n" +
+	"\ttemplates\x18\x01 \x03(\v2!.certflow.application.v1.TemplateR\ttemplates\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"0\n" +
+	"\x15DeleteTemplateRequest\x12\x17\n" +
+	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name\"\x18\n" +
+	"\x16DeleteTemplateResponse\"\xa2\x01\n" +
 	"\x18CreateApplicationRequest\x12K\n" +
 	"\vapplication\x18\x01 \x01(\v2$.certflow.application.v1.ApplicationB\x03\xe0A\x02R\vapplication\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x02 \x01(\tR\trequestId\"0\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\x12\x1a\n" +
+	"\btemplate\x18\x03 \x01(\tR\btemplate\"0\n" +
 	"\x15GetApplicationRequest\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name\"m\n" +
 	"\x17ListApplicationsRequest\x12\x1b\n" +
@@ -1140,14 +1612,18 @@ const file_certflow_application_v1_application_service_proto_rawDesc = "" +
 	"\x18KEY_ALGORITHM_ECDSA_P256\x10\x01\x12\x1c\n" +
 	"\x18KEY_ALGORITHM_ECDSA_P384\x10\x02\x12\x1a\n" +
 	"\x16KEY_ALGORITHM_RSA_2048\x10\x03\x12\x1a\n" +
-	"\x16KEY_ALGORITHM_RSA_4096\x10\x042\xb3\a\n" +
+	"\x16KEY_ALGORITHM_RSA_4096\x10\x042\xd5\v\n" +
 	"\x12ApplicationService\x12\x93\x01\n" +
 	"\x11CreateApplication\x121.certflow.application.v1.CreateApplicationRequest\x1a$.certflow.application.v1.Application\"%\x82\xd3\xe4\x93\x02\x1f:\vapplication\"\x10/v1/applications\x12\x89\x01\n" +
 	"\x0eGetApplication\x12..certflow.application.v1.GetApplicationRequest\x1a$.certflow.application.v1.Application\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/{name=applications/*}\x12\x91\x01\n" +
 	"\x10ListApplications\x120.certflow.application.v1.ListApplicationsRequest\x1a1.certflow.application.v1.ListApplicationsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/applications\x12\xa8\x01\n" +
 	"\x11UpdateApplication\x121.certflow.application.v1.UpdateApplicationRequest\x1a$.certflow.application.v1.Application\":\x82\xd3\xe4\x93\x024:\vapplication2%/v1/{application.name=applications/*}\x12\x99\x01\n" +
 	"\x11SubmitApplication\x121.certflow.application.v1.SubmitApplicationRequest\x1a$.certflow.application.v1.Application\"+\x82\xd3\xe4\x93\x02%:\x01*\" /v1/{name=applications/*}:submit\x12\x9f\x01\n" +
-	"\x13WithdrawApplication\x123.certflow.application.v1.WithdrawApplicationRequest\x1a$.certflow.application.v1.Application\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/{name=applications/*}:withdrawBKZIgithub.com/certflow/certflow/gen/go/certflow/application/v1;applicationv1b\x06proto3"
+	"\x13WithdrawApplication\x123.certflow.application.v1.WithdrawApplicationRequest\x1a$.certflow.application.v1.Application\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/{name=applications/*}:withdraw\x12\x84\x01\n" +
+	"\x0eCreateTemplate\x12..certflow.application.v1.CreateTemplateRequest\x1a!.certflow.application.v1.Template\"\x1f\x82\xd3\xe4\x93\x02\x19:\btemplate\"\r/v1/templates\x12}\n" +
+	"\vGetTemplate\x12+.certflow.application.v1.GetTemplateRequest\x1a!.certflow.application.v1.Template\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/{name=templates/*}\x12\x85\x01\n" +
+	"\rListTemplates\x12-.certflow.application.v1.ListTemplatesRequest\x1a..certflow.application.v1.ListTemplatesResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/templates\x12\x91\x01\n" +
+	"\x0eDeleteTemplate\x12..certflow.application.v1.DeleteTemplateRequest\x1a/.certflow.application.v1.DeleteTemplateResponse\"\x1e\x82\xd3\xe4\x93\x02\x18*\x16/v1/{name=templates/*}BKZIgithub.com/certflow/certflow/gen/go/certflow/application/v1;applicationv1b\x06proto3"
 
 var (
 	file_certflow_application_v1_application_service_proto_rawDescOnce sync.Once
@@ -1162,7 +1638,7 @@ func file_certflow_application_v1_application_service_proto_rawDescGZIP() []byte
 }
 
 var file_certflow_application_v1_application_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_certflow_application_v1_application_service_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_certflow_application_v1_application_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_certflow_application_v1_application_service_proto_goTypes = []any{
 	(CsrMode)(0),                       // 0: certflow.application.v1.CsrMode
 	(KeyAlgorithm)(0),                  // 1: certflow.application.v1.KeyAlgorithm
@@ -1171,54 +1647,77 @@ var file_certflow_application_v1_application_service_proto_goTypes = []any{
 	(*Company)(nil),                    // 4: certflow.application.v1.Company
 	(*HistoryEntry)(nil),               // 5: certflow.application.v1.HistoryEntry
 	(*Application)(nil),                // 6: certflow.application.v1.Application
-	(*CreateApplicationRequest)(nil),   // 7: certflow.application.v1.CreateApplicationRequest
-	(*GetApplicationRequest)(nil),      // 8: certflow.application.v1.GetApplicationRequest
-	(*ListApplicationsRequest)(nil),    // 9: certflow.application.v1.ListApplicationsRequest
-	(*ListApplicationsResponse)(nil),   // 10: certflow.application.v1.ListApplicationsResponse
-	(*UpdateApplicationRequest)(nil),   // 11: certflow.application.v1.UpdateApplicationRequest
-	(*SubmitApplicationRequest)(nil),   // 12: certflow.application.v1.SubmitApplicationRequest
-	(*WithdrawApplicationRequest)(nil), // 13: certflow.application.v1.WithdrawApplicationRequest
-	(*timestamppb.Timestamp)(nil),      // 14: google.protobuf.Timestamp
-	(v1.ValidationMethod)(0),           // 15: certflow.verification.v1.ValidationMethod
-	(*v1.Challenge)(nil),               // 16: certflow.verification.v1.Challenge
-	(*fieldmaskpb.FieldMask)(nil),      // 17: google.protobuf.FieldMask
+	(*Template)(nil),                   // 7: certflow.application.v1.Template
+	(*CreateTemplateRequest)(nil),      // 8: certflow.application.v1.CreateTemplateRequest
+	(*GetTemplateRequest)(nil),         // 9: certflow.application.v1.GetTemplateRequest
+	(*ListTemplatesRequest)(nil),       // 10: certflow.application.v1.ListTemplatesRequest
+	(*ListTemplatesResponse)(nil),      // 11: certflow.application.v1.ListTemplatesResponse
+	(*DeleteTemplateRequest)(nil),      // 12: certflow.application.v1.DeleteTemplateRequest
+	(*DeleteTemplateResponse)(nil),     // 13: certflow.application.v1.DeleteTemplateResponse
+	(*CreateApplicationRequest)(nil),   // 14: certflow.application.v1.CreateApplicationRequest
+	(*GetApplicationRequest)(nil),      // 15: certflow.application.v1.GetApplicationRequest
+	(*ListApplicationsRequest)(nil),    // 16: certflow.application.v1.ListApplicationsRequest
+	(*ListApplicationsResponse)(nil),   // 17: certflow.application.v1.ListApplicationsResponse
+	(*UpdateApplicationRequest)(nil),   // 18: certflow.application.v1.UpdateApplicationRequest
+	(*SubmitApplicationRequest)(nil),   // 19: certflow.application.v1.SubmitApplicationRequest
+	(*WithdrawApplicationRequest)(nil), // 20: certflow.application.v1.WithdrawApplicationRequest
+	(*timestamppb.Timestamp)(nil),      // 21: google.protobuf.Timestamp
+	(v1.ValidationMethod)(0),           // 22: certflow.verification.v1.ValidationMethod
+	(*v1.Challenge)(nil),               // 23: certflow.verification.v1.Challenge
+	(*fieldmaskpb.FieldMask)(nil),      // 24: google.protobuf.FieldMask
 }
 var file_certflow_application_v1_application_service_proto_depIdxs = []int32{
 	2,  // 0: certflow.application.v1.HistoryEntry.state:type_name -> certflow.application.v1.Application.State
-	14, // 1: certflow.application.v1.HistoryEntry.time:type_name -> google.protobuf.Timestamp
-	15, // 2: certflow.application.v1.Application.validation_method:type_name -> certflow.verification.v1.ValidationMethod
+	21, // 1: certflow.application.v1.HistoryEntry.time:type_name -> google.protobuf.Timestamp
+	22, // 2: certflow.application.v1.Application.validation_method:type_name -> certflow.verification.v1.ValidationMethod
 	3,  // 3: certflow.application.v1.Application.applicant:type_name -> certflow.application.v1.Applicant
 	4,  // 4: certflow.application.v1.Application.company:type_name -> certflow.application.v1.Company
 	0,  // 5: certflow.application.v1.Application.csr_mode:type_name -> certflow.application.v1.CsrMode
 	1,  // 6: certflow.application.v1.Application.key_algorithm:type_name -> certflow.application.v1.KeyAlgorithm
 	2,  // 7: certflow.application.v1.Application.state:type_name -> certflow.application.v1.Application.State
-	14, // 8: certflow.application.v1.Application.expected_issue_time:type_name -> google.protobuf.Timestamp
-	16, // 9: certflow.application.v1.Application.challenges:type_name -> certflow.verification.v1.Challenge
+	21, // 8: certflow.application.v1.Application.expected_issue_time:type_name -> google.protobuf.Timestamp
+	23, // 9: certflow.application.v1.Application.challenges:type_name -> certflow.verification.v1.Challenge
 	5,  // 10: certflow.application.v1.Application.history:type_name -> certflow.application.v1.HistoryEntry
-	14, // 11: certflow.application.v1.Application.create_time:type_name -> google.protobuf.Timestamp
-	14, // 12: certflow.application.v1.Application.update_time:type_name -> google.protobuf.Timestamp
-	14, // 13: certflow.application.v1.Application.submit_time:type_name -> google.protobuf.Timestamp
-	6,  // 14: certflow.application.v1.CreateApplicationRequest.application:type_name -> certflow.application.v1.Application
-	6,  // 15: certflow.application.v1.ListApplicationsResponse.applications:type_name -> certflow.application.v1.Application
-	6,  // 16: certflow.application.v1.UpdateApplicationRequest.application:type_name -> certflow.application.v1.Application
-	17, // 17: certflow.application.v1.UpdateApplicationRequest.update_mask:type_name -> google.protobuf.FieldMask
-	7,  // 18: certflow.application.v1.ApplicationService.CreateApplication:input_type -> certflow.application.v1.CreateApplicationRequest
-	8,  // 19: certflow.application.v1.ApplicationService.GetApplication:input_type -> certflow.application.v1.GetApplicationRequest
-	9,  // 20: certflow.application.v1.ApplicationService.ListApplications:input_type -> certflow.application.v1.ListApplicationsRequest
-	11, // 21: certflow.application.v1.ApplicationService.UpdateApplication:input_type -> certflow.application.v1.UpdateApplicationRequest
-	12, // 22: certflow.application.v1.ApplicationService.SubmitApplication:input_type -> certflow.application.v1.SubmitApplicationRequest
-	13, // 23: certflow.application.v1.ApplicationService.WithdrawApplication:input_type -> certflow.application.v1.WithdrawApplicationRequest
-	6,  // 24: certflow.application.v1.ApplicationService.CreateApplication:output_type -> certflow.application.v1.Application
-	6,  // 25: certflow.application.v1.ApplicationService.GetApplication:output_type -> certflow.application.v1.Application
-	10, // 26: certflow.application.v1.ApplicationService.ListApplications:output_type -> certflow.application.v1.ListApplicationsResponse
-	6,  // 27: certflow.application.v1.ApplicationService.UpdateApplication:output_type -> certflow.application.v1.Application
-	6,  // 28: certflow.application.v1.ApplicationService.SubmitApplication:output_type -> certflow.application.v1.Application
-	6,  // 29: certflow.application.v1.ApplicationService.WithdrawApplication:output_type -> certflow.application.v1.Application
-	24, // [24:30] is the sub-list for method output_type
-	18, // [18:24] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	21, // 11: certflow.application.v1.Application.create_time:type_name -> google.protobuf.Timestamp
+	21, // 12: certflow.application.v1.Application.update_time:type_name -> google.protobuf.Timestamp
+	21, // 13: certflow.application.v1.Application.submit_time:type_name -> google.protobuf.Timestamp
+	22, // 14: certflow.application.v1.Template.validation_method:type_name -> certflow.verification.v1.ValidationMethod
+	3,  // 15: certflow.application.v1.Template.applicant:type_name -> certflow.application.v1.Applicant
+	4,  // 16: certflow.application.v1.Template.company:type_name -> certflow.application.v1.Company
+	0,  // 17: certflow.application.v1.Template.csr_mode:type_name -> certflow.application.v1.CsrMode
+	1,  // 18: certflow.application.v1.Template.key_algorithm:type_name -> certflow.application.v1.KeyAlgorithm
+	21, // 19: certflow.application.v1.Template.create_time:type_name -> google.protobuf.Timestamp
+	7,  // 20: certflow.application.v1.CreateTemplateRequest.template:type_name -> certflow.application.v1.Template
+	7,  // 21: certflow.application.v1.ListTemplatesResponse.templates:type_name -> certflow.application.v1.Template
+	6,  // 22: certflow.application.v1.CreateApplicationRequest.application:type_name -> certflow.application.v1.Application
+	6,  // 23: certflow.application.v1.ListApplicationsResponse.applications:type_name -> certflow.application.v1.Application
+	6,  // 24: certflow.application.v1.UpdateApplicationRequest.application:type_name -> certflow.application.v1.Application
+	24, // 25: certflow.application.v1.UpdateApplicationRequest.update_mask:type_name -> google.protobuf.FieldMask
+	14, // 26: certflow.application.v1.ApplicationService.CreateApplication:input_type -> certflow.application.v1.CreateApplicationRequest
+	15, // 27: certflow.application.v1.ApplicationService.GetApplication:input_type -> certflow.application.v1.GetApplicationRequest
+	16, // 28: certflow.application.v1.ApplicationService.ListApplications:input_type -> certflow.application.v1.ListApplicationsRequest
+	18, // 29: certflow.application.v1.ApplicationService.UpdateApplication:input_type -> certflow.application.v1.UpdateApplicationRequest
+	19, // 30: certflow.application.v1.ApplicationService.SubmitApplication:input_type -> certflow.application.v1.SubmitApplicationRequest
+	20, // 31: certflow.application.v1.ApplicationService.WithdrawApplication:input_type -> certflow.application.v1.WithdrawApplicationRequest
+	8,  // 32: certflow.application.v1.ApplicationService.CreateTemplate:input_type -> certflow.application.v1.CreateTemplateRequest
+	9,  // 33: certflow.application.v1.ApplicationService.GetTemplate:input_type -> certflow.application.v1.GetTemplateRequest
+	10, // 34: certflow.application.v1.ApplicationService.ListTemplates:input_type -> certflow.application.v1.ListTemplatesRequest
+	12, // 35: certflow.application.v1.ApplicationService.DeleteTemplate:input_type -> certflow.application.v1.DeleteTemplateRequest
+	6,  // 36: certflow.application.v1.ApplicationService.CreateApplication:output_type -> certflow.application.v1.Application
+	6,  // 37: certflow.application.v1.ApplicationService.GetApplication:output_type -> certflow.application.v1.Application
+	17, // 38: certflow.application.v1.ApplicationService.ListApplications:output_type -> certflow.application.v1.ListApplicationsResponse
+	6,  // 39: certflow.application.v1.ApplicationService.UpdateApplication:output_type -> certflow.application.v1.Application
+	6,  // 40: certflow.application.v1.ApplicationService.SubmitApplication:output_type -> certflow.application.v1.Application
+	6,  // 41: certflow.application.v1.ApplicationService.WithdrawApplication:output_type -> certflow.application.v1.Application
+	7,  // 42: certflow.application.v1.ApplicationService.CreateTemplate:output_type -> certflow.application.v1.Template
+	7,  // 43: certflow.application.v1.ApplicationService.GetTemplate:output_type -> certflow.application.v1.Template
+	11, // 44: certflow.application.v1.ApplicationService.ListTemplates:output_type -> certflow.application.v1.ListTemplatesResponse
+	13, // 45: certflow.application.v1.ApplicationService.DeleteTemplate:output_type -> certflow.application.v1.DeleteTemplateResponse
+	36, // [36:46] is the sub-list for method output_type
+	26, // [26:36] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_certflow_application_v1_application_service_proto_init() }
@@ -1232,7 +1731,7 @@ func file_certflow_application_v1_application_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certflow_application_v1_application_service_proto_rawDesc), len(file_certflow_application_v1_application_service_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   11,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

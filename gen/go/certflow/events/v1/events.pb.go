@@ -351,7 +351,7 @@ type ChallengeInstructions struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Challenge string                 `protobuf:"bytes,1,opt,name=challenge,proto3" json:"challenge,omitempty"`
 	Domain    string                 `protobuf:"bytes,2,opt,name=domain,proto3" json:"domain,omitempty"`
-	// DNS_TXT or HTTP_FILE.
+	// DNS_TXT, DNS_CNAME, HTTP_FILE or EMAIL.
 	Method         string                 `protobuf:"bytes,3,opt,name=method,proto3" json:"method,omitempty"`
 	DnsRecordName  string                 `protobuf:"bytes,4,opt,name=dns_record_name,json=dnsRecordName,proto3" json:"dns_record_name,omitempty"`
 	DnsRecordType  string                 `protobuf:"bytes,5,opt,name=dns_record_type,json=dnsRecordType,proto3" json:"dns_record_type,omitempty"`
@@ -359,8 +359,10 @@ type ChallengeInstructions struct {
 	HttpUrl        string                 `protobuf:"bytes,7,opt,name=http_url,json=httpUrl,proto3" json:"http_url,omitempty"`
 	HttpContent    string                 `protobuf:"bytes,8,opt,name=http_content,json=httpContent,proto3" json:"http_content,omitempty"`
 	ExpireTime     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// EMAIL: where the code is sent.
+	EmailAddress  string `protobuf:"bytes,10,opt,name=email_address,json=emailAddress,proto3" json:"email_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ChallengeInstructions) Reset() {
@@ -454,6 +456,13 @@ func (x *ChallengeInstructions) GetExpireTime() *timestamppb.Timestamp {
 		return x.ExpireTime
 	}
 	return nil
+}
+
+func (x *ChallengeInstructions) GetEmailAddress() string {
+	if x != nil {
+		return x.EmailAddress
+	}
+	return ""
 }
 
 // certflow.application.created
@@ -565,8 +574,11 @@ type ApplicationSubmitted struct {
 	ApplicantEmail    string                   `protobuf:"bytes,9,opt,name=applicant_email,json=applicantEmail,proto3" json:"applicant_email,omitempty"`
 	Challenges        []*ChallengeInstructions `protobuf:"bytes,10,rep,name=challenges,proto3" json:"challenges,omitempty"`
 	ExpectedIssueTime *timestamppb.Timestamp   `protobuf:"bytes,11,opt,name=expected_issue_time,json=expectedIssueTime,proto3" json:"expected_issue_time,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	ApplicantPhone    string                   `protobuf:"bytes,12,opt,name=applicant_phone,json=applicantPhone,proto3" json:"applicant_phone,omitempty"`
+	// Warnings shown to the customer, for example about the EMAIL method.
+	Warnings      []string `protobuf:"bytes,13,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ApplicationSubmitted) Reset() {
@@ -676,6 +688,20 @@ func (x *ApplicationSubmitted) GetExpectedIssueTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ApplicationSubmitted) GetApplicantPhone() string {
+	if x != nil {
+		return x.ApplicantPhone
+	}
+	return ""
+}
+
+func (x *ApplicationSubmitted) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
+}
+
 // certflow.application.state_changed: any other move between pending states,
 // for example PENDING_DOMAIN_VERIFICATION -> PENDING_ISSUANCE.
 type ApplicationStateChanged struct {
@@ -689,8 +715,11 @@ type ApplicationStateChanged struct {
 	ToState         string                 `protobuf:"bytes,7,opt,name=to_state,json=toState,proto3" json:"to_state,omitempty"`
 	ProgressPercent int32                  `protobuf:"varint,8,opt,name=progress_percent,json=progressPercent,proto3" json:"progress_percent,omitempty"`
 	ApplicantEmail  string                 `protobuf:"bytes,9,opt,name=applicant_email,json=applicantEmail,proto3" json:"applicant_email,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	ApplicantPhone  string                 `protobuf:"bytes,10,opt,name=applicant_phone,json=applicantPhone,proto3" json:"applicant_phone,omitempty"`
+	// PENDING_ORGANIZATION_VERIFICATION: the company phone the CA may call.
+	CompanyPhone  string `protobuf:"bytes,11,opt,name=company_phone,json=companyPhone,proto3" json:"company_phone,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ApplicationStateChanged) Reset() {
@@ -786,6 +815,20 @@ func (x *ApplicationStateChanged) GetApplicantEmail() string {
 	return ""
 }
 
+func (x *ApplicationStateChanged) GetApplicantPhone() string {
+	if x != nil {
+		return x.ApplicantPhone
+	}
+	return ""
+}
+
+func (x *ApplicationStateChanged) GetCompanyPhone() string {
+	if x != nil {
+		return x.CompanyPhone
+	}
+	return ""
+}
+
 // certflow.application.failed: -> VALIDATION_FAILED.
 type ApplicationFailed struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -797,6 +840,7 @@ type ApplicationFailed struct {
 	FromState      string                 `protobuf:"bytes,6,opt,name=from_state,json=fromState,proto3" json:"from_state,omitempty"`
 	Cause          string                 `protobuf:"bytes,7,opt,name=cause,proto3" json:"cause,omitempty"`
 	ApplicantEmail string                 `protobuf:"bytes,8,opt,name=applicant_email,json=applicantEmail,proto3" json:"applicant_email,omitempty"`
+	ApplicantPhone string                 `protobuf:"bytes,9,opt,name=applicant_phone,json=applicantPhone,proto3" json:"applicant_phone,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -883,6 +927,13 @@ func (x *ApplicationFailed) GetCause() string {
 func (x *ApplicationFailed) GetApplicantEmail() string {
 	if x != nil {
 		return x.ApplicantEmail
+	}
+	return ""
+}
+
+func (x *ApplicationFailed) GetApplicantPhone() string {
+	if x != nil {
+		return x.ApplicantPhone
 	}
 	return ""
 }
@@ -991,6 +1042,7 @@ type ApplicationIssued struct {
 	Certificate    string                 `protobuf:"bytes,6,opt,name=certificate,proto3" json:"certificate,omitempty"`
 	ApplicantEmail string                 `protobuf:"bytes,7,opt,name=applicant_email,json=applicantEmail,proto3" json:"applicant_email,omitempty"`
 	Domains        []string               `protobuf:"bytes,8,rep,name=domains,proto3" json:"domains,omitempty"`
+	ApplicantPhone string                 `protobuf:"bytes,9,opt,name=applicant_phone,json=applicantPhone,proto3" json:"applicant_phone,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -1081,6 +1133,13 @@ func (x *ApplicationIssued) GetDomains() []string {
 	return nil
 }
 
+func (x *ApplicationIssued) GetApplicantPhone() string {
+	if x != nil {
+		return x.ApplicantPhone
+	}
+	return ""
+}
+
 // certflow.domain.verified: a challenge passed.
 type DomainVerified struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -1091,9 +1150,14 @@ type DomainVerified struct {
 	Application string                 `protobuf:"bytes,5,opt,name=application,proto3" json:"application,omitempty"`
 	Attempt     int32                  `protobuf:"varint,6,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	Domain      string                 `protobuf:"bytes,7,opt,name=domain,proto3" json:"domain,omitempty"`
-	// DNS_TXT or HTTP_FILE: the method recorded for the validation.
-	Method        string                 `protobuf:"bytes,8,opt,name=method,proto3" json:"method,omitempty"`
-	VerifyTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=verify_time,json=verifyTime,proto3" json:"verify_time,omitempty"`
+	// DNS_TXT, DNS_CNAME, HTTP_FILE or EMAIL: the method recorded for the
+	// validation.
+	Method     string                 `protobuf:"bytes,8,opt,name=method,proto3" json:"method,omitempty"`
+	VerifyTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=verify_time,json=verifyTime,proto3" json:"verify_time,omitempty"`
+	// The Baseline Requirements rule set it was done under.
+	RuleVersion string `protobuf:"bytes,10,opt,name=rule_version,json=ruleVersion,proto3" json:"rule_version,omitempty"`
+	// True when an earlier validation of the account was reused.
+	Reused        bool `protobuf:"varint,11,opt,name=reused,proto3" json:"reused,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1189,6 +1253,20 @@ func (x *DomainVerified) GetVerifyTime() *timestamppb.Timestamp {
 		return x.VerifyTime
 	}
 	return nil
+}
+
+func (x *DomainVerified) GetRuleVersion() string {
+	if x != nil {
+		return x.RuleVersion
+	}
+	return ""
+}
+
+func (x *DomainVerified) GetReused() bool {
+	if x != nil {
+		return x.Reused
+	}
+	return false
 }
 
 // certflow.domain.failed: a challenge expired without proof.
@@ -1511,6 +1589,435 @@ func (x *CertificateIssued) GetNotAfter() *timestamppb.Timestamp {
 	return nil
 }
 
+// certflow.domain.email_sent: an EMAIL challenge's code is to be mailed to
+// the constructed address. The notification service sends it; the code
+// alone does not verify anything without the owning account's API key.
+type DomainEmailChallenge struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EventId       string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	OccurredAt    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	Account       string                 `protobuf:"bytes,3,opt,name=account,proto3" json:"account,omitempty"`
+	Challenge     string                 `protobuf:"bytes,4,opt,name=challenge,proto3" json:"challenge,omitempty"`
+	Application   string                 `protobuf:"bytes,5,opt,name=application,proto3" json:"application,omitempty"`
+	Domain        string                 `protobuf:"bytes,6,opt,name=domain,proto3" json:"domain,omitempty"`
+	Recipient     string                 `protobuf:"bytes,7,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	Code          string                 `protobuf:"bytes,8,opt,name=code,proto3" json:"code,omitempty"`
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DomainEmailChallenge) Reset() {
+	*x = DomainEmailChallenge{}
+	mi := &file_certflow_events_v1_events_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DomainEmailChallenge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DomainEmailChallenge) ProtoMessage() {}
+
+func (x *DomainEmailChallenge) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_events_v1_events_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DomainEmailChallenge.ProtoReflect.Descriptor instead.
+func (*DomainEmailChallenge) Descriptor() ([]byte, []int) {
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *DomainEmailChallenge) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *DomainEmailChallenge) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *DomainEmailChallenge) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *DomainEmailChallenge) GetChallenge() string {
+	if x != nil {
+		return x.Challenge
+	}
+	return ""
+}
+
+func (x *DomainEmailChallenge) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *DomainEmailChallenge) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
+}
+
+func (x *DomainEmailChallenge) GetRecipient() string {
+	if x != nil {
+		return x.Recipient
+	}
+	return ""
+}
+
+func (x *DomainEmailChallenge) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *DomainEmailChallenge) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+// certflow.review.created: a review is waiting in the queue.
+type ReviewCreated struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	EventId    string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	Account    string                 `protobuf:"bytes,3,opt,name=account,proto3" json:"account,omitempty"`
+	Review     string                 `protobuf:"bytes,4,opt,name=review,proto3" json:"review,omitempty"`
+	// ORGANIZATION or MANUAL.
+	Kind          string `protobuf:"bytes,5,opt,name=kind,proto3" json:"kind,omitempty"`
+	Application   string `protobuf:"bytes,6,opt,name=application,proto3" json:"application,omitempty"`
+	Attempt       int32  `protobuf:"varint,7,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReviewCreated) Reset() {
+	*x = ReviewCreated{}
+	mi := &file_certflow_events_v1_events_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReviewCreated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReviewCreated) ProtoMessage() {}
+
+func (x *ReviewCreated) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_events_v1_events_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReviewCreated.ProtoReflect.Descriptor instead.
+func (*ReviewCreated) Descriptor() ([]byte, []int) {
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ReviewCreated) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *ReviewCreated) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *ReviewCreated) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *ReviewCreated) GetReview() string {
+	if x != nil {
+		return x.Review
+	}
+	return ""
+}
+
+func (x *ReviewCreated) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ReviewCreated) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *ReviewCreated) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+// certflow.review.phone_call_recorded
+type PhoneCallRecorded struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	EventId     string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	OccurredAt  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	Account     string                 `protobuf:"bytes,3,opt,name=account,proto3" json:"account,omitempty"`
+	Review      string                 `protobuf:"bytes,4,opt,name=review,proto3" json:"review,omitempty"`
+	Application string                 `protobuf:"bytes,5,opt,name=application,proto3" json:"application,omitempty"`
+	Reviewer    string                 `protobuf:"bytes,6,opt,name=reviewer,proto3" json:"reviewer,omitempty"`
+	// CONFIRMED, DENIED or NO_ANSWER.
+	Outcome       string `protobuf:"bytes,7,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PhoneCallRecorded) Reset() {
+	*x = PhoneCallRecorded{}
+	mi := &file_certflow_events_v1_events_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PhoneCallRecorded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PhoneCallRecorded) ProtoMessage() {}
+
+func (x *PhoneCallRecorded) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_events_v1_events_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PhoneCallRecorded.ProtoReflect.Descriptor instead.
+func (*PhoneCallRecorded) Descriptor() ([]byte, []int) {
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *PhoneCallRecorded) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *PhoneCallRecorded) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *PhoneCallRecorded) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *PhoneCallRecorded) GetReview() string {
+	if x != nil {
+		return x.Review
+	}
+	return ""
+}
+
+func (x *PhoneCallRecorded) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *PhoneCallRecorded) GetReviewer() string {
+	if x != nil {
+		return x.Reviewer
+	}
+	return ""
+}
+
+func (x *PhoneCallRecorded) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+// certflow.review.approved / certflow.review.rejected /
+// certflow.review.cancelled
+type ReviewDecided struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	EventId    string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	Account    string                 `protobuf:"bytes,3,opt,name=account,proto3" json:"account,omitempty"`
+	Review     string                 `protobuf:"bytes,4,opt,name=review,proto3" json:"review,omitempty"`
+	// ORGANIZATION or MANUAL.
+	Kind        string `protobuf:"bytes,5,opt,name=kind,proto3" json:"kind,omitempty"`
+	Application string `protobuf:"bytes,6,opt,name=application,proto3" json:"application,omitempty"`
+	Attempt     int32  `protobuf:"varint,7,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// APPROVED, REJECTED or CANCELLED.
+	State    string `protobuf:"bytes,8,opt,name=state,proto3" json:"state,omitempty"`
+	Reviewer string `protobuf:"bytes,9,opt,name=reviewer,proto3" json:"reviewer,omitempty"`
+	// Why it was rejected.
+	Cause string `protobuf:"bytes,10,opt,name=cause,proto3" json:"cause,omitempty"`
+	// Approved by reuse of an earlier organization approval.
+	Reused        bool `protobuf:"varint,11,opt,name=reused,proto3" json:"reused,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReviewDecided) Reset() {
+	*x = ReviewDecided{}
+	mi := &file_certflow_events_v1_events_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReviewDecided) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReviewDecided) ProtoMessage() {}
+
+func (x *ReviewDecided) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_events_v1_events_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReviewDecided.ProtoReflect.Descriptor instead.
+func (*ReviewDecided) Descriptor() ([]byte, []int) {
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ReviewDecided) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *ReviewDecided) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *ReviewDecided) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *ReviewDecided) GetReview() string {
+	if x != nil {
+		return x.Review
+	}
+	return ""
+}
+
+func (x *ReviewDecided) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ReviewDecided) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *ReviewDecided) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *ReviewDecided) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *ReviewDecided) GetReviewer() string {
+	if x != nil {
+		return x.Reviewer
+	}
+	return ""
+}
+
+func (x *ReviewDecided) GetCause() string {
+	if x != nil {
+		return x.Cause
+	}
+	return ""
+}
+
+func (x *ReviewDecided) GetReused() bool {
+	if x != nil {
+		return x.Reused
+	}
+	return false
+}
+
 var File_certflow_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_certflow_events_v1_events_proto_rawDesc = "" +
@@ -1545,7 +2052,7 @@ const file_certflow_events_v1_events_proto_rawDesc = "" +
 	"\aaccount\x18\x03 \x01(\tR\aaccount\x12\x1a\n" +
 	"\binstance\x18\x04 \x01(\tR\binstance\x12 \n" +
 	"\vapplication\x18\x05 \x01(\tR\vapplication\x12 \n" +
-	"\vcertificate\x18\x06 \x01(\tR\vcertificate\"\xda\x02\n" +
+	"\vcertificate\x18\x06 \x01(\tR\vcertificate\"\xff\x02\n" +
 	"\x15ChallengeInstructions\x12\x1c\n" +
 	"\tchallenge\x18\x01 \x01(\tR\tchallenge\x12\x16\n" +
 	"\x06domain\x18\x02 \x01(\tR\x06domain\x12\x16\n" +
@@ -1556,7 +2063,9 @@ const file_certflow_events_v1_events_proto_rawDesc = "" +
 	"\bhttp_url\x18\a \x01(\tR\ahttpUrl\x12!\n" +
 	"\fhttp_content\x18\b \x01(\tR\vhttpContent\x12;\n" +
 	"\vexpire_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"\x87\x02\n" +
+	"expireTime\x12#\n" +
+	"\remail_address\x18\n" +
+	" \x01(\tR\femailAddress\"\x87\x02\n" +
 	"\x12ApplicationCreated\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
 	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -1565,7 +2074,7 @@ const file_certflow_events_v1_events_proto_rawDesc = "" +
 	"\vapplication\x18\x04 \x01(\tR\vapplication\x12\x1a\n" +
 	"\binstance\x18\x05 \x01(\tR\binstance\x12\x18\n" +
 	"\adomains\x18\x06 \x03(\tR\adomains\x12'\n" +
-	"\x0fapplicant_email\x18\a \x01(\tR\x0eapplicantEmail\"\xe5\x03\n" +
+	"\x0fapplicant_email\x18\a \x01(\tR\x0eapplicantEmail\"\xaa\x04\n" +
 	"\x14ApplicationSubmitted\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
 	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -1581,7 +2090,9 @@ const file_certflow_events_v1_events_proto_rawDesc = "" +
 	"challenges\x18\n" +
 	" \x03(\v2).certflow.events.v1.ChallengeInstructionsR\n" +
 	"challenges\x12J\n" +
-	"\x13expected_issue_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x11expectedIssueTime\"\xd5\x02\n" +
+	"\x13expected_issue_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x11expectedIssueTime\x12'\n" +
+	"\x0fapplicant_phone\x18\f \x01(\tR\x0eapplicantPhone\x12\x1a\n" +
+	"\bwarnings\x18\r \x03(\tR\bwarnings\"\xa3\x03\n" +
 	"\x17ApplicationStateChanged\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
 	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -1593,7 +2104,10 @@ const file_certflow_events_v1_events_proto_rawDesc = "" +
 	"from_state\x18\x06 \x01(\tR\tfromState\x12\x19\n" +
 	"\bto_state\x18\a \x01(\tR\atoState\x12)\n" +
 	"\x10progress_percent\x18\b \x01(\x05R\x0fprogressPercent\x12'\n" +
-	"\x0fapplicant_email\x18\t \x01(\tR\x0eapplicantEmail\"\x9f\x02\n" +
+	"\x0fapplicant_email\x18\t \x01(\tR\x0eapplicantEmail\x12'\n" +
+	"\x0fapplicant_phone\x18\n" +
+	" \x01(\tR\x0eapplicantPhone\x12#\n" +
+	"\rcompany_phone\x18\v \x01(\tR\fcompanyPhone\"\xc8\x02\n" +
 	"\x11ApplicationFailed\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
 	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -1604,7 +2118,8 @@ const file_certflow_events_v1_events_proto_rawDesc = "" +
 	"\n" +
 	"from_state\x18\x06 \x01(\tR\tfromState\x12\x14\n" +
 	"\x05cause\x18\a \x01(\tR\x05cause\x12'\n" +
-	"\x0fapplicant_email\x18\b \x01(\tR\x0eapplicantEmail\"\x8c\x02\n" +
+	"\x0fapplicant_email\x18\b \x01(\tR\x0eapplicantEmail\x12'\n" +
+	"\x0fapplicant_phone\x18\t \x01(\tR\x0eapplicantPhone\"\x8c\x02\n" +
 	"\x14ApplicationWithdrawn\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
 	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -1614,7 +2129,7 @@ const file_certflow_events_v1_events_proto_rawDesc = "" +
 	"\aattempt\x18\x05 \x01(\x05R\aattempt\x12\x1d\n" +
 	"\n" +
 	"from_state\x18\x06 \x01(\tR\tfromState\x12'\n" +
-	"\x0fapplicant_email\x18\a \x01(\tR\x0eapplicantEmail\"\xa6\x02\n" +
+	"\x0fapplicant_email\x18\a \x01(\tR\x0eapplicantEmail\"\xcf\x02\n" +
 	"\x11ApplicationIssued\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
 	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -1624,7 +2139,8 @@ const file_certflow_events_v1_events_proto_rawDesc = "" +
 	"\aattempt\x18\x05 \x01(\x05R\aattempt\x12 \n" +
 	"\vcertificate\x18\x06 \x01(\tR\vcertificate\x12'\n" +
 	"\x0fapplicant_email\x18\a \x01(\tR\x0eapplicantEmail\x12\x18\n" +
-	"\adomains\x18\b \x03(\tR\adomains\"\xc9\x02\n" +
+	"\adomains\x18\b \x03(\tR\adomains\x12'\n" +
+	"\x0fapplicant_phone\x18\t \x01(\tR\x0eapplicantPhone\"\x84\x03\n" +
 	"\x0eDomainVerified\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
 	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -1636,7 +2152,10 @@ const file_certflow_events_v1_events_proto_rawDesc = "" +
 	"\x06domain\x18\a \x01(\tR\x06domain\x12\x16\n" +
 	"\x06method\x18\b \x01(\tR\x06method\x12;\n" +
 	"\vverify_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"verifyTime\"\xaa\x02\n" +
+	"verifyTime\x12!\n" +
+	"\frule_version\x18\n" +
+	" \x01(\tR\vruleVersion\x12\x16\n" +
+	"\x06reused\x18\v \x01(\bR\x06reused\"\xaa\x02\n" +
 	"\x16DomainValidationFailed\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
 	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -1671,7 +2190,51 @@ const file_certflow_events_v1_events_proto_rawDesc = "" +
 	"\n" +
 	"not_before\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tnotBefore\x127\n" +
 	"\tnot_after\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfterBAZ?github.com/certflow/certflow/gen/go/certflow/events/v1;eventsv1b\x06proto3"
+	" \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"\xcf\x02\n" +
+	"\x14DomainEmailChallenge\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
+	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x12\x18\n" +
+	"\aaccount\x18\x03 \x01(\tR\aaccount\x12\x1c\n" +
+	"\tchallenge\x18\x04 \x01(\tR\tchallenge\x12 \n" +
+	"\vapplication\x18\x05 \x01(\tR\vapplication\x12\x16\n" +
+	"\x06domain\x18\x06 \x01(\tR\x06domain\x12\x1c\n" +
+	"\trecipient\x18\a \x01(\tR\trecipient\x12\x12\n" +
+	"\x04code\x18\b \x01(\tR\x04code\x12;\n" +
+	"\vexpire_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"\xe9\x01\n" +
+	"\rReviewCreated\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
+	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x12\x18\n" +
+	"\aaccount\x18\x03 \x01(\tR\aaccount\x12\x16\n" +
+	"\x06review\x18\x04 \x01(\tR\x06review\x12\x12\n" +
+	"\x04kind\x18\x05 \x01(\tR\x04kind\x12 \n" +
+	"\vapplication\x18\x06 \x01(\tR\vapplication\x12\x18\n" +
+	"\aattempt\x18\a \x01(\x05R\aattempt\"\xf5\x01\n" +
+	"\x11PhoneCallRecorded\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
+	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x12\x18\n" +
+	"\aaccount\x18\x03 \x01(\tR\aaccount\x12\x16\n" +
+	"\x06review\x18\x04 \x01(\tR\x06review\x12 \n" +
+	"\vapplication\x18\x05 \x01(\tR\vapplication\x12\x1a\n" +
+	"\breviewer\x18\x06 \x01(\tR\breviewer\x12\x18\n" +
+	"\aoutcome\x18\a \x01(\tR\aoutcome\"\xc9\x02\n" +
+	"\rReviewDecided\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
+	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x12\x18\n" +
+	"\aaccount\x18\x03 \x01(\tR\aaccount\x12\x16\n" +
+	"\x06review\x18\x04 \x01(\tR\x06review\x12\x12\n" +
+	"\x04kind\x18\x05 \x01(\tR\x04kind\x12 \n" +
+	"\vapplication\x18\x06 \x01(\tR\vapplication\x12\x18\n" +
+	"\aattempt\x18\a \x01(\x05R\aattempt\x12\x14\n" +
+	"\x05state\x18\b \x01(\tR\x05state\x12\x1a\n" +
+	"\breviewer\x18\t \x01(\tR\breviewer\x12\x14\n" +
+	"\x05cause\x18\n" +
+	" \x01(\tR\x05cause\x12\x16\n" +
+	"\x06reused\x18\v \x01(\bR\x06reusedBAZ?github.com/certflow/certflow/gen/go/certflow/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_certflow_events_v1_events_proto_rawDescOnce sync.Once
@@ -1685,7 +2248,7 @@ func file_certflow_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_certflow_events_v1_events_proto_rawDescData
 }
 
-var file_certflow_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_certflow_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_certflow_events_v1_events_proto_goTypes = []any{
 	(*OrderCreated)(nil),            // 0: certflow.events.v1.OrderCreated
 	(*InstanceBound)(nil),           // 1: certflow.events.v1.InstanceBound
@@ -1702,34 +2265,43 @@ var file_certflow_events_v1_events_proto_goTypes = []any{
 	(*DomainValidationFailed)(nil),  // 12: certflow.events.v1.DomainValidationFailed
 	(*ChallengeCancelled)(nil),      // 13: certflow.events.v1.ChallengeCancelled
 	(*CertificateIssued)(nil),       // 14: certflow.events.v1.CertificateIssued
-	(*timestamppb.Timestamp)(nil),   // 15: google.protobuf.Timestamp
+	(*DomainEmailChallenge)(nil),    // 15: certflow.events.v1.DomainEmailChallenge
+	(*ReviewCreated)(nil),           // 16: certflow.events.v1.ReviewCreated
+	(*PhoneCallRecorded)(nil),       // 17: certflow.events.v1.PhoneCallRecorded
+	(*ReviewDecided)(nil),           // 18: certflow.events.v1.ReviewDecided
+	(*timestamppb.Timestamp)(nil),   // 19: google.protobuf.Timestamp
 }
 var file_certflow_events_v1_events_proto_depIdxs = []int32{
-	15, // 0: certflow.events.v1.OrderCreated.occurred_at:type_name -> google.protobuf.Timestamp
-	15, // 1: certflow.events.v1.InstanceBound.occurred_at:type_name -> google.protobuf.Timestamp
-	15, // 2: certflow.events.v1.InstanceReleased.occurred_at:type_name -> google.protobuf.Timestamp
-	15, // 3: certflow.events.v1.InstanceIssued.occurred_at:type_name -> google.protobuf.Timestamp
-	15, // 4: certflow.events.v1.ChallengeInstructions.expire_time:type_name -> google.protobuf.Timestamp
-	15, // 5: certflow.events.v1.ApplicationCreated.occurred_at:type_name -> google.protobuf.Timestamp
-	15, // 6: certflow.events.v1.ApplicationSubmitted.occurred_at:type_name -> google.protobuf.Timestamp
+	19, // 0: certflow.events.v1.OrderCreated.occurred_at:type_name -> google.protobuf.Timestamp
+	19, // 1: certflow.events.v1.InstanceBound.occurred_at:type_name -> google.protobuf.Timestamp
+	19, // 2: certflow.events.v1.InstanceReleased.occurred_at:type_name -> google.protobuf.Timestamp
+	19, // 3: certflow.events.v1.InstanceIssued.occurred_at:type_name -> google.protobuf.Timestamp
+	19, // 4: certflow.events.v1.ChallengeInstructions.expire_time:type_name -> google.protobuf.Timestamp
+	19, // 5: certflow.events.v1.ApplicationCreated.occurred_at:type_name -> google.protobuf.Timestamp
+	19, // 6: certflow.events.v1.ApplicationSubmitted.occurred_at:type_name -> google.protobuf.Timestamp
 	4,  // 7: certflow.events.v1.ApplicationSubmitted.challenges:type_name -> certflow.events.v1.ChallengeInstructions
-	15, // 8: certflow.events.v1.ApplicationSubmitted.expected_issue_time:type_name -> google.protobuf.Timestamp
-	15, // 9: certflow.events.v1.ApplicationStateChanged.occurred_at:type_name -> google.protobuf.Timestamp
-	15, // 10: certflow.events.v1.ApplicationFailed.occurred_at:type_name -> google.protobuf.Timestamp
-	15, // 11: certflow.events.v1.ApplicationWithdrawn.occurred_at:type_name -> google.protobuf.Timestamp
-	15, // 12: certflow.events.v1.ApplicationIssued.occurred_at:type_name -> google.protobuf.Timestamp
-	15, // 13: certflow.events.v1.DomainVerified.occurred_at:type_name -> google.protobuf.Timestamp
-	15, // 14: certflow.events.v1.DomainVerified.verify_time:type_name -> google.protobuf.Timestamp
-	15, // 15: certflow.events.v1.DomainValidationFailed.occurred_at:type_name -> google.protobuf.Timestamp
-	15, // 16: certflow.events.v1.ChallengeCancelled.occurred_at:type_name -> google.protobuf.Timestamp
-	15, // 17: certflow.events.v1.CertificateIssued.occurred_at:type_name -> google.protobuf.Timestamp
-	15, // 18: certflow.events.v1.CertificateIssued.not_before:type_name -> google.protobuf.Timestamp
-	15, // 19: certflow.events.v1.CertificateIssued.not_after:type_name -> google.protobuf.Timestamp
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	19, // 8: certflow.events.v1.ApplicationSubmitted.expected_issue_time:type_name -> google.protobuf.Timestamp
+	19, // 9: certflow.events.v1.ApplicationStateChanged.occurred_at:type_name -> google.protobuf.Timestamp
+	19, // 10: certflow.events.v1.ApplicationFailed.occurred_at:type_name -> google.protobuf.Timestamp
+	19, // 11: certflow.events.v1.ApplicationWithdrawn.occurred_at:type_name -> google.protobuf.Timestamp
+	19, // 12: certflow.events.v1.ApplicationIssued.occurred_at:type_name -> google.protobuf.Timestamp
+	19, // 13: certflow.events.v1.DomainVerified.occurred_at:type_name -> google.protobuf.Timestamp
+	19, // 14: certflow.events.v1.DomainVerified.verify_time:type_name -> google.protobuf.Timestamp
+	19, // 15: certflow.events.v1.DomainValidationFailed.occurred_at:type_name -> google.protobuf.Timestamp
+	19, // 16: certflow.events.v1.ChallengeCancelled.occurred_at:type_name -> google.protobuf.Timestamp
+	19, // 17: certflow.events.v1.CertificateIssued.occurred_at:type_name -> google.protobuf.Timestamp
+	19, // 18: certflow.events.v1.CertificateIssued.not_before:type_name -> google.protobuf.Timestamp
+	19, // 19: certflow.events.v1.CertificateIssued.not_after:type_name -> google.protobuf.Timestamp
+	19, // 20: certflow.events.v1.DomainEmailChallenge.occurred_at:type_name -> google.protobuf.Timestamp
+	19, // 21: certflow.events.v1.DomainEmailChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	19, // 22: certflow.events.v1.ReviewCreated.occurred_at:type_name -> google.protobuf.Timestamp
+	19, // 23: certflow.events.v1.PhoneCallRecorded.occurred_at:type_name -> google.protobuf.Timestamp
+	19, // 24: certflow.events.v1.ReviewDecided.occurred_at:type_name -> google.protobuf.Timestamp
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_certflow_events_v1_events_proto_init() }
@@ -1743,7 +2315,7 @@ func file_certflow_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certflow_events_v1_events_proto_rawDesc), len(file_certflow_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -29,6 +29,8 @@ type Channel int32
 const (
 	Channel_CHANNEL_UNSPECIFIED Channel = 0
 	Channel_CHANNEL_EMAIL       Channel = 1
+	// Through the SMS provider (a recording development driver by default).
+	Channel_CHANNEL_SMS Channel = 2
 )
 
 // Enum value maps for Channel.
@@ -36,10 +38,12 @@ var (
 	Channel_name = map[int32]string{
 		0: "CHANNEL_UNSPECIFIED",
 		1: "CHANNEL_EMAIL",
+		2: "CHANNEL_SMS",
 	}
 	Channel_value = map[string]int32{
 		"CHANNEL_UNSPECIFIED": 0,
 		"CHANNEL_EMAIL":       1,
+		"CHANNEL_SMS":         2,
 	}
 )
 
@@ -120,6 +124,62 @@ func (x Notification_State) Number() protoreflect.EnumNumber {
 // Deprecated: Use Notification_State.Descriptor instead.
 func (Notification_State) EnumDescriptor() ([]byte, []int) {
 	return file_certflow_notification_v1_notification_service_proto_rawDescGZIP(), []int{0, 0}
+}
+
+// The delivery outcome.
+type WebhookDelivery_State int32
+
+const (
+	WebhookDelivery_STATE_UNSPECIFIED WebhookDelivery_State = 0
+	// Waiting for its next attempt.
+	WebhookDelivery_PENDING WebhookDelivery_State = 1
+	// Answered with 2xx.
+	WebhookDelivery_DELIVERED WebhookDelivery_State = 2
+	// Gave up after the last retry.
+	WebhookDelivery_FAILED WebhookDelivery_State = 3
+)
+
+// Enum value maps for WebhookDelivery_State.
+var (
+	WebhookDelivery_State_name = map[int32]string{
+		0: "STATE_UNSPECIFIED",
+		1: "PENDING",
+		2: "DELIVERED",
+		3: "FAILED",
+	}
+	WebhookDelivery_State_value = map[string]int32{
+		"STATE_UNSPECIFIED": 0,
+		"PENDING":           1,
+		"DELIVERED":         2,
+		"FAILED":            3,
+	}
+)
+
+func (x WebhookDelivery_State) Enum() *WebhookDelivery_State {
+	p := new(WebhookDelivery_State)
+	*p = x
+	return p
+}
+
+func (x WebhookDelivery_State) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WebhookDelivery_State) Descriptor() protoreflect.EnumDescriptor {
+	return file_certflow_notification_v1_notification_service_proto_enumTypes[2].Descriptor()
+}
+
+func (WebhookDelivery_State) Type() protoreflect.EnumType {
+	return &file_certflow_notification_v1_notification_service_proto_enumTypes[2]
+}
+
+func (x WebhookDelivery_State) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WebhookDelivery_State.Descriptor instead.
+func (WebhookDelivery_State) EnumDescriptor() ([]byte, []int) {
+	return file_certflow_notification_v1_notification_service_proto_rawDescGZIP(), []int{11, 0}
 }
 
 // A message sent because of a lifecycle event.
@@ -408,6 +468,590 @@ func (x *GetNotificationRequest) GetName() string {
 	return ""
 }
 
+// A registered webhook endpoint.
+type Webhook struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// webhooks/{webhook}
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Where events are POSTed; http or https.
+	Url string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// The HMAC-SHA256 key, returned once on create. Each delivery carries
+	// `Certflow-Signature: t=<unix seconds>,v1=<hex HMAC of "<t>.<body>">`.
+	Secret        string                 `protobuf:"bytes,3,opt,name=secret,proto3" json:"secret,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Webhook) Reset() {
+	*x = Webhook{}
+	mi := &file_certflow_notification_v1_notification_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Webhook) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Webhook) ProtoMessage() {}
+
+func (x *Webhook) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_notification_v1_notification_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Webhook.ProtoReflect.Descriptor instead.
+func (*Webhook) Descriptor() ([]byte, []int) {
+	return file_certflow_notification_v1_notification_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Webhook) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Webhook) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *Webhook) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *Webhook) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+type CreateWebhookRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Webhook       *Webhook               `protobuf:"bytes,1,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	RequestId     string                 `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWebhookRequest) Reset() {
+	*x = CreateWebhookRequest{}
+	mi := &file_certflow_notification_v1_notification_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWebhookRequest) ProtoMessage() {}
+
+func (x *CreateWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_notification_v1_notification_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWebhookRequest.ProtoReflect.Descriptor instead.
+func (*CreateWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_certflow_notification_v1_notification_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *CreateWebhookRequest) GetWebhook() *Webhook {
+	if x != nil {
+		return x.Webhook
+	}
+	return nil
+}
+
+func (x *CreateWebhookRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+type GetWebhookRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetWebhookRequest) Reset() {
+	*x = GetWebhookRequest{}
+	mi := &file_certflow_notification_v1_notification_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetWebhookRequest) ProtoMessage() {}
+
+func (x *GetWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_notification_v1_notification_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetWebhookRequest.ProtoReflect.Descriptor instead.
+func (*GetWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_certflow_notification_v1_notification_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *GetWebhookRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type ListWebhooksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PageSize      int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhooksRequest) Reset() {
+	*x = ListWebhooksRequest{}
+	mi := &file_certflow_notification_v1_notification_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhooksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhooksRequest) ProtoMessage() {}
+
+func (x *ListWebhooksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_notification_v1_notification_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhooksRequest.ProtoReflect.Descriptor instead.
+func (*ListWebhooksRequest) Descriptor() ([]byte, []int) {
+	return file_certflow_notification_v1_notification_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListWebhooksRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListWebhooksRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListWebhooksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Webhooks      []*Webhook             `protobuf:"bytes,1,rep,name=webhooks,proto3" json:"webhooks,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhooksResponse) Reset() {
+	*x = ListWebhooksResponse{}
+	mi := &file_certflow_notification_v1_notification_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhooksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhooksResponse) ProtoMessage() {}
+
+func (x *ListWebhooksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_notification_v1_notification_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhooksResponse.ProtoReflect.Descriptor instead.
+func (*ListWebhooksResponse) Descriptor() ([]byte, []int) {
+	return file_certflow_notification_v1_notification_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ListWebhooksResponse) GetWebhooks() []*Webhook {
+	if x != nil {
+		return x.Webhooks
+	}
+	return nil
+}
+
+func (x *ListWebhooksResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type DeleteWebhookRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteWebhookRequest) Reset() {
+	*x = DeleteWebhookRequest{}
+	mi := &file_certflow_notification_v1_notification_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteWebhookRequest) ProtoMessage() {}
+
+func (x *DeleteWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_notification_v1_notification_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteWebhookRequest.ProtoReflect.Descriptor instead.
+func (*DeleteWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_certflow_notification_v1_notification_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *DeleteWebhookRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DeleteWebhookResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteWebhookResponse) Reset() {
+	*x = DeleteWebhookResponse{}
+	mi := &file_certflow_notification_v1_notification_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteWebhookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteWebhookResponse) ProtoMessage() {}
+
+func (x *DeleteWebhookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_notification_v1_notification_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteWebhookResponse.ProtoReflect.Descriptor instead.
+func (*DeleteWebhookResponse) Descriptor() ([]byte, []int) {
+	return file_certflow_notification_v1_notification_service_proto_rawDescGZIP(), []int{10}
+}
+
+// One event's delivery to a webhook, with its attempts.
+type WebhookDelivery struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// webhooks/{webhook}/deliveries/{delivery}
+	Name      string                `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	EventId   string                `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	EventType string                `protobuf:"bytes,3,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	State     WebhookDelivery_State `protobuf:"varint,4,opt,name=state,proto3,enum=certflow.notification.v1.WebhookDelivery_State" json:"state,omitempty"`
+	Attempts  int32                 `protobuf:"varint,5,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// The last answer's HTTP status, 0 if none came.
+	LastStatusCode  int32                  `protobuf:"varint,6,opt,name=last_status_code,json=lastStatusCode,proto3" json:"last_status_code,omitempty"`
+	LastError       string                 `protobuf:"bytes,7,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	NextAttemptTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=next_attempt_time,json=nextAttemptTime,proto3" json:"next_attempt_time,omitempty"`
+	CreateTime      *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	DeliverTime     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=deliver_time,json=deliverTime,proto3" json:"deliver_time,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *WebhookDelivery) Reset() {
+	*x = WebhookDelivery{}
+	mi := &file_certflow_notification_v1_notification_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookDelivery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookDelivery) ProtoMessage() {}
+
+func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_notification_v1_notification_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookDelivery.ProtoReflect.Descriptor instead.
+func (*WebhookDelivery) Descriptor() ([]byte, []int) {
+	return file_certflow_notification_v1_notification_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *WebhookDelivery) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetState() WebhookDelivery_State {
+	if x != nil {
+		return x.State
+	}
+	return WebhookDelivery_STATE_UNSPECIFIED
+}
+
+func (x *WebhookDelivery) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *WebhookDelivery) GetLastStatusCode() int32 {
+	if x != nil {
+		return x.LastStatusCode
+	}
+	return 0
+}
+
+func (x *WebhookDelivery) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetNextAttemptTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextAttemptTime
+	}
+	return nil
+}
+
+func (x *WebhookDelivery) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *WebhookDelivery) GetDeliverTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeliverTime
+	}
+	return nil
+}
+
+type ListWebhookDeliveriesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Parent        string                 `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	PageSize      int32                  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookDeliveriesRequest) Reset() {
+	*x = ListWebhookDeliveriesRequest{}
+	mi := &file_certflow_notification_v1_notification_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookDeliveriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookDeliveriesRequest) ProtoMessage() {}
+
+func (x *ListWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_notification_v1_notification_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookDeliveriesRequest.ProtoReflect.Descriptor instead.
+func (*ListWebhookDeliveriesRequest) Descriptor() ([]byte, []int) {
+	return file_certflow_notification_v1_notification_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListWebhookDeliveriesRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *ListWebhookDeliveriesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListWebhookDeliveriesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListWebhookDeliveriesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deliveries    []*WebhookDelivery     `protobuf:"bytes,1,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookDeliveriesResponse) Reset() {
+	*x = ListWebhookDeliveriesResponse{}
+	mi := &file_certflow_notification_v1_notification_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookDeliveriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookDeliveriesResponse) ProtoMessage() {}
+
+func (x *ListWebhookDeliveriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_notification_v1_notification_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookDeliveriesResponse.ProtoReflect.Descriptor instead.
+func (*ListWebhookDeliveriesResponse) Descriptor() ([]byte, []int) {
+	return file_certflow_notification_v1_notification_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ListWebhookDeliveriesResponse) GetDeliveries() []*WebhookDelivery {
+	if x != nil {
+		return x.Deliveries
+	}
+	return nil
+}
+
+func (x *ListWebhookDeliveriesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_certflow_notification_v1_notification_service_proto protoreflect.FileDescriptor
 
 const file_certflow_notification_v1_notification_service_proto_rawDesc = "" +
@@ -442,13 +1086,73 @@ const file_certflow_notification_v1_notification_service_proto_rawDesc = "" +
 	"\rnotifications\x18\x01 \x03(\v2&.certflow.notification.v1.NotificationR\rnotifications\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"1\n" +
 	"\x16GetNotificationRequest\x12\x17\n" +
-	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name*5\n" +
+	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name\"\x98\x01\n" +
+	"\aWebhook\x12\x17\n" +
+	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x03R\x04name\x12\x15\n" +
+	"\x03url\x18\x02 \x01(\tB\x03\xe0A\x02R\x03url\x12\x1b\n" +
+	"\x06secret\x18\x03 \x01(\tB\x03\xe0A\x03R\x06secret\x12@\n" +
+	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
+	"createTime\"w\n" +
+	"\x14CreateWebhookRequest\x12@\n" +
+	"\awebhook\x18\x01 \x01(\v2!.certflow.notification.v1.WebhookB\x03\xe0A\x02R\awebhook\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\",\n" +
+	"\x11GetWebhookRequest\x12\x17\n" +
+	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name\"Q\n" +
+	"\x13ListWebhooksRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"}\n" +
+	"\x14ListWebhooksResponse\x12=\n" +
+	"\bwebhooks\x18\x01 \x03(\v2!.certflow.notification.v1.WebhookR\bwebhooks\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"/\n" +
+	"\x14DeleteWebhookRequest\x12\x17\n" +
+	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name\"\x17\n" +
+	"\x15DeleteWebhookResponse\"\xc9\x04\n" +
+	"\x0fWebhookDelivery\x12\x17\n" +
+	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x03R\x04name\x12\x1e\n" +
+	"\bevent_id\x18\x02 \x01(\tB\x03\xe0A\x03R\aeventId\x12\"\n" +
+	"\n" +
+	"event_type\x18\x03 \x01(\tB\x03\xe0A\x03R\teventType\x12J\n" +
+	"\x05state\x18\x04 \x01(\x0e2/.certflow.notification.v1.WebhookDelivery.StateB\x03\xe0A\x03R\x05state\x12\x1f\n" +
+	"\battempts\x18\x05 \x01(\x05B\x03\xe0A\x03R\battempts\x12-\n" +
+	"\x10last_status_code\x18\x06 \x01(\x05B\x03\xe0A\x03R\x0elastStatusCode\x12\"\n" +
+	"\n" +
+	"last_error\x18\a \x01(\tB\x03\xe0A\x03R\tlastError\x12K\n" +
+	"\x11next_attempt_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\x0fnextAttemptTime\x12@\n" +
+	"\vcreate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
+	"createTime\x12B\n" +
+	"\fdeliver_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\vdeliverTime\"F\n" +
+	"\x05State\x12\x15\n" +
+	"\x11STATE_UNSPECIFIED\x10\x00\x12\v\n" +
+	"\aPENDING\x10\x01\x12\r\n" +
+	"\tDELIVERED\x10\x02\x12\n" +
+	"\n" +
+	"\x06FAILED\x10\x03\"w\n" +
+	"\x1cListWebhookDeliveriesRequest\x12\x1b\n" +
+	"\x06parent\x18\x01 \x01(\tB\x03\xe0A\x02R\x06parent\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\x92\x01\n" +
+	"\x1dListWebhookDeliveriesResponse\x12I\n" +
+	"\n" +
+	"deliveries\x18\x01 \x03(\v2).certflow.notification.v1.WebhookDeliveryR\n" +
+	"deliveries\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*F\n" +
 	"\aChannel\x12\x17\n" +
 	"\x13CHANNEL_UNSPECIFIED\x10\x00\x12\x11\n" +
-	"\rCHANNEL_EMAIL\x10\x012\xc1\x02\n" +
+	"\rCHANNEL_EMAIL\x10\x01\x12\x0f\n" +
+	"\vCHANNEL_SMS\x10\x022\x91\b\n" +
 	"\x13NotificationService\x12\x97\x01\n" +
 	"\x11ListNotifications\x122.certflow.notification.v1.ListNotificationsRequest\x1a3.certflow.notification.v1.ListNotificationsResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/notifications\x12\x8f\x01\n" +
-	"\x0fGetNotification\x120.certflow.notification.v1.GetNotificationRequest\x1a&.certflow.notification.v1.Notification\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/{name=notifications/*}BMZKgithub.com/certflow/certflow/gen/go/certflow/notification/v1;notificationv1b\x06proto3"
+	"\x0fGetNotification\x120.certflow.notification.v1.GetNotificationRequest\x1a&.certflow.notification.v1.Notification\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/{name=notifications/*}\x12\x81\x01\n" +
+	"\rCreateWebhook\x12..certflow.notification.v1.CreateWebhookRequest\x1a!.certflow.notification.v1.Webhook\"\x1d\x82\xd3\xe4\x93\x02\x17:\awebhook\"\f/v1/webhooks\x12{\n" +
+	"\n" +
+	"GetWebhook\x12+.certflow.notification.v1.GetWebhookRequest\x1a!.certflow.notification.v1.Webhook\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/{name=webhooks/*}\x12\x83\x01\n" +
+	"\fListWebhooks\x12-.certflow.notification.v1.ListWebhooksRequest\x1a..certflow.notification.v1.ListWebhooksResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/webhooks\x12\x8f\x01\n" +
+	"\rDeleteWebhook\x12..certflow.notification.v1.DeleteWebhookRequest\x1a/.certflow.notification.v1.DeleteWebhookResponse\"\x1d\x82\xd3\xe4\x93\x02\x17*\x15/v1/{name=webhooks/*}\x12\xb4\x01\n" +
+	"\x15ListWebhookDeliveries\x126.certflow.notification.v1.ListWebhookDeliveriesRequest\x1a7.certflow.notification.v1.ListWebhookDeliveriesResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/{parent=webhooks/*}/deliveriesBMZKgithub.com/certflow/certflow/gen/go/certflow/notification/v1;notificationv1b\x06proto3"
 
 var (
 	file_certflow_notification_v1_notification_service_proto_rawDescOnce sync.Once
@@ -462,31 +1166,60 @@ func file_certflow_notification_v1_notification_service_proto_rawDescGZIP() []by
 	return file_certflow_notification_v1_notification_service_proto_rawDescData
 }
 
-var file_certflow_notification_v1_notification_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_certflow_notification_v1_notification_service_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_certflow_notification_v1_notification_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_certflow_notification_v1_notification_service_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_certflow_notification_v1_notification_service_proto_goTypes = []any{
-	(Channel)(0),                      // 0: certflow.notification.v1.Channel
-	(Notification_State)(0),           // 1: certflow.notification.v1.Notification.State
-	(*Notification)(nil),              // 2: certflow.notification.v1.Notification
-	(*ListNotificationsRequest)(nil),  // 3: certflow.notification.v1.ListNotificationsRequest
-	(*ListNotificationsResponse)(nil), // 4: certflow.notification.v1.ListNotificationsResponse
-	(*GetNotificationRequest)(nil),    // 5: certflow.notification.v1.GetNotificationRequest
-	(*timestamppb.Timestamp)(nil),     // 6: google.protobuf.Timestamp
+	(Channel)(0),                          // 0: certflow.notification.v1.Channel
+	(Notification_State)(0),               // 1: certflow.notification.v1.Notification.State
+	(WebhookDelivery_State)(0),            // 2: certflow.notification.v1.WebhookDelivery.State
+	(*Notification)(nil),                  // 3: certflow.notification.v1.Notification
+	(*ListNotificationsRequest)(nil),      // 4: certflow.notification.v1.ListNotificationsRequest
+	(*ListNotificationsResponse)(nil),     // 5: certflow.notification.v1.ListNotificationsResponse
+	(*GetNotificationRequest)(nil),        // 6: certflow.notification.v1.GetNotificationRequest
+	(*Webhook)(nil),                       // 7: certflow.notification.v1.Webhook
+	(*CreateWebhookRequest)(nil),          // 8: certflow.notification.v1.CreateWebhookRequest
+	(*GetWebhookRequest)(nil),             // 9: certflow.notification.v1.GetWebhookRequest
+	(*ListWebhooksRequest)(nil),           // 10: certflow.notification.v1.ListWebhooksRequest
+	(*ListWebhooksResponse)(nil),          // 11: certflow.notification.v1.ListWebhooksResponse
+	(*DeleteWebhookRequest)(nil),          // 12: certflow.notification.v1.DeleteWebhookRequest
+	(*DeleteWebhookResponse)(nil),         // 13: certflow.notification.v1.DeleteWebhookResponse
+	(*WebhookDelivery)(nil),               // 14: certflow.notification.v1.WebhookDelivery
+	(*ListWebhookDeliveriesRequest)(nil),  // 15: certflow.notification.v1.ListWebhookDeliveriesRequest
+	(*ListWebhookDeliveriesResponse)(nil), // 16: certflow.notification.v1.ListWebhookDeliveriesResponse
+	(*timestamppb.Timestamp)(nil),         // 17: google.protobuf.Timestamp
 }
 var file_certflow_notification_v1_notification_service_proto_depIdxs = []int32{
-	0, // 0: certflow.notification.v1.Notification.channel:type_name -> certflow.notification.v1.Channel
-	1, // 1: certflow.notification.v1.Notification.state:type_name -> certflow.notification.v1.Notification.State
-	6, // 2: certflow.notification.v1.Notification.create_time:type_name -> google.protobuf.Timestamp
-	2, // 3: certflow.notification.v1.ListNotificationsResponse.notifications:type_name -> certflow.notification.v1.Notification
-	3, // 4: certflow.notification.v1.NotificationService.ListNotifications:input_type -> certflow.notification.v1.ListNotificationsRequest
-	5, // 5: certflow.notification.v1.NotificationService.GetNotification:input_type -> certflow.notification.v1.GetNotificationRequest
-	4, // 6: certflow.notification.v1.NotificationService.ListNotifications:output_type -> certflow.notification.v1.ListNotificationsResponse
-	2, // 7: certflow.notification.v1.NotificationService.GetNotification:output_type -> certflow.notification.v1.Notification
-	6, // [6:8] is the sub-list for method output_type
-	4, // [4:6] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	0,  // 0: certflow.notification.v1.Notification.channel:type_name -> certflow.notification.v1.Channel
+	1,  // 1: certflow.notification.v1.Notification.state:type_name -> certflow.notification.v1.Notification.State
+	17, // 2: certflow.notification.v1.Notification.create_time:type_name -> google.protobuf.Timestamp
+	3,  // 3: certflow.notification.v1.ListNotificationsResponse.notifications:type_name -> certflow.notification.v1.Notification
+	17, // 4: certflow.notification.v1.Webhook.create_time:type_name -> google.protobuf.Timestamp
+	7,  // 5: certflow.notification.v1.CreateWebhookRequest.webhook:type_name -> certflow.notification.v1.Webhook
+	7,  // 6: certflow.notification.v1.ListWebhooksResponse.webhooks:type_name -> certflow.notification.v1.Webhook
+	2,  // 7: certflow.notification.v1.WebhookDelivery.state:type_name -> certflow.notification.v1.WebhookDelivery.State
+	17, // 8: certflow.notification.v1.WebhookDelivery.next_attempt_time:type_name -> google.protobuf.Timestamp
+	17, // 9: certflow.notification.v1.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
+	17, // 10: certflow.notification.v1.WebhookDelivery.deliver_time:type_name -> google.protobuf.Timestamp
+	14, // 11: certflow.notification.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> certflow.notification.v1.WebhookDelivery
+	4,  // 12: certflow.notification.v1.NotificationService.ListNotifications:input_type -> certflow.notification.v1.ListNotificationsRequest
+	6,  // 13: certflow.notification.v1.NotificationService.GetNotification:input_type -> certflow.notification.v1.GetNotificationRequest
+	8,  // 14: certflow.notification.v1.NotificationService.CreateWebhook:input_type -> certflow.notification.v1.CreateWebhookRequest
+	9,  // 15: certflow.notification.v1.NotificationService.GetWebhook:input_type -> certflow.notification.v1.GetWebhookRequest
+	10, // 16: certflow.notification.v1.NotificationService.ListWebhooks:input_type -> certflow.notification.v1.ListWebhooksRequest
+	12, // 17: certflow.notification.v1.NotificationService.DeleteWebhook:input_type -> certflow.notification.v1.DeleteWebhookRequest
+	15, // 18: certflow.notification.v1.NotificationService.ListWebhookDeliveries:input_type -> certflow.notification.v1.ListWebhookDeliveriesRequest
+	5,  // 19: certflow.notification.v1.NotificationService.ListNotifications:output_type -> certflow.notification.v1.ListNotificationsResponse
+	3,  // 20: certflow.notification.v1.NotificationService.GetNotification:output_type -> certflow.notification.v1.Notification
+	7,  // 21: certflow.notification.v1.NotificationService.CreateWebhook:output_type -> certflow.notification.v1.Webhook
+	7,  // 22: certflow.notification.v1.NotificationService.GetWebhook:output_type -> certflow.notification.v1.Webhook
+	11, // 23: certflow.notification.v1.NotificationService.ListWebhooks:output_type -> certflow.notification.v1.ListWebhooksResponse
+	13, // 24: certflow.notification.v1.NotificationService.DeleteWebhook:output_type -> certflow.notification.v1.DeleteWebhookResponse
+	16, // 25: certflow.notification.v1.NotificationService.ListWebhookDeliveries:output_type -> certflow.notification.v1.ListWebhookDeliveriesResponse
+	19, // [19:26] is the sub-list for method output_type
+	12, // [12:19] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_certflow_notification_v1_notification_service_proto_init() }
@@ -499,8 +1232,8 @@ func file_certflow_notification_v1_notification_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certflow_notification_v1_notification_service_proto_rawDesc), len(file_certflow_notification_v1_notification_service_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   4,
+			NumEnums:      3,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

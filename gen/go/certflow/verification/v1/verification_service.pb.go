@@ -32,6 +32,13 @@ const (
 	ValidationMethod_VALIDATION_METHOD_DNS_TXT ValidationMethod = 1
 	// A file under http://<domain>/.well-known/pki-validation/ (BR 3.2.2.4.18).
 	ValidationMethod_VALIDATION_METHOD_HTTP_FILE ValidationMethod = 2
+	// A CNAME at _certflow-challenge.<domain> pointing at a CA-chosen target
+	// (BR 3.2.2.4.7).
+	ValidationMethod_VALIDATION_METHOD_DNS_CNAME ValidationMethod = 3
+	// An email with a single-use code to a constructed address (admin@,
+	// administrator@, webmaster@, hostmaster@, postmaster@; BR 3.2.2.4.4).
+	// Discouraged from 2026-03-15, refused from 2028-03-15.
+	ValidationMethod_VALIDATION_METHOD_EMAIL ValidationMethod = 4
 )
 
 // Enum value maps for ValidationMethod.
@@ -40,11 +47,15 @@ var (
 		0: "VALIDATION_METHOD_UNSPECIFIED",
 		1: "VALIDATION_METHOD_DNS_TXT",
 		2: "VALIDATION_METHOD_HTTP_FILE",
+		3: "VALIDATION_METHOD_DNS_CNAME",
+		4: "VALIDATION_METHOD_EMAIL",
 	}
 	ValidationMethod_value = map[string]int32{
 		"VALIDATION_METHOD_UNSPECIFIED": 0,
 		"VALIDATION_METHOD_DNS_TXT":     1,
 		"VALIDATION_METHOD_HTTP_FILE":   2,
+		"VALIDATION_METHOD_DNS_CNAME":   3,
+		"VALIDATION_METHOD_EMAIL":       4,
 	}
 )
 
@@ -163,7 +174,18 @@ type Challenge struct {
 	LastCheckTime *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=last_check_time,json=lastCheckTime,proto3" json:"last_check_time,omitempty"`
 	NextCheckTime *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=next_check_time,json=nextCheckTime,proto3" json:"next_check_time,omitempty"`
 	// Why the last check did not pass, and what to do.
-	LastError     string `protobuf:"bytes,18,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	LastError string `protobuf:"bytes,18,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// EMAIL: where the code was sent.
+	EmailAddress string `protobuf:"bytes,19,opt,name=email_address,json=emailAddress,proto3" json:"email_address,omitempty"`
+	// The Baseline Requirements rule set the validation was done under.
+	RuleVersion string `protobuf:"bytes,20,opt,name=rule_version,json=ruleVersion,proto3" json:"rule_version,omitempty"`
+	// Whether an earlier validation of the name by the same account was
+	// reused (it is younger than the reuse period).
+	Reused bool `protobuf:"varint,21,opt,name=reused,proto3" json:"reused,omitempty"`
+	// For a reused validation, when the name was first validated.
+	ValidationTime *timestamppb.Timestamp `protobuf:"bytes,22,opt,name=validation_time,json=validationTime,proto3" json:"validation_time,omitempty"`
+	// A warning about the method, for example that EMAIL is being phased out.
+	Warning       string `protobuf:"bytes,23,opt,name=warning,proto3" json:"warning,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -320,6 +342,41 @@ func (x *Challenge) GetNextCheckTime() *timestamppb.Timestamp {
 func (x *Challenge) GetLastError() string {
 	if x != nil {
 		return x.LastError
+	}
+	return ""
+}
+
+func (x *Challenge) GetEmailAddress() string {
+	if x != nil {
+		return x.EmailAddress
+	}
+	return ""
+}
+
+func (x *Challenge) GetRuleVersion() string {
+	if x != nil {
+		return x.RuleVersion
+	}
+	return ""
+}
+
+func (x *Challenge) GetReused() bool {
+	if x != nil {
+		return x.Reused
+	}
+	return false
+}
+
+func (x *Challenge) GetValidationTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ValidationTime
+	}
+	return nil
+}
+
+func (x *Challenge) GetWarning() string {
+	if x != nil {
+		return x.Warning
 	}
 	return ""
 }
@@ -527,13 +584,16 @@ func (x *CheckChallengeRequest) GetName() string {
 }
 
 type CreateChallengesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Application   string                 `protobuf:"bytes,1,opt,name=application,proto3" json:"application,omitempty"`
-	Attempt       int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	Domains       []string               `protobuf:"bytes,3,rep,name=domains,proto3" json:"domains,omitempty"`
-	Method        ValidationMethod       `protobuf:"varint,4,opt,name=method,proto3,enum=certflow.verification.v1.ValidationMethod" json:"method,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Application string                 `protobuf:"bytes,1,opt,name=application,proto3" json:"application,omitempty"`
+	Attempt     int32                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Domains     []string               `protobuf:"bytes,3,rep,name=domains,proto3" json:"domains,omitempty"`
+	Method      ValidationMethod       `protobuf:"varint,4,opt,name=method,proto3,enum=certflow.verification.v1.ValidationMethod" json:"method,omitempty"`
+	// EMAIL: the constructed mailbox, one of admin, administrator, webmaster,
+	// hostmaster, postmaster (default admin).
+	EmailLocalPart string `protobuf:"bytes,5,opt,name=email_local_part,json=emailLocalPart,proto3" json:"email_local_part,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CreateChallengesRequest) Reset() {
@@ -592,6 +652,13 @@ func (x *CreateChallengesRequest) GetMethod() ValidationMethod {
 		return x.Method
 	}
 	return ValidationMethod_VALIDATION_METHOD_UNSPECIFIED
+}
+
+func (x *CreateChallengesRequest) GetEmailLocalPart() string {
+	if x != nil {
+		return x.EmailLocalPart
+	}
+	return ""
 }
 
 type CreateChallengesResponse struct {
@@ -726,11 +793,503 @@ func (x *CancelChallengesResponse) GetChallenges() []*Challenge {
 	return nil
 }
 
+type ConfirmChallengeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The code from the email.
+	Code          string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmChallengeRequest) Reset() {
+	*x = ConfirmChallengeRequest{}
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmChallengeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmChallengeRequest) ProtoMessage() {}
+
+func (x *ConfirmChallengeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmChallengeRequest.ProtoReflect.Descriptor instead.
+func (*ConfirmChallengeRequest) Descriptor() ([]byte, []int) {
+	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ConfirmChallengeRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ConfirmChallengeRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+type CheckCaaRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Domains       []string               `protobuf:"bytes,1,rep,name=domains,proto3" json:"domains,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckCaaRequest) Reset() {
+	*x = CheckCaaRequest{}
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckCaaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckCaaRequest) ProtoMessage() {}
+
+func (x *CheckCaaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckCaaRequest.ProtoReflect.Descriptor instead.
+func (*CheckCaaRequest) Descriptor() ([]byte, []int) {
+	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *CheckCaaRequest) GetDomains() []string {
+	if x != nil {
+		return x.Domains
+	}
+	return nil
+}
+
+type CheckCaaResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// True when every name permits issuance by this CA.
+	Allowed bool `protobuf:"varint,1,opt,name=allowed,proto3" json:"allowed,omitempty"`
+	// The first name that does not, and why.
+	Domain string `protobuf:"bytes,2,opt,name=domain,proto3" json:"domain,omitempty"`
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// True when a lookup failed (SERVFAIL, timeout): never a permission.
+	LookupFailed  bool `protobuf:"varint,4,opt,name=lookup_failed,json=lookupFailed,proto3" json:"lookup_failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckCaaResponse) Reset() {
+	*x = CheckCaaResponse{}
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckCaaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckCaaResponse) ProtoMessage() {}
+
+func (x *CheckCaaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckCaaResponse.ProtoReflect.Descriptor instead.
+func (*CheckCaaResponse) Descriptor() ([]byte, []int) {
+	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *CheckCaaResponse) GetAllowed() bool {
+	if x != nil {
+		return x.Allowed
+	}
+	return false
+}
+
+func (x *CheckCaaResponse) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
+}
+
+func (x *CheckCaaResponse) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *CheckCaaResponse) GetLookupFailed() bool {
+	if x != nil {
+		return x.LookupFailed
+	}
+	return false
+}
+
+// A qualification document for organization validation.
+type Document struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// applications/{application}/documents/{document}
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// For example "business-license.png".
+	DisplayName string `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	// The file: PNG or JPEG, at most 500 KB. Input only on upload; returned
+	// by GetDocument.
+	Content []byte `protobuf:"bytes,3,opt,name=content,proto3" json:"content,omitempty"`
+	// image/png or image/jpeg, from the content (not the name).
+	ContentType string `protobuf:"bytes,4,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	SizeBytes   int64  `protobuf:"varint,5,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// SHA-256 of the content, hex.
+	Sha256        string                 `protobuf:"bytes,6,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Width         int32                  `protobuf:"varint,7,opt,name=width,proto3" json:"width,omitempty"`
+	Height        int32                  `protobuf:"varint,8,opt,name=height,proto3" json:"height,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Document) Reset() {
+	*x = Document{}
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Document) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Document) ProtoMessage() {}
+
+func (x *Document) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Document.ProtoReflect.Descriptor instead.
+func (*Document) Descriptor() ([]byte, []int) {
+	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Document) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Document) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *Document) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+func (x *Document) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *Document) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *Document) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *Document) GetWidth() int32 {
+	if x != nil {
+		return x.Width
+	}
+	return 0
+}
+
+func (x *Document) GetHeight() int32 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+func (x *Document) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+type UploadDocumentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// applications/{application}
+	Parent        string    `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	Document      *Document `protobuf:"bytes,2,opt,name=document,proto3" json:"document,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadDocumentRequest) Reset() {
+	*x = UploadDocumentRequest{}
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadDocumentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadDocumentRequest) ProtoMessage() {}
+
+func (x *UploadDocumentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadDocumentRequest.ProtoReflect.Descriptor instead.
+func (*UploadDocumentRequest) Descriptor() ([]byte, []int) {
+	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *UploadDocumentRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *UploadDocumentRequest) GetDocument() *Document {
+	if x != nil {
+		return x.Document
+	}
+	return nil
+}
+
+type ListDocumentsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Parent        string                 `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	PageSize      int32                  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDocumentsRequest) Reset() {
+	*x = ListDocumentsRequest{}
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDocumentsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDocumentsRequest) ProtoMessage() {}
+
+func (x *ListDocumentsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDocumentsRequest.ProtoReflect.Descriptor instead.
+func (*ListDocumentsRequest) Descriptor() ([]byte, []int) {
+	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ListDocumentsRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *ListDocumentsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListDocumentsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListDocumentsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Documents     []*Document            `protobuf:"bytes,1,rep,name=documents,proto3" json:"documents,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDocumentsResponse) Reset() {
+	*x = ListDocumentsResponse{}
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDocumentsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDocumentsResponse) ProtoMessage() {}
+
+func (x *ListDocumentsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDocumentsResponse.ProtoReflect.Descriptor instead.
+func (*ListDocumentsResponse) Descriptor() ([]byte, []int) {
+	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ListDocumentsResponse) GetDocuments() []*Document {
+	if x != nil {
+		return x.Documents
+	}
+	return nil
+}
+
+func (x *ListDocumentsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type GetDocumentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDocumentRequest) Reset() {
+	*x = GetDocumentRequest{}
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDocumentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDocumentRequest) ProtoMessage() {}
+
+func (x *GetDocumentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDocumentRequest.ProtoReflect.Descriptor instead.
+func (*GetDocumentRequest) Descriptor() ([]byte, []int) {
+	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *GetDocumentRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 var File_certflow_verification_v1_verification_service_proto protoreflect.FileDescriptor
 
 const file_certflow_verification_v1_verification_service_proto_rawDesc = "" +
 	"\n" +
-	"3certflow/verification/v1/verification_service.proto\x12\x18certflow.verification.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\a\n" +
+	"3certflow/verification/v1/verification_service.proto\x12\x18certflow.verification.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb7\t\n" +
 	"\tChallenge\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x03R\x04name\x12%\n" +
 	"\vapplication\x18\x02 \x01(\tB\x03\xe0A\x03R\vapplication\x12\x1d\n" +
@@ -755,7 +1314,12 @@ const file_certflow_verification_v1_verification_service_proto_rawDesc = "" +
 	"\x0flast_check_time\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\rlastCheckTime\x12G\n" +
 	"\x0fnext_check_time\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\rnextCheckTime\x12\"\n" +
 	"\n" +
-	"last_error\x18\x12 \x01(\tB\x03\xe0A\x03R\tlastError\"T\n" +
+	"last_error\x18\x12 \x01(\tB\x03\xe0A\x03R\tlastError\x12(\n" +
+	"\remail_address\x18\x13 \x01(\tB\x03\xe0A\x03R\femailAddress\x12&\n" +
+	"\frule_version\x18\x14 \x01(\tB\x03\xe0A\x03R\vruleVersion\x12\x1b\n" +
+	"\x06reused\x18\x15 \x01(\bB\x03\xe0A\x03R\x06reused\x12H\n" +
+	"\x0fvalidation_time\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\x0evalidationTime\x12\x1d\n" +
+	"\awarning\x18\x17 \x01(\tB\x03\xe0A\x03R\awarning\"T\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aPENDING\x10\x01\x12\f\n" +
@@ -776,12 +1340,13 @@ const file_certflow_verification_v1_verification_service_proto_rawDesc = "" +
 	"challenges\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"0\n" +
 	"\x15CheckChallengeRequest\x12\x17\n" +
-	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name\"\xc7\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name\"\xf1\x01\n" +
 	"\x17CreateChallengesRequest\x12%\n" +
 	"\vapplication\x18\x01 \x01(\tB\x03\xe0A\x02R\vapplication\x12\x1d\n" +
 	"\aattempt\x18\x02 \x01(\x05B\x03\xe0A\x02R\aattempt\x12\x1d\n" +
 	"\adomains\x18\x03 \x03(\tB\x03\xe0A\x02R\adomains\x12G\n" +
-	"\x06method\x18\x04 \x01(\x0e2*.certflow.verification.v1.ValidationMethodB\x03\xe0A\x02R\x06method\"_\n" +
+	"\x06method\x18\x04 \x01(\x0e2*.certflow.verification.v1.ValidationMethodB\x03\xe0A\x02R\x06method\x12(\n" +
+	"\x10email_local_part\x18\x05 \x01(\tR\x0eemailLocalPart\"_\n" +
 	"\x18CreateChallengesResponse\x12C\n" +
 	"\n" +
 	"challenges\x18\x01 \x03(\v2#.certflow.verification.v1.ChallengeR\n" +
@@ -791,17 +1356,59 @@ const file_certflow_verification_v1_verification_service_proto_rawDesc = "" +
 	"\x18CancelChallengesResponse\x12C\n" +
 	"\n" +
 	"challenges\x18\x01 \x03(\v2#.certflow.verification.v1.ChallengeR\n" +
-	"challenges*u\n" +
+	"challenges\"K\n" +
+	"\x17ConfirmChallengeRequest\x12\x17\n" +
+	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name\x12\x17\n" +
+	"\x04code\x18\x02 \x01(\tB\x03\xe0A\x02R\x04code\"0\n" +
+	"\x0fCheckCaaRequest\x12\x1d\n" +
+	"\adomains\x18\x01 \x03(\tB\x03\xe0A\x02R\adomains\"\x81\x01\n" +
+	"\x10CheckCaaResponse\x12\x18\n" +
+	"\aallowed\x18\x01 \x01(\bR\aallowed\x12\x16\n" +
+	"\x06domain\x18\x02 \x01(\tR\x06domain\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12#\n" +
+	"\rlookup_failed\x18\x04 \x01(\bR\flookupFailed\"\xc3\x02\n" +
+	"\bDocument\x12\x17\n" +
+	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x03R\x04name\x12!\n" +
+	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12\x18\n" +
+	"\acontent\x18\x03 \x01(\fR\acontent\x12&\n" +
+	"\fcontent_type\x18\x04 \x01(\tB\x03\xe0A\x03R\vcontentType\x12\"\n" +
+	"\n" +
+	"size_bytes\x18\x05 \x01(\x03B\x03\xe0A\x03R\tsizeBytes\x12\x1b\n" +
+	"\x06sha256\x18\x06 \x01(\tB\x03\xe0A\x03R\x06sha256\x12\x19\n" +
+	"\x05width\x18\a \x01(\x05B\x03\xe0A\x03R\x05width\x12\x1b\n" +
+	"\x06height\x18\b \x01(\x05B\x03\xe0A\x03R\x06height\x12@\n" +
+	"\vcreate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
+	"createTime\"y\n" +
+	"\x15UploadDocumentRequest\x12\x1b\n" +
+	"\x06parent\x18\x01 \x01(\tB\x03\xe0A\x02R\x06parent\x12C\n" +
+	"\bdocument\x18\x02 \x01(\v2\".certflow.verification.v1.DocumentB\x03\xe0A\x02R\bdocument\"o\n" +
+	"\x14ListDocumentsRequest\x12\x1b\n" +
+	"\x06parent\x18\x01 \x01(\tB\x03\xe0A\x02R\x06parent\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\x81\x01\n" +
+	"\x15ListDocumentsResponse\x12@\n" +
+	"\tdocuments\x18\x01 \x03(\v2\".certflow.verification.v1.DocumentR\tdocuments\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"-\n" +
+	"\x12GetDocumentRequest\x12\x17\n" +
+	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name*\xb3\x01\n" +
 	"\x10ValidationMethod\x12!\n" +
 	"\x1dVALIDATION_METHOD_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19VALIDATION_METHOD_DNS_TXT\x10\x01\x12\x1f\n" +
-	"\x1bVALIDATION_METHOD_HTTP_FILE\x10\x022\xb2\x05\n" +
+	"\x1bVALIDATION_METHOD_HTTP_FILE\x10\x02\x12\x1f\n" +
+	"\x1bVALIDATION_METHOD_DNS_CNAME\x10\x03\x12\x1b\n" +
+	"\x17VALIDATION_METHOD_EMAIL\x10\x042\x82\v\n" +
 	"\x13VerificationService\x12\x83\x01\n" +
 	"\fGetChallenge\x12-.certflow.verification.v1.GetChallengeRequest\x1a#.certflow.verification.v1.Challenge\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/{name=challenges/*}\x12\x8b\x01\n" +
 	"\x0eListChallenges\x12/.certflow.verification.v1.ListChallengesRequest\x1a0.certflow.verification.v1.ListChallengesResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/challenges\x12\x90\x01\n" +
 	"\x0eCheckChallenge\x12/.certflow.verification.v1.CheckChallengeRequest\x1a#.certflow.verification.v1.Challenge\"(\x82\xd3\xe4\x93\x02\":\x01*\"\x1d/v1/{name=challenges/*}:check\x12y\n" +
 	"\x10CreateChallenges\x121.certflow.verification.v1.CreateChallengesRequest\x1a2.certflow.verification.v1.CreateChallengesResponse\x12y\n" +
-	"\x10CancelChallenges\x121.certflow.verification.v1.CancelChallengesRequest\x1a2.certflow.verification.v1.CancelChallengesResponseBMZKgithub.com/certflow/certflow/gen/go/certflow/verification/v1;verificationv1b\x06proto3"
+	"\x10CancelChallenges\x121.certflow.verification.v1.CancelChallengesRequest\x1a2.certflow.verification.v1.CancelChallengesResponse\x12\x96\x01\n" +
+	"\x10ConfirmChallenge\x121.certflow.verification.v1.ConfirmChallengeRequest\x1a#.certflow.verification.v1.Challenge\"*\x82\xd3\xe4\x93\x02$:\x01*\"\x1f/v1/{name=challenges/*}:confirm\x12a\n" +
+	"\bCheckCaa\x12).certflow.verification.v1.CheckCaaRequest\x1a*.certflow.verification.v1.CheckCaaResponse\x12\x9e\x01\n" +
+	"\x0eUploadDocument\x12/.certflow.verification.v1.UploadDocumentRequest\x1a\".certflow.verification.v1.Document\"7\x82\xd3\xe4\x93\x021:\bdocument\"%/v1/{parent=applications/*}/documents\x12\x9f\x01\n" +
+	"\rListDocuments\x12..certflow.verification.v1.ListDocumentsRequest\x1a/.certflow.verification.v1.ListDocumentsResponse\"-\x82\xd3\xe4\x93\x02'\x12%/v1/{parent=applications/*}/documents\x12\x8e\x01\n" +
+	"\vGetDocument\x12,.certflow.verification.v1.GetDocumentRequest\x1a\".certflow.verification.v1.Document\"-\x82\xd3\xe4\x93\x02'\x12%/v1/{name=applications/*/documents/*}BMZKgithub.com/certflow/certflow/gen/go/certflow/verification/v1;verificationv1b\x06proto3"
 
 var (
 	file_certflow_verification_v1_verification_service_proto_rawDescOnce sync.Once
@@ -816,7 +1423,7 @@ func file_certflow_verification_v1_verification_service_proto_rawDescGZIP() []by
 }
 
 var file_certflow_verification_v1_verification_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_certflow_verification_v1_verification_service_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_certflow_verification_v1_verification_service_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_certflow_verification_v1_verification_service_proto_goTypes = []any{
 	(ValidationMethod)(0),            // 0: certflow.verification.v1.ValidationMethod
 	(Challenge_State)(0),             // 1: certflow.verification.v1.Challenge.State
@@ -829,35 +1436,57 @@ var file_certflow_verification_v1_verification_service_proto_goTypes = []any{
 	(*CreateChallengesResponse)(nil), // 8: certflow.verification.v1.CreateChallengesResponse
 	(*CancelChallengesRequest)(nil),  // 9: certflow.verification.v1.CancelChallengesRequest
 	(*CancelChallengesResponse)(nil), // 10: certflow.verification.v1.CancelChallengesResponse
-	(*timestamppb.Timestamp)(nil),    // 11: google.protobuf.Timestamp
+	(*ConfirmChallengeRequest)(nil),  // 11: certflow.verification.v1.ConfirmChallengeRequest
+	(*CheckCaaRequest)(nil),          // 12: certflow.verification.v1.CheckCaaRequest
+	(*CheckCaaResponse)(nil),         // 13: certflow.verification.v1.CheckCaaResponse
+	(*Document)(nil),                 // 14: certflow.verification.v1.Document
+	(*UploadDocumentRequest)(nil),    // 15: certflow.verification.v1.UploadDocumentRequest
+	(*ListDocumentsRequest)(nil),     // 16: certflow.verification.v1.ListDocumentsRequest
+	(*ListDocumentsResponse)(nil),    // 17: certflow.verification.v1.ListDocumentsResponse
+	(*GetDocumentRequest)(nil),       // 18: certflow.verification.v1.GetDocumentRequest
+	(*timestamppb.Timestamp)(nil),    // 19: google.protobuf.Timestamp
 }
 var file_certflow_verification_v1_verification_service_proto_depIdxs = []int32{
 	0,  // 0: certflow.verification.v1.Challenge.method:type_name -> certflow.verification.v1.ValidationMethod
 	1,  // 1: certflow.verification.v1.Challenge.state:type_name -> certflow.verification.v1.Challenge.State
-	11, // 2: certflow.verification.v1.Challenge.create_time:type_name -> google.protobuf.Timestamp
-	11, // 3: certflow.verification.v1.Challenge.expire_time:type_name -> google.protobuf.Timestamp
-	11, // 4: certflow.verification.v1.Challenge.verify_time:type_name -> google.protobuf.Timestamp
-	11, // 5: certflow.verification.v1.Challenge.last_check_time:type_name -> google.protobuf.Timestamp
-	11, // 6: certflow.verification.v1.Challenge.next_check_time:type_name -> google.protobuf.Timestamp
-	2,  // 7: certflow.verification.v1.ListChallengesResponse.challenges:type_name -> certflow.verification.v1.Challenge
-	0,  // 8: certflow.verification.v1.CreateChallengesRequest.method:type_name -> certflow.verification.v1.ValidationMethod
-	2,  // 9: certflow.verification.v1.CreateChallengesResponse.challenges:type_name -> certflow.verification.v1.Challenge
-	2,  // 10: certflow.verification.v1.CancelChallengesResponse.challenges:type_name -> certflow.verification.v1.Challenge
-	3,  // 11: certflow.verification.v1.VerificationService.GetChallenge:input_type -> certflow.verification.v1.GetChallengeRequest
-	4,  // 12: certflow.verification.v1.VerificationService.ListChallenges:input_type -> certflow.verification.v1.ListChallengesRequest
-	6,  // 13: certflow.verification.v1.VerificationService.CheckChallenge:input_type -> certflow.verification.v1.CheckChallengeRequest
-	7,  // 14: certflow.verification.v1.VerificationService.CreateChallenges:input_type -> certflow.verification.v1.CreateChallengesRequest
-	9,  // 15: certflow.verification.v1.VerificationService.CancelChallenges:input_type -> certflow.verification.v1.CancelChallengesRequest
-	2,  // 16: certflow.verification.v1.VerificationService.GetChallenge:output_type -> certflow.verification.v1.Challenge
-	5,  // 17: certflow.verification.v1.VerificationService.ListChallenges:output_type -> certflow.verification.v1.ListChallengesResponse
-	2,  // 18: certflow.verification.v1.VerificationService.CheckChallenge:output_type -> certflow.verification.v1.Challenge
-	8,  // 19: certflow.verification.v1.VerificationService.CreateChallenges:output_type -> certflow.verification.v1.CreateChallengesResponse
-	10, // 20: certflow.verification.v1.VerificationService.CancelChallenges:output_type -> certflow.verification.v1.CancelChallengesResponse
-	16, // [16:21] is the sub-list for method output_type
-	11, // [11:16] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	19, // 2: certflow.verification.v1.Challenge.create_time:type_name -> google.protobuf.Timestamp
+	19, // 3: certflow.verification.v1.Challenge.expire_time:type_name -> google.protobuf.Timestamp
+	19, // 4: certflow.verification.v1.Challenge.verify_time:type_name -> google.protobuf.Timestamp
+	19, // 5: certflow.verification.v1.Challenge.last_check_time:type_name -> google.protobuf.Timestamp
+	19, // 6: certflow.verification.v1.Challenge.next_check_time:type_name -> google.protobuf.Timestamp
+	19, // 7: certflow.verification.v1.Challenge.validation_time:type_name -> google.protobuf.Timestamp
+	2,  // 8: certflow.verification.v1.ListChallengesResponse.challenges:type_name -> certflow.verification.v1.Challenge
+	0,  // 9: certflow.verification.v1.CreateChallengesRequest.method:type_name -> certflow.verification.v1.ValidationMethod
+	2,  // 10: certflow.verification.v1.CreateChallengesResponse.challenges:type_name -> certflow.verification.v1.Challenge
+	2,  // 11: certflow.verification.v1.CancelChallengesResponse.challenges:type_name -> certflow.verification.v1.Challenge
+	19, // 12: certflow.verification.v1.Document.create_time:type_name -> google.protobuf.Timestamp
+	14, // 13: certflow.verification.v1.UploadDocumentRequest.document:type_name -> certflow.verification.v1.Document
+	14, // 14: certflow.verification.v1.ListDocumentsResponse.documents:type_name -> certflow.verification.v1.Document
+	3,  // 15: certflow.verification.v1.VerificationService.GetChallenge:input_type -> certflow.verification.v1.GetChallengeRequest
+	4,  // 16: certflow.verification.v1.VerificationService.ListChallenges:input_type -> certflow.verification.v1.ListChallengesRequest
+	6,  // 17: certflow.verification.v1.VerificationService.CheckChallenge:input_type -> certflow.verification.v1.CheckChallengeRequest
+	7,  // 18: certflow.verification.v1.VerificationService.CreateChallenges:input_type -> certflow.verification.v1.CreateChallengesRequest
+	9,  // 19: certflow.verification.v1.VerificationService.CancelChallenges:input_type -> certflow.verification.v1.CancelChallengesRequest
+	11, // 20: certflow.verification.v1.VerificationService.ConfirmChallenge:input_type -> certflow.verification.v1.ConfirmChallengeRequest
+	12, // 21: certflow.verification.v1.VerificationService.CheckCaa:input_type -> certflow.verification.v1.CheckCaaRequest
+	15, // 22: certflow.verification.v1.VerificationService.UploadDocument:input_type -> certflow.verification.v1.UploadDocumentRequest
+	16, // 23: certflow.verification.v1.VerificationService.ListDocuments:input_type -> certflow.verification.v1.ListDocumentsRequest
+	18, // 24: certflow.verification.v1.VerificationService.GetDocument:input_type -> certflow.verification.v1.GetDocumentRequest
+	2,  // 25: certflow.verification.v1.VerificationService.GetChallenge:output_type -> certflow.verification.v1.Challenge
+	5,  // 26: certflow.verification.v1.VerificationService.ListChallenges:output_type -> certflow.verification.v1.ListChallengesResponse
+	2,  // 27: certflow.verification.v1.VerificationService.CheckChallenge:output_type -> certflow.verification.v1.Challenge
+	8,  // 28: certflow.verification.v1.VerificationService.CreateChallenges:output_type -> certflow.verification.v1.CreateChallengesResponse
+	10, // 29: certflow.verification.v1.VerificationService.CancelChallenges:output_type -> certflow.verification.v1.CancelChallengesResponse
+	2,  // 30: certflow.verification.v1.VerificationService.ConfirmChallenge:output_type -> certflow.verification.v1.Challenge
+	13, // 31: certflow.verification.v1.VerificationService.CheckCaa:output_type -> certflow.verification.v1.CheckCaaResponse
+	14, // 32: certflow.verification.v1.VerificationService.UploadDocument:output_type -> certflow.verification.v1.Document
+	17, // 33: certflow.verification.v1.VerificationService.ListDocuments:output_type -> certflow.verification.v1.ListDocumentsResponse
+	14, // 34: certflow.verification.v1.VerificationService.GetDocument:output_type -> certflow.verification.v1.Document
+	25, // [25:35] is the sub-list for method output_type
+	15, // [15:25] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_certflow_verification_v1_verification_service_proto_init() }
@@ -871,7 +1500,7 @@ func file_certflow_verification_v1_verification_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certflow_verification_v1_verification_service_proto_rawDesc), len(file_certflow_verification_v1_verification_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   9,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

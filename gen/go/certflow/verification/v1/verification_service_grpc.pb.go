@@ -24,6 +24,11 @@ const (
 	VerificationService_CheckChallenge_FullMethodName   = "/certflow.verification.v1.VerificationService/CheckChallenge"
 	VerificationService_CreateChallenges_FullMethodName = "/certflow.verification.v1.VerificationService/CreateChallenges"
 	VerificationService_CancelChallenges_FullMethodName = "/certflow.verification.v1.VerificationService/CancelChallenges"
+	VerificationService_ConfirmChallenge_FullMethodName = "/certflow.verification.v1.VerificationService/ConfirmChallenge"
+	VerificationService_CheckCaa_FullMethodName         = "/certflow.verification.v1.VerificationService/CheckCaa"
+	VerificationService_UploadDocument_FullMethodName   = "/certflow.verification.v1.VerificationService/UploadDocument"
+	VerificationService_ListDocuments_FullMethodName    = "/certflow.verification.v1.VerificationService/ListDocuments"
+	VerificationService_GetDocument_FullMethodName      = "/certflow.verification.v1.VerificationService/GetDocument"
 )
 
 // VerificationServiceClient is the client API for VerificationService service.
@@ -46,6 +51,17 @@ type VerificationServiceClient interface {
 	CreateChallenges(ctx context.Context, in *CreateChallengesRequest, opts ...grpc.CallOption) (*CreateChallengesResponse, error)
 	// Internal: cancels an application's pending challenges.
 	CancelChallenges(ctx context.Context, in *CancelChallengesRequest, opts ...grpc.CallOption) (*CancelChallengesResponse, error)
+	// Confirms an EMAIL challenge with the single-use code from the email.
+	ConfirmChallenge(ctx context.Context, in *ConfirmChallengeRequest, opts ...grpc.CallOption) (*Challenge, error)
+	// Internal: checks CAA (RFC 8659) for every name before issuance.
+	CheckCaa(ctx context.Context, in *CheckCaaRequest, opts ...grpc.CallOption) (*CheckCaaResponse, error)
+	// Uploads a qualification document (PNG or JPEG, at most 500 KB) for an
+	// OV/EV application.
+	UploadDocument(ctx context.Context, in *UploadDocumentRequest, opts ...grpc.CallOption) (*Document, error)
+	// Lists an application's documents (without their content).
+	ListDocuments(ctx context.Context, in *ListDocumentsRequest, opts ...grpc.CallOption) (*ListDocumentsResponse, error)
+	// Gets a document with its content; for the owner and for reviewers.
+	GetDocument(ctx context.Context, in *GetDocumentRequest, opts ...grpc.CallOption) (*Document, error)
 }
 
 type verificationServiceClient struct {
@@ -106,6 +122,56 @@ func (c *verificationServiceClient) CancelChallenges(ctx context.Context, in *Ca
 	return out, nil
 }
 
+func (c *verificationServiceClient) ConfirmChallenge(ctx context.Context, in *ConfirmChallengeRequest, opts ...grpc.CallOption) (*Challenge, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Challenge)
+	err := c.cc.Invoke(ctx, VerificationService_ConfirmChallenge_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *verificationServiceClient) CheckCaa(ctx context.Context, in *CheckCaaRequest, opts ...grpc.CallOption) (*CheckCaaResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckCaaResponse)
+	err := c.cc.Invoke(ctx, VerificationService_CheckCaa_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *verificationServiceClient) UploadDocument(ctx context.Context, in *UploadDocumentRequest, opts ...grpc.CallOption) (*Document, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Document)
+	err := c.cc.Invoke(ctx, VerificationService_UploadDocument_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *verificationServiceClient) ListDocuments(ctx context.Context, in *ListDocumentsRequest, opts ...grpc.CallOption) (*ListDocumentsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDocumentsResponse)
+	err := c.cc.Invoke(ctx, VerificationService_ListDocuments_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *verificationServiceClient) GetDocument(ctx context.Context, in *GetDocumentRequest, opts ...grpc.CallOption) (*Document, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Document)
+	err := c.cc.Invoke(ctx, VerificationService_GetDocument_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // VerificationServiceServer is the server API for VerificationService service.
 // All implementations must embed UnimplementedVerificationServiceServer
 // for forward compatibility.
@@ -126,6 +192,17 @@ type VerificationServiceServer interface {
 	CreateChallenges(context.Context, *CreateChallengesRequest) (*CreateChallengesResponse, error)
 	// Internal: cancels an application's pending challenges.
 	CancelChallenges(context.Context, *CancelChallengesRequest) (*CancelChallengesResponse, error)
+	// Confirms an EMAIL challenge with the single-use code from the email.
+	ConfirmChallenge(context.Context, *ConfirmChallengeRequest) (*Challenge, error)
+	// Internal: checks CAA (RFC 8659) for every name before issuance.
+	CheckCaa(context.Context, *CheckCaaRequest) (*CheckCaaResponse, error)
+	// Uploads a qualification document (PNG or JPEG, at most 500 KB) for an
+	// OV/EV application.
+	UploadDocument(context.Context, *UploadDocumentRequest) (*Document, error)
+	// Lists an application's documents (without their content).
+	ListDocuments(context.Context, *ListDocumentsRequest) (*ListDocumentsResponse, error)
+	// Gets a document with its content; for the owner and for reviewers.
+	GetDocument(context.Context, *GetDocumentRequest) (*Document, error)
 	mustEmbedUnimplementedVerificationServiceServer()
 }
 
@@ -150,6 +227,21 @@ func (UnimplementedVerificationServiceServer) CreateChallenges(context.Context, 
 }
 func (UnimplementedVerificationServiceServer) CancelChallenges(context.Context, *CancelChallengesRequest) (*CancelChallengesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CancelChallenges not implemented")
+}
+func (UnimplementedVerificationServiceServer) ConfirmChallenge(context.Context, *ConfirmChallengeRequest) (*Challenge, error) {
+	return nil, status.Error(codes.Unimplemented, "method ConfirmChallenge not implemented")
+}
+func (UnimplementedVerificationServiceServer) CheckCaa(context.Context, *CheckCaaRequest) (*CheckCaaResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CheckCaa not implemented")
+}
+func (UnimplementedVerificationServiceServer) UploadDocument(context.Context, *UploadDocumentRequest) (*Document, error) {
+	return nil, status.Error(codes.Unimplemented, "method UploadDocument not implemented")
+}
+func (UnimplementedVerificationServiceServer) ListDocuments(context.Context, *ListDocumentsRequest) (*ListDocumentsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDocuments not implemented")
+}
+func (UnimplementedVerificationServiceServer) GetDocument(context.Context, *GetDocumentRequest) (*Document, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetDocument not implemented")
 }
 func (UnimplementedVerificationServiceServer) mustEmbedUnimplementedVerificationServiceServer() {}
 func (UnimplementedVerificationServiceServer) testEmbeddedByValue()                             {}
@@ -262,6 +354,96 @@ func _VerificationService_CancelChallenges_Handler(srv interface{}, ctx context.
 	return interceptor(ctx, in, info, handler)
 }
 
+func _VerificationService_ConfirmChallenge_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConfirmChallengeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VerificationServiceServer).ConfirmChallenge(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VerificationService_ConfirmChallenge_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VerificationServiceServer).ConfirmChallenge(ctx, req.(*ConfirmChallengeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VerificationService_CheckCaa_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckCaaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VerificationServiceServer).CheckCaa(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VerificationService_CheckCaa_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VerificationServiceServer).CheckCaa(ctx, req.(*CheckCaaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VerificationService_UploadDocument_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UploadDocumentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VerificationServiceServer).UploadDocument(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VerificationService_UploadDocument_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VerificationServiceServer).UploadDocument(ctx, req.(*UploadDocumentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VerificationService_ListDocuments_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDocumentsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VerificationServiceServer).ListDocuments(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VerificationService_ListDocuments_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VerificationServiceServer).ListDocuments(ctx, req.(*ListDocumentsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VerificationService_GetDocument_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDocumentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VerificationServiceServer).GetDocument(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VerificationService_GetDocument_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VerificationServiceServer).GetDocument(ctx, req.(*GetDocumentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // VerificationService_ServiceDesc is the grpc.ServiceDesc for VerificationService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -288,6 +470,26 @@ var VerificationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelChallenges",
 			Handler:    _VerificationService_CancelChallenges_Handler,
+		},
+		{
+			MethodName: "ConfirmChallenge",
+			Handler:    _VerificationService_ConfirmChallenge_Handler,
+		},
+		{
+			MethodName: "CheckCaa",
+			Handler:    _VerificationService_CheckCaa_Handler,
+		},
+		{
+			MethodName: "UploadDocument",
+			Handler:    _VerificationService_UploadDocument_Handler,
+		},
+		{
+			MethodName: "ListDocuments",
+			Handler:    _VerificationService_ListDocuments_Handler,
+		},
+		{
+			MethodName: "GetDocument",
+			Handler:    _VerificationService_GetDocument_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
