@@ -81,3 +81,30 @@ func DomainValidationReuse(t time.Time) time.Duration {
 func Version(t time.Time) string {
 	return rulesAt(t).versionName
 }
+
+// Email-based domain validation (BR 3.2.2.4.4, constructed email to a domain
+// contact) is being phased out: SHOULD NOT from 2026-03-15, MUST NOT from
+// 2028-03-15 (00:00 UTC).
+var (
+	emailDiscouragedFrom = date(2026, time.March, 15)
+	emailForbiddenFrom   = date(2028, time.March, 15)
+)
+
+// EmailDCV says whether a domain may be validated by email to a constructed
+// address (admin@, administrator@, webmaster@, hostmaster@, postmaster@) at
+// t. Before 2026-03-15 it is allowed with no warning; from 2026-03-15 it is
+// allowed with a warning (the Baseline Requirements say SHOULD NOT); from
+// 2028-03-15 it is not allowed, and the string says why and what to use
+// instead.
+func EmailDCV(t time.Time) (allowed bool, warning string) {
+	const end = "2028-03-15"
+	switch {
+	case !t.Before(emailForbiddenFrom):
+		return false, "validation by email to a constructed address (BR 3.2.2.4.4) is not allowed from " + end +
+			"; use DNS_TXT (or DNS_CNAME or HTTP_FILE) instead"
+	case !t.Before(emailDiscouragedFrom):
+		return true, "the Baseline Requirements say validation by email to a constructed address (BR 3.2.2.4.4) SHOULD NOT be used from 2026-03-15, and it stops being accepted on " + end +
+			"; prefer DNS_TXT"
+	}
+	return true, ""
+}

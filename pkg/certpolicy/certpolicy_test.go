@@ -1,6 +1,7 @@
 package certpolicy
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -65,5 +66,39 @@ func TestConstants(t *testing.T) {
 	}
 	if got, want := MaxTokenLifetime, 30*24*time.Hour; got != want {
 		t.Errorf("MaxTokenLifetime = %v; want %v", got, want)
+	}
+}
+
+func TestEmailDCV(t *testing.T) {
+	discouraged := time.Date(2026, time.March, 15, 0, 0, 0, 0, time.UTC)
+	forbidden := time.Date(2028, time.March, 15, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		t           time.Time
+		allowed     bool
+		wantWarning bool
+	}{
+		{time.Date(2025, time.June, 1, 0, 0, 0, 0, time.UTC), true, false},
+		{discouraged.Add(-time.Nanosecond), true, false},
+		{discouraged, true, true},
+		{time.Date(2026, time.November, 21, 12, 0, 0, 0, time.UTC), true, true},
+		{forbidden.Add(-time.Nanosecond), true, true},
+		{forbidden, false, true},
+		{forbidden.In(time.FixedZone("JST", 9*3600)), false, true},
+		{time.Date(2030, time.January, 1, 0, 0, 0, 0, time.UTC), false, true},
+	}
+	for _, tt := range tests {
+		allowed, warning := EmailDCV(tt.t)
+		if allowed != tt.allowed || (warning != "") != tt.wantWarning {
+			t.Errorf("EmailDCV(%v) = %v, %q; want %v and a warning: %v", tt.t, allowed, warning, tt.allowed, tt.wantWarning)
+		}
+		if warning != "" && !strings.Contains(warning, "2028-03-15") {
+			t.Errorf("EmailDCV(%v) warning %q does not name 2028-03-15", tt.t, warning)
+		}
+		if allowed && warning != "" && !strings.Contains(warning, "SHOULD NOT") {
+			t.Errorf("EmailDCV(%v) warning %q does not say SHOULD NOT", tt.t, warning)
+		}
+		if !allowed && !strings.Contains(warning, "DNS_TXT") {
+			t.Errorf("EmailDCV(%v) = %q; want it to suggest DNS_TXT", tt.t, warning)
+		}
 	}
 }

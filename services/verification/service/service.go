@@ -36,6 +36,12 @@ type Config struct {
 	RetryMax              time.Duration
 	// SweepInterval is how often due challenges are looked for.
 	SweepInterval time.Duration
+	// CNAMEZone is the CA's zone DNS_CNAME targets are made under; default
+	// "dcv.certflow.test".
+	CNAMEZone string
+	// CAAIdentities are the issuer domain names CAA issue records must name
+	// for this CA, comma-separated; default "certflow.test".
+	CAAIdentities string
 	Now           func() time.Time
 }
 
@@ -49,6 +55,8 @@ func (c *Config) Flags(s *config.Set) {
 	s.Duration(&c.RetryInitial, "retry-initial", "CERTFLOW_DCV_RETRY_INITIAL", 10*time.Second, "first retry delay of a pending challenge; doubles each time")
 	s.Duration(&c.RetryMax, "retry-max", "CERTFLOW_DCV_RETRY_MAX", 10*time.Minute, "longest retry delay")
 	s.Duration(&c.SweepInterval, "sweep-interval", "CERTFLOW_DCV_SWEEP_INTERVAL", time.Second, "how often due challenges are checked")
+	s.String(&c.CNAMEZone, "cname-zone", "CERTFLOW_DCV_CNAME_ZONE", defaultCNAMEZone, "zone under which DNS_CNAME challenge targets are made")
+	s.String(&c.CAAIdentities, "caa-identities", "CERTFLOW_CAA_IDENTITIES", defaultCAAIdentities, "issuer domain names that CAA issue records must name for this CA, comma-separated")
 }
 
 // Service is a running verification service.
@@ -73,6 +81,10 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dns servers %q: %w", cfg.DNSServers, err)
 	}
+	dcvCfg, err := domainValidation(cfg, resolver)
+	if err != nil {
+		return nil, err
+	}
 	policy := dcv.AddressPolicy{AllowPrivate: cfg.AllowPrivateAddresses}
 	prover := prover{
 		dns:  dcv.DNSChecker{Resolver: resolver},
@@ -86,10 +98,15 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err := store.EnsureIndexes(ctx); err != nil {
 		return nil, err
 	}
-	a := app.New(store, prover, domain.Policy{
+	a := app.New(store, validationStore(b, cfg.Now), prover, domain.Policy{
 		Lifetime: cfg.ChallengeLifetime, RetryInitial: cfg.RetryInitial, RetryMax: cfg.RetryMax, HTTPPort: cfg.HTTPPort,
+		CNAMEZone: dcvCfg.cnameZone,
 	}, cfg.Now, b.Log)
-	b.GRPC.Register(&verificationv1.VerificationService_ServiceDesc, &grpcapi.Server{App: a})
+	documents, err := startOrgValidation(ctx, b, cfg.Now)
+	if err != nil {
+		return nil, err
+	}
+	b.GRPC.Register(&verificationv1.VerificationService_ServiceDesc, &grpcapi.Server{App: a, CAA: dcvCfg.caa, Documents: documents})
 	b.Go(func(ctx context.Context) error { return a.RunWorker(ctx, cfg.SweepInterval, 8) })
 	return &Service{b}, nil
 }
@@ -104,6 +121,8 @@ func (p prover) Prove(ctx context.Context, c *domain.Challenge) error {
 	switch c.Method {
 	case domain.DNSTXT:
 		return p.dns.CheckTXT(ctx, c.RecordName, c.Token)
+	case domain.DNSCNAME:
+		return p.dns.CheckCNAME(ctx, c.RecordName, c.CNAMETarget)
 	case domain.HTTPFile:
 		return p.http.CheckFile(ctx, c.Domain, c.FilePath, c.Token)
 	}

@@ -135,6 +135,9 @@ func TestDNSAndHTTPChallenges(t *testing.T) {
 	if err != nil || got.State != verificationv1.Challenge_VERIFIED {
 		t.Fatalf("CheckChallenge after publishing = %v, %v; want VERIFIED", got.GetState(), err)
 	}
+	// The test clock stands still: a worker check that ran before the record
+	// existed parked c1 until clock+retry, so move the clock past it.
+	e.clock.Advance(time.Second)
 	e.waitState(t, ctx, c1.Name, verificationv1.Challenge_VERIFIED) // by the worker
 
 	httpResp, err := e.client.CreateChallenges(ctx, &verificationv1.CreateChallengesRequest{
@@ -147,6 +150,7 @@ func TestDNSAndHTTPChallenges(t *testing.T) {
 	h := httpResp.Challenges[0]
 	u, _ := parsePath(h.HttpUrl)
 	e.files.Store(u, h.HttpContent)
+	e.clock.Advance(time.Second) // as above
 	e.waitState(t, ctx, h.Name, verificationv1.Challenge_VERIFIED)
 
 	// Verified events reach JetStream, one per challenge.

@@ -1,5 +1,6 @@
 // Command verification serves the verification service: domain control
-// validation by DNS TXT and HTTP file.
+// validation (DNS TXT, DNS CNAME, HTTP file, email), CAA checks, and
+// organization validation.
 package main
 
 import (

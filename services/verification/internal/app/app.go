@@ -9,14 +9,15 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/certflow/certflow/gen/go/certflow/events/v1"
 	"github.com/certflow/certflow/pkg/apierr"
+	"github.com/certflow/certflow/pkg/certpolicy"
 	"github.com/certflow/certflow/pkg/docstore"
 	"github.com/certflow/certflow/pkg/events"
 	"github.com/certflow/certflow/services/verification/internal/domain"
@@ -38,18 +39,27 @@ type Prover interface {
 	Prove(ctx context.Context, c *domain.Challenge) error
 }
 
+// Validations is the repository of each account's latest validation of each
+// name (see reuse.go), read and written by _id only.
+type Validations interface {
+	Create(ctx context.Context, id, account string, doc domain.Validation, evs ...events.Event) (*docstore.Record[domain.Validation], bool, error)
+	Get(ctx context.Context, account, id string) (*docstore.Record[domain.Validation], error)
+	Update(ctx context.Context, account, id string, fn docstore.Mutation[domain.Validation]) (*docstore.Record[domain.Validation], error)
+}
+
 // App runs the use cases.
 type App struct {
-	store  Challenges
-	prover Prover
-	policy domain.Policy
-	now    func() time.Time
-	log    *slog.Logger
+	store       Challenges
+	validations Validations
+	prover      Prover
+	policy      domain.Policy
+	now         func() time.Time
+	log         *slog.Logger
 }
 
 // New returns the use cases.
-func New(store Challenges, prover Prover, policy domain.Policy, now func() time.Time, log *slog.Logger) *App {
-	return &App{store: store, prover: prover, policy: policy, now: now, log: log}
+func New(store Challenges, validations Validations, prover Prover, policy domain.Policy, now func() time.Time, log *slog.Logger) *App {
+	return &App{store: store, validations: validations, prover: prover, policy: policy, now: now, log: log}
 }
 
 // Policy returns the challenge policy.
@@ -61,26 +71,120 @@ func ChallengeID(account, application string, attempt int, name string) string {
 	return docstore.IDFor(account, application+"/attempts/"+strconv.Itoa(attempt)+"/"+name)
 }
 
-// Create issues one challenge per name.
-func (a *App) Create(ctx context.Context, account, application string, attempt int, names []string, m domain.Method) ([]*docstore.Record[domain.Challenge], error) {
-	if len(names) == 0 {
+// CreateRequest asks for one challenge per name of an application's attempt.
+type CreateRequest struct {
+	Application string
+	Attempt     int
+	Names       []string
+	Method      domain.Method
+	// EmailLocalPart is the constructed mailbox for EMAIL ("" means admin).
+	EmailLocalPart string
+}
+
+// Create issues one challenge per name. A name the account validated
+// recently enough is satisfied at once by that validation (reuse.go). For
+// EMAIL, the code goes out in a DomainEmailChallenge event written with the
+// challenge. Retrying returns the challenges made the first time: their ids
+// are derived from the request, so no second code is ever sent.
+func (a *App) Create(ctx context.Context, account string, req CreateRequest) ([]*docstore.Record[domain.Challenge], error) {
+	if len(req.Names) == 0 {
 		return nil, apierr.Invalid("domains", "MISSING_FIELD", "at least one domain is required")
 	}
 	now := a.now()
+	var warning string
+	if req.Method == domain.Email {
+		allowed, w := certpolicy.EmailDCV(now)
+		if !allowed {
+			return nil, apierr.New(apierr.FailedPrecondition, "METHOD_NOT_ALLOWED", "%s", w).WithMeta("method", string(domain.Email))
+		}
+		warning = w
+		if _, err := domain.EmailLocalPart(req.EmailLocalPart); err != nil {
+			return nil, err
+		}
+	}
+	tokens, err := a.sharedTokens(ctx, account, req)
+	if err != nil {
+		return nil, err
+	}
 	var out []*docstore.Record[domain.Challenge]
-	for _, n := range names {
-		id := ChallengeID(account, application, attempt, n)
-		c, err := domain.NewChallenge(id, application, attempt, n, m, a.policy, now)
+	for _, n := range req.Names {
+		id := ChallengeID(account, req.Application, req.Attempt, n)
+		spec := domain.Spec{
+			ID: id, Application: req.Application, Attempt: req.Attempt, Name: n,
+			Method: req.Method, EmailLocalPart: req.EmailLocalPart,
+		}
+		if req.Method == domain.DNSCNAME {
+			spec.Token = tokens[cnameKey(n)]
+		}
+		c, evs, err := a.newChallenge(ctx, account, spec, now)
 		if err != nil {
 			return nil, err
 		}
-		rec, _, err := a.store.Create(ctx, id, account, c)
+		if !c.Reused {
+			c.Warning = warning
+		}
+		rec, _, err := a.store.Create(ctx, id, account, c, evs...)
 		if err != nil {
 			return nil, err
+		}
+		if rec.Doc.Method == domain.DNSCNAME && rec.Doc.Token != "" {
+			tokens[cnameKey(n)] = rec.Doc.Token
 		}
 		out = append(out, rec)
 	}
 	return out, nil
+}
+
+// newChallenge makes the challenge for one name and the events to write
+// with it: a reused validation, or a new challenge (with its email).
+func (a *App) newChallenge(ctx context.Context, account string, spec domain.Spec, now time.Time) (domain.Challenge, []events.Event, error) {
+	subject := "challenges/" + spec.ID
+	c, reused, err := a.reuse(ctx, account, spec, now)
+	if err != nil {
+		return domain.Challenge{}, nil, err
+	}
+	if reused {
+		ev, err := a.verifiedEvent(account, spec.ID, c, now)
+		return c, []events.Event{ev}, err
+	}
+	c, code, err := domain.NewChallenge(spec, a.policy, now)
+	if err != nil || c.Method != domain.Email {
+		return c, nil, err
+	}
+	ev, err := events.Stamp(events.DomainEmailChallenge, source, subject, now, &eventsv1.DomainEmailChallenge{
+		Account: account, Challenge: subject, Application: c.Application, Domain: c.Domain,
+		Recipient: c.EmailAddress, Code: code, ExpireTime: timestamppb.New(c.ExpireTime),
+	})
+	return c, []events.Event{ev}, err
+}
+
+// sharedTokens gives DNS_CNAME challenges of one request that share a record
+// owner (a name and its wildcard) the same token, so one CNAME satisfies
+// both: a name can have only one CNAME. Tokens of challenges a retried
+// request already made are reused, in whatever order the names come.
+func (a *App) sharedTokens(ctx context.Context, account string, req CreateRequest) (map[string]string, error) {
+	tokens := map[string]string{}
+	if req.Method != domain.DNSCNAME {
+		return tokens, nil
+	}
+	for _, n := range req.Names {
+		rec, err := a.store.Get(ctx, account, ChallengeID(account, req.Application, req.Attempt, n))
+		if errors.Is(err, apierr.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if rec.Doc.Method == domain.DNSCNAME && rec.Doc.Token != "" {
+			tokens[cnameKey(n)] = rec.Doc.Token
+		}
+	}
+	return tokens, nil
+}
+
+// cnameKey is the record owner a name's CNAME goes under, as a map key.
+func cnameKey(name string) string {
+	return strings.TrimPrefix(strings.TrimSuffix(strings.ToLower(strings.TrimSpace(name)), "."), "*.")
 }
 
 // Get reads a challenge.
@@ -108,6 +212,10 @@ func (a *App) CheckNow(ctx context.Context, account, id string) (*docstore.Recor
 	}
 	switch rec.Doc.State {
 	case domain.Pending:
+		if rec.Doc.Method == domain.Email && a.now().Before(rec.Doc.ExpireTime) {
+			return nil, apierr.New(apierr.FailedPrecondition, "CONFIRM_WITH_CODE",
+				"challenge %s is validated by email: confirm it with the code sent to %s (ConfirmChallenge)", id, rec.Doc.EmailAddress)
+		}
 	case domain.Verified:
 		return rec, nil
 	default:
@@ -118,38 +226,72 @@ func (a *App) CheckNow(ctx context.Context, account, id string) (*docstore.Recor
 }
 
 // check proves a challenge outside any lock (it does network I/O) and then
-// records the result if the challenge is still pending.
+// records the result if the challenge is still pending. EMAIL challenges are
+// not proven by looking: they are only failed at expiry.
 func (a *App) check(ctx context.Context, rec *docstore.Record[domain.Challenge]) (*docstore.Record[domain.Challenge], error) {
 	c := rec.Doc
-	proofErr := a.prover.Prove(ctx, &c)
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
+	var proofErr error
+	if c.Method != domain.Email {
+		proofErr = a.prover.Prove(ctx, &c)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 	}
-	return a.store.Update(ctx, rec.Account, rec.ID, func(c *domain.Challenge) ([]events.Event, error) {
+	var verified bool
+	got, err := a.store.Update(ctx, rec.Account, rec.ID, func(c *domain.Challenge) ([]events.Event, error) {
 		now := a.now()
-		var typ string
-		var msg proto.Message
-		switch c.RecordCheck(proofErr, a.policy, now) {
-		case domain.NotPending:
-			return nil, docstore.ErrUnchanged
-		case domain.StillPending:
-			return nil, nil
-		case domain.BecameVerified:
-			typ, msg = events.DomainVerified, &eventsv1.DomainVerified{
-				Account: rec.Account, Challenge: "challenges/" + rec.ID, Application: c.Application, Attempt: int32(c.Attempt),
-				Domain: c.Domain, Method: string(c.Method), VerifyTime: timestamppb.New(c.VerifyTime),
-			}
-		case domain.BecameFailed:
-			typ, msg = events.DomainFailed, &eventsv1.DomainValidationFailed{
-				Account: rec.Account, Challenge: "challenges/" + rec.ID, Application: c.Application, Attempt: int32(c.Attempt),
-				Domain: c.Domain, Method: string(c.Method), Cause: c.LastError,
-			}
-		}
-		ev, err := events.Stamp(typ, source, "challenges/"+rec.ID, now, msg)
-		if err != nil {
-			return nil, err
-		}
-		return []events.Event{ev}, nil
+		out := c.RecordCheck(proofErr, a.policy, now)
+		verified = out == domain.BecameVerified
+		return a.outcomeEvents(out, rec.Account, rec.ID, c, now)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if verified {
+		a.remember(ctx, got)
+	}
+	return got, nil
+}
+
+// outcomeEvents is what a state change publishes, for a docstore mutation:
+// nothing to write, a write without events, or DomainVerified /
+// DomainValidationFailed.
+func (a *App) outcomeEvents(out domain.Outcome, account, id string, c *domain.Challenge, now time.Time) ([]events.Event, error) {
+	var ev events.Event
+	var err error
+	switch out {
+	case domain.NotPending, domain.NoChange:
+		return nil, docstore.ErrUnchanged
+	case domain.StillPending:
+		return nil, nil
+	case domain.BecameVerified:
+		ev, err = a.verifiedEvent(account, id, *c, now)
+	case domain.BecameFailed:
+		ev, err = events.Stamp(events.DomainFailed, source, "challenges/"+id, now, &eventsv1.DomainValidationFailed{
+			Account: account, Challenge: "challenges/" + id, Application: c.Application, Attempt: int32(c.Attempt),
+			Domain: c.Domain, Method: string(c.Method), Cause: c.LastError,
+		})
+	default:
+		return nil, fmt.Errorf("unknown outcome %d", out)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return []events.Event{ev}, nil
+}
+
+// verifiedEvent is DomainVerified for c. Its verify_time is when the name
+// was validated: for a reused validation, the original time, which is what
+// the reuse period counts from.
+func (a *App) verifiedEvent(account, id string, c domain.Challenge, now time.Time) (events.Event, error) {
+	at := c.VerifyTime
+	if c.Reused {
+		at = c.ValidationTime
+	}
+	return events.Stamp(events.DomainVerified, source, "challenges/"+id, now, &eventsv1.DomainVerified{
+		Account: account, Challenge: "challenges/" + id, Application: c.Application, Attempt: int32(c.Attempt),
+		Domain: c.Domain, Method: string(c.Method), VerifyTime: timestamppb.New(at),
+		RuleVersion: c.RuleVersion, Reused: c.Reused,
 	})
 }
 

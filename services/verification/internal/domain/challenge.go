@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/certflow/certflow/pkg/apierr"
@@ -17,12 +18,19 @@ import (
 // Method is how control is proven.
 type Method string
 
-// Methods (BR 3.2.2.4.7 DNS change, 3.2.2.4.18 agreed-upon change to
-// website v2).
+// Methods (BR 3.2.2.4.7 DNS change, as a TXT record or as a CNAME to a
+// CA-chosen target; 3.2.2.4.18 agreed-upon change to website v2; 3.2.2.4.4
+// constructed email to a domain contact).
 const (
 	DNSTXT   Method = "DNS_TXT"
+	DNSCNAME Method = "DNS_CNAME"
 	HTTPFile Method = "HTTP_FILE"
+	Email    Method = "EMAIL"
 )
+
+// IsDNS reports whether m proves control through DNS, the only kind of
+// proof that covers a wildcard name.
+func (m Method) IsDNS() bool { return m == DNSTXT || m == DNSCNAME }
 
 // State is where a challenge is.
 type State string
@@ -35,7 +43,7 @@ const (
 	Cancelled State = "CANCELLED"
 )
 
-// RecordPrefix is the label under which the DNS TXT proof goes.
+// RecordPrefix is the label under which the DNS proof (TXT or CNAME) goes.
 const RecordPrefix = "_certflow-challenge"
 
 // WellKnownPath is where the HTTP proof file goes (BR 3.2.2.4.18).
@@ -48,14 +56,28 @@ type Challenge struct {
 	Domain      string
 	Method      Method
 	State       State
-	// Token is the random value (256 bits) the customer publishes.
+	// Token is the random value (256 bits) the customer publishes. EMAIL
+	// and reused challenges have none.
 	Token string
-	// RecordName is the TXT record's owner name (DNS_TXT).
+	// RecordName is the TXT or CNAME record's owner name (DNS_TXT,
+	// DNS_CNAME).
 	RecordName string
+	// CNAMETarget is where the CNAME must point (DNS_CNAME): a label
+	// derived from Token under the CA's CNAME zone, without a trailing dot.
+	CNAMETarget string
 	// FilePath is the URL path of the proof file (HTTP_FILE).
 	FilePath string
 	// HTTPPort is the port the file is fetched from (80 in production).
-	HTTPPort      int
+	HTTPPort int
+	// EmailAddress is where the code was sent (EMAIL).
+	EmailAddress string
+	// CodeHash is the hex SHA-256 of the emailed code (EMAIL); the code
+	// itself is never stored in the challenge.
+	CodeHash string
+	// ConfirmFailures counts wrong codes (EMAIL).
+	ConfirmFailures int
+	// RuleVersion is the Baseline Requirements rule set (certpolicy.Version)
+	// in force when the challenge was made, then when it was verified.
 	RuleVersion   string
 	CreateTime    time.Time
 	ExpireTime    time.Time
@@ -64,6 +86,12 @@ type Challenge struct {
 	LastCheckTime time.Time
 	NextCheckTime time.Time
 	LastError     string
+	// Warning is about the method, e.g. that EMAIL is being phased out.
+	Warning string
+	// Reused is set when an earlier validation stood in for this challenge;
+	// ValidationTime is then when that validation was done.
+	Reused         bool
+	ValidationTime time.Time
 }
 
 // Policy is the challenge lifetime and retry schedule.
@@ -72,38 +100,83 @@ type Policy struct {
 	RetryInitial time.Duration
 	RetryMax     time.Duration
 	HTTPPort     int
+	// CNAMEZone is the CA's zone under which DNS_CNAME targets are made,
+	// e.g. "dcv.certflow.test".
+	CNAMEZone string
 }
 
-// NewChallenge makes a challenge for one name; id names its proof file.
-func NewChallenge(id, application string, attempt int, name string, m Method, p Policy, now time.Time) (Challenge, error) {
-	d, err := domainname.Normalize(name)
+// Spec is what one challenge is made for.
+type Spec struct {
+	// ID is the challenge's id; it names the HTTP proof file.
+	ID          string
+	Application string
+	Attempt     int
+	Name        string
+	Method      Method
+	// EmailLocalPart is the constructed mailbox for EMAIL; "" means admin.
+	EmailLocalPart string
+	// Token, if set, is used instead of a new random one: DNS_CNAME
+	// challenges of one request for a name and its wildcard share the record
+	// _certflow-challenge.<base>, and a name can have only one CNAME.
+	Token string
+}
+
+// NewChallenge makes a pending challenge for one name. For EMAIL it also
+// returns the single-use code to send (only its hash is kept); for other
+// methods the code is "". It does not apply the date rules on EMAIL (see
+// certpolicy.EmailDCV): the caller refuses or warns first.
+func NewChallenge(s Spec, p Policy, now time.Time) (Challenge, string, error) {
+	d, err := domainname.Normalize(s.Name)
 	if err != nil {
-		return Challenge{}, apierr.Invalid("domains", "INVALID_DOMAIN", "%v", err)
+		return Challenge{}, "", apierr.Invalid("domains", "INVALID_DOMAIN", "%v", err)
 	}
-	switch m {
-	case DNSTXT, HTTPFile:
+	switch s.Method {
+	case DNSTXT, DNSCNAME, HTTPFile, Email:
 	default:
-		return Challenge{}, apierr.Invalid("method", "UNSUPPORTED_METHOD", "validation method %q is not supported; use DNS_TXT or HTTP_FILE", m)
+		return Challenge{}, "", apierr.Invalid("method", "UNSUPPORTED_METHOD",
+			"validation method %q is not supported; use DNS_TXT, DNS_CNAME, HTTP_FILE or EMAIL", s.Method)
 	}
-	if m == HTTPFile && domainname.IsWildcard(d) {
-		return Challenge{}, apierr.Invalid("method", "WILDCARD_NEEDS_DNS",
-			"%s is a wildcard name, which can be validated only through DNS (BR 3.2.2.4); use DNS_TXT", d)
+	// BR 3.2.2.4.18 (and .19) may not be used for wildcards. Constructed
+	// email (3.2.2.4.4) may: it goes to the base name's mailbox.
+	if s.Method == HTTPFile && domainname.IsWildcard(d) {
+		return Challenge{}, "", apierr.Invalid("method", "WILDCARD_NEEDS_DNS",
+			"%s is a wildcard name, which can be validated only through DNS (BR 3.2.2.4); use DNS_TXT or DNS_CNAME", d)
 	}
 	lifetime := min(p.Lifetime, certpolicy.MaxTokenLifetime)
 	now = now.UTC()
 	c := Challenge{
-		Application: application, Attempt: attempt, Domain: d, Method: m, State: Pending,
-		Token: newToken(), RuleVersion: certpolicy.Version(now), HTTPPort: p.HTTPPort,
-		CreateTime: now, ExpireTime: now.Add(lifetime), NextCheckTime: now,
+		Application: s.Application, Attempt: s.Attempt, Domain: d, Method: s.Method, State: Pending,
+		RuleVersion: certpolicy.Version(now), CreateTime: now, ExpireTime: now.Add(lifetime), NextCheckTime: now,
 	}
 	base := domainname.Base(d)
-	switch m {
+	var code string
+	switch s.Method {
 	case DNSTXT:
+		c.Token = tokenOr(s.Token)
 		c.RecordName = RecordPrefix + "." + base
+	case DNSCNAME:
+		if p.CNAMEZone == "" {
+			return Challenge{}, "", fmt.Errorf("domain: no CNAME zone configured for DNS_CNAME")
+		}
+		c.Token = tokenOr(s.Token)
+		c.RecordName = RecordPrefix + "." + base
+		c.CNAMETarget = CNAMELabel(c.Token) + "." + strings.TrimSuffix(strings.ToLower(p.CNAMEZone), ".")
 	case HTTPFile:
-		c.FilePath = WellKnownPath + id + ".txt"
+		c.Token = tokenOr(s.Token)
+		c.HTTPPort = p.HTTPPort
+		c.FilePath = WellKnownPath + s.ID + ".txt"
+	case Email:
+		local, err := EmailLocalPart(s.EmailLocalPart)
+		if err != nil {
+			return Challenge{}, "", err
+		}
+		c.EmailAddress = local + "@" + base
+		code = newCode()
+		c.CodeHash = hashCode(code)
+		// Nothing to poll: the check worker sees it again only at expiry.
+		c.NextCheckTime = c.ExpireTime
 	}
-	return c, nil
+	return c, code, nil
 }
 
 // URL is where the HTTP proof file must be served.
@@ -132,6 +205,8 @@ const (
 	BecameVerified
 	BecameFailed
 	NotPending
+	// NoChange: nothing to record (an EMAIL challenge is not polled).
+	NoChange
 )
 
 // RecordCheck applies a check's result: proof seen, not seen yet (retry
@@ -141,10 +216,13 @@ func (c *Challenge) RecordCheck(checkErr error, p Policy, now time.Time) Outcome
 		return NotPending
 	}
 	now = now.UTC()
+	if c.Method == Email {
+		return c.expireEmail(now)
+	}
 	c.CheckCount++
 	c.LastCheckTime = now
 	if checkErr == nil {
-		c.State, c.VerifyTime, c.LastError = Verified, now, ""
+		c.verify(now)
 		return BecameVerified
 	}
 	c.LastError = checkErr.Error()
@@ -171,11 +249,24 @@ func (c *Challenge) Cancel(now time.Time) bool {
 	return true
 }
 
+// verify marks the challenge verified at now, under the rules in force now.
+func (c *Challenge) verify(now time.Time) {
+	c.State, c.VerifyTime, c.LastError = Verified, now, ""
+	c.RuleVersion = certpolicy.Version(now)
+}
+
 func minTime(a, b time.Time) time.Time {
 	if a.Before(b) {
 		return a
 	}
 	return b
+}
+
+func tokenOr(t string) string {
+	if t != "" {
+		return t
+	}
+	return newToken()
 }
 
 func newToken() string {

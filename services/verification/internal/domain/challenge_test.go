@@ -25,11 +25,11 @@ func TestNewChallenge(t *testing.T) {
 		{"*.example.com", DNSTXT, "", "_certflow-challenge.example.com", ""},
 		{"www.example.com", HTTPFile, "", "", "http://www.example.com/.well-known/pki-validation/c1.txt"},
 		{"*.example.com", HTTPFile, "WILDCARD_NEEDS_DNS", "", ""},
-		{"www.example.com", "EMAIL", "UNSUPPORTED_METHOD", "", ""},
+		{"www.example.com", "FAX", "UNSUPPORTED_METHOD", "", ""},
 		{"exa mple.com", DNSTXT, "INVALID_DOMAIN", "", ""},
 	}
 	for _, tt := range tests {
-		c, err := NewChallenge("c1", "applications/a", 1, tt.name, tt.method, policy, now)
+		c, _, err := NewChallenge(Spec{ID: "c1", Application: "applications/a", Attempt: 1, Name: tt.name, Method: tt.method}, policy, now)
 		if got := apierr.ReasonOf(err); got != tt.wantReason {
 			t.Errorf("NewChallenge(%q, %s) reason = %q; want %q", tt.name, tt.method, got, tt.wantReason)
 			continue
@@ -45,14 +45,14 @@ func TestNewChallenge(t *testing.T) {
 }
 
 func TestLifetimeCappedAt30Days(t *testing.T) {
-	c, _ := NewChallenge("c", "applications/a", 1, "example.com", DNSTXT, Policy{Lifetime: 90 * 24 * time.Hour, RetryInitial: time.Second, RetryMax: time.Minute}, now)
+	c, _, _ := NewChallenge(Spec{ID: "c", Application: "applications/a", Attempt: 1, Name: "example.com", Method: DNSTXT}, Policy{Lifetime: 90 * 24 * time.Hour, RetryInitial: time.Second, RetryMax: time.Minute}, now)
 	if got := c.ExpireTime.Sub(now); got != 30*24*time.Hour {
 		t.Fatalf("lifetime = %v; want capped at 30 days (BR random value reuse)", got)
 	}
 }
 
 func TestRetryBackoffAndExpiry(t *testing.T) {
-	c, _ := NewChallenge("c", "applications/a", 1, "example.com", DNSTXT, policy, now)
+	c, _, _ := NewChallenge(Spec{ID: "c", Application: "applications/a", Attempt: 1, Name: "example.com", Method: DNSTXT}, policy, now)
 	notYet := errors.New("no TXT record")
 	at := now
 	var delays []time.Duration
@@ -76,7 +76,7 @@ func TestRetryBackoffAndExpiry(t *testing.T) {
 		t.Fatalf("check after failure = %v; want NotPending", out)
 	}
 
-	ok, _ := NewChallenge("c", "applications/a", 1, "example.com", DNSTXT, policy, now)
+	ok, _, _ := NewChallenge(Spec{ID: "c", Application: "applications/a", Attempt: 1, Name: "example.com", Method: DNSTXT}, policy, now)
 	if out := ok.RecordCheck(nil, policy, now); out != BecameVerified || ok.VerifyTime != now {
 		t.Fatalf("successful check = %v at %v; want BecameVerified at %v", out, ok.VerifyTime, now)
 	}

@@ -21,11 +21,17 @@ import (
 type Server struct {
 	verificationv1.UnimplementedVerificationServiceServer
 	App *app.App
+	// CAA answers CheckCaa (caa.go).
+	CAA CAAChecker
+	// Documents answers the qualification document methods (documents.go).
+	Documents Documents
 }
 
 var methods = map[verificationv1.ValidationMethod]domain.Method{
 	verificationv1.ValidationMethod_VALIDATION_METHOD_DNS_TXT:   domain.DNSTXT,
+	verificationv1.ValidationMethod_VALIDATION_METHOD_DNS_CNAME: domain.DNSCNAME,
 	verificationv1.ValidationMethod_VALIDATION_METHOD_HTTP_FILE: domain.HTTPFile,
+	verificationv1.ValidationMethod_VALIDATION_METHOD_EMAIL:     domain.Email,
 }
 
 // CreateChallenges is internal: the application service asks on submit.
@@ -42,9 +48,12 @@ func (s *Server) CreateChallenges(ctx context.Context, req *verificationv1.Creat
 	}
 	m, ok := methods[req.GetMethod()]
 	if !ok {
-		return nil, apierr.Invalid("method", "UNSUPPORTED_METHOD", "method must be DNS_TXT or HTTP_FILE")
+		return nil, apierr.Invalid("method", "UNSUPPORTED_METHOD", "method must be DNS_TXT, DNS_CNAME, HTTP_FILE or EMAIL")
 	}
-	recs, err := s.App.Create(ctx, acct, req.GetApplication(), int(req.GetAttempt()), req.GetDomains(), m)
+	recs, err := s.App.Create(ctx, acct, app.CreateRequest{
+		Application: req.GetApplication(), Attempt: int(req.GetAttempt()), Names: req.GetDomains(),
+		Method: m, EmailLocalPart: req.GetEmailLocalPart(),
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -174,13 +183,6 @@ func ChallengePB(r *docstore.Record[domain.Challenge]) *verificationv1.Challenge
 	if c.State == domain.Pending {
 		pb.NextCheckTime = timestamppb.New(c.NextCheckTime)
 	}
-	switch c.Method {
-	case domain.DNSTXT:
-		pb.Method = verificationv1.ValidationMethod_VALIDATION_METHOD_DNS_TXT
-		pb.DnsRecordName, pb.DnsRecordType, pb.DnsRecordValue = c.RecordName, "TXT", c.Token
-	case domain.HTTPFile:
-		pb.Method = verificationv1.ValidationMethod_VALIDATION_METHOD_HTTP_FILE
-		pb.HttpUrl, pb.HttpContent = c.URL(), c.Token
-	}
+	methodPB(pb, c) // challenges.go
 	return pb
 }

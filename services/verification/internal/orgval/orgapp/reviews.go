@@ -1,0 +1,298 @@
+package orgapp
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	eventsv1 "github.com/certflow/certflow/gen/go/certflow/events/v1"
+	"github.com/certflow/certflow/pkg/apierr"
+	"github.com/certflow/certflow/pkg/docstore"
+	"github.com/certflow/certflow/pkg/events"
+	"github.com/certflow/certflow/services/verification/internal/orgval"
+)
+
+// ReviewStore keeps reviews.
+type ReviewStore interface {
+	Create(ctx context.Context, id, account string, doc orgval.Review, evs ...events.Event) (*docstore.Record[orgval.Review], bool, error)
+	Get(ctx context.Context, account, id string) (*docstore.Record[orgval.Review], error)
+	UpdateRecord(ctx context.Context, account, id string, fn func(r *docstore.Record[orgval.Review]) ([]events.Event, error)) (*docstore.Record[orgval.Review], error)
+	List(ctx context.Context, account string, o docstore.ListOptions) ([]*docstore.Record[orgval.Review], bool, error)
+	Queue(ctx context.Context, filter bson.D, offset, limit int64) ([]*docstore.Record[orgval.Review], bool, error)
+}
+
+// OrganizationStore keeps the latest approval of each account's
+// organizations, by id.
+type OrganizationStore interface {
+	Create(ctx context.Context, id, account string, doc orgval.OrganizationApproval, evs ...events.Event) (*docstore.Record[orgval.OrganizationApproval], bool, error)
+	Get(ctx context.Context, account, id string) (*docstore.Record[orgval.OrganizationApproval], error)
+	Update(ctx context.Context, account, id string, fn docstore.Mutation[orgval.OrganizationApproval]) (*docstore.Record[orgval.OrganizationApproval], error)
+}
+
+// DocumentLister lists an application's documents.
+type DocumentLister interface {
+	List(ctx context.Context, account, application string) ([]orgval.ListedDocument, error)
+}
+
+// Reviews runs the review use cases.
+type Reviews struct {
+	store ReviewStore
+	orgs  OrganizationStore
+	docs  DocumentLister
+	now   func() time.Time
+	log   *slog.Logger
+}
+
+// NewReviews returns the review use cases.
+func NewReviews(store ReviewStore, orgs OrganizationStore, docs DocumentLister, now func() time.Time, log *slog.Logger) *Reviews {
+	return &Reviews{store: store, orgs: orgs, docs: docs, now: now, log: log}
+}
+
+// ReviewID is the id of the review of one kind for one application attempt,
+// so a retried CreateReview finds the review it made.
+func ReviewID(account, application string, attempt int, kind orgval.Kind) string {
+	return docstore.IDFor(account, application+"/attempts/"+strconv.Itoa(attempt)+"/reviews/"+string(kind))
+}
+
+// organizationID is the id of an account's organization approval record.
+func organizationID(account, key string) string {
+	return docstore.IDFor(account, "organizations/"+key)
+}
+
+// Name is a review's resource name.
+func Name(id string) string { return "reviews/" + id }
+
+// Create opens a review for one of account's application attempts. An
+// ORGANIZATION review of an organization the account had approved less than
+// 398 days ago, with the same name and location, is approved at once by
+// reuse.
+func (a *Reviews) Create(ctx context.Context, account string, in orgval.Review) (*docstore.Record[orgval.Review], error) {
+	now := a.now()
+	r, err := orgval.NewReview(in, now)
+	if err != nil {
+		return nil, err
+	}
+	id := ReviewID(account, r.Application, r.Attempt, r.Kind)
+	if rec, err := a.store.Get(ctx, account, id); err == nil {
+		return rec, nil // a retry
+	} else if !errors.Is(err, apierr.ErrNotFound) {
+		return nil, err
+	}
+	if key := orgval.OrganizationKey(r.Organization.OrganizationID); r.Kind == orgval.KindOrganization && key != "" {
+		prev, err := a.orgs.Get(ctx, account, organizationID(account, key))
+		switch {
+		case err == nil && prev.Doc.ReusableFor(r.Organization, now):
+			r.ApproveByReuse(prev.Doc, now)
+		case err != nil && !errors.Is(err, apierr.ErrNotFound):
+			return nil, err
+		}
+	}
+	created, err := events.Stamp(events.ReviewCreated, source, Name(id), now, &eventsv1.ReviewCreated{
+		Account: account, Review: Name(id), Kind: string(r.Kind), Application: r.Application, Attempt: int32(r.Attempt),
+	})
+	if err != nil {
+		return nil, err
+	}
+	evs := []events.Event{created}
+	if r.State == orgval.Approved {
+		ev, err := decided(account, id, &r, now)
+		if err != nil {
+			return nil, err
+		}
+		evs = append(evs, ev)
+	}
+	rec, _, err := a.store.Create(ctx, id, account, r, evs...)
+	return rec, err
+}
+
+// Filter selects reviews of the queue; empty fields match everything.
+type Filter struct {
+	State       orgval.State
+	Kind        orgval.Kind
+	Application string
+	Account     string
+}
+
+// Queue lists reviews of every account, oldest first.
+func (a *Reviews) Queue(ctx context.Context, f Filter, offset, limit int64) ([]*docstore.Record[orgval.Review], bool, error) {
+	q := bson.D{}
+	if f.Account != "" {
+		q = append(q, bson.E{Key: "account", Value: f.Account})
+	}
+	if f.State != "" {
+		q = append(q, bson.E{Key: "doc.state", Value: string(f.State)})
+	}
+	if f.Kind != "" {
+		q = append(q, bson.E{Key: "doc.kind", Value: string(f.Kind)})
+	}
+	if f.Application != "" {
+		q = append(q, bson.E{Key: "doc.application", Value: f.Application})
+	}
+	return a.store.Queue(ctx, q, offset, limit)
+}
+
+// Get reads any account's review with its application's documents.
+func (a *Reviews) Get(ctx context.Context, id string) (*docstore.Record[orgval.Review], []orgval.ListedDocument, error) {
+	rec, err := a.store.Get(ctx, "", id)
+	if err != nil {
+		return nil, nil, err
+	}
+	docs, err := a.documents(ctx, rec)
+	return rec, docs, err
+}
+
+// documents lists the review's application's documents: those of the
+// review's account only, so nobody can slip documents into another
+// account's review by naming its application.
+func (a *Reviews) documents(ctx context.Context, rec *docstore.Record[orgval.Review]) ([]orgval.ListedDocument, error) {
+	return a.docs.List(ctx, rec.Account, rec.Doc.Application)
+}
+
+// decide applies a reviewer's action to a review of another account.
+func (a *Reviews) decide(ctx context.Context, reviewer, id string, act func(account string, r *orgval.Review, now time.Time) (events.Event, error)) (*docstore.Record[orgval.Review], []orgval.ListedDocument, error) {
+	rec, err := a.store.UpdateRecord(ctx, "", id, func(rec *docstore.Record[orgval.Review]) ([]events.Event, error) {
+		if rec.Account == reviewer {
+			return nil, apierr.New(apierr.PermissionDenied, "SELF_REVIEW",
+				"reviews of your own account %s must be decided by another reviewer", reviewer)
+		}
+		ev, err := act(rec.Account, &rec.Doc, a.now())
+		if err != nil {
+			return nil, err
+		}
+		return []events.Event{ev}, nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	docs, err := a.documents(ctx, rec)
+	return rec, docs, err
+}
+
+// RecordCall records a reviewer's phone call on a pending review.
+func (a *Reviews) RecordCall(ctx context.Context, reviewer, id string, call orgval.PhoneCall) (*docstore.Record[orgval.Review], []orgval.ListedDocument, error) {
+	return a.decide(ctx, reviewer, id, func(account string, r *orgval.Review, now time.Time) (events.Event, error) {
+		call.Time, call.Reviewer = now, reviewer
+		if err := r.RecordCall(call); err != nil {
+			return events.Event{}, err
+		}
+		return events.Stamp(events.PhoneCallRecorded, source, Name(id), now, &eventsv1.PhoneCallRecorded{
+			Account: account, Review: Name(id), Application: r.Application, Reviewer: reviewer, Outcome: string(call.Outcome),
+		})
+	})
+}
+
+// Approve approves a pending review and, for an organization, keeps the
+// approval for reuse.
+func (a *Reviews) Approve(ctx context.Context, reviewer, id, note string) (*docstore.Record[orgval.Review], []orgval.ListedDocument, error) {
+	cur, err := a.store.Get(ctx, "", id)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Documents are never removed, so a count read before the update still
+	// holds when the update decides.
+	have, err := a.documents(ctx, cur)
+	if err != nil {
+		return nil, nil, err
+	}
+	rec, docs, err := a.decide(ctx, reviewer, id, func(account string, r *orgval.Review, now time.Time) (events.Event, error) {
+		if err := r.Approve(reviewer, note, len(have), now); err != nil {
+			return events.Event{}, err
+		}
+		return decided(account, id, r, now)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if ap, ok := rec.Doc.Approval(Name(id)); ok {
+		// The approval and its event are written; losing this record only
+		// means the organization's next review is not reused, so it is
+		// logged rather than failing the call.
+		if err := a.remember(ctx, rec.Account, ap); err != nil {
+			a.log.Warn("organization approval not kept for reuse", "review", Name(id), "err", err)
+		}
+	}
+	return rec, docs, nil
+}
+
+// remember upserts the account's organization approval.
+func (a *Reviews) remember(ctx context.Context, account string, ap orgval.OrganizationApproval) error {
+	id := organizationID(account, ap.OrganizationID)
+	if _, created, err := a.orgs.Create(ctx, id, account, ap); err != nil || created {
+		return err
+	}
+	_, err := a.orgs.Update(ctx, account, id, func(cur *orgval.OrganizationApproval) ([]events.Event, error) {
+		if !cur.Merge(ap) {
+			return nil, docstore.ErrUnchanged
+		}
+		return nil, nil
+	})
+	return err
+}
+
+// Reject rejects a pending review with a cause for the customer.
+func (a *Reviews) Reject(ctx context.Context, reviewer, id, cause string) (*docstore.Record[orgval.Review], []orgval.ListedDocument, error) {
+	return a.decide(ctx, reviewer, id, func(account string, r *orgval.Review, now time.Time) (events.Event, error) {
+		if err := r.Reject(reviewer, cause, now); err != nil {
+			return events.Event{}, err
+		}
+		return decided(account, id, r, now)
+	})
+}
+
+// Cancel cancels the pending reviews of one of account's applications and
+// returns all of the application's reviews.
+func (a *Reviews) Cancel(ctx context.Context, account, application string) ([]*docstore.Record[orgval.Review], error) {
+	var out []*docstore.Record[orgval.Review]
+	for off := int64(0); ; off += 500 {
+		recs, more, err := a.store.List(ctx, account, docstore.ListOptions{
+			Filter: bson.D{{Key: "doc.application", Value: application}}, Offset: off, Limit: 500,
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range recs {
+			got, err := a.store.UpdateRecord(ctx, account, r.ID, func(rec *docstore.Record[orgval.Review]) ([]events.Event, error) {
+				now := a.now()
+				if !rec.Doc.Cancel(now) {
+					return nil, docstore.ErrUnchanged
+				}
+				ev, err := decided(account, rec.ID, &rec.Doc, now)
+				if err != nil {
+					return nil, err
+				}
+				return []events.Event{ev}, nil
+			})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, got)
+		}
+		if !more {
+			return out, nil
+		}
+	}
+}
+
+// decided is the ReviewDecided event of a review that just reached a final
+// state, on the subject of that state.
+func decided(account, id string, r *orgval.Review, now time.Time) (events.Event, error) {
+	var typ string
+	switch r.State {
+	case orgval.Approved:
+		typ = events.ReviewApproved
+	case orgval.Rejected:
+		typ = events.ReviewRejected
+	case orgval.Cancelled:
+		typ = events.ReviewCancelled
+	default:
+		return events.Event{}, errors.New("review " + id + " is not decided")
+	}
+	return events.Stamp(typ, source, Name(id), now, &eventsv1.ReviewDecided{
+		Account: account, Review: Name(id), Kind: string(r.Kind), Application: r.Application, Attempt: int32(r.Attempt),
+		State: string(r.State), Reviewer: r.Reviewer, Cause: r.Cause, Reused: r.Reused,
+	})
+}

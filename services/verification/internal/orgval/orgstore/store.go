@@ -1,0 +1,74 @@
+// Package orgstore holds the MongoDB queries of organization validation
+// that pkg/docstore does not have: the review queue (oldest first, any
+// account, paged) and removing a document whose listing failed.
+package orgstore
+
+import (
+	"context"
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/certflow/certflow/pkg/docstore"
+	"github.com/certflow/certflow/services/verification/internal/orgval"
+)
+
+// Reviews is the review collection.
+type Reviews struct {
+	*docstore.Store[orgval.Review]
+}
+
+// reviewIndexes are the review collection's indexes beyond docstore's: the queue
+// by state, oldest first.
+var reviewIndexes = []mongo.IndexModel{
+	{Keys: bson.D{{Key: "doc.state", Value: 1}, {Key: "created", Value: 1}}},
+	{Keys: bson.D{{Key: "account", Value: 1}, {Key: "doc.application", Value: 1}}},
+}
+
+// EnsureIndexes creates the collection's indexes.
+func (r Reviews) EnsureIndexes(ctx context.Context) error {
+	return r.Store.EnsureIndexes(ctx, reviewIndexes...)
+}
+
+// Queue returns reviews of any account matching filter (keys like
+// "doc.state"), oldest first, from offset, and whether more follow.
+func (r Reviews) Queue(ctx context.Context, filter bson.D, offset, limit int64) ([]*docstore.Record[orgval.Review], bool, error) {
+	if filter == nil {
+		filter = bson.D{}
+	}
+	opts := options.Find().
+		SetSort(bson.D{{Key: "created", Value: 1}, {Key: "_id", Value: 1}}).
+		SetSkip(offset).
+		SetLimit(limit + 1)
+	cur, err := r.Collection().Find(ctx, filter, opts)
+	if err != nil {
+		return nil, false, fmt.Errorf("list reviews: %w", err)
+	}
+	var out []*docstore.Record[orgval.Review]
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, false, fmt.Errorf("list reviews: %w", err)
+	}
+	more := int64(len(out)) > limit
+	if more {
+		out = out[:limit]
+	}
+	return out, more, nil
+}
+
+// Documents is the document collection: one record per uploaded image,
+// content included, read only by _id.
+type Documents struct {
+	*docstore.Store[orgval.Document]
+}
+
+// Delete removes a document record. The filter is the _id alone, which
+// FerretDB answers from its primary key; ids are random and only the
+// upload that made one deletes it.
+func (d Documents) Delete(ctx context.Context, id string) error {
+	if _, err := d.Collection().DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
+		return fmt.Errorf("delete document %s: %w", id, err)
+	}
+	return nil
+}

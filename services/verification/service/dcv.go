@@ -1,0 +1,66 @@
+package service
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/certflow/certflow/pkg/docstore"
+	"github.com/certflow/certflow/pkg/service"
+	"github.com/certflow/certflow/services/verification/internal/caa"
+	"github.com/certflow/certflow/services/verification/internal/dcv"
+	"github.com/certflow/certflow/services/verification/internal/domain"
+)
+
+// Defaults of the domain validation settings (also used when a Config is
+// built in code and leaves them empty).
+const (
+	defaultCNAMEZone     = "dcv.certflow.test"
+	defaultCAAIdentities = "certflow.test"
+)
+
+// dcvSettings are the checked domain validation settings.
+type dcvSettings struct {
+	cnameZone string
+	caa       *caa.Checker
+}
+
+// domainValidation checks the CNAME zone and CAA identities and builds the
+// CAA checker on the DCV resolver.
+func domainValidation(cfg Config, resolver *dcv.Resolver) (dcvSettings, error) {
+	zone := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(cfg.CNAMEZone), "."))
+	if zone == "" {
+		zone = defaultCNAMEZone
+	}
+	// A target is <52-character label>.<zone>; a name has at most 253.
+	if _, ok := dns.IsDomainName(zone); !ok || !strings.Contains(zone, ".") || len(zone) > 253-53 {
+		return dcvSettings{}, fmt.Errorf("cname zone %q is not a domain name of at most 200 characters with two labels or more", cfg.CNAMEZone)
+	}
+	ids := cfg.CAAIdentities
+	if strings.TrimSpace(ids) == "" {
+		ids = defaultCAAIdentities
+	}
+	var identities []string
+	for _, id := range strings.Split(ids, ",") {
+		id = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(id), "."))
+		if id == "" {
+			continue
+		}
+		if _, ok := dns.IsDomainName(id); !ok || strings.ContainsAny(id, "; \"") {
+			return dcvSettings{}, fmt.Errorf("caa identity %q is not a domain name", id)
+		}
+		identities = append(identities, id)
+	}
+	return dcvSettings{cnameZone: zone, caa: &caa.Checker{Resolver: resolver, Identities: identities}}, nil
+}
+
+// validationStore keeps each account's latest validation of each name, for
+// reuse. Its records carry no events, so the relay does not watch it (a
+// later WithRelay(nil) overrides the one in StoreOptions), and it needs no
+// index: it is read by _id only.
+func validationStore(b *service.Base, now func() time.Time) *docstore.Store[domain.Validation] {
+	opts := append(b.StoreOptions(now), docstore.WithRelay(nil))
+	return docstore.New[domain.Validation](b.DB.Collection("validations"), "validation", opts...)
+}

@@ -1,0 +1,46 @@
+package service
+
+import (
+	"context"
+	"time"
+
+	verificationv1 "github.com/certflow/certflow/gen/go/certflow/verification/v1"
+	"github.com/certflow/certflow/pkg/docstore"
+	"github.com/certflow/certflow/pkg/service"
+	"github.com/certflow/certflow/services/verification/internal/grpcapi"
+	"github.com/certflow/certflow/services/verification/internal/orgval"
+	"github.com/certflow/certflow/services/verification/internal/orgval/orgapp"
+	"github.com/certflow/certflow/services/verification/internal/orgval/orgstore"
+)
+
+// startOrgValidation makes the organization validation stores, registers
+// the ReviewService, and returns the document use cases for the
+// VerificationService's document methods.
+//
+// The documents collection is kept out of the outbox relay: its records
+// carry no events and hold up to 500 KB each, and the relay's sweep scans
+// every collection it watches. Records there are written once and never
+// updated, so they need no single-writer option either.
+func startOrgValidation(ctx context.Context, b *service.Base, now func() time.Time) (*orgapp.Documents, error) {
+	docs := orgstore.Documents{Store: docstore.New[orgval.Document](b.DB.Collection("documents"), "document", docstore.WithClock(now))}
+	lists := docstore.New[orgval.DocumentList](b.DB.Collection("document_lists"), "document list", b.StoreOptions(now)...)
+	reviews := orgstore.Reviews{Store: docstore.New[orgval.Review](b.DB.Collection("reviews"), "review", b.StoreOptions(now)...)}
+	orgs := docstore.New[orgval.OrganizationApproval](b.DB.Collection("organizations"), "organization", b.StoreOptions(now)...)
+	if err := docs.EnsureIndexes(ctx); err != nil {
+		return nil, err
+	}
+	if err := lists.EnsureIndexes(ctx); err != nil {
+		return nil, err
+	}
+	if err := reviews.EnsureIndexes(ctx); err != nil {
+		return nil, err
+	}
+	if err := orgs.EnsureIndexes(ctx); err != nil {
+		return nil, err
+	}
+	documents := orgapp.NewDocuments(docs, lists, now, b.Log)
+	b.GRPC.Register(&verificationv1.ReviewService_ServiceDesc, &grpcapi.ReviewServer{
+		Reviews: orgapp.NewReviews(reviews, orgs, documents, now, b.Log),
+	})
+	return documents, nil
+}
