@@ -1,11 +1,13 @@
 // Package service assembles the notification service: it consumes every
-// lifecycle event, emails the applicant at the steps that need them, records
-// what it sent, and serves that record over gRPC.
+// lifecycle event, emails and texts the applicant at the steps that need
+// them, delivers every event to the account's webhooks, records what it
+// sent, and serves that record and the webhooks over gRPC.
 package service
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/mail"
 	"time"
 
@@ -21,7 +23,9 @@ import (
 	"github.com/certflow/certflow/services/notification/internal/domain"
 	"github.com/certflow/certflow/services/notification/internal/grpcapi"
 	notifymail "github.com/certflow/certflow/services/notification/internal/mail"
+	"github.com/certflow/certflow/services/notification/internal/sms"
 	"github.com/certflow/certflow/services/notification/internal/store"
+	"github.com/certflow/certflow/services/notification/internal/webhook"
 )
 
 // DefaultPort is the notification service's gRPC port in the default run.
@@ -33,6 +37,18 @@ const DefaultFrom = "certflow <no-reply@certflow.test>"
 // Durable is the name of the service's JetStream consumer.
 const Durable = "notification"
 
+// Webhook delivery defaults.
+const (
+	DefaultWebhookRetryInitial  = 5 * time.Second
+	DefaultWebhookRetryMax      = 10 * time.Minute
+	DefaultWebhookMaxAttempts   = 8
+	DefaultWebhookSweepInterval = 30 * time.Second
+)
+
+// webhookWorkers is how many deliveries are attempted at once, so one slow
+// endpoint does not hold up the others.
+const webhookWorkers = 4
+
 // Config configures the notification service.
 type Config struct {
 	service.Config
@@ -41,6 +57,23 @@ type Config struct {
 	SMTPAddr string
 	// From is the sender of every mail (default DefaultFrom).
 	From string
+	// SMSDriver selects the SMS provider; only sms.DevDriver ("dev", the
+	// default) exists: it records and logs messages and sends nothing.
+	SMSDriver string
+	// WebhookRetryInitial is the wait after a delivery's first failed
+	// attempt, doubling after each further one up to WebhookRetryMax
+	// (defaults 5s and 10m).
+	WebhookRetryInitial time.Duration
+	WebhookRetryMax     time.Duration
+	// WebhookMaxAttempts is how many attempts a delivery gets before it is
+	// FAILED (default 8).
+	WebhookMaxAttempts int
+	// WebhookAllowPrivate lets deliveries connect to loopback and private
+	// addresses: tests and development only.
+	WebhookAllowPrivate bool
+	// WebhookSweepInterval is how often PENDING deliveries are read back
+	// from the database, for those a previous process left (default 30s).
+	WebhookSweepInterval time.Duration
 	// RetryDelay is how long a failed event waits before redelivery
 	// (default 500ms).
 	RetryDelay time.Duration
@@ -48,29 +81,70 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Flags registers the common settings and the mail settings on s.
+// Flags registers the common settings and the mail, SMS and webhook
+// settings on s.
 func (c *Config) Flags(s *config.Set, name string, port int) {
 	c.Config.Flags(s, name, port)
 	s.String(&c.SMTPAddr, "smtp-addr", "CERTFLOW_SMTP_ADDR", "", "SMTP server host:port to send mail through; empty logs mail instead (development)")
 	s.String(&c.From, "mail-from", "CERTFLOW_MAIL_FROM", DefaultFrom, "sender address of notification mail")
+	s.String(&c.SMSDriver, "sms-driver", "CERTFLOW_SMS_DRIVER", sms.DevDriver, `SMS provider; only "dev" exists (records and logs, sends nothing)`)
+	s.Duration(&c.WebhookRetryInitial, "webhook-retry-initial", "CERTFLOW_WEBHOOK_RETRY_INITIAL", DefaultWebhookRetryInitial, "wait after a webhook delivery's first failure, doubling after each further one")
+	s.Duration(&c.WebhookRetryMax, "webhook-retry-max", "CERTFLOW_WEBHOOK_RETRY_MAX", DefaultWebhookRetryMax, "longest wait between webhook delivery attempts")
+	s.Int(&c.WebhookMaxAttempts, "webhook-max-attempts", "CERTFLOW_WEBHOOK_MAX_ATTEMPTS", DefaultWebhookMaxAttempts, "attempts before a webhook delivery is FAILED")
+	s.Bool(&c.WebhookAllowPrivate, "webhook-allow-private", "CERTFLOW_WEBHOOK_ALLOW_PRIVATE", false, "let webhook deliveries reach loopback and private addresses (tests and development only)")
 }
 
 // Service is a running notification service.
-type Service struct{ *service.Base }
+type Service struct {
+	*service.Base
+	sms *sms.DevRecorder
+}
+
+// SMS returns the development SMS driver's recorder, or nil if another
+// driver is configured.
+func (s *Service) SMS() *sms.DevRecorder { return s.sms }
+
+// withDefaults fills in defaults and checks the settings.
+func (c *Config) withDefaults() error {
+	c.Name = "notification"
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.From == "" {
+		c.From = DefaultFrom
+	}
+	if c.RetryDelay == 0 {
+		c.RetryDelay = 500 * time.Millisecond
+	}
+	if c.WebhookRetryInitial == 0 {
+		c.WebhookRetryInitial = DefaultWebhookRetryInitial
+	}
+	if c.WebhookRetryMax == 0 {
+		c.WebhookRetryMax = max(DefaultWebhookRetryMax, c.WebhookRetryInitial)
+	}
+	if c.WebhookMaxAttempts == 0 {
+		c.WebhookMaxAttempts = DefaultWebhookMaxAttempts
+	}
+	if c.WebhookSweepInterval == 0 {
+		c.WebhookSweepInterval = DefaultWebhookSweepInterval
+	}
+	switch {
+	case c.WebhookRetryInitial < 0 || c.WebhookRetryMax < c.WebhookRetryInitial:
+		return fmt.Errorf("webhook retry: want 0 < initial (%s) <= max (%s)", c.WebhookRetryInitial, c.WebhookRetryMax)
+	case c.WebhookMaxAttempts < 1:
+		return fmt.Errorf("webhook max attempts %d: want at least 1", c.WebhookMaxAttempts)
+	case c.WebhookSweepInterval < 0:
+		return fmt.Errorf("webhook sweep interval %s: want a positive duration", c.WebhookSweepInterval)
+	}
+	return nil
+}
 
 // New connects and listens; call Run to serve.
 func New(ctx context.Context, cfg Config) (*Service, error) {
-	cfg.Name = "notification"
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if err := cfg.withDefaults(); err != nil {
+		return nil, err
 	}
-	if cfg.From == "" {
-		cfg.From = DefaultFrom
-	}
-	if cfg.RetryDelay == 0 {
-		cfg.RetryDelay = 500 * time.Millisecond
-	}
-	// Check the mail settings before connecting to anything.
+	// Check the mail and SMS settings before connecting to anything.
 	var smtp *notifymail.SMTP
 	if cfg.SMTPAddr != "" {
 		var err error
@@ -80,6 +154,14 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		smtp.Now = cfg.Now
 	} else if _, err := mail.ParseAddress(cfg.From); err != nil {
 		return nil, fmt.Errorf("mail from %q: %w", cfg.From, err)
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	texts, err := sms.Open(cfg.SMSDriver, log.With("service", cfg.Name))
+	if err != nil {
+		return nil, err
 	}
 
 	b, err := service.Start(ctx, cfg.Config)
@@ -91,15 +173,55 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		b.Log.Warn("no SMTP server configured: mail is logged, not sent (development driver); set -smtp-addr to send")
 		mailer = notifymail.LogDriver{Log: b.Log}
 	}
-	notes := docstore.New[domain.Notification](b.DB.Collection("notifications"), "notification", b.StoreOptions(cfg.Now)...)
-	// Listing by application is the API's one filter.
-	byApplication := mongo.IndexModel{Keys: bson.D{{Key: "account", Value: 1}, {Key: "doc.application", Value: 1}, {Key: "created", Value: -1}}}
-	if err := notes.EnsureIndexes(ctx, byApplication); err != nil {
-		b.NATS.Close()
-		_ = b.Mongo.Disconnect(context.Background())
-		return nil, err
+	rec, _ := texts.(*sms.DevRecorder)
+	if rec != nil {
+		b.Log.Warn("SMS driver is the development recorder: text messages are logged, not sent")
 	}
-	a := app.New(notes, store.NewContacts(b.DB.Collection("contacts")), mailer, cfg.Now, b.Log)
+	if cfg.WebhookAllowPrivate {
+		b.Log.Warn("webhook deliveries may reach loopback and private addresses (-webhook-allow-private); never in production")
+	}
+	// This service publishes no events: its stores get no relay, so the
+	// relay's sweep does not scan their collections every few seconds.
+	opts := append(b.StoreOptions(cfg.Now), docstore.WithRelay(nil))
+	notes := docstore.New[domain.Notification](b.DB.Collection("notifications"), "notification", opts...)
+	hooks := docstore.New[domain.Webhook](b.DB.Collection("webhooks"), "webhook", opts...)
+	deliveries := docstore.New[domain.Delivery](b.DB.Collection("webhook_deliveries"), "webhook delivery", opts...)
+	// Listing by application is the notifications API's one filter; the
+	// delivery log lists by webhook, and the sweep reads by state.
+	indexes := []struct {
+		ensure func(context.Context, ...mongo.IndexModel) error
+		models []mongo.IndexModel
+	}{
+		{notes.EnsureIndexes, []mongo.IndexModel{{Keys: bson.D{{Key: "account", Value: 1}, {Key: "doc.application", Value: 1}, {Key: "created", Value: -1}}}}},
+		{hooks.EnsureIndexes, nil},
+		{deliveries.EnsureIndexes, []mongo.IndexModel{
+			{Keys: bson.D{{Key: "account", Value: 1}, {Key: "doc.webhook", Value: 1}, {Key: "created", Value: -1}}},
+			{Keys: bson.D{{Key: "doc.state", Value: 1}}},
+		}},
+	}
+	for _, ix := range indexes {
+		if err := ix.ensure(ctx, ix.models...); err != nil {
+			b.NATS.Close()
+			_ = b.Mongo.Disconnect(context.Background())
+			return nil, err
+		}
+	}
+	queue := webhook.NewQueue()
+	a := app.New(app.Deps{
+		Notes:      notes,
+		Contacts:   store.NewContacts(b.DB.Collection("contacts")),
+		Mailer:     mailer,
+		SMS:        texts,
+		Webhooks:   store.NewWebhooks(hooks),
+		Deliveries: store.NewDeliveries(deliveries),
+		Poster:     webhook.NewClient(webhook.AddressPolicy{AllowPrivate: cfg.WebhookAllowPrivate}, cfg.Now),
+		Queue:      queue,
+		Retry: domain.RetryPolicy{
+			Initial: cfg.WebhookRetryInitial, Max: cfg.WebhookRetryMax, MaxAttempts: cfg.WebhookMaxAttempts,
+		},
+		Now: cfg.Now,
+		Log: b.Log,
+	})
 	b.GRPC.Register(&notificationv1.NotificationService_ServiceDesc, &grpcapi.Server{App: a})
 	b.Go(func(ctx context.Context) error {
 		return b.NATS.Consume(ctx, events.ConsumeOptions{
@@ -109,5 +231,20 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 			Log:        b.Log,
 		}, a.Handle)
 	})
-	return &Service{b}, nil
+	b.Go(func(ctx context.Context) error { return queue.Run(ctx, webhookWorkers, a.Deliver) })
+	b.Go(func(ctx context.Context) error {
+		t := time.NewTicker(cfg.WebhookSweepInterval)
+		defer t.Stop()
+		for {
+			if err := a.SweepDeliveries(ctx); err != nil && ctx.Err() == nil {
+				b.Log.Warn("webhook delivery sweep failed; will retry", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+		}
+	})
+	return &Service{Base: b, sms: rec}, nil
 }

@@ -43,21 +43,25 @@ func tickingClock() func() time.Time {
 
 func start(t *testing.T, smtpAddr string) (notificationv1.NotificationServiceClient, *events.Conn) {
 	t.Helper()
+	_, client, conn := startWith(t, notification.Config{SMTPAddr: smtpAddr, Now: tickingClock()})
+	return client, conn
+}
+
+// startWith runs a service with cfg's own settings on fresh infrastructure.
+func startWith(t *testing.T, cfg notification.Config) (*notification.Service, notificationv1.NotificationServiceClient, *events.Conn) {
+	t.Helper()
 	natsURL := testenv.NATS(t)
 	_, db := testenv.Database(t)
-	svc, err := notification.New(context.Background(), notification.Config{
-		Config: service.Config{
-			GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, Log: testenv.Logger(t),
-		},
-		SMTPAddr:   smtpAddr,
-		RetryDelay: 100 * time.Millisecond,
-		Now:        tickingClock(),
-	})
+	cfg.Config = service.Config{
+		GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, Log: testenv.Logger(t),
+	}
+	cfg.RetryDelay = 100 * time.Millisecond
+	svc, err := notification.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	testenv.Run(t, svc.Run)
-	return notificationv1.NewNotificationServiceClient(testenv.Dial(t, svc.GRPC.Addr())), testenv.Conn(t, natsURL)
+	return svc, notificationv1.NewNotificationServiceClient(testenv.Dial(t, svc.GRPC.Addr())), testenv.Conn(t, natsURL)
 }
 
 func publish(ctx context.Context, t *testing.T, conn *events.Conn, typ, subject string, msg proto.Message) events.Event {

@@ -1,5 +1,6 @@
 // Package app is the notification service's use cases: turn lifecycle
-// events into emails to the applicant, record each one, and list them.
+// events into emails and SMS to the applicant and deliveries to the
+// account's webhooks, record each one, and list them.
 package app
 
 import (
@@ -7,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -19,6 +22,7 @@ import (
 	"github.com/certflow/certflow/pkg/resname"
 	"github.com/certflow/certflow/services/notification/internal/domain"
 	"github.com/certflow/certflow/services/notification/internal/mail"
+	"github.com/certflow/certflow/services/notification/internal/sms"
 )
 
 // Notifications is the notification repository.
@@ -41,16 +45,44 @@ const recordTimeout = 5 * time.Second
 
 // App runs the use cases.
 type App struct {
-	notes    Notifications
-	contacts Contacts
-	mailer   mail.Mailer
-	now      func() time.Time
-	log      *slog.Logger
+	notes      Notifications
+	contacts   Contacts
+	mailer     mail.Mailer
+	sms        sms.Sender
+	webhooks   Webhooks
+	deliveries Deliveries
+	poster     Poster
+	queue      Scheduler
+	retry      domain.RetryPolicy
+	now        func() time.Time
+	log        *slog.Logger
+}
+
+// Deps is what the use cases work with.
+type Deps struct {
+	Notes    Notifications
+	Contacts Contacts
+	Mailer   mail.Mailer
+	// SMS sends text messages; nil sends none.
+	SMS sms.Sender
+	// Webhooks and the rest of the webhook parts; a nil Webhooks delivers
+	// to none.
+	Webhooks   Webhooks
+	Deliveries Deliveries
+	Poster     Poster
+	Queue      Scheduler
+	Retry      domain.RetryPolicy
+	Now        func() time.Time
+	Log        *slog.Logger
 }
 
 // New returns the use cases.
-func New(notes Notifications, contacts Contacts, mailer mail.Mailer, now func() time.Time, log *slog.Logger) *App {
-	return &App{notes: notes, contacts: contacts, mailer: mailer, now: now, log: log}
+func New(d Deps) *App {
+	return &App{
+		notes: d.Notes, contacts: d.Contacts, mailer: d.Mailer, sms: d.SMS,
+		webhooks: d.Webhooks, deliveries: d.Deliveries, poster: d.Poster, queue: d.Queue, retry: d.Retry,
+		now: d.Now, log: d.Log,
+	}
 }
 
 // GetNotification reads an account's notification.
@@ -76,18 +108,39 @@ type applicationEvent interface {
 	GetApplicantEmail() string
 }
 
-// Handle applies one lifecycle event. It is idempotent: a redelivered
-// event neither changes a contact nor sends an email twice. Returning a
-// plain error asks for redelivery; events.Permanent errors are logged and
-// dropped.
+// OrganizationVerification is the application state in which the CA checks
+// the organization, by phone among other things.
+const OrganizationVerification = "PENDING_ORGANIZATION_VERIFICATION"
+
+// Handle applies one lifecycle event: it messages the applicant where a
+// step needs them and queues a delivery to each of the account's webhooks.
+// It is idempotent: a redelivered event neither changes a contact nor sends
+// a message twice. Returning a plain error asks for redelivery;
+// events.Permanent errors are logged and dropped.
 func (a *App) Handle(ctx context.Context, ev events.Event) error {
+	// A message that failed for good must not stop the webhooks, nor the
+	// other way round.
+	return combine(a.notify(ctx, ev), a.fanOut(ctx, ev))
+}
+
+// notify sends the emails and SMS an event calls for.
+func (a *App) notify(ctx context.Context, ev events.Event) error {
 	switch ev.Type {
 	case events.ApplicationCreated:
 		_, err := a.applicationEvent(ctx, ev, &eventsv1.ApplicationCreated{})
 		return err
 	case events.ApplicationStateChanged:
-		_, err := a.applicationEvent(ctx, ev, &eventsv1.ApplicationStateChanged{})
-		return err
+		m := &eventsv1.ApplicationStateChanged{}
+		c, err := a.applicationEvent(ctx, ev, m)
+		if err != nil || m.GetToState() != OrganizationVerification {
+			return err
+		}
+		return combine(
+			a.email(ctx, ev, c, m.GetApplication(), domain.OrganizationMail{
+				Application: m.GetApplication(), ApplicantPhone: m.GetApplicantPhone(), CompanyPhone: m.GetCompanyPhone(),
+			}),
+			a.text(ctx, ev, m.GetAccount(), m.GetApplicantPhone(), m.GetApplication(), domain.OrganizationSMS(m.GetApplication())),
+		)
 	case events.ApplicationWithdrawn:
 		_, err := a.applicationEvent(ctx, ev, &eventsv1.ApplicationWithdrawn{})
 		return err
@@ -104,18 +157,26 @@ func (a *App) Handle(ctx context.Context, ev events.Event) error {
 		if err != nil {
 			return err
 		}
-		return a.email(ctx, ev, c, m.GetApplication(), domain.FailedMail{Application: m.GetApplication(), Cause: m.GetCause()})
+		return combine(
+			a.email(ctx, ev, c, m.GetApplication(), domain.FailedMail{Application: m.GetApplication(), Cause: m.GetCause()}),
+			a.text(ctx, ev, m.GetAccount(), m.GetApplicantPhone(), m.GetApplication(), domain.FailedSMS(m.GetApplication(), m.GetCause())),
+		)
 	case events.ApplicationIssued:
 		m := &eventsv1.ApplicationIssued{}
 		c, err := a.applicationEvent(ctx, ev, m)
 		if err != nil {
 			return err
 		}
-		return a.email(ctx, ev, c, m.GetApplication(), domain.IssuedMail{
-			Application: m.GetApplication(), Certificate: m.GetCertificate(), Domains: m.GetDomains(),
-		})
+		return combine(
+			a.email(ctx, ev, c, m.GetApplication(), domain.IssuedMail{
+				Application: m.GetApplication(), Certificate: m.GetCertificate(), Domains: m.GetDomains(),
+			}),
+			a.text(ctx, ev, m.GetAccount(), m.GetApplicantPhone(), m.GetApplication(), domain.IssuedSMS(m.GetCertificate())),
+		)
 	case events.DomainVerified:
 		return a.domainVerified(ctx, ev)
+	case events.DomainEmailChallenge:
+		return a.domainEmailChallenge(ctx, ev)
 	}
 	// Not ours to act on (orders, instances, certificates, …).
 	return nil
@@ -184,33 +245,91 @@ func (a *App) domainVerified(ctx context.Context, ev events.Event) error {
 	})
 }
 
-// email sends tmpl to the contact once per event: the notification's id is
-// derived from the event id, and a notification that is already SENT or
-// FAILED is not sent again.
+// domainEmailChallenge mails an EMAIL challenge's code to the constructed
+// address of the domain (Baseline Requirements 3.2.2.4.4), not to the
+// applicant: receiving it is the proof of control.
+func (a *App) domainEmailChallenge(ctx context.Context, ev events.Event) error {
+	m := &eventsv1.DomainEmailChallenge{}
+	if err := decode(ev, m); err != nil {
+		return err
+	}
+	if _, err := resname.ID("application", "applications", m.GetApplication()); err != nil {
+		return events.Permanent(fmt.Errorf("%s %s: %w", ev.Type, ev.ID, err))
+	}
+	if _, err := resname.ID("challenge", "challenges", m.GetChallenge()); err != nil {
+		return events.Permanent(fmt.Errorf("%s %s: %w", ev.Type, ev.ID, err))
+	}
+	if err := domain.CheckConstructedAddress(m.GetRecipient(), m.GetDomain()); err != nil {
+		// The code must reach the domain's own mailbox and nobody else.
+		return events.Permanent(fmt.Errorf("%s %s: %w", ev.Type, ev.ID, err))
+	}
+	var expires time.Time
+	if m.GetExpireTime() != nil {
+		expires = m.GetExpireTime().AsTime()
+	}
+	c := domain.Contact{Account: m.GetAccount(), Email: m.GetRecipient()}
+	return a.email(ctx, ev, c, m.GetApplication(), domain.DomainControlMail{
+		Domain: m.GetDomain(), Challenge: m.GetChallenge(), Application: m.GetApplication(), Code: m.GetCode(), ExpireTime: expires,
+	})
+}
+
+// email sends tmpl to the contact once per event.
 func (a *App) email(ctx context.Context, ev events.Event, c domain.Contact, application string, tmpl domain.Template) error {
 	if c.Email == "" {
 		return events.Permanent(fmt.Errorf("%s %s: no applicant email known for %s", ev.Type, ev.ID, application))
 	}
 	id := docstore.IDFor("email", ev.ID)
-	n := domain.NewEmail(c.Email, tmpl.Render(), ev.Type, ev.ID, application, a.now())
-	rec, _, err := a.notes.Create(ctx, id, c.Account, n)
+	msg := tmpl.Render()
+	stored := msg
+	r, secret := tmpl.(domain.Redactor)
+	if secret {
+		stored = r.Redacted()
+	}
+	n := domain.NewEmail(c.Email, stored, ev.Type, ev.ID, application, a.now())
+	return a.send(ctx, ev, id, c.Account, n, func(ctx context.Context, rec *domain.Notification) error {
+		// The record as stored wins over the one just rendered: a
+		// redelivery resends what the first delivery recorded. A record
+		// with a secret hidden is rendered again from the same event.
+		m := mail.Mail{To: rec.Recipient, Subject: rec.Subject, Body: rec.Body, MessageID: id + "@certflow"}
+		if secret {
+			m.Subject, m.Body = msg.Subject, msg.Body
+		}
+		return a.mailer.Send(ctx, m)
+	}, mail.IsPermanent)
+}
+
+// text sends an SMS to phone once per event; without a phone or an SMS
+// driver it sends nothing.
+func (a *App) text(ctx context.Context, ev events.Event, account, phone, application, text string) error {
+	if a.sms == nil || phone == "" {
+		return nil
+	}
+	id := docstore.IDFor("sms", ev.ID)
+	n := domain.NewSMS(phone, text, ev.Type, ev.ID, application, a.now())
+	return a.send(ctx, ev, id, account, n, func(ctx context.Context, rec *domain.Notification) error {
+		return a.sms.Send(ctx, rec.Recipient, rec.Body)
+	}, sms.IsPermanent)
+}
+
+// send records n as notification id and sends it once: the id is derived
+// from the event id, and a notification already SENT or FAILED is not
+// sent again.
+func (a *App) send(ctx context.Context, ev events.Event, id, account string, n domain.Notification,
+	deliver func(context.Context, *domain.Notification) error, permanent func(error) bool) error {
+	rec, _, err := a.notes.Create(ctx, id, account, n)
 	if err != nil {
 		return err
 	}
 	if rec.Doc.Done() {
 		return nil
 	}
-	// The record as stored wins over the one just rendered: a redelivery
-	// resends what the first delivery recorded.
-	sendErr := a.mailer.Send(ctx, mail.Mail{
-		To: rec.Doc.Recipient, Subject: rec.Doc.Subject, Body: rec.Doc.Body, MessageID: id + "@certflow",
-	})
+	sendErr := deliver(ctx, &rec.Doc)
 	if sendErr != nil && ctx.Err() != nil {
-		// Shutting down: this attempt says nothing about the mail server.
+		// Shutting down: this attempt says nothing about the server.
 		return sendErr
 	}
-	// Record the outcome even if the consumer is stopping: a mail that is
-	// out but not recorded would be sent again on redelivery.
+	// Record the outcome even if the consumer is stopping: a message that
+	// is out but not recorded would be sent again on redelivery.
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
 	retry := false
@@ -221,13 +340,14 @@ func (a *App) email(ctx context.Context, ev events.Event, c domain.Contact, appl
 		if sendErr == nil {
 			n.MarkSent(a.now())
 		} else {
-			retry = n.MarkAttemptFailed(sendErr.Error(), mail.IsPermanent(sendErr))
+			retry = n.MarkAttemptFailed(sendErr.Error(), permanent(sendErr))
 		}
 		return nil, nil
 	})
 	if err != nil {
-		// The mail may be out; redelivery may send it again (at least
-		// once), with the same Message-ID for the receiver to spot.
+		// The message may be out; redelivery may send it again (at least
+		// once), for email with the same Message-ID for the receiver to
+		// spot.
 		return fmt.Errorf("record notification %s: %w", id, err)
 	}
 	switch {
@@ -236,9 +356,54 @@ func (a *App) email(ctx context.Context, ev events.Event, c domain.Contact, appl
 	case retry:
 		return fmt.Errorf("notification %s: %w", id, sendErr)
 	}
-	a.log.Warn("notification failed; giving up", "notification", id, "event", ev.ID, "type", ev.Type, "to", rec.Doc.Recipient, "err", sendErr)
+	a.log.Warn("notification failed; giving up", "notification", id, "channel", rec.Doc.Channel, "event", ev.ID, "type", ev.Type, "to", rec.Doc.Recipient, "err", sendErr)
 	return nil
 }
+
+// combine joins the errors of independent steps of one event. If any asks
+// for redelivery the result does too, leaving out the permanent ones (the
+// consumer would drop the event on seeing one); the steps are idempotent,
+// so the ones that succeeded do nothing the next time.
+func combine(errs ...error) error {
+	var retry, perm []error
+	for _, err := range errs {
+		switch {
+		case err == nil:
+		case isPermanent(err):
+			perm = append(perm, err)
+		default:
+			retry = append(retry, err)
+		}
+	}
+	if len(retry) == 0 {
+		retry = perm
+	}
+	if len(retry) == 1 {
+		return retry[0]
+	}
+	return errors.Join(retry...)
+}
+
+// isPermanent reports whether err holds an events.Permanent error, as the
+// consumer's errors.As would find it; the events package does not export
+// the type.
+func isPermanent(err error) bool {
+	if err == nil {
+		return false
+	}
+	if reflect.TypeOf(err) == permanentType {
+		return true
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		return isPermanent(u.Unwrap())
+	case interface{ Unwrap() []error }:
+		return slices.ContainsFunc(u.Unwrap(), isPermanent)
+	}
+	return false
+}
+
+var permanentType = reflect.TypeOf(events.Permanent(errors.New("")))
 
 func decode(ev events.Event, m proto.Message) error {
 	if err := proto.Unmarshal(ev.Data, m); err != nil {
@@ -253,13 +418,14 @@ func submittedMail(m *eventsv1.ApplicationSubmitted) domain.SubmittedMail {
 		Attempt:         int(m.GetAttempt()),
 		Domains:         m.GetDomains(),
 		ValidationLevel: m.GetValidationLevel(),
+		Warnings:        m.GetWarnings(),
 	}
 	if m.GetExpectedIssueTime() != nil {
 		s.ExpectedIssueTime = m.GetExpectedIssueTime().AsTime()
 	}
 	for _, c := range m.GetChallenges() {
 		ch := domain.Challenge{
-			Domain: c.GetDomain(), Method: c.GetMethod(),
+			Name: c.GetChallenge(), Domain: c.GetDomain(), Method: c.GetMethod(), EmailAddress: c.GetEmailAddress(),
 			RecordName: c.GetDnsRecordName(), RecordType: c.GetDnsRecordType(), RecordValue: c.GetDnsRecordValue(),
 			URL: c.GetHttpUrl(), Content: c.GetHttpContent(),
 		}

@@ -131,7 +131,10 @@ type fixture struct {
 func newFixture(errs ...error) fixture {
 	f := fixture{notes: &fakeNotes{recs: map[string]*docstore.Record[domain.Notification]{}}, mailer: &fakeMailer{errs: errs}}
 	now := func() time.Time { return time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC) }
-	f.app = app.New(f.notes, &fakeContacts{m: map[string]domain.Contact{}}, f.mailer, now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f.app = app.New(app.Deps{
+		Notes: f.notes, Contacts: &fakeContacts{m: map[string]domain.Contact{}}, Mailer: f.mailer,
+		Now: now, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
 	return f
 }
 

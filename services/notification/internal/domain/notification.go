@@ -24,6 +24,7 @@ type Channel string
 // Channels.
 const (
 	Email Channel = "EMAIL"
+	SMS   Channel = "SMS"
 )
 
 // MaxAttempts is how many times a send is tried (one per delivery of the
@@ -60,6 +61,14 @@ func NewEmail(recipient string, msg Message, eventType, eventID, application str
 		State:       Pending,
 		CreateTime:  now.UTC(),
 	}
+}
+
+// NewSMS returns a PENDING SMS notification of text to phone. An SMS has
+// no subject.
+func NewSMS(phone, text, eventType, eventID, application string, now time.Time) Notification {
+	n := NewEmail(phone, Message{Body: text}, eventType, eventID, application, now)
+	n.Channel = SMS
+	return n
 }
 
 // Done reports whether the notification needs no more sending.

@@ -20,17 +20,28 @@ type Template interface {
 	Render() Message
 }
 
+// Redactor is a Template that holds a secret for the recipient alone: the
+// notification record keeps Redacted, the mail carries Render.
+type Redactor interface {
+	Template
+	Redacted() Message
+}
+
 // Challenge is what the customer must publish to prove control of a name.
 type Challenge struct {
+	// Name is challenges/{id}.
+	Name   string
 	Domain string
-	// Method is DNS_TXT or HTTP_FILE.
+	// Method is DNS_TXT, HTTP_FILE or EMAIL.
 	Method      string
 	RecordName  string
 	RecordType  string
 	RecordValue string
 	URL         string
 	Content     string
-	ExpireTime  time.Time
+	// EmailAddress is where an EMAIL challenge's code is sent.
+	EmailAddress string
+	ExpireTime   time.Time
 }
 
 // DVWithin is how long domain validation usually takes once the proof is
@@ -45,6 +56,9 @@ type SubmittedMail struct {
 	ValidationLevel   string // DV, OV or EV
 	Challenges        []Challenge
 	ExpectedIssueTime time.Time
+	// Warnings are shown to the customer as they are, for example about
+	// the EMAIL method.
+	Warnings []string
 }
 
 // Render implements Template.
@@ -76,6 +90,11 @@ func (m SubmittedMail) Render() Message {
 			fmt.Fprintf(&b, "   URL:     %s\n", c.URL)
 			fmt.Fprintf(&b, "   Content: %s\n", c.Content)
 			b.WriteString("   The file must contain exactly this content, nothing more.\n")
+		case "EMAIL":
+			fmt.Fprintf(&b, "   A confirmation code is emailed to %s.\n", orDefault(c.EmailAddress, "the domain's administrative address"))
+			if c.Name != "" {
+				fmt.Fprintf(&b, "   Confirm it with POST /v1/%s:confirm and the body {\"code\": \"<code>\"}.\n", c.Name)
+			}
 		default:
 			// A method this service does not know yet: show every fact given.
 			fmt.Fprintf(&b, "   Method: %s\n", c.Method)
@@ -90,6 +109,13 @@ func (m SubmittedMail) Render() Message {
 		}
 	}
 	b.WriteString("\n")
+	if len(m.Warnings) > 0 {
+		b.WriteString("Please note:\n")
+		for _, w := range m.Warnings {
+			fmt.Fprintf(&b, "  - %s\n", w)
+		}
+		b.WriteString("\n")
+	}
 	if !m.ExpectedIssueTime.IsZero() {
 		fmt.Fprintf(&b, "Expected issue time: %s.\n", formatTime(m.ExpectedIssueTime))
 	}
@@ -180,6 +206,81 @@ func (m IssuedMail) Render() Message {
 	b.WriteString("The download holds the certificate, its chain, the full chain and, if certflow generated the key for you, the private key.\n")
 	b.WriteString("Keep the private key secret.\n")
 	return Message{Subject: fmt.Sprintf("Your certificate for %s is issued", names), Body: b.String()}
+}
+
+// OVWithin is how long organization validation usually takes (DESIGN.md:
+// OV/EV within 3 to 5 business days).
+const OVWithin = "3 to 5 business days"
+
+// OrganizationMail tells the applicant that organization validation has
+// started: the CA may phone them and the company, and reviews the uploaded
+// documents.
+type OrganizationMail struct {
+	Application string
+	// Company is the organization's name; the events do not carry it yet,
+	// so empty reads "your organization".
+	Company        string
+	ApplicantPhone string
+	CompanyPhone   string
+}
+
+// Render implements Template.
+func (m OrganizationMail) Render() Message {
+	company := orDefault(oneLine(m.Company), "your organization")
+	var b strings.Builder
+	fmt.Fprintf(&b, "Hello,\n\nevery domain of your application %s is verified. The CA now verifies %s (organization validation).\n\n", m.Application, company)
+	b.WriteString("Please answer the phone: the CA may call to confirm the application")
+	var phones []string
+	if m.ApplicantPhone != "" {
+		phones = append(phones, fmt.Sprintf("the applicant at %s", m.ApplicantPhone))
+	}
+	if m.CompanyPhone != "" {
+		phones = append(phones, fmt.Sprintf("the company at %s", m.CompanyPhone))
+	}
+	if len(phones) > 0 {
+		fmt.Fprintf(&b, ", calling %s", strings.Join(phones, " and "))
+	}
+	b.WriteString(".\nIf nobody answers or the call does not confirm the request, the application fails.\n\n")
+	fmt.Fprintf(&b, "The documents you uploaded are being reviewed; this usually takes %s.\n", OVWithin)
+	b.WriteString("There is nothing else to do unless the CA asks for more.\n")
+	fmt.Fprintf(&b, "\nFollow the progress with GET /v1/%s.\n", m.Application)
+	return Message{
+		Subject: fmt.Sprintf("Answer the phone: the CA will verify %s", truncate(company, maxSubjectCause)),
+		Body:    b.String(),
+	}
+}
+
+// DomainControlMail is the domain control validation email of the Baseline
+// Requirements (3.2.2.4.4): it goes to a constructed address of the domain
+// (admin@, hostmaster@, …), not to the applicant, and carries the code.
+type DomainControlMail struct {
+	Domain      string
+	Challenge   string // challenges/{id}
+	Application string
+	Code        string
+	ExpireTime  time.Time
+}
+
+// Render implements Template.
+func (m DomainControlMail) Render() Message { return m.render(m.Code) }
+
+// Redacted implements Redactor: the record the account can read must not
+// hold the code, or the account could confirm without the mailbox.
+func (m DomainControlMail) Redacted() Message { return m.render("[hidden: sent only to this mailbox]") }
+
+func (m DomainControlMail) render(code string) Message {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Hello,\n\na certflow customer asked for a TLS certificate for %s and named this address to prove control of the domain.\n\n", m.Domain)
+	fmt.Fprintf(&b, "Confirmation code: %s\n\n", code)
+	b.WriteString("To confirm, the applicant calls, with their certflow API key:\n\n")
+	fmt.Fprintf(&b, "  POST /v1/%s:confirm\n", m.Challenge)
+	fmt.Fprintf(&b, "  {\"code\": \"%s\"}\n\n", code)
+	b.WriteString("If you are not the applicant and agree to the request, give them the code.\n")
+	if !m.ExpireTime.IsZero() {
+		fmt.Fprintf(&b, "The code expires on %s.\n", formatTime(m.ExpireTime))
+	}
+	b.WriteString("\nIf you did not expect this, ignore this email: without the code the domain is not verified.\n")
+	return Message{Subject: "Confirm control of " + m.Domain, Body: b.String()}
 }
 
 func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 MST") }

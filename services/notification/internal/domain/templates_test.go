@@ -87,6 +87,39 @@ func TestRender(t *testing.T) {
 			wantSubject: "Your certificate for a.test, b.test, c.test and 2 more is issued",
 			wantBody:    []string{"  - e.test\n", "GET /v1/certificates/c2:download"},
 		},
+		{
+			name: "submitted with an EMAIL challenge and warnings",
+			tmpl: SubmittedMail{
+				Application: "applications/a4", Domains: []string{"example.com"},
+				Challenges: []Challenge{{Name: "challenges/c4", Domain: "example.com", Method: "EMAIL", EmailAddress: "admin@example.com"}},
+				Warnings:   []string{"The EMAIL method must not be used from 2028-03-15."},
+			},
+			wantSubject: "Verify your domains for applications/a4",
+			wantBody: []string{"A confirmation code is emailed to admin@example.com.", "POST /v1/challenges/c4:confirm", `{"code": "<code>"}`,
+				"Please note:\n  - The EMAIL method must not be used from 2028-03-15.\n"},
+			notBody: []string{"Method: EMAIL"},
+		},
+		{
+			name:        "organization verification",
+			tmpl:        OrganizationMail{Application: "applications/ov1", ApplicantPhone: "+49 170 1234567", CompanyPhone: "+49 30 9876543"},
+			wantSubject: "Answer the phone: the CA will verify your organization",
+			wantBody: []string{"calling the applicant at +49 170 1234567 and the company at +49 30 9876543",
+				"documents you uploaded are being reviewed; this usually takes 3 to 5 business days", "GET /v1/applications/ov1"},
+		},
+		{
+			name:        "organization verification of a named company without phones",
+			tmpl:        OrganizationMail{Application: "applications/ov2", Company: "Example\nGmbH"},
+			wantSubject: "Answer the phone: the CA will verify Example GmbH",
+			wantBody:    []string{"the CA may call to confirm the application.\n", "3 to 5 business days"},
+			notBody:     []string{"calling"},
+		},
+		{
+			name:        "domain control email",
+			tmpl:        DomainControlMail{Domain: "www.example.com", Challenge: "challenges/c7", Application: "applications/a7", Code: "K7-93xQ", ExpireTime: at},
+			wantSubject: "Confirm control of www.example.com",
+			wantBody: []string{"certificate for www.example.com", "Confirmation code: K7-93xQ\n", "POST /v1/challenges/c7:confirm\n", `{"code": "K7-93xQ"}`,
+				"expires on 2026-11-21 19:30 UTC", "ignore this email"},
+		},
 	}
 	for _, tt := range tests {
 		got := tt.tmpl.Render()
@@ -154,5 +187,42 @@ func TestNotificationAttempts(t *testing.T) {
 	n.MarkSent(now)
 	if n.State != Sent || n.Error != "" || n.Attempts != 2 || !n.SendTime.Equal(now) || !n.Done() {
 		t.Errorf("MarkSent after a failure = %+v; want SENT, no error, 2 attempts", n)
+	}
+}
+
+func TestDomainControlMailRedacted(t *testing.T) {
+	m := DomainControlMail{Domain: "example.com", Challenge: "challenges/c7", Code: "K7-93xQ"}
+	var tmpl Template = m
+	r, ok := tmpl.(Redactor)
+	if !ok {
+		t.Fatal("DomainControlMail is not a Redactor; its record would hold the code")
+	}
+	got := r.Redacted()
+	if strings.Contains(got.Body, "K7-93xQ") || got.Subject != m.Render().Subject || !strings.Contains(got.Body, "POST /v1/challenges/c7:confirm") {
+		t.Errorf("Redacted() = %+v; want the same mail without the code", got)
+	}
+}
+
+func TestSMSTexts(t *testing.T) {
+	tests := []struct {
+		name string
+		got  string
+		want []string
+	}{
+		{"organization", OrganizationSMS("applications/ov1"), []string{"certflow: the CA may call you to verify applications/ov1"}},
+		{"failed", FailedSMS("applications/a1", "CAA record\nforbids this CA"), []string{"applications/a1 failed: CAA record forbids this CA.", "resubmit"}},
+		{"failed without a cause", FailedSMS("applications/a1", " "), []string{"failed: no cause given."}},
+		{"failed with a long cause", FailedSMS("applications/a1", strings.Repeat("x", 500)), []string{strings.Repeat("x", maxSMSCause-1) + "…"}},
+		{"issued", IssuedSMS("certificates/c1"), []string{"certificates/c1 is issued", "GET /v1/certificates/c1:download"}},
+	}
+	for _, tt := range tests {
+		for _, want := range tt.want {
+			if !strings.Contains(tt.got, want) {
+				t.Errorf("%s SMS = %q; want it to contain %q", tt.name, tt.got, want)
+			}
+		}
+		if n := len([]rune(tt.got)); n > 160 || strings.ContainsAny(tt.got, "\r\n") {
+			t.Errorf("%s SMS = %q (%d characters); want one line of at most 160", tt.name, tt.got, n)
+		}
 	}
 }

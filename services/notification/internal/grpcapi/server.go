@@ -88,6 +88,7 @@ var states = map[domain.State]notificationv1.Notification_State{
 
 var channels = map[domain.Channel]notificationv1.Channel{
 	domain.Email: notificationv1.Channel_CHANNEL_EMAIL,
+	domain.SMS:   notificationv1.Channel_CHANNEL_SMS,
 }
 
 func notificationPB(r *docstore.Record[domain.Notification]) *notificationv1.Notification {

@@ -1,0 +1,317 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	eventsv1 "github.com/certflow/certflow/gen/go/certflow/events/v1"
+	"github.com/certflow/certflow/pkg/apierr"
+	"github.com/certflow/certflow/pkg/docstore"
+	"github.com/certflow/certflow/pkg/events"
+	"github.com/certflow/certflow/services/notification/internal/domain"
+	"github.com/certflow/certflow/services/notification/internal/webhook"
+)
+
+// Webhooks is the webhook repository.
+type Webhooks interface {
+	Create(ctx context.Context, id, account string, doc domain.Webhook, evs ...events.Event) (*docstore.Record[domain.Webhook], bool, error)
+	Get(ctx context.Context, account, id string) (*docstore.Record[domain.Webhook], error)
+	List(ctx context.Context, account string, o docstore.ListOptions) ([]*docstore.Record[domain.Webhook], bool, error)
+	Delete(ctx context.Context, account, id string) error
+}
+
+// Deliveries is the webhook delivery repository.
+type Deliveries interface {
+	Create(ctx context.Context, id, account string, doc domain.Delivery, evs ...events.Event) (*docstore.Record[domain.Delivery], bool, error)
+	Get(ctx context.Context, account, id string) (*docstore.Record[domain.Delivery], error)
+	Update(ctx context.Context, account, id string, fn docstore.Mutation[domain.Delivery]) (*docstore.Record[domain.Delivery], error)
+	List(ctx context.Context, account string, o docstore.ListOptions) ([]*docstore.Record[domain.Delivery], bool, error)
+	// Pending returns every PENDING delivery of every account.
+	Pending(ctx context.Context) ([]domain.PendingDelivery, error)
+	Delete(ctx context.Context, id string) error
+	DeleteForWebhook(ctx context.Context, webhook string) error
+}
+
+// Poster sends one signed delivery and returns the answer's status.
+type Poster interface {
+	Post(ctx context.Context, r webhook.Request) (status int, err error)
+}
+
+// Scheduler runs a delivery attempt after a delay.
+type Scheduler interface {
+	Schedule(id string, after time.Duration)
+}
+
+// ClockSkew is how much earlier than a webhook's creation an event may
+// have occurred and still be delivered to it: publishers' clocks differ,
+// but a webhook must not receive what happened long before it existed (a
+// consumer catching up, a replayed stream).
+const ClockSkew = 5 * time.Minute
+
+// CreateWebhook registers a webhook for the account. With a requestID, a
+// retry returns the first webhook, secret included (the first answer may
+// have been lost), provided it asks for the same URL.
+func (a *App) CreateWebhook(ctx context.Context, account, requestID, rawURL string) (*docstore.Record[domain.Webhook], error) {
+	h, err := domain.NewWebhook(rawURL, a.now())
+	if err != nil {
+		return nil, err
+	}
+	id := docstore.NewID()
+	if requestID != "" {
+		id = docstore.IDFor(account, "webhook/"+requestID)
+	}
+	if requestID == "" || !a.exists(ctx, account, id) {
+		// The limit is checked without a lock: two concurrent creates may
+		// both pass it, which is harmless.
+		hooks, _, err := a.webhooks.List(ctx, account, docstore.ListOptions{Limit: domain.MaxWebhooks})
+		if err != nil {
+			return nil, err
+		}
+		if len(hooks) >= domain.MaxWebhooks {
+			return nil, apierr.New(apierr.FailedPrecondition, "TOO_MANY_WEBHOOKS",
+				"the account has %d webhooks, the most allowed; delete one first", domain.MaxWebhooks)
+		}
+	}
+	rec, _, err := a.webhooks.Create(ctx, id, account, h)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Doc.URL != rawURL {
+		return nil, apierr.New(apierr.AlreadyExists, "REQUEST_ID_REUSED",
+			"request_id %q already created webhooks/%s for another URL; use a new request_id", requestID, id)
+	}
+	return rec, nil
+}
+
+func (a *App) exists(ctx context.Context, account, id string) bool {
+	_, err := a.webhooks.Get(ctx, account, id)
+	return err == nil
+}
+
+// GetWebhook reads an account's webhook.
+func (a *App) GetWebhook(ctx context.Context, account, id string) (*docstore.Record[domain.Webhook], error) {
+	return a.webhooks.Get(ctx, account, id)
+}
+
+// ListWebhooks lists an account's webhooks newest first.
+func (a *App) ListWebhooks(ctx context.Context, account string, offset, limit int64) ([]*docstore.Record[domain.Webhook], bool, error) {
+	return a.webhooks.List(ctx, account, docstore.ListOptions{Offset: offset, Limit: limit})
+}
+
+// DeleteWebhook deletes an account's webhook and its deliveries; attempts
+// already queued find them gone and stop.
+func (a *App) DeleteWebhook(ctx context.Context, account, id string) error {
+	if err := a.webhooks.Delete(ctx, account, id); err != nil {
+		return err
+	}
+	return a.deliveries.DeleteForWebhook(ctx, id)
+}
+
+// ListDeliveries lists the deliveries of an account's webhook newest first,
+// or NotFound if the webhook is not the account's.
+func (a *App) ListDeliveries(ctx context.Context, account, webhookID string, offset, limit int64) ([]*docstore.Record[domain.Delivery], bool, error) {
+	if _, err := a.webhooks.Get(ctx, account, webhookID); err != nil {
+		return nil, false, err
+	}
+	return a.deliveries.List(ctx, account, docstore.ListOptions{
+		Filter: bson.D{{Key: "doc.webhook", Value: webhookID}}, Offset: offset, Limit: limit,
+	})
+}
+
+// DeliveryID is the id of an event's delivery to a webhook: the same event
+// delivered again to the consumer makes no second delivery.
+func DeliveryID(webhookID, eventID string) string { return docstore.IDFor(webhookID, eventID) }
+
+// fanOut records a delivery of ev to each webhook of its account and hands
+// the new ones to the queue.
+func (a *App) fanOut(ctx context.Context, ev events.Event) error {
+	if a.webhooks == nil {
+		return nil
+	}
+	newMsg, ok := eventMessages[ev.Type]
+	if !ok {
+		return nil // a type this build does not know: it cannot render it
+	}
+	msg := newMsg()
+	if err := decode(ev, msg); err != nil {
+		return err
+	}
+	account := accountOf(msg)
+	if account == "" {
+		return nil
+	}
+	hooks, _, err := a.webhooks.List(ctx, account, docstore.ListOptions{Limit: domain.MaxWebhooks})
+	if err != nil || len(hooks) == 0 {
+		return err
+	}
+	var body []byte
+	for _, h := range hooks {
+		if ev.Time.Before(h.Doc.CreateTime.Add(-ClockSkew)) {
+			continue
+		}
+		if body == nil {
+			if body, err = Payload(ev, msg); err != nil {
+				return events.Permanent(err)
+			}
+		}
+		id := DeliveryID(h.ID, ev.ID)
+		_, created, err := a.deliveries.Create(ctx, id, account, domain.NewDelivery(h.ID, ev.ID, ev.Type, body, a.now()))
+		if err != nil {
+			return err
+		}
+		if created {
+			a.queue.Schedule(id, 0)
+		}
+	}
+	return nil
+}
+
+// Payload renders the JSON body of a delivery: the CloudEvents envelope
+// with the event message as data, in protobuf JSON with the proto field
+// names.
+func Payload(ev events.Event, msg proto.Message) ([]byte, error) {
+	if m, ok := msg.(*eventsv1.DomainEmailChallenge); ok {
+		// The code proves control of the mailbox it was sent to; the
+		// account must not get it any other way.
+		m = proto.CloneOf(m)
+		m.Code = ""
+		msg = m
+	}
+	data, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(msg)
+	if err != nil {
+		return nil, fmt.Errorf("render %s %s as JSON: %w", ev.Type, ev.ID, err)
+	}
+	body, err := json.Marshal(struct {
+		SpecVersion     string          `json:"specversion"`
+		ID              string          `json:"id"`
+		Type            string          `json:"type"`
+		Source          string          `json:"source"`
+		Subject         string          `json:"subject"`
+		Time            string          `json:"time"`
+		DataContentType string          `json:"datacontenttype"`
+		Data            json.RawMessage `json:"data"`
+	}{"1.0", ev.ID, ev.Type, ev.Source, ev.Subject, ev.Time.UTC().Format(time.RFC3339Nano), "application/json", data})
+	if err != nil {
+		return nil, fmt.Errorf("render %s %s as JSON: %w", ev.Type, ev.ID, err)
+	}
+	return body, nil
+}
+
+// eventMessages maps each event type to its message; every one has an
+// account field.
+var eventMessages = map[string]func() proto.Message{
+	events.OrderCreated:            func() proto.Message { return &eventsv1.OrderCreated{} },
+	events.InstanceBound:           func() proto.Message { return &eventsv1.InstanceBound{} },
+	events.InstanceReleased:        func() proto.Message { return &eventsv1.InstanceReleased{} },
+	events.InstanceIssued:          func() proto.Message { return &eventsv1.InstanceIssued{} },
+	events.ApplicationCreated:      func() proto.Message { return &eventsv1.ApplicationCreated{} },
+	events.ApplicationSubmitted:    func() proto.Message { return &eventsv1.ApplicationSubmitted{} },
+	events.ApplicationStateChanged: func() proto.Message { return &eventsv1.ApplicationStateChanged{} },
+	events.ApplicationFailed:       func() proto.Message { return &eventsv1.ApplicationFailed{} },
+	events.ApplicationWithdrawn:    func() proto.Message { return &eventsv1.ApplicationWithdrawn{} },
+	events.ApplicationIssued:       func() proto.Message { return &eventsv1.ApplicationIssued{} },
+	events.DomainVerified:          func() proto.Message { return &eventsv1.DomainVerified{} },
+	events.DomainFailed:            func() proto.Message { return &eventsv1.DomainValidationFailed{} },
+	events.ChallengeCancelled:      func() proto.Message { return &eventsv1.ChallengeCancelled{} },
+	events.DomainEmailChallenge:    func() proto.Message { return &eventsv1.DomainEmailChallenge{} },
+	events.CertificateIssued:       func() proto.Message { return &eventsv1.CertificateIssued{} },
+	events.ReviewCreated:           func() proto.Message { return &eventsv1.ReviewCreated{} },
+	events.PhoneCallRecorded:       func() proto.Message { return &eventsv1.PhoneCallRecorded{} },
+	events.ReviewApproved:          func() proto.Message { return &eventsv1.ReviewDecided{} },
+	events.ReviewRejected:          func() proto.Message { return &eventsv1.ReviewDecided{} },
+	events.ReviewCancelled:         func() proto.Message { return &eventsv1.ReviewDecided{} },
+}
+
+func accountOf(m proto.Message) string {
+	r := m.ProtoReflect()
+	f := r.Descriptor().Fields().ByName("account")
+	if f == nil {
+		return ""
+	}
+	return r.Get(f).String()
+}
+
+// Deliver makes one attempt of delivery id, records it, and says whether
+// and when to try again. A delivery that is gone or done needs nothing.
+func (a *App) Deliver(ctx context.Context, id string) (retryAfter time.Duration, retry bool) {
+	rec, err := a.deliveries.Get(ctx, "", id)
+	if errors.Is(err, apierr.ErrNotFound) {
+		return 0, false
+	}
+	if err != nil {
+		a.log.Warn("webhook delivery not readable; will retry", "delivery", id, "err", err)
+		return a.retry.Initial, ctx.Err() == nil
+	}
+	d := rec.Doc
+	if d.State != domain.DeliveryPending {
+		return 0, false
+	}
+	hook, err := a.webhooks.Get(ctx, rec.Account, d.Webhook)
+	if errors.Is(err, apierr.ErrNotFound) {
+		// Deleted while this delivery waited: drop it with the others.
+		if err := a.deliveries.Delete(ctx, id); err != nil {
+			a.log.Warn("delivery of a deleted webhook not dropped", "delivery", id, "err", err)
+		}
+		return 0, false
+	}
+	if err != nil {
+		a.log.Warn("webhook not readable; will retry", "delivery", id, "webhook", d.Webhook, "err", err)
+		return a.retry.Initial, ctx.Err() == nil
+	}
+	status, postErr := a.poster.Post(ctx, webhook.Request{
+		URL: hook.Doc.URL, Secret: hook.Doc.Secret, EventID: d.EventID, EventType: d.EventType, Body: []byte(d.Payload),
+	})
+	if postErr != nil && ctx.Err() != nil {
+		// Shutting down: not the endpoint's fault. The sweep after the
+		// restart picks the delivery up again.
+		return 0, false
+	}
+	cause := ""
+	if postErr != nil {
+		cause = postErr.Error()
+	}
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	gaveUp := false
+	_, err = a.deliveries.Update(uctx, rec.Account, id, func(d *domain.Delivery) ([]events.Event, error) {
+		if d.State != domain.DeliveryPending {
+			return nil, docstore.ErrUnchanged
+		}
+		retryAfter, retry = d.RecordAttempt(status, cause, a.now(), a.retry)
+		gaveUp = d.State == domain.DeliveryFailed
+		return nil, nil
+	})
+	if errors.Is(err, apierr.ErrNotFound) {
+		return 0, false
+	}
+	if err != nil {
+		// The endpoint may have it; trying again is at least once.
+		a.log.Warn("webhook delivery attempt not recorded; will retry", "delivery", id, "err", err)
+		return a.retry.Initial, true
+	}
+	if gaveUp {
+		a.log.Warn("webhook delivery failed; giving up", "delivery", id, "webhook", d.Webhook, "event", d.EventID, "status", status, "err", cause)
+	}
+	return retryAfter, retry
+}
+
+// SweepDeliveries schedules every PENDING delivery, at the time it is due:
+// the safety net for deliveries an earlier process queued in memory only.
+func (a *App) SweepDeliveries(ctx context.Context) error {
+	due, err := a.deliveries.Pending(ctx)
+	if err != nil {
+		return err
+	}
+	now := a.now()
+	for _, d := range due {
+		a.queue.Schedule(d.ID, d.NextAttemptTime.Sub(now))
+	}
+	return nil
+}

@@ -1,0 +1,160 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/certflow/certflow/services/notification/webhooksig"
+)
+
+func TestAddressPolicy(t *testing.T) {
+	tests := []struct {
+		ip           string
+		allowed      bool // by the zero policy
+		allowPrivate bool // with AllowPrivate
+	}{
+		{"93.184.215.14", true, true},
+		{"2606:2800:21f:cb07:6820:80da:af6b:8b2c", true, true},
+		{"127.0.0.1", false, true},
+		{"::1", false, true},
+		{"10.1.2.3", false, true},
+		{"172.16.0.1", false, true},
+		{"192.168.1.1", false, true},
+		{"fd00::1", false, true},
+		{"::ffff:10.0.0.1", false, true},
+		{"169.254.169.254", false, false},
+		{"fe80::1", false, false},
+		{"0.0.0.0", false, false},
+		{"::", false, false},
+		{"224.0.0.1", false, false},
+		{"100.64.0.1", false, false},
+		{"198.18.0.1", false, false},
+		{"64:ff9b::a00:1", false, false},
+		{"255.255.255.255", false, false},
+	}
+	for _, tt := range tests {
+		ip := netip.MustParseAddr(tt.ip)
+		for _, p := range []struct {
+			policy AddressPolicy
+			want   bool
+		}{{AddressPolicy{}, tt.allowed}, {AddressPolicy{AllowPrivate: true}, tt.allowPrivate}} {
+			err := p.policy.Allowed(ip)
+			if (err == nil) != p.want || err != nil && !errors.Is(err, ErrForbiddenAddress) {
+				t.Errorf("%+v.Allowed(%s) = %v; want allowed %v", p.policy, tt.ip, err, p.want)
+			}
+		}
+	}
+}
+
+func TestClientPost(t *testing.T) {
+	var got *http.Request
+	var body []byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, body = r, must(io.ReadAll(r.Body))
+		switch r.URL.Path {
+		case "/redirect":
+			http.Redirect(w, r, "/elsewhere", http.StatusFound)
+		case "/big":
+			_, _ = w.Write([]byte(strings.Repeat("x", 10*MaxResponseBody)))
+		default:
+			w.WriteHeader(http.StatusAccepted)
+		}
+	}))
+	defer srv.Close()
+	now := time.Unix(1_795_000_000, 0)
+	c := NewClient(AddressPolicy{AllowPrivate: true}, func() time.Time { return now })
+	req := Request{URL: srv.URL + "/hook", Secret: "whsec_s", EventID: "e1", EventType: "certflow.order.created", Body: []byte(`{"id":"e1"}`)}
+
+	status, err := c.Post(context.Background(), req)
+	if err != nil || status != http.StatusAccepted {
+		t.Fatalf("Post = %d, %v; want 202", status, err)
+	}
+	if got.Method != http.MethodPost || got.Header.Get("Content-Type") != "application/json" ||
+		got.Header.Get(HeaderEventID) != "e1" || got.Header.Get(HeaderEventType) != "certflow.order.created" || string(body) != `{"id":"e1"}` {
+		t.Errorf("request = %s %v %s; want a POST of the body with the event headers", got.Method, got.Header, body)
+	}
+	if err := webhooksig.Verify("whsec_s", got.Header.Get(webhooksig.Header), body, now, time.Minute); err != nil {
+		t.Errorf("Verify(%s) = %v; want nil", got.Header.Get(webhooksig.Header), err)
+	}
+
+	req.URL = srv.URL + "/redirect"
+	if status, err := c.Post(context.Background(), req); err != nil || status != http.StatusFound || got.URL.Path != "/redirect" {
+		t.Errorf("Post(redirect) = %d, %v, last path %s; want 302 and not followed", status, err, got.URL.Path)
+	}
+	req.URL = srv.URL + "/big"
+	if status, err := c.Post(context.Background(), req); err != nil || status != http.StatusOK {
+		t.Errorf("Post(large answer) = %d, %v; want 200", status, err)
+	}
+
+	strict := NewClient(AddressPolicy{}, time.Now)
+	req.URL = srv.URL + "/hook"
+	if _, err := strict.Post(context.Background(), req); !errors.Is(err, ErrForbiddenAddress) {
+		t.Errorf("Post(loopback) without AllowPrivate = %v; want ErrForbiddenAddress", err)
+	}
+	req.URL = strings.Replace(srv.URL, "127.0.0.1", "localhost", 1) + "/hook"
+	if _, err := strict.Post(context.Background(), req); !errors.Is(err, ErrForbiddenAddress) {
+		t.Errorf("Post(localhost) without AllowPrivate = %v; want ErrForbiddenAddress (checked after resolving)", err)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func TestQueue(t *testing.T) {
+	q := NewQueue()
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	var order []string
+	tries := map[string]int{}
+	done := make(chan struct{})
+	stopped := make(chan error, 1)
+	go func() {
+		stopped <- q.Run(ctx, 2, func(_ context.Context, id string) (time.Duration, bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			order = append(order, id)
+			tries[id]++
+			if id == "retry" && tries[id] < 3 {
+				return 10 * time.Millisecond, true
+			}
+			if len(order) == 5 {
+				close(done)
+			}
+			return 0, false
+		})
+	}()
+	q.Schedule("later", 300*time.Millisecond)
+	q.Schedule("retry", 0)
+	q.Schedule("now", 0)
+	q.Schedule("now", 0)                      // already scheduled: once
+	q.Schedule("later", 600*time.Millisecond) // later than scheduled: ignored
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("queue did not run the attempts within 10s")
+	}
+	cancel()
+	if err := <-stopped; err != nil {
+		t.Errorf("Run = %v; want nil", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if tries["now"] != 1 || tries["retry"] != 3 || tries["later"] != 1 || order[len(order)-1] != "later" {
+		t.Errorf("attempts = %v in order %v; want now once, retry 3 times, later once and last", tries, order)
+	}
+	if n := q.Len(); n != 0 {
+		t.Errorf("Len() = %d after every attempt; want 0", n)
+	}
+}

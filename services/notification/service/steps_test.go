@@ -1,0 +1,117 @@
+package service_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	eventsv1 "github.com/certflow/certflow/gen/go/certflow/events/v1"
+	notificationv1 "github.com/certflow/certflow/gen/go/certflow/notification/v1"
+	"github.com/certflow/certflow/pkg/auth"
+	"github.com/certflow/certflow/pkg/events"
+	"github.com/certflow/certflow/pkg/smtptest"
+	"github.com/certflow/certflow/pkg/testenv"
+	notification "github.com/certflow/certflow/services/notification/service"
+)
+
+func TestOrganizationVerificationEmailAndSMS(t *testing.T) {
+	srv := smtptest.Start(t)
+	svc, client, conn := startWith(t, notification.Config{SMTPAddr: srv.Addr(), Now: tickingClock()})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const (
+		app          = "applications/ov1"
+		email        = "erin@example.com"
+		phone        = "+49 170 1234567"
+		companyPhone = "+49 30 9876543"
+	)
+	// Another state change sends nothing; it goes first so the wanted
+	// messages prove it was handled.
+	publish(ctx, t, conn, events.ApplicationStateChanged, app, &eventsv1.ApplicationStateChanged{
+		Account: "alice", Application: app, Attempt: 1, FromState: "PENDING_ORGANIZATION_VERIFICATION", ToState: "PENDING_ISSUANCE",
+		ApplicantEmail: email, ApplicantPhone: phone,
+	})
+	ov := publish(ctx, t, conn, events.ApplicationStateChanged, app, &eventsv1.ApplicationStateChanged{
+		Account: "alice", Application: app, Attempt: 1, FromState: "PENDING_DOMAIN_VERIFICATION", ToState: "PENDING_ORGANIZATION_VERIFICATION",
+		ProgressPercent: 70, ApplicantEmail: email, ApplicantPhone: phone, CompanyPhone: companyPhone,
+	})
+
+	msgs := srv.WaitFor(t, 1, 20*time.Second)
+	p := parse(t, msgs[0])
+	if p.to != email || !strings.HasPrefix(p.subject, "Answer the phone: the CA will verify") {
+		t.Errorf("mail = to %q, subject %q; want to %s, \"Answer the phone: …\"", p.to, p.subject, email)
+	}
+	for _, want := range []string{phone, companyPhone, "3 to 5 business days", "documents you uploaded are being reviewed"} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("organization mail body = %q; want it to contain %q", p.body, want)
+		}
+	}
+
+	alice := testenv.As(ctx, "alice", auth.Customer)
+	got := waitList(alice, t, client, allSent(2))
+	texts := svc.SMS().Messages()
+	if len(texts) != 1 || texts[0].To != phone || !strings.Contains(texts[0].Text, "the CA may call you to verify "+app) {
+		t.Fatalf("SMS sent = %+v; want one to %s saying the CA may call", texts, phone)
+	}
+	if n := len(srv.Messages()); n != 1 {
+		t.Errorf("SMTP server received %d mails; want only the organization one", n)
+	}
+	channels := map[notificationv1.Channel]*notificationv1.Notification{}
+	for _, n := range got {
+		channels[n.Channel] = n
+		if n.EventId != ov.ID || n.Application != app {
+			t.Errorf("notification %s = event %s about %s; want event %s about %s", n.Name, n.EventId, n.Application, ov.ID, app)
+		}
+	}
+	if n := channels[notificationv1.Channel_CHANNEL_SMS]; n == nil || n.Recipient != phone || n.Body != texts[0].Text {
+		t.Errorf("SMS notification = %v; want one to %s with the text sent", n, phone)
+	}
+	if n := channels[notificationv1.Channel_CHANNEL_EMAIL]; n == nil || n.Recipient != email {
+		t.Errorf("email notification = %v; want one to %s", n, email)
+	}
+}
+
+func TestDomainEmailChallengeMailsConstructedAddress(t *testing.T) {
+	srv := smtptest.Start(t)
+	client, conn := start(t, srv.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const code = "K7-93xQ-5pZ"
+	expires := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+	// An address that is not the domain's constructed one never gets the
+	// code; it goes first so the good one proves it was handled.
+	publish(ctx, t, conn, events.DomainEmailChallenge, "challenges/c6", &eventsv1.DomainEmailChallenge{
+		Account: "alice", Challenge: "challenges/c6", Application: "applications/a7", Domain: "example.test",
+		Recipient: "admin@attacker.test", Code: "stolen", ExpireTime: timestamppb.New(expires),
+	})
+	publish(ctx, t, conn, events.DomainEmailChallenge, "challenges/c7", &eventsv1.DomainEmailChallenge{
+		Account: "alice", Challenge: "challenges/c7", Application: "applications/a7", Domain: "example.test",
+		Recipient: "admin@example.test", Code: code, ExpireTime: timestamppb.New(expires),
+	})
+	msgs := srv.WaitFor(t, 1, 20*time.Second)
+	p := parse(t, msgs[0])
+	if p.to != "admin@example.test" || p.subject != "Confirm control of example.test" {
+		t.Errorf("mail = to %q, subject %q; want to admin@example.test, \"Confirm control of example.test\"", p.to, p.subject)
+	}
+	for _, want := range []string{"Confirmation code: " + code, "POST /v1/challenges/c7:confirm", `{"code": "` + code + `"}`, "2026-11-22 09:00 UTC"} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("DCV mail body = %q; want it to contain %q", p.body, want)
+		}
+	}
+
+	got := waitList(testenv.As(ctx, "alice", auth.Customer), t, client, allSent(1))
+	if n := got[0]; n.Recipient != "admin@example.test" || n.Application != "applications/a7" || n.Subject != p.subject {
+		t.Errorf("notification = %v; want the mail to admin@example.test about applications/a7", n)
+	}
+	// The account must not read the code: that would verify the domain
+	// without its mailbox.
+	if strings.Contains(got[0].Body, code) {
+		t.Errorf("notification body = %q; want the code hidden", got[0].Body)
+	}
+	if n := len(srv.Messages()); n != 1 {
+		t.Errorf("SMTP server received %d mails; want 1 (none to admin@attacker.test)", n)
+	}
+}
