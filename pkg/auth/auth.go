@@ -49,13 +49,13 @@ func From(ctx context.Context) (Principal, bool) {
 	return p, ok && p.Account != ""
 }
 
-// Account returns the caller's account or an Unauthenticated error.
+// Account returns the account of a caller acting on its own resources: a
+// customer, or a service acting for one. Reviewers are CA staff, not
+// customers, and are refused here; the methods they may use say so with
+// Require.
 func Account(ctx context.Context) (string, error) {
-	p, ok := From(ctx)
-	if !ok {
-		return "", apierr.New(apierr.Unauthenticated, "UNAUTHENTICATED", "no account on the request; call through the gateway with an API key")
-	}
-	return p.Account, nil
+	p, err := Require(ctx, Customer, System)
+	return p.Account, err
 }
 
 // Require returns the caller's account if it has one of the roles.

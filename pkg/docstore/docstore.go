@@ -264,6 +264,19 @@ func (s *Store[T]) updateOnce(ctx context.Context, account, id string, fn func(r
 	return r, nil
 }
 
+// Delete removes a record of the account; another account's is NotFound.
+func (s *Store[T]) Delete(ctx context.Context, account, id string) error {
+	if _, err := s.Get(ctx, account, id); err != nil {
+		return err
+	}
+	unlock := lockDoc(s.coll, id)
+	defer unlock()
+	if _, err := s.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
+		return fmt.Errorf("delete %s %s: %w", s.kind, id, err)
+	}
+	return nil
+}
+
 // ListOptions selects a page of an account's records.
 type ListOptions struct {
 	// Filter on fields of Doc, as bson with keys like "doc.state".

@@ -57,6 +57,8 @@ type Event struct {
 	Time    time.Time `bson:"time"`
 	// Data is the protobuf-encoded event message.
 	Data []byte `bson:"data"`
+	// Delivery counts deliveries to a consumer, from 1; set on receipt only.
+	Delivery int `bson:"-"`
 }
 
 // NewID returns a random event id.

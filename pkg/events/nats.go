@@ -122,7 +122,7 @@ type ConsumeOptions struct {
 	Subjects []string
 	// RetryDelay is how long a failed event waits before redelivery.
 	RetryDelay time.Duration
-	// MaxDeliver bounds redeliveries (default 50).
+	// MaxDeliver bounds redeliveries (default 50; -1 for no limit).
 	MaxDeliver int
 	Log        *slog.Logger
 }
@@ -158,6 +158,9 @@ func (c *Conn) Consume(ctx context.Context, opts ConsumeOptions, h Handler) erro
 			_ = m.Term()
 			return
 		}
+		if meta, err := m.Metadata(); err == nil {
+			ev.Delivery = int(meta.NumDelivered)
+		}
 		if err := h(ctx, ev); err != nil {
 			var p permanent
 			if errors.As(err, &p) {
@@ -165,12 +168,7 @@ func (c *Conn) Consume(ctx context.Context, opts ConsumeOptions, h Handler) erro
 				_ = m.Ack()
 				return
 			}
-			meta, _ := m.Metadata()
-			attempt := uint64(0)
-			if meta != nil {
-				attempt = meta.NumDelivered
-			}
-			log.Warn("event failed; will retry", "type", ev.Type, "id", ev.ID, "attempt", attempt, "err", err)
+			log.Warn("event failed; will retry", "type", ev.Type, "id", ev.ID, "delivery", ev.Delivery, "err", err)
 			_ = m.NakWithDelay(opts.RetryDelay)
 			return
 		}

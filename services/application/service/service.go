@@ -5,6 +5,8 @@ package service
 
 import (
 	"context"
+	"os"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -35,7 +37,9 @@ type Config struct {
 	IssuanceAddr     string
 	// RetryDelay is how long a failed event waits before redelivery.
 	RetryDelay time.Duration
-	Now        func() time.Time
+	// ReviewWords send names holding them to manual review.
+	ReviewWords []string
+	Now         func() time.Time
 }
 
 // Flags registers the application settings.
@@ -45,6 +49,23 @@ func (c *Config) Flags(s *config.Set) {
 	s.String(&c.VerificationAddr, "verification-addr", "CERTFLOW_VERIFICATION_ADDR", "127.0.0.1:9103", "verification service gRPC address")
 	s.String(&c.IssuanceAddr, "issuance-addr", "CERTFLOW_ISSUANCE_ADDR", "127.0.0.1:9104", "issuance service gRPC address")
 	s.Duration(&c.RetryDelay, "event-retry-delay", "CERTFLOW_EVENT_RETRY_DELAY", time.Second, "delay before a failed event is retried")
+	s.FS.Func("review-words", "comma-separated words that send a name to manual review (env CERTFLOW_REVIEW_WORDS; default bank,pay,live)", func(v string) error {
+		c.ReviewWords = splitWords(v)
+		return nil
+	})
+	if v, ok := os.LookupEnv("CERTFLOW_REVIEW_WORDS"); ok {
+		c.ReviewWords = splitWords(v)
+	}
+}
+
+func splitWords(v string) []string {
+	var out []string
+	for _, w := range strings.Split(v, ",") {
+		if w = strings.ToLower(strings.TrimSpace(w)); w != "" {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // Service is a running application service.
@@ -58,6 +79,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	if cfg.RetryDelay <= 0 {
 		cfg.RetryDelay = time.Second
+	}
+	if cfg.ReviewWords == nil {
+		cfg.ReviewWords = domain.DefaultReviewWords
 	}
 	var conns []*grpc.ClientConn
 	dial := func(addr string) (*grpc.ClientConn, error) {
@@ -87,11 +111,21 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err := apps.EnsureIndexes(ctx); err != nil {
 		return nil, err
 	}
-	a := app.New(apps,
-		clients.Orders{C: orderv1.NewOrderServiceClient(oc)},
-		clients.Verifier{C: verificationv1.NewVerificationServiceClient(vc)},
-		clients.Issuer{C: issuancev1.NewIssuanceServiceClient(ic)},
-		cfg.Now, b.Log)
+	templates := docstore.New[domain.Template](b.DB.Collection("templates"), "template", b.StoreOptions(cfg.Now)...)
+	if err := templates.EnsureIndexes(ctx); err != nil {
+		return nil, err
+	}
+	a := app.New(app.Deps{
+		Applications: apps,
+		Templates:    templates,
+		Orders:       clients.Orders{C: orderv1.NewOrderServiceClient(oc)},
+		Verifier:     clients.Verifier{C: verificationv1.NewVerificationServiceClient(vc)},
+		Reviews:      clients.Reviews{C: verificationv1.NewReviewServiceClient(vc)},
+		Issuer:       clients.Issuer{C: issuancev1.NewIssuanceServiceClient(ic)},
+		ReviewWords:  cfg.ReviewWords,
+		Now:          cfg.Now,
+		Log:          b.Log,
+	})
 	b.GRPC.Register(&applicationv1.ApplicationService_ServiceDesc, &grpcapi.Server{App: a})
 	// Two consumers so that a slow issuance (an RSA-4096 key) does not hold
 	// up domain events of other applications.
@@ -103,7 +137,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		{"application-saga", app.SagaSubjects},
 	} {
 		b.Go(func(ctx context.Context) error {
-			return b.NATS.Consume(ctx, events.ConsumeOptions{Durable: c.durable, Subjects: c.subjects, RetryDelay: cfg.RetryDelay, Log: b.Log}, a.HandleEvent)
+			// A saga step is retried until it succeeds or decides to fail
+			// the application: dropping it would strand the application.
+			return b.NATS.Consume(ctx, events.ConsumeOptions{Durable: c.durable, Subjects: c.subjects, RetryDelay: cfg.RetryDelay, MaxDeliver: -1, Log: b.Log}, a.HandleEvent)
 		})
 	}
 	b.Go(func(ctx context.Context) error {

@@ -22,6 +22,7 @@ import (
 	eventsv1 "github.com/certflow/certflow/gen/go/certflow/events/v1"
 	"github.com/certflow/certflow/pkg/apierr"
 	"github.com/certflow/certflow/pkg/auth"
+	"github.com/certflow/certflow/pkg/certpolicy"
 	"github.com/certflow/certflow/pkg/docstore"
 	"github.com/certflow/certflow/pkg/events"
 	"github.com/certflow/certflow/services/application/internal/domain"
@@ -58,8 +59,36 @@ type Orders interface {
 
 // Verifier is the verification service.
 type Verifier interface {
-	CreateChallenges(ctx context.Context, application string, attempt int, domains []string, m domain.Method) ([]domain.Challenge, error)
+	CreateChallenges(ctx context.Context, application string, attempt int, domains []string, m domain.Method, mailbox string) ([]domain.Challenge, error)
 	CancelChallenges(ctx context.Context, application string) error
+	CountDocuments(ctx context.Context, application string) (int, error)
+	CheckCAA(ctx context.Context, domains []string) (CAAResult, error)
+}
+
+// CAAResult is the CAA verdict for an application's names.
+type CAAResult struct {
+	Allowed      bool
+	LookupFailed bool
+	Domain       string
+	Reason       string
+}
+
+// ReviewRequest opens a review in the CA staff's queue.
+type ReviewRequest struct {
+	Kind         domain.ReviewKind
+	Application  string
+	Attempt      int
+	Level        domain.Level
+	Domains      []string
+	FlaggedWords []string
+	Applicant    domain.Applicant
+	Company      domain.Company
+}
+
+// Reviews is the review queue of the verification service.
+type Reviews interface {
+	CreateReview(ctx context.Context, r ReviewRequest) error
+	CancelReviews(ctx context.Context, application string) error
 }
 
 // Issuer is the issuance service.
@@ -69,17 +98,42 @@ type Issuer interface {
 
 // App runs the use cases.
 type App struct {
-	apps     Applications
-	orders   Orders
-	verifier Verifier
-	issuer   Issuer
-	now      func() time.Time
-	log      *slog.Logger
+	apps           Applications
+	templates      Templates
+	orders         Orders
+	verifier       Verifier
+	reviews        Reviews
+	issuer         Issuer
+	reviewWords    []string
+	caaRetryWindow time.Duration
+	now            func() time.Time
+	log            *slog.Logger
+}
+
+// Deps are the App's collaborators.
+type Deps struct {
+	Applications Applications
+	Templates    Templates
+	Orders       Orders
+	Verifier     Verifier
+	Reviews      Reviews
+	Issuer       Issuer
+	// ReviewWords send names holding them to manual review.
+	ReviewWords []string
+	// CAARetryWindow bounds retries of failing CAA lookups (default
+	// DefaultCAARetryWindow).
+	CAARetryWindow time.Duration
+	Now            func() time.Time
+	Log            *slog.Logger
 }
 
 // New returns the use cases.
-func New(apps Applications, orders Orders, verifier Verifier, issuer Issuer, now func() time.Time, log *slog.Logger) *App {
-	return &App{apps: apps, orders: orders, verifier: verifier, issuer: issuer, now: now, log: log}
+func New(d Deps) *App {
+	if d.CAARetryWindow == 0 {
+		d.CAARetryWindow = DefaultCAARetryWindow
+	}
+	return &App{apps: d.Applications, templates: d.Templates, orders: d.Orders, verifier: d.Verifier, reviews: d.Reviews,
+		issuer: d.Issuer, reviewWords: d.ReviewWords, caaRetryWindow: d.CAARetryWindow, now: d.Now, log: d.Log}
 }
 
 func name(id string) string { return "applications/" + id }
@@ -93,8 +147,9 @@ func system(ctx context.Context, account string) context.Context {
 	return auth.With(ctx, auth.Principal{Account: account, Role: auth.System})
 }
 
-// Create makes a DRAFT with an unused instance of the account.
-func (a *App) Create(ctx context.Context, account, requestID, instance string, d domain.Details) (*Record, error) {
+// Create makes a DRAFT with an unused instance of the account. A template
+// (its id, or "") fills the details the request leaves empty.
+func (a *App) Create(ctx context.Context, account, requestID, instance, template string, d domain.Details) (*Record, error) {
 	id := docstore.NewID()
 	if requestID != "" {
 		id = docstore.IDFor(account, requestID)
@@ -103,6 +158,13 @@ func (a *App) Create(ctx context.Context, account, requestID, instance string, d
 		if rec, err := a.apps.Get(ctx, account, id); err == nil {
 			return rec, nil
 		}
+	}
+	if template != "" {
+		t, err := a.templates.Get(ctx, account, template)
+		if err != nil {
+			return nil, err
+		}
+		d = t.Doc.Details.Fill(d)
 	}
 	in, err := a.orders.GetInstance(system(ctx, account), instance)
 	if err != nil {
@@ -184,32 +246,59 @@ func (a *App) Submit(ctx context.Context, account, id string) (*Record, error) {
 	}
 	attempt := app.Attempt + 1
 	sctx := system(ctx, account)
+	if app.Product.Level != domain.DV {
+		n, err := a.verifier.CountDocuments(sctx, name(id))
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return nil, apierr.New(apierr.FailedPrecondition, "DOCUMENTS_REQUIRED",
+				"%s certificates need the organization's qualification documents: upload at least one PNG or JPEG image (at most 500 KB) with POST /v1/%s/documents, then submit", app.Product.Level, name(id))
+		}
+	}
 	if err := a.orders.BindInstance(sctx, app.Instance, name(id)); err != nil {
 		return nil, err
 	}
-	challenges, err := a.verifier.CreateChallenges(sctx, name(id), attempt, app.Details.Domains, app.Details.Method)
+	challenges, err := a.verifier.CreateChallenges(sctx, name(id), attempt, app.Details.Domains, app.Details.Method, app.Details.ApproverMailbox)
 	if err != nil {
 		return nil, err
 	}
+	flagged := domain.FlaggedWords(app.Details.Domains, a.reviewWords)
 	return a.apps.Update(ctx, account, id, func(app *domain.Application) ([]events.Event, error) {
 		now := a.now()
-		if err := app.Submit(attempt, challenges, now); err != nil {
+		if err := app.Submit(attempt, challenges, flagged, now); err != nil {
 			return nil, err
 		}
 		msg := &eventsv1.ApplicationSubmitted{
 			Account: account, Application: name(id), Instance: app.Instance, Attempt: int32(attempt),
 			Domains: app.Details.Domains, ValidationLevel: string(app.Product.Level), ApplicantEmail: app.Details.Applicant.Email,
-			ExpectedIssueTime: timestamppb.New(app.ExpectedIssueTime),
+			ApplicantPhone: app.Details.Applicant.Phone, ExpectedIssueTime: timestamppb.New(app.ExpectedIssueTime),
+			Warnings: Warnings(app, now),
 		}
 		for _, c := range app.Challenges {
 			msg.Challenges = append(msg.Challenges, &eventsv1.ChallengeInstructions{
 				Challenge: c.Name, Domain: c.Domain, Method: string(c.Method),
 				DnsRecordName: c.RecordName, DnsRecordType: c.RecordType, DnsRecordValue: c.RecordValue,
-				HttpUrl: c.HTTPURL, HttpContent: c.HTTPContent, ExpireTime: timestamppb.New(c.ExpireTime),
+				HttpUrl: c.HTTPURL, HttpContent: c.HTTPContent, ExpireTime: timestamppb.New(c.ExpireTime), EmailAddress: c.EmailAddress,
 			})
 		}
 		ev, err := a.event(events.ApplicationSubmitted, id, now, msg)
-		return []events.Event{ev}, err
+		if err != nil {
+			return nil, err
+		}
+		evs := []events.Event{ev}
+		if next := app.Advance(now); next != "" {
+			moved, err := a.event(events.ApplicationStateChanged, id, now, &eventsv1.ApplicationStateChanged{
+				Account: account, Application: name(id), Attempt: int32(attempt), FromState: string(domain.PendingDomainVerification),
+				ToState: string(next), ProgressPercent: int32(next.Progress()), ApplicantEmail: app.Details.Applicant.Email,
+				ApplicantPhone: app.Details.Applicant.Phone, CompanyPhone: app.Details.Company.Phone,
+			})
+			if err != nil {
+				return nil, err
+			}
+			evs = append(evs, moved)
+		}
+		return evs, nil
 	})
 }
 
@@ -243,6 +332,9 @@ func (a *App) afterWithdraw(ctx context.Context, account, id, instance string) e
 	if err := a.verifier.CancelChallenges(sctx, name(id)); err != nil {
 		return fmt.Errorf("cancel challenges: %w", err)
 	}
+	if err := a.reviews.CancelReviews(sctx, name(id)); err != nil {
+		return fmt.Errorf("cancel reviews: %w", err)
+	}
 	if err := a.orders.ReleaseInstance(sctx, instance, name(id)); err != nil {
 		return fmt.Errorf("release instance: %w", err)
 	}
@@ -269,4 +361,16 @@ func stale(err error) error {
 		return docstore.ErrUnchanged
 	}
 	return err
+}
+
+// Warnings are what the customer should know about the application now,
+// such as the Baseline Requirements phasing out email validation.
+func Warnings(app *domain.Application, now time.Time) []string {
+	if app.Details.Method != domain.Email {
+		return nil
+	}
+	if _, w := certpolicy.EmailDCV(now); w != "" {
+		return []string{w}
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -13,11 +14,16 @@ import (
 	"github.com/certflow/certflow/services/application/internal/domain"
 )
 
-// Subjects the application follows from other services.
-var ExternalSubjects = []string{events.DomainVerified, events.DomainFailed, events.CertificateIssued}
+// ExternalSubjects are the other services' events the application follows.
+var ExternalSubjects = []string{events.DomainVerified, events.DomainFailed, events.CertificateIssued, events.ReviewApproved, events.ReviewRejected}
 
-// Subjects of its own events whose side effects it carries out.
+// SagaSubjects are its own events whose side effects it carries out.
 var SagaSubjects = []string{events.ApplicationStateChanged, events.ApplicationWithdrawn, events.ApplicationFailed}
+
+// DefaultCAARetryWindow is how long failing CAA lookups are retried before
+// the application fails: a lookup failure is never permission (RFC 8659),
+// and the customer must learn why the certificate does not come.
+const DefaultCAARetryWindow = 10 * time.Minute
 
 // HandleEvent applies an event; applying one twice changes nothing.
 func (a *App) HandleEvent(ctx context.Context, ev events.Event) error {
@@ -27,13 +33,29 @@ func (a *App) HandleEvent(ctx context.Context, ev events.Event) error {
 		if err := unmarshal(ev, &m); err != nil {
 			return err
 		}
-		return a.onDomainVerified(ctx, &m)
+		return a.transition(ctx, m.Account, m.Application, func(app *domain.Application) (domain.State, error) {
+			next, err := app.DomainVerified(int(m.Attempt), m.Challenge, m.VerifyTime.AsTime(), a.now())
+			if err == nil {
+				app.MarkChallenge(m.Challenge, m.RuleVersion, m.Reused)
+			}
+			return next, err
+		})
 	case events.DomainFailed:
 		var m eventsv1.DomainValidationFailed
 		if err := unmarshal(ev, &m); err != nil {
 			return err
 		}
-		return a.onDomainFailed(ctx, &m)
+		return a.transition(ctx, m.Account, m.Application, func(app *domain.Application) (domain.State, error) {
+			return domain.ValidationFailed, app.DomainFailed(int(m.Attempt), m.Challenge, m.Domain, m.Cause, a.now())
+		})
+	case events.ReviewApproved, events.ReviewRejected:
+		var m eventsv1.ReviewDecided
+		if err := unmarshal(ev, &m); err != nil {
+			return err
+		}
+		return a.transition(ctx, m.Account, m.Application, func(app *domain.Application) (domain.State, error) {
+			return app.ReviewDecided(domain.ReviewKind(m.Kind), int(m.Attempt), m.State == "APPROVED", m.Cause, a.now())
+		})
 	case events.CertificateIssued:
 		var m eventsv1.CertificateIssued
 		if err := unmarshal(ev, &m); err != nil {
@@ -45,10 +67,7 @@ func (a *App) HandleEvent(ctx context.Context, ev events.Event) error {
 		if err := unmarshal(ev, &m); err != nil {
 			return err
 		}
-		if m.ToState == string(domain.PendingIssuance) {
-			return a.requestIssuance(ctx, &m)
-		}
-		return nil
+		return a.onStateChanged(ctx, ev, &m)
 	case events.ApplicationWithdrawn:
 		var m eventsv1.ApplicationWithdrawn
 		if err := unmarshal(ev, &m); err != nil {
@@ -82,47 +101,98 @@ func unmarshal(ev events.Event, m proto.Message) error {
 	return nil
 }
 
-func (a *App) onDomainVerified(ctx context.Context, m *eventsv1.DomainVerified) error {
-	id, err := idOf(m.Application)
+// transition lets decide move the application and publishes the move:
+// application.failed for VALIDATION_FAILED, application.state_changed
+// otherwise. decide returns "" for no move and domain.ErrStale for an
+// event that no longer applies.
+func (a *App) transition(ctx context.Context, account, application string, decide func(*domain.Application) (domain.State, error)) error {
+	id, err := idOf(application)
 	if err != nil {
 		return err
 	}
-	_, err = a.apps.Update(ctx, m.Account, id, func(app *domain.Application) ([]events.Event, error) {
-		now := a.now()
+	_, err = a.apps.Update(ctx, account, id, func(app *domain.Application) ([]events.Event, error) {
 		from := app.State
-		next, err := app.DomainVerified(int(m.Attempt), m.Challenge, m.VerifyTime.AsTime(), now)
+		next, err := decide(app)
 		if err != nil {
 			return nil, stale(err)
 		}
-		if next == "" {
+		if next == "" || next == from {
 			return nil, nil
 		}
-		ev, err := a.event(events.ApplicationStateChanged, id, now, &eventsv1.ApplicationStateChanged{
-			Account: m.Account, Application: m.Application, Attempt: m.Attempt, FromState: string(from), ToState: string(next),
-			ProgressPercent: int32(next.Progress()), ApplicantEmail: app.Details.Applicant.Email,
-		})
+		now := a.now()
+		d := app.Details
+		var ev events.Event
+		if next == domain.ValidationFailed {
+			ev, err = a.event(events.ApplicationFailed, id, now, &eventsv1.ApplicationFailed{
+				Account: account, Application: application, Attempt: int32(app.Attempt), FromState: string(from),
+				Cause: app.FailureCause, ApplicantEmail: d.Applicant.Email, ApplicantPhone: d.Applicant.Phone,
+			})
+		} else {
+			ev, err = a.event(events.ApplicationStateChanged, id, now, &eventsv1.ApplicationStateChanged{
+				Account: account, Application: application, Attempt: int32(app.Attempt), FromState: string(from), ToState: string(next),
+				ProgressPercent: int32(next.Progress()), ApplicantEmail: d.Applicant.Email, ApplicantPhone: d.Applicant.Phone,
+				CompanyPhone: d.Company.Phone,
+			})
+		}
 		return []events.Event{ev}, err
 	})
 	return err
 }
 
-func (a *App) onDomainFailed(ctx context.Context, m *eventsv1.DomainValidationFailed) error {
+// onStateChanged carries out what a new state needs from other services.
+func (a *App) onStateChanged(ctx context.Context, ev events.Event, m *eventsv1.ApplicationStateChanged) error {
 	id, err := idOf(m.Application)
 	if err != nil {
 		return err
 	}
-	_, err = a.apps.Update(ctx, m.Account, id, func(app *domain.Application) ([]events.Event, error) {
-		now := a.now()
-		from := app.State
-		if err := app.DomainFailed(int(m.Attempt), m.Challenge, m.Domain, m.Cause, now); err != nil {
-			return nil, stale(err)
-		}
-		ev, err := a.event(events.ApplicationFailed, id, now, &eventsv1.ApplicationFailed{
-			Account: m.Account, Application: m.Application, Attempt: m.Attempt, FromState: string(from),
-			Cause: app.FailureCause, ApplicantEmail: app.Details.Applicant.Email,
+	rec, err := a.apps.Get(ctx, m.Account, id)
+	if err != nil {
+		return err
+	}
+	app := rec.Doc
+	if string(app.State) != m.ToState || app.Attempt != int(m.Attempt) {
+		return nil // moved on (withdrawn, failed, resubmitted) meanwhile
+	}
+	sctx := system(ctx, m.Account)
+	review := func(kind domain.ReviewKind) error {
+		return a.reviews.CreateReview(sctx, ReviewRequest{
+			Kind: kind, Application: m.Application, Attempt: app.Attempt, Level: app.Product.Level, Domains: app.Details.Domains,
+			FlaggedWords: app.FlaggedWords, Applicant: app.Details.Applicant, Company: app.Details.Company,
 		})
-		return []events.Event{ev}, err
-	})
+	}
+	switch app.State {
+	case domain.PendingOrganizationVerification:
+		return review(domain.OrganizationReview)
+	case domain.PendingManualReview:
+		return review(domain.ManualReview)
+	case domain.PendingIssuance:
+		return a.issue(ctx, ev, m.Account, m.Application, &app)
+	}
+	return nil
+}
+
+// issue checks CAA for every name and asks the CA to sign; the
+// certificate-issued event moves the application on.
+func (a *App) issue(ctx context.Context, ev events.Event, account, application string, app *domain.Application) error {
+	sctx := system(ctx, account)
+	caa, err := a.verifier.CheckCAA(sctx, app.Details.Domains)
+	if err != nil {
+		return err
+	}
+	if !caa.Allowed {
+		if waited := a.now().Sub(ev.Time); caa.LookupFailed && waited < a.caaRetryWindow {
+			return fmt.Errorf("CAA lookup for %s failed (retrying for %s more): %s", caa.Domain, (a.caaRetryWindow - waited).Round(time.Second), caa.Reason)
+		}
+		cause := "CAA forbids issuance: " + caa.Reason
+		if caa.LookupFailed {
+			cause = fmt.Sprintf("the CAA records of %s could not be looked up (%s); a failed lookup is never a permission: fix the DNS and resubmit", caa.Domain, caa.Reason)
+		}
+		return a.transition(ctx, account, application, func(app *domain.Application) (domain.State, error) {
+			return domain.ValidationFailed, app.FailIssuance(cause, a.now())
+		})
+	}
+	_, err = a.issuer.IssueCertificate(sctx, requestID(application, app.Attempt), application,
+		app.Details.Domains, app.Details.CSR, app.Details.KeyAlgorithm)
 	return err
 }
 
@@ -141,25 +211,6 @@ func parseRequestID(rid string) (string, int, error) {
 	return app, attempt, nil
 }
 
-func (a *App) requestIssuance(ctx context.Context, m *eventsv1.ApplicationStateChanged) error {
-	id, err := idOf(m.Application)
-	if err != nil {
-		return err
-	}
-	rec, err := a.apps.Get(ctx, m.Account, id)
-	if err != nil {
-		return err
-	}
-	app := rec.Doc
-	if app.State != domain.PendingIssuance || app.Attempt != int(m.Attempt) {
-		return nil // withdrawn or resubmitted meanwhile
-	}
-	_, err = a.issuer.IssueCertificate(system(ctx, m.Account), requestID(m.Application, app.Attempt), m.Application,
-		app.Details.Domains, app.Details.CSR, app.Details.KeyAlgorithm)
-	// The certificate-issued event moves the application on.
-	return err
-}
-
 func (a *App) onCertificateIssued(ctx context.Context, m *eventsv1.CertificateIssued) error {
 	appName, attempt, err := parseRequestID(m.RequestId)
 	if err != nil {
@@ -176,7 +227,7 @@ func (a *App) onCertificateIssued(ctx context.Context, m *eventsv1.CertificateIs
 		}
 		ev, err := a.event(events.ApplicationIssued, id, now, &eventsv1.ApplicationIssued{
 			Account: m.Account, Application: appName, Attempt: int32(attempt), Certificate: m.Certificate,
-			ApplicantEmail: app.Details.Applicant.Email, Domains: app.Details.Domains,
+			ApplicantEmail: app.Details.Applicant.Email, ApplicantPhone: app.Details.Applicant.Phone, Domains: app.Details.Domains,
 		})
 		return []events.Event{ev}, err
 	})

@@ -5,6 +5,9 @@ package clients
 import (
 	"context"
 	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	issuancev1 "github.com/certflow/certflow/gen/go/certflow/issuance/v1"
 	orderv1 "github.com/certflow/certflow/gen/go/certflow/order/v1"
@@ -66,13 +69,15 @@ type Verifier struct {
 
 var methods = map[domain.Method]verificationv1.ValidationMethod{
 	domain.DNSTXT:   verificationv1.ValidationMethod_VALIDATION_METHOD_DNS_TXT,
+	domain.DNSCNAME: verificationv1.ValidationMethod_VALIDATION_METHOD_DNS_CNAME,
 	domain.HTTPFile: verificationv1.ValidationMethod_VALIDATION_METHOD_HTTP_FILE,
+	domain.Email:    verificationv1.ValidationMethod_VALIDATION_METHOD_EMAIL,
 }
 
 // CreateChallenges asks for one challenge per name.
-func (v Verifier) CreateChallenges(ctx context.Context, application string, attempt int, domains []string, m domain.Method) ([]domain.Challenge, error) {
+func (v Verifier) CreateChallenges(ctx context.Context, application string, attempt int, domains []string, m domain.Method, mailbox string) ([]domain.Challenge, error) {
 	resp, err := v.C.CreateChallenges(ctx, &verificationv1.CreateChallengesRequest{
-		Application: application, Attempt: int32(attempt), Domains: domains, Method: methods[m],
+		Application: application, Attempt: int32(attempt), Domains: domains, Method: methods[m], EmailLocalPart: mailbox,
 	})
 	if err != nil {
 		return nil, err
@@ -90,20 +95,81 @@ func (v Verifier) CancelChallenges(ctx context.Context, application string) erro
 	return err
 }
 
+// CountDocuments counts an application's qualification documents.
+func (v Verifier) CountDocuments(ctx context.Context, application string) (int, error) {
+	resp, err := v.C.ListDocuments(ctx, &verificationv1.ListDocumentsRequest{Parent: application, PageSize: 1})
+	if err != nil {
+		return 0, err
+	}
+	return len(resp.GetDocuments()), nil
+}
+
+// CheckCAA asks whether CAA lets this CA issue for the names.
+func (v Verifier) CheckCAA(ctx context.Context, domains []string) (app.CAAResult, error) {
+	r, err := v.C.CheckCaa(ctx, &verificationv1.CheckCaaRequest{Domains: domains})
+	if err != nil {
+		return app.CAAResult{}, err
+	}
+	return app.CAAResult{Allowed: r.GetAllowed(), LookupFailed: r.GetLookupFailed(), Domain: r.GetDomain(), Reason: r.GetReason()}, nil
+}
+
+// Reviews is app.Reviews over gRPC.
+type Reviews struct {
+	C verificationv1.ReviewServiceClient
+}
+
+var kinds = map[domain.ReviewKind]verificationv1.Review_Kind{
+	domain.OrganizationReview: verificationv1.Review_ORGANIZATION,
+	domain.ManualReview:       verificationv1.Review_MANUAL,
+}
+
+// CreateReview opens a review in the queue.
+func (r Reviews) CreateReview(ctx context.Context, q app.ReviewRequest) error {
+	ap, co := q.Applicant, q.Company
+	_, err := r.C.CreateReview(ctx, &verificationv1.CreateReviewRequest{Review: &verificationv1.Review{
+		Kind: kinds[q.Kind], Application: q.Application, Attempt: int32(q.Attempt), ValidationLevel: string(q.Level),
+		Domains: q.Domains, FlaggedWords: q.FlaggedWords,
+		Applicant: &verificationv1.Contact{Name: ap.Name, Phone: ap.Phone, Email: ap.Email, IdNumber: ap.IDNumber},
+		Organization: &verificationv1.Organization{
+			Name: co.Name, Type: co.Type, Phone: co.Phone, OrganizationId: co.OrganizationID, Country: co.Country,
+			Province: co.Province, City: co.City, Address: co.Address, ZipCode: co.ZipCode,
+		},
+	}})
+	return err
+}
+
+// CancelReviews cancels an application's pending reviews.
+func (r Reviews) CancelReviews(ctx context.Context, application string) error {
+	_, err := r.C.CancelReviews(ctx, &verificationv1.CancelReviewsRequest{Application: application})
+	return err
+}
+
 // FromPB copies a verification challenge.
 func FromPB(c *verificationv1.Challenge) domain.Challenge {
 	return domain.Challenge{
-		Name:        c.GetName(),
-		Domain:      c.GetDomain(),
-		Method:      domain.Method(strings.TrimPrefix(c.GetMethod().String(), "VALIDATION_METHOD_")),
-		State:       c.GetState().String(),
-		RecordName:  c.GetDnsRecordName(),
-		RecordType:  c.GetDnsRecordType(),
-		RecordValue: c.GetDnsRecordValue(),
-		HTTPURL:     c.GetHttpUrl(),
-		HTTPContent: c.GetHttpContent(),
-		ExpireTime:  c.GetExpireTime().AsTime(),
+		Name:         c.GetName(),
+		Domain:       c.GetDomain(),
+		Method:       domain.Method(strings.TrimPrefix(c.GetMethod().String(), "VALIDATION_METHOD_")),
+		State:        c.GetState().String(),
+		RecordName:   c.GetDnsRecordName(),
+		RecordType:   c.GetDnsRecordType(),
+		RecordValue:  c.GetDnsRecordValue(),
+		HTTPURL:      c.GetHttpUrl(),
+		HTTPContent:  c.GetHttpContent(),
+		EmailAddress: c.GetEmailAddress(),
+		RuleVersion:  c.GetRuleVersion(),
+		Reused:       c.GetReused(),
+		ExpireTime:   asTime(c.GetExpireTime()),
+		VerifyTime:   asTime(c.GetVerifyTime()),
 	}
+}
+
+// asTime keeps an absent timestamp zero (AsTime of nil is 1970).
+func asTime(ts *timestamppb.Timestamp) time.Time {
+	if ts == nil {
+		return time.Time{}
+	}
+	return ts.AsTime()
 }
 
 // Issuer is app.Issuer over gRPC.

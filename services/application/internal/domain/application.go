@@ -77,8 +77,14 @@ type Method string
 // Methods.
 const (
 	DNSTXT   Method = "DNS_TXT"
+	DNSCNAME Method = "DNS_CNAME"
 	HTTPFile Method = "HTTP_FILE"
+	Email    Method = "EMAIL"
 )
+
+// Mailboxes are the constructed addresses email validation may use (BR
+// 3.2.2.4.4).
+var Mailboxes = []string{"admin", "administrator", "webmaster", "hostmaster", "postmaster"}
 
 // CSRMode says who makes the key.
 type CSRMode string
@@ -93,6 +99,7 @@ const (
 const (
 	ActorCustomer = "customer"
 	ActorSystem   = "system"
+	ActorReviewer = "reviewer"
 )
 
 // Applicant is the person applying.
@@ -125,22 +132,27 @@ type Details struct {
 	CSRMode      CSRMode
 	KeyAlgorithm string
 	CSR          string
+	// ApproverMailbox is the constructed mailbox for EMAIL validation.
+	ApproverMailbox string
 }
 
 // Challenge is what the customer must publish for one name, as the
 // verification service issued it, and whether it passed.
 type Challenge struct {
-	Name        string
-	Domain      string
-	Method      Method
-	State       string
-	RecordName  string
-	RecordType  string
-	RecordValue string
-	HTTPURL     string
-	HTTPContent string
-	ExpireTime  time.Time
-	VerifyTime  time.Time
+	Name         string
+	Domain       string
+	Method       Method
+	State        string
+	RecordName   string
+	RecordType   string
+	RecordValue  string
+	HTTPURL      string
+	HTTPContent  string
+	EmailAddress string
+	RuleVersion  string
+	Reused       bool
+	ExpireTime   time.Time
+	VerifyTime   time.Time
 }
 
 // HistoryEntry is one step of the timeline.
@@ -153,13 +165,15 @@ type HistoryEntry struct {
 
 // Application is a certificate application.
 type Application struct {
-	Instance          string
-	Product           Product
-	Details           Details
-	State             State
-	Attempt           int
-	Challenges        []Challenge
-	FailureCause      string
+	Instance     string
+	Product      Product
+	Details      Details
+	State        State
+	Attempt      int
+	Challenges   []Challenge
+	FailureCause string
+	// FlaggedWords are review-list words in the names, found on submit.
+	FlaggedWords      []string
 	Certificate       string
 	History           []HistoryEntry
 	CreateTime        time.Time
@@ -211,8 +225,9 @@ func (a *Application) CheckSubmittable() error {
 		"application is already submitted and is %s; wait for it, or withdraw it to change it", a.State).WithMeta("state", string(a.State))
 }
 
-// Submit starts attempt with its challenges.
-func (a *Application) Submit(attempt int, challenges []Challenge, now time.Time) error {
+// Submit starts attempt with its challenges; flagged are the review-list
+// words found in the names.
+func (a *Application) Submit(attempt int, challenges []Challenge, flagged []string, now time.Time) error {
 	if err := a.CheckSubmittable(); err != nil {
 		return err
 	}
@@ -221,6 +236,7 @@ func (a *Application) Submit(attempt int, challenges []Challenge, now time.Time)
 	}
 	a.Attempt = attempt
 	a.Challenges = challenges
+	a.FlaggedWords = flagged
 	a.FailureCause = ""
 	a.Certificate = ""
 	a.SubmitTime = now.UTC()
@@ -228,6 +244,11 @@ func (a *Application) Submit(attempt int, challenges []Challenge, now time.Time)
 	a.move(PendingDomainVerification, ActorCustomer, "", now)
 	return nil
 }
+
+// Advance moves a just-submitted application on when every challenge came
+// back already verified (a reused validation): their verified events may
+// have arrived before the submit was written, and were then stale.
+func (a *Application) Advance(now time.Time) State { return a.advanceIfVerified(now) }
 
 // ErrStale is returned for an event about another attempt or a state the
 // application has left: the event changes nothing.
@@ -248,16 +269,72 @@ func (a *Application) DomainVerified(attempt int, challenge string, at, now time
 		return "", ErrStale
 	}
 	a.Challenges[i].State, a.Challenges[i].VerifyTime = "VERIFIED", at.UTC()
+	return a.advanceIfVerified(now), nil
+}
+
+// advanceIfVerified moves on once every name is verified: OV/EV to
+// organization verification, DV to manual review or issuance. It returns
+// the new state, or "" while names are pending.
+func (a *Application) advanceIfVerified(now time.Time) State {
+	if a.State != PendingDomainVerification {
+		return ""
+	}
 	for _, c := range a.Challenges {
 		if c.State != "VERIFIED" {
-			return "", nil
+			return ""
 		}
 	}
-	next := PendingIssuance
-	if a.Product.Level != DV {
-		next = PendingOrganizationVerification
+	next := PendingOrganizationVerification
+	if a.Product.Level == DV {
+		next = a.afterOrganization()
 	}
 	a.move(next, ActorSystem, "", now)
+	return next
+}
+
+// afterOrganization is the step after organization verification (or after
+// domains for DV): a manual review if a name is flagged, else issuance.
+func (a *Application) afterOrganization() State {
+	if len(a.FlaggedWords) > 0 {
+		return PendingManualReview
+	}
+	return PendingIssuance
+}
+
+// ReviewKind is what a reviewer decided on.
+type ReviewKind string
+
+// Review kinds.
+const (
+	OrganizationReview ReviewKind = "ORGANIZATION"
+	ManualReview       ReviewKind = "MANUAL"
+)
+
+// ReviewDecided applies a reviewer's decision on the current attempt: an
+// approval moves on, a rejection fails the application with the cause. It
+// returns the new state.
+func (a *Application) ReviewDecided(kind ReviewKind, attempt int, approved bool, cause string, now time.Time) (State, error) {
+	want := PendingOrganizationVerification
+	if kind == ManualReview {
+		want = PendingManualReview
+	}
+	if attempt != a.Attempt || a.State != want {
+		return "", ErrStale
+	}
+	if !approved {
+		what := "organization verification"
+		if kind == ManualReview {
+			what = "manual review"
+		}
+		a.FailureCause = fmt.Sprintf("%s rejected: %s", what, cause)
+		a.move(ValidationFailed, ActorReviewer, a.FailureCause, now)
+		return ValidationFailed, nil
+	}
+	next := PendingIssuance
+	if kind == OrganizationReview {
+		next = a.afterOrganization()
+	}
+	a.move(next, ActorReviewer, "", now)
 	return next, nil
 }
 
@@ -284,6 +361,23 @@ func (a *Application) Fail(cause string, now time.Time) error {
 	a.FailureCause = cause
 	a.move(ValidationFailed, ActorSystem, cause, now)
 	return nil
+}
+
+// MarkChallenge records the rule version and reuse of a verified challenge.
+func (a *Application) MarkChallenge(challenge, ruleVersion string, reused bool) {
+	for i := range a.Challenges {
+		if a.Challenges[i].Name == challenge {
+			a.Challenges[i].RuleVersion, a.Challenges[i].Reused = ruleVersion, reused
+		}
+	}
+}
+
+// FailIssuance fails an application waiting for the CA (CAA forbids).
+func (a *Application) FailIssuance(cause string, now time.Time) error {
+	if a.State != PendingIssuance {
+		return ErrStale
+	}
+	return a.Fail(cause, now)
 }
 
 // Issued records the certificate of the current attempt.

@@ -3,6 +3,7 @@ package domain
 import (
 	"encoding/pem"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,13 +133,13 @@ func TestDVLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Submit(1, challenges("a.example.com", "b.example.com"), now); err != nil {
+	if err := a.Submit(1, challenges("a.example.com", "b.example.com"), nil, now); err != nil {
 		t.Fatal(err)
 	}
 	if a.State != PendingDomainVerification || !a.ExpectedIssueTime.Equal(now.Add(2*time.Hour)) {
 		t.Fatalf("after submit: %s expected %v", a.State, a.ExpectedIssueTime)
 	}
-	if err := a.Submit(2, nil, now); apierr.ReasonOf(err) != "APPLICATION_ALREADY_SUBMITTED" {
+	if err := a.Submit(2, nil, nil, now); apierr.ReasonOf(err) != "APPLICATION_ALREADY_SUBMITTED" {
 		t.Fatalf("second submit = %v; want APPLICATION_ALREADY_SUBMITTED", err)
 	}
 	if err := a.Edit(details("c.example.com")); apierr.ReasonOf(err) != "APPLICATION_NOT_EDITABLE" {
@@ -179,14 +180,14 @@ func TestDVLifecycle(t *testing.T) {
 
 func TestFailureEditResubmit(t *testing.T) {
 	a, _ := New("instances/i-1", dvSingle, details("a.example.com"), now)
-	_ = a.Submit(1, challenges("a.example.com"), now)
+	_ = a.Submit(1, challenges("a.example.com"), nil, now)
 	if err := a.DomainFailed(1, "challenges/a.example.com", "a.example.com", "expired", now); err != nil || a.State != ValidationFailed || a.FailureCause == "" {
 		t.Fatalf("DomainFailed = %v, state %s, cause %q", err, a.State, a.FailureCause)
 	}
 	if err := a.Edit(details("b.example.com")); err != nil {
 		t.Fatalf("edit after failure = %v", err)
 	}
-	if err := a.Submit(2, challenges("b.example.com"), now); err != nil || a.Attempt != 2 || a.FailureCause != "" {
+	if err := a.Submit(2, challenges("b.example.com"), nil, now); err != nil || a.Attempt != 2 || a.FailureCause != "" {
 		t.Fatalf("resubmit = %v, attempt %d, cause %q", err, a.Attempt, a.FailureCause)
 	}
 	if err := a.Withdraw(now); err != nil || a.State != Withdrawn || a.Challenges[0].State != "CANCELLED" {
@@ -203,8 +204,85 @@ func TestOVGoesToOrganizationVerification(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = a.Submit(1, challenges("example.com"), now)
+	_ = a.Submit(1, challenges("example.com"), nil, now)
 	if next, _ := a.DomainVerified(1, "challenges/example.com", now, now); next != PendingOrganizationVerification || a.State.Progress() != 70 {
 		t.Fatalf("OV after domains = %s; want PENDING_ORGANIZATION_VERIFICATION at 70%%", next)
+	}
+}
+
+func TestFlaggedWords(t *testing.T) {
+	tests := []struct {
+		names []string
+		want  string
+	}{
+		{[]string{"www.example.com"}, ""},
+		{[]string{"mybank.example.com"}, "bank"},
+		{[]string{"pay.example.com", "live.example.com"}, "live pay"},
+		{[]string{"*.paybank.example.com"}, "bank pay"},
+		// A TLD is not a claim: "example.live" is not flagged.
+		{[]string{"www.example.live"}, ""},
+	}
+	for _, tt := range tests {
+		if got := strings.Join(FlaggedWords(tt.names, DefaultReviewWords), " "); got != tt.want {
+			t.Errorf("FlaggedWords(%q) = %q; want %q", tt.names, got, tt.want)
+		}
+	}
+}
+
+func TestReviewsPath(t *testing.T) {
+	d := Details{Domains: []string{"pay.example.com"}, Applicant: Applicant{Name: "A", Email: "a@example.com", Phone: "+1 555 0100", IDNumber: "X"}, Company: company}
+	a, err := New("instances/i", ovSingle, d, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = a.Submit(1, challenges("pay.example.com"), FlaggedWords(d.Domains, DefaultReviewWords), now)
+	if next, _ := a.DomainVerified(1, "challenges/pay.example.com", now, now); next != PendingOrganizationVerification {
+		t.Fatalf("after domains = %s; want PENDING_ORGANIZATION_VERIFICATION", next)
+	}
+	if _, err := a.ReviewDecided(ManualReview, 1, true, "", now); !errors.Is(err, ErrStale) {
+		t.Fatalf("manual decision during organization verification = %v; want ErrStale", err)
+	}
+	if next, err := a.ReviewDecided(OrganizationReview, 1, true, "", now); err != nil || next != PendingManualReview || a.State.Progress() != 80 {
+		t.Fatalf("organization approved with a flagged name = %s, %v; want PENDING_MANUAL_REVIEW (80%%)", next, err)
+	}
+	if next, err := a.ReviewDecided(ManualReview, 1, true, "", now); err != nil || next != PendingIssuance {
+		t.Fatalf("manual review approved = %s, %v; want PENDING_ISSUANCE", next, err)
+	}
+	if last := a.History[len(a.History)-1]; last.Actor != ActorReviewer {
+		t.Fatalf("history actor = %q; want reviewer", last.Actor)
+	}
+
+	b, _ := New("instances/j", ovSingle, Details{Domains: []string{"example.com"}, Applicant: d.Applicant, Company: company}, now)
+	_ = b.Submit(1, challenges("example.com"), nil, now)
+	_, _ = b.DomainVerified(1, "challenges/example.com", now, now)
+	if next, err := b.ReviewDecided(OrganizationReview, 1, false, "business licence is expired", now); err != nil || next != ValidationFailed ||
+		!strings.Contains(b.FailureCause, "business licence is expired") {
+		t.Fatalf("organization rejected = %s, %v, cause %q", next, err, b.FailureCause)
+	}
+	if err := b.Edit(Details{Domains: []string{"example.com"}, Applicant: d.Applicant, Company: company}); err != nil {
+		t.Fatalf("edit after rejection = %v", err)
+	}
+	if err := b.Submit(2, challenges("example.com"), nil, now); err != nil || len(b.History) != 5 {
+		t.Fatalf("resubmit = %v, history %d entries; want both attempts kept (5)", err, len(b.History))
+	}
+
+	c, _ := New("instances/k", dvSingle, details("live.example.com"), now)
+	_ = c.Submit(1, challenges("live.example.com"), []string{"live"}, now)
+	if next, _ := c.DomainVerified(1, "challenges/live.example.com", now, now); next != PendingManualReview {
+		t.Fatalf("DV with a flagged name after domains = %s; want PENDING_MANUAL_REVIEW", next)
+	}
+}
+
+func TestTemplateFill(t *testing.T) {
+	tpl, err := Template{DisplayName: "acme", Details: Details{Domains: []string{"Example.com"}, Applicant: applicant, Company: company, Method: HTTPFile}}.Normalize(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := tpl.Details.Fill(Details{Domains: []string{"www.example.com"}})
+	if got.Domains[0] != "www.example.com" || got.Applicant != applicant || got.Company != company || got.Method != HTTPFile {
+		t.Fatalf("Fill = %+v; want the request's domains and the template's applicant, company and method", got)
+	}
+	if _, err := (Template{Details: Details{CSR: "x"}}).Normalize(now); apierr.ReasonOf(err) != "CSR_NOT_EXPECTED" {
+		t.Fatalf("template with a CSR = %v; want CSR_NOT_EXPECTED", err)
 	}
 }

@@ -40,16 +40,27 @@ func (d Details) Normalize(p Product) (Details, error) {
 		d.Method = DNSTXT
 	}
 	switch d.Method {
-	case DNSTXT:
-	case HTTPFile:
+	case DNSTXT, DNSCNAME:
+	case HTTPFile, Email:
 		for _, n := range names {
 			if domainname.IsWildcard(n) {
 				return d, apierr.Invalid("application.validation_method", "WILDCARD_NEEDS_DNS",
-					"%s is a wildcard name, which can be validated only through DNS; use VALIDATION_METHOD_DNS_TXT", n)
+					"%s is a wildcard name, which can be validated only through DNS; use VALIDATION_METHOD_DNS_TXT or VALIDATION_METHOD_DNS_CNAME", n)
 			}
 		}
 	default:
-		return d, apierr.Invalid("application.validation_method", "UNSUPPORTED_METHOD", "validation method %q is not supported; use DNS_TXT or HTTP_FILE", d.Method)
+		return d, apierr.Invalid("application.validation_method", "UNSUPPORTED_METHOD", "validation method %q is not supported; use DNS_TXT, DNS_CNAME, HTTP_FILE or EMAIL", d.Method)
+	}
+	if d.Method == Email {
+		if d.ApproverMailbox == "" {
+			d.ApproverMailbox = Mailboxes[0]
+		}
+		if !slices.Contains(Mailboxes, d.ApproverMailbox) {
+			return d, apierr.Invalid("application.approver_mailbox", "INVALID_MAILBOX",
+				"approver mailbox %q is not a constructed address; use one of %s", d.ApproverMailbox, strings.Join(Mailboxes, ", "))
+		}
+	} else if d.ApproverMailbox != "" {
+		return d, apierr.Invalid("application.approver_mailbox", "MAILBOX_NOT_EXPECTED", "approver_mailbox applies only to VALIDATION_METHOD_EMAIL")
 	}
 
 	if err := d.Applicant.check(p.Level); err != nil {

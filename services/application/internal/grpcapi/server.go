@@ -33,7 +33,9 @@ func customer(ctx context.Context) (string, error) {
 var methodsIn = map[verificationv1.ValidationMethod]domain.Method{
 	verificationv1.ValidationMethod_VALIDATION_METHOD_UNSPECIFIED: "",
 	verificationv1.ValidationMethod_VALIDATION_METHOD_DNS_TXT:     domain.DNSTXT,
+	verificationv1.ValidationMethod_VALIDATION_METHOD_DNS_CNAME:   domain.DNSCNAME,
 	verificationv1.ValidationMethod_VALIDATION_METHOD_HTTP_FILE:   domain.HTTPFile,
+	verificationv1.ValidationMethod_VALIDATION_METHOD_EMAIL:       domain.Email,
 }
 
 var csrModesIn = map[applicationv1.CsrMode]domain.CSRMode{
@@ -59,9 +61,21 @@ var editable = map[string]func(dst *domain.Details, src domain.Details){
 	"csr_mode":          func(d *domain.Details, s domain.Details) { d.CSRMode = s.CSRMode },
 	"key_algorithm":     func(d *domain.Details, s domain.Details) { d.KeyAlgorithm = s.KeyAlgorithm },
 	"csr":               func(d *domain.Details, s domain.Details) { d.CSR = s.CSR },
+	"approver_mailbox":  func(d *domain.Details, s domain.Details) { d.ApproverMailbox = s.ApproverMailbox },
 }
 
-func detailsIn(a *applicationv1.Application) (domain.Details, error) {
+// detailsSource is what Application and Template have in common.
+type detailsSource interface {
+	GetDomains() []string
+	GetValidationMethod() verificationv1.ValidationMethod
+	GetCsrMode() applicationv1.CsrMode
+	GetKeyAlgorithm() applicationv1.KeyAlgorithm
+	GetApplicant() *applicationv1.Applicant
+	GetCompany() *applicationv1.Company
+	GetApproverMailbox() string
+}
+
+func detailsIn(a detailsSource, csr string) (domain.Details, error) {
 	m, ok := methodsIn[a.GetValidationMethod()]
 	if !ok {
 		return domain.Details{}, apierr.Invalid("application.validation_method", "UNSUPPORTED_METHOD", "unknown validation_method %v", a.GetValidationMethod())
@@ -76,7 +90,7 @@ func detailsIn(a *applicationv1.Application) (domain.Details, error) {
 	}
 	ap, co := a.GetApplicant(), a.GetCompany()
 	return domain.Details{
-		Domains: a.GetDomains(), Method: m, CSRMode: mode, KeyAlgorithm: key, CSR: a.GetCsr(),
+		Domains: a.GetDomains(), Method: m, CSRMode: mode, KeyAlgorithm: key, CSR: csr, ApproverMailbox: a.GetApproverMailbox(),
 		Applicant: domain.Applicant{Name: ap.GetName(), Phone: ap.GetPhone(), Email: ap.GetEmail(), IDNumber: ap.GetIdNumber()},
 		Company: domain.Company{
 			Name: co.GetName(), Type: co.GetType(), Phone: co.GetPhone(), OrganizationID: co.GetOrganizationId(),
@@ -101,11 +115,17 @@ func (s *Server) CreateApplication(ctx context.Context, req *applicationv1.Creat
 	if len(req.GetRequestId()) > 128 {
 		return nil, apierr.Invalid("request_id", "INVALID_REQUEST_ID", "request_id must be at most 128 characters")
 	}
-	d, err := detailsIn(a)
+	d, err := detailsIn(a, a.GetCsr())
 	if err != nil {
 		return nil, err
 	}
-	rec, err := s.App.Create(ctx, acct, req.GetRequestId(), a.GetInstance(), d)
+	var template string
+	if req.GetTemplate() != "" {
+		if template, err = resname.ID("template", "templates", req.GetTemplate()); err != nil {
+			return nil, err
+		}
+	}
+	rec, err := s.App.Create(ctx, acct, req.GetRequestId(), a.GetInstance(), template, d)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +189,7 @@ func (s *Server) UpdateApplication(ctx context.Context, req *applicationv1.Updat
 	if err != nil {
 		return nil, err
 	}
-	src, err := detailsIn(a)
+	src, err := detailsIn(a, a.GetCsr())
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +201,7 @@ func (s *Server) UpdateApplication(ctx context.Context, req *applicationv1.Updat
 	}
 	for _, p := range paths {
 		if _, ok := editable[p]; !ok {
-			return nil, apierr.Invalid("update_mask", "FIELD_NOT_EDITABLE", "%q cannot be updated; editable fields are domains, validation_method, applicant, company, csr_mode, key_algorithm and csr", p)
+			return nil, apierr.Invalid("update_mask", "FIELD_NOT_EDITABLE", "%q cannot be updated; editable fields are domains, validation_method, applicant, company, csr_mode, key_algorithm, csr and approver_mailbox", p)
 		}
 	}
 	rec, err := s.App.Update(ctx, acct, id, a.GetEtag(), func(d *domain.Details) {
@@ -266,16 +286,14 @@ func toPB(r *app.Record) *applicationv1.Application {
 		UpdateTime:       ts(r.Updated),
 		SubmitTime:       ts(a.SubmitTime),
 		Etag:             app.Etag(r),
+		ApproverMailbox:  d.ApproverMailbox,
+		FlaggedWords:     a.FlaggedWords,
+		Warnings:         app.Warnings(&a, time.Now()),
 	}
 	if a.State != domain.Issued && a.State != domain.Withdrawn && a.State != domain.ValidationFailed {
 		pb.ExpectedIssueTime = ts(a.ExpectedIssueTime)
 	}
-	if c := d.Company; c != (domain.Company{}) {
-		pb.Company = &applicationv1.Company{
-			Name: c.Name, Type: c.Type, Phone: c.Phone, OrganizationId: c.OrganizationID, Country: c.Country,
-			Province: c.Province, City: c.City, Address: c.Address, ZipCode: c.ZipCode,
-		}
-	}
+	pb.Company = companyPB(d.Company)
 	for _, c := range a.Challenges {
 		pb.Challenges = append(pb.Challenges, &verificationv1.Challenge{
 			Name: c.Name, Application: pb.Name, Attempt: int32(a.Attempt), Domain: c.Domain,
@@ -283,6 +301,7 @@ func toPB(r *app.Record) *applicationv1.Application {
 			State:         verificationv1.Challenge_State(verificationv1.Challenge_State_value[c.State]),
 			DnsRecordName: c.RecordName, DnsRecordType: c.RecordType, DnsRecordValue: c.RecordValue,
 			HttpUrl: c.HTTPURL, HttpContent: c.HTTPContent, ExpireTime: ts(c.ExpireTime), VerifyTime: ts(c.VerifyTime),
+			EmailAddress: c.EmailAddress, RuleVersion: c.RuleVersion, Reused: c.Reused,
 		})
 	}
 	for _, h := range a.History {
@@ -292,4 +311,14 @@ func toPB(r *app.Record) *applicationv1.Application {
 		})
 	}
 	return pb
+}
+
+func companyPB(c domain.Company) *applicationv1.Company {
+	if c == (domain.Company{}) {
+		return nil
+	}
+	return &applicationv1.Company{
+		Name: c.Name, Type: c.Type, Phone: c.Phone, OrganizationId: c.OrganizationID, Country: c.Country,
+		Province: c.Province, City: c.City, Address: c.Address, ZipCode: c.ZipCode,
+	}
 }
