@@ -80,8 +80,9 @@ func start(t *testing.T) *env {
 		IssuanceAddr: any, NotificationAddr: any, GatewayAddr: any,
 		DNSServers: e.dns.Addr(), DCVHTTPPort: webPort, SMTPAddr: e.smtp.Addr(),
 		RetryInitial: 100 * time.Millisecond, RetryMax: 500 * time.Millisecond, SweepInterval: 50 * time.Millisecond,
-		ExtraAPIKeys: otherKey + " other customer\n",
-		Log:          testenv.Logger(t),
+		ExtraAPIKeys:        otherKey + " other customer\n",
+		WebhookRetryInitial: 100 * time.Millisecond,
+		Log:                 testenv.Logger(t),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +153,11 @@ func str(m obj, keys ...string) string {
 func (e *env) buy(t *testing.T, key, product string, qty int) []string {
 	t.Helper()
 	var order obj
-	if code := e.call(t, key, "POST", "/v1/orders?request_id="+url.QueryEscape(fmt.Sprintf("%s-%d-%d", product, qty, time.Now().UnixNano())), obj{"product": product, "quantity": qty}, &order); code != 200 {
+	body := obj{"product": product, "quantity": qty}
+	if strings.Contains(product, "multi") {
+		body["domain_count"] = 5
+	}
+	if code := e.call(t, key, "POST", "/v1/orders?request_id="+url.QueryEscape(fmt.Sprintf("%s-%d-%d", product, qty, time.Now().UnixNano())), body, &order); code != 200 {
 		t.Fatalf("POST /v1/orders = %d %v", code, order)
 	}
 	var out []string
@@ -324,8 +329,12 @@ func TestDVPathThroughGateway(t *testing.T) {
 	}
 	var notes obj
 	e.call(t, key, "GET", "/v1/notifications?filter="+url.QueryEscape(`application = "`+name+`"`), nil, &notes)
-	if n, _ := notes["notifications"].([]any); len(n) != 3 {
-		t.Errorf("notifications listed = %d; want 3", len(n))
+	channels := map[string]int{}
+	for _, n := range asList(notes["notifications"]) {
+		channels[n.(obj)["channel"].(string)]++
+	}
+	if channels["CHANNEL_EMAIL"] != 3 || channels["CHANNEL_SMS"] != 1 {
+		t.Errorf("notifications listed = %v; want 3 emails and the issued SMS", channels)
 	}
 }
 

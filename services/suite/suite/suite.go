@@ -57,6 +57,8 @@ type Options struct {
 	SMTPAddr string
 	// ExtraAPIKeys are more key lines for the gateway (tests).
 	ExtraAPIKeys string
+	// WebhookRetryInitial is the first webhook retry delay (tests shorten it).
+	WebhookRetryInitial time.Duration
 
 	// DCV retry schedule; defaults suit a person at a terminal.
 	RetryInitial, RetryMax, SweepInterval time.Duration
@@ -211,7 +213,11 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	}
 	s.add(iss.Run)
 	s.RootCAPath = filepath.Join(caDir, "root.pem")
-	not, err := notification.New(ctx, notification.Config{Config: base("notification", o.NotificationAddr), SMTPAddr: o.SMTPAddr, Now: o.Now})
+	not, err := notification.New(ctx, notification.Config{
+		Config: base("notification", o.NotificationAddr), SMTPAddr: o.SMTPAddr, Now: o.Now,
+		// The development run and tests deliver webhooks to this machine.
+		WebhookAllowPrivate: true, WebhookRetryInitial: o.WebhookRetryInitial,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("notification: %w", err)
 	}
