@@ -47,7 +47,7 @@ type Client struct {
 // allows, follows no redirects and uses no proxy (a proxy would connect
 // for us, unchecked). now is the clock of the signature timestamps.
 func NewClient(policy AddressPolicy, now func() time.Time) *Client {
-	dialer := &net.Dialer{Timeout: Timeout, Control: policy.control}
+	dialer := &net.Dialer{Timeout: Timeout, Control: policy.Control}
 	return &Client{
 		now: now,
 		http: &http.Client{

@@ -1,4 +1,4 @@
-package dcv
+package netpolicy
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 )
 
 // These addresses are only parsed, never contacted.
-func TestAddressPolicy(t *testing.T) {
+func TestPolicy(t *testing.T) {
 	tests := []struct {
 		ip           string
 		allowed      bool // with the default policy
@@ -53,7 +53,7 @@ func TestAddressPolicy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		ip := netip.MustParseAddr(tt.ip)
-		for _, p := range []AddressPolicy{{}, {AllowPrivate: true}} {
+		for _, p := range []Policy{{}, {AllowPrivate: true}} {
 			want := tt.allowed
 			if p.AllowPrivate {
 				want = tt.allowPrivate
@@ -63,8 +63,8 @@ func TestAddressPolicy(t *testing.T) {
 				t.Errorf("%+v.Allowed(%s) = %v; want allowed %v", p, tt.ip, err, want)
 				continue
 			}
-			if err != nil && !errors.Is(err, ErrForbiddenAddress) {
-				t.Errorf("%+v.Allowed(%s) = %v; want ErrForbiddenAddress", p, tt.ip, err)
+			if err != nil && !errors.Is(err, ErrForbidden) {
+				t.Errorf("%+v.Allowed(%s) = %v; want ErrForbidden", p, tt.ip, err)
 			}
 			if err != nil && !strings.Contains(err.Error(), ip.Unmap().String()) {
 				t.Errorf("%+v.Allowed(%s) = %q; want it to name the address", p, tt.ip, err)
@@ -73,8 +73,8 @@ func TestAddressPolicy(t *testing.T) {
 	}
 }
 
-func TestAddressPolicyInvalid(t *testing.T) {
-	if err := (AddressPolicy{AllowPrivate: true}).Allowed(netip.Addr{}); !errors.Is(err, ErrForbiddenAddress) {
-		t.Errorf("Allowed(zero Addr) = %v; want ErrForbiddenAddress", err)
+func TestPolicyInvalid(t *testing.T) {
+	if err := (Policy{AllowPrivate: true}).Allowed(netip.Addr{}); !errors.Is(err, ErrForbidden) {
+		t.Errorf("Allowed(zero Addr) = %v; want ErrForbidden", err)
 	}
 }
