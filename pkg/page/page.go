@@ -55,3 +55,39 @@ func Offset(query, token string) (int64, error) {
 	}
 	return off, nil
 }
+
+// Request is what every AIP-158 list request carries.
+type Request interface {
+	GetPageSize() int32
+	GetPageToken() string
+}
+
+// List serves one page: it checks page_size and page_token (a token is bound
+// to query — the filter or parent — so it cannot page another query), fetches
+// the page with fetch(offset, limit), converts each item, and returns the page
+// and the next page token ("" on the last page). fetch reports whether more
+// items follow the page. Errors from the checks and from fetch are returned
+// as they are.
+func List[R, P any](query string, req Request, fetch func(offset, limit int64) ([]R, bool, error), conv func(R) P) ([]P, string, error) {
+	size, err := Size(req.GetPageSize())
+	if err != nil {
+		return nil, "", err
+	}
+	offset, err := Offset(query, req.GetPageToken())
+	if err != nil {
+		return nil, "", err
+	}
+	items, more, err := fetch(offset, size)
+	if err != nil {
+		return nil, "", err
+	}
+	var out []P
+	for _, it := range items {
+		out = append(out, conv(it))
+	}
+	var next string
+	if more {
+		next = Token(query, offset+size)
+	}
+	return out, next, nil
+}

@@ -159,26 +159,13 @@ func (s *Server) ListApplications(ctx context.Context, req *applicationv1.ListAp
 	if v, ok := applicationv1.Application_State_value[state]; state != "" && (!ok || v == 0) {
 		return nil, apierr.Invalid("filter", "INVALID_FILTER", "unknown state %q; use DRAFT, PENDING_DOMAIN_VERIFICATION, …, ISSUED, VALIDATION_FAILED or WITHDRAWN", state)
 	}
-	size, err := page.Size(req.GetPageSize())
+	apps, next, err := page.List(req.GetFilter(), req, func(offset, limit int64) ([]*app.Record, bool, error) {
+		return s.App.List(ctx, acct, domain.State(state), offset, limit)
+	}, toPB)
 	if err != nil {
 		return nil, err
 	}
-	offset, err := page.Offset(req.GetFilter(), req.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	recs, more, err := s.App.List(ctx, acct, domain.State(state), offset, size)
-	if err != nil {
-		return nil, err
-	}
-	resp := &applicationv1.ListApplicationsResponse{}
-	for _, r := range recs {
-		resp.Applications = append(resp.Applications, toPB(r))
-	}
-	if more {
-		resp.NextPageToken = page.Token(req.GetFilter(), offset+size)
-	}
-	return resp, nil
+	return &applicationv1.ListApplicationsResponse{Applications: apps, NextPageToken: next}, nil
 }
 
 // UpdateApplication edits the fields in the mask (all editable ones if

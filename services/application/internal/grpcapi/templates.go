@@ -54,26 +54,13 @@ func (s *Server) ListTemplates(ctx context.Context, req *applicationv1.ListTempl
 	if err != nil {
 		return nil, err
 	}
-	size, err := page.Size(req.GetPageSize())
+	templates, next, err := page.List("templates", req, func(offset, limit int64) ([]*app.TemplateRecord, bool, error) {
+		return s.App.ListTemplates(ctx, acct, offset, limit)
+	}, templatePB)
 	if err != nil {
 		return nil, err
 	}
-	offset, err := page.Offset("templates", req.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	recs, more, err := s.App.ListTemplates(ctx, acct, offset, size)
-	if err != nil {
-		return nil, err
-	}
-	resp := &applicationv1.ListTemplatesResponse{}
-	for _, r := range recs {
-		resp.Templates = append(resp.Templates, templatePB(r))
-	}
-	if more {
-		resp.NextPageToken = page.Token("templates", offset+size)
-	}
-	return resp, nil
+	return &applicationv1.ListTemplatesResponse{Templates: templates, NextPageToken: next}, nil
 }
 
 // DeleteTemplate deletes a template.

@@ -73,26 +73,13 @@ func (s *Server) ListCertificates(ctx context.Context, req *issuancev1.ListCerti
 	if err != nil {
 		return nil, err
 	}
-	size, err := page.Size(req.GetPageSize())
+	certs, next, err := page.List("", req, func(offset, limit int64) ([]*docstore.Record[domain.Certificate], bool, error) {
+		return s.App.List(ctx, acct, offset, limit)
+	}, certPB)
 	if err != nil {
 		return nil, err
 	}
-	offset, err := page.Offset("", req.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	recs, more, err := s.App.List(ctx, acct, offset, size)
-	if err != nil {
-		return nil, err
-	}
-	resp := &issuancev1.ListCertificatesResponse{}
-	for _, r := range recs {
-		resp.Certificates = append(resp.Certificates, certPB(r))
-	}
-	if more {
-		resp.NextPageToken = page.Token("", offset+size)
-	}
-	return resp, nil
+	return &issuancev1.ListCertificatesResponse{Certificates: certs, NextPageToken: next}, nil
 }
 
 // DownloadCertificate returns the PEM bundle.

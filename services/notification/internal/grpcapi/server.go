@@ -41,26 +41,13 @@ func (s *Server) ListNotifications(ctx context.Context, req *notificationv1.List
 			return nil, apierr.Invalid("filter", "INVALID_FILTER", "application must look like \"applications/{id}\", got %q", application)
 		}
 	}
-	size, err := page.Size(req.GetPageSize())
+	notifications, next, err := page.List(req.GetFilter(), req, func(offset, limit int64) ([]*docstore.Record[domain.Notification], bool, error) {
+		return s.App.ListNotifications(ctx, acct, application, offset, limit)
+	}, notificationPB)
 	if err != nil {
 		return nil, err
 	}
-	offset, err := page.Offset(req.GetFilter(), req.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	recs, more, err := s.App.ListNotifications(ctx, acct, application, offset, size)
-	if err != nil {
-		return nil, err
-	}
-	resp := &notificationv1.ListNotificationsResponse{}
-	for _, r := range recs {
-		resp.Notifications = append(resp.Notifications, notificationPB(r))
-	}
-	if more {
-		resp.NextPageToken = page.Token(req.GetFilter(), offset+size)
-	}
-	return resp, nil
+	return &notificationv1.ListNotificationsResponse{Notifications: notifications, NextPageToken: next}, nil
 }
 
 // GetNotification reads one of the caller's notifications.

@@ -59,26 +59,13 @@ func (s *Server) ListWebhooks(ctx context.Context, req *notificationv1.ListWebho
 	if err != nil {
 		return nil, err
 	}
-	size, err := page.Size(req.GetPageSize())
+	webhooks, next, err := page.List("webhooks", req, func(offset, limit int64) ([]*docstore.Record[domain.Webhook], bool, error) {
+		return s.App.ListWebhooks(ctx, acct, offset, limit)
+	}, webhookPB)
 	if err != nil {
 		return nil, err
 	}
-	offset, err := page.Offset("webhooks", req.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	recs, more, err := s.App.ListWebhooks(ctx, acct, offset, size)
-	if err != nil {
-		return nil, err
-	}
-	resp := &notificationv1.ListWebhooksResponse{}
-	for _, r := range recs {
-		resp.Webhooks = append(resp.Webhooks, webhookPB(r))
-	}
-	if more {
-		resp.NextPageToken = page.Token("webhooks", offset+size)
-	}
-	return resp, nil
+	return &notificationv1.ListWebhooksResponse{Webhooks: webhooks, NextPageToken: next}, nil
 }
 
 // DeleteWebhook deletes one of the caller's webhooks and its deliveries.
@@ -108,27 +95,14 @@ func (s *Server) ListWebhookDeliveries(ctx context.Context, req *notificationv1.
 	if err != nil {
 		return nil, err
 	}
-	size, err := page.Size(req.GetPageSize())
-	if err != nil {
-		return nil, err
-	}
 	// The token is bound to the parent: it cannot page another webhook.
-	offset, err := page.Offset(req.GetParent(), req.GetPageToken())
+	deliveries, next, err := page.List(req.GetParent(), req, func(offset, limit int64) ([]*docstore.Record[domain.Delivery], bool, error) {
+		return s.App.ListDeliveries(ctx, acct, id, offset, limit)
+	}, deliveryPB)
 	if err != nil {
 		return nil, err
 	}
-	recs, more, err := s.App.ListDeliveries(ctx, acct, id, offset, size)
-	if err != nil {
-		return nil, err
-	}
-	resp := &notificationv1.ListWebhookDeliveriesResponse{}
-	for _, r := range recs {
-		resp.Deliveries = append(resp.Deliveries, deliveryPB(r))
-	}
-	if more {
-		resp.NextPageToken = page.Token(req.GetParent(), offset+size)
-	}
-	return resp, nil
+	return &notificationv1.ListWebhookDeliveriesResponse{Deliveries: deliveries, NextPageToken: next}, nil
 }
 
 func webhookPB(r *docstore.Record[domain.Webhook]) *notificationv1.Webhook {

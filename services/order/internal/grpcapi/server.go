@@ -55,36 +55,30 @@ func (s *Server) ListProducts(ctx context.Context, req *orderv1.ListProductsRequ
 	if err != nil {
 		return nil, filterErr(err)
 	}
-	size, err := page.Size(req.GetPageSize())
+	products, next, err := page.List(req.GetFilter(), req, func(offset, limit int64) ([]domain.Product, bool, error) {
+		var all []domain.Product
+		for _, p := range domain.Catalog() {
+			if v, ok := f["validation_level"]; ok && string(p.Level) != v {
+				continue
+			}
+			if v, ok := f["domain_type"]; ok && string(p.Type) != v {
+				continue
+			}
+			if v, ok := f["years"]; ok && v != strconv.Itoa(p.Years) {
+				continue
+			}
+			all = append(all, p)
+		}
+		if offset >= int64(len(all)) {
+			return nil, false, nil
+		}
+		end := min(offset+limit, int64(len(all)))
+		return all[offset:end], end < int64(len(all)), nil
+	}, productPB)
 	if err != nil {
 		return nil, err
 	}
-	offset, err := page.Offset(req.GetFilter(), req.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	var all []*orderv1.Product
-	for _, p := range domain.Catalog() {
-		if v, ok := f["validation_level"]; ok && string(p.Level) != v {
-			continue
-		}
-		if v, ok := f["domain_type"]; ok && string(p.Type) != v {
-			continue
-		}
-		if v, ok := f["years"]; ok && v != strconv.Itoa(p.Years) {
-			continue
-		}
-		all = append(all, productPB(p))
-	}
-	resp := &orderv1.ListProductsResponse{}
-	if offset < int64(len(all)) {
-		end := min(offset+size, int64(len(all)))
-		resp.Products = all[offset:end]
-		if end < int64(len(all)) {
-			resp.NextPageToken = page.Token(req.GetFilter(), end)
-		}
-	}
-	return resp, nil
+	return &orderv1.ListProductsResponse{Products: products, NextPageToken: next}, nil
 }
 
 // GetProduct reads one product.
@@ -147,26 +141,13 @@ func (s *Server) ListOrders(ctx context.Context, req *orderv1.ListOrdersRequest)
 	if err != nil {
 		return nil, err
 	}
-	size, err := page.Size(req.GetPageSize())
+	orders, next, err := page.List("", req, func(offset, limit int64) ([]*docstore.Record[domain.Order], bool, error) {
+		return s.App.ListOrders(ctx, acct, offset, limit)
+	}, orderPB)
 	if err != nil {
 		return nil, err
 	}
-	offset, err := page.Offset("", req.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	recs, more, err := s.App.ListOrders(ctx, acct, offset, size)
-	if err != nil {
-		return nil, err
-	}
-	resp := &orderv1.ListOrdersResponse{}
-	for _, r := range recs {
-		resp.Orders = append(resp.Orders, orderPB(r))
-	}
-	if more {
-		resp.NextPageToken = page.Token("", offset+size)
-	}
-	return resp, nil
+	return &orderv1.ListOrdersResponse{Orders: orders, NextPageToken: next}, nil
 }
 
 // GetInstance reads an instance of the caller's account.
@@ -202,26 +183,13 @@ func (s *Server) ListInstances(ctx context.Context, req *orderv1.ListInstancesRe
 			return nil, apierr.Invalid("filter", "INVALID_FILTER", "unknown state %q; use PENDING_APPLICATION, APPLYING, ISSUED, EXPIRED or REVOKED", state)
 		}
 	}
-	size, err := page.Size(req.GetPageSize())
+	instances, next, err := page.List(req.GetFilter(), req, func(offset, limit int64) ([]app.InstanceView, bool, error) {
+		return s.App.ListInstances(ctx, acct, state, offset, limit)
+	}, func(v app.InstanceView) *orderv1.Instance { return instancePB(&v) })
 	if err != nil {
 		return nil, err
 	}
-	offset, err := page.Offset(req.GetFilter(), req.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	views, more, err := s.App.ListInstances(ctx, acct, state, offset, size)
-	if err != nil {
-		return nil, err
-	}
-	resp := &orderv1.ListInstancesResponse{}
-	for i := range views {
-		resp.Instances = append(resp.Instances, instancePB(&views[i]))
-	}
-	if more {
-		resp.NextPageToken = page.Token(req.GetFilter(), offset+size)
-	}
-	return resp, nil
+	return &orderv1.ListInstancesResponse{Instances: instances, NextPageToken: next}, nil
 }
 
 // BindInstance is internal: the application service binds on submit.

@@ -55,26 +55,22 @@ func (s *Server) ListDocuments(ctx context.Context, req *verificationv1.ListDocu
 	if _, err := resname.ID("parent", "applications", req.GetParent()); err != nil {
 		return nil, err
 	}
-	size, err := page.Size(req.GetPageSize())
+	// Documents.List returns them all; the page is cut here.
+	docs, next, err := page.List(req.GetParent(), req, func(offset, limit int64) ([]orgval.ListedDocument, bool, error) {
+		all, err := s.Documents.List(ctx, p.Account, req.GetParent())
+		if err != nil {
+			return nil, false, err
+		}
+		var docs []orgval.ListedDocument
+		for i := offset; i < int64(len(all)) && i < offset+limit; i++ {
+			docs = append(docs, all[i])
+		}
+		return docs, offset+limit < int64(len(all)), nil
+	}, func(d orgval.ListedDocument) *verificationv1.Document { return DocumentPB(d.ID, d.Document) })
 	if err != nil {
 		return nil, err
 	}
-	offset, err := page.Offset(req.GetParent(), req.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	docs, err := s.Documents.List(ctx, p.Account, req.GetParent())
-	if err != nil {
-		return nil, err
-	}
-	resp := &verificationv1.ListDocumentsResponse{}
-	for i := offset; i < int64(len(docs)) && i < offset+size; i++ {
-		resp.Documents = append(resp.Documents, DocumentPB(docs[i].ID, docs[i].Document))
-	}
-	if offset+size < int64(len(docs)) {
-		resp.NextPageToken = page.Token(req.GetParent(), offset+size)
-	}
-	return resp, nil
+	return &verificationv1.ListDocumentsResponse{Documents: docs, NextPageToken: next}, nil
 }
 
 // GetDocument reads a document with its content: the owner's, or any

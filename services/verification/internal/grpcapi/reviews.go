@@ -113,26 +113,13 @@ func (s *ReviewServer) ListReviews(ctx context.Context, req *verificationv1.List
 	default:
 		return nil, apierr.Invalid("filter", "INVALID_FILTER", "unknown kind %q; use ORGANIZATION or MANUAL", q.Kind)
 	}
-	size, err := page.Size(req.GetPageSize())
+	reviews, next, err := page.List(req.GetFilter(), req, func(offset, limit int64) ([]*docstore.Record[orgval.Review], bool, error) {
+		return s.Reviews.Queue(ctx, q, offset, limit)
+	}, func(r *docstore.Record[orgval.Review]) *verificationv1.Review { return ReviewPB(r, nil) })
 	if err != nil {
 		return nil, err
 	}
-	offset, err := page.Offset(req.GetFilter(), req.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	recs, more, err := s.Reviews.Queue(ctx, q, offset, size)
-	if err != nil {
-		return nil, err
-	}
-	resp := &verificationv1.ListReviewsResponse{}
-	for _, r := range recs {
-		resp.Reviews = append(resp.Reviews, ReviewPB(r, nil))
-	}
-	if more {
-		resp.NextPageToken = page.Token(req.GetFilter(), offset+size)
-	}
-	return resp, nil
+	return &verificationv1.ListReviewsResponse{Reviews: reviews, NextPageToken: next}, nil
 }
 
 // GetReview reads a review with its application's documents.

@@ -126,26 +126,13 @@ func (s *Server) ListChallenges(ctx context.Context, req *verificationv1.ListCha
 	default:
 		return nil, apierr.Invalid("filter", "INVALID_FILTER", "unknown state %q; use PENDING, VERIFIED, FAILED or CANCELLED", state)
 	}
-	size, err := page.Size(req.GetPageSize())
+	challenges, next, err := page.List(req.GetFilter(), req, func(offset, limit int64) ([]*docstore.Record[domain.Challenge], bool, error) {
+		return s.App.List(ctx, acct, f["application"], state, offset, limit)
+	}, ChallengePB)
 	if err != nil {
 		return nil, err
 	}
-	offset, err := page.Offset(req.GetFilter(), req.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	recs, more, err := s.App.List(ctx, acct, f["application"], state, offset, size)
-	if err != nil {
-		return nil, err
-	}
-	resp := &verificationv1.ListChallengesResponse{}
-	for _, r := range recs {
-		resp.Challenges = append(resp.Challenges, ChallengePB(r))
-	}
-	if more {
-		resp.NextPageToken = page.Token(req.GetFilter(), offset+size)
-	}
-	return resp, nil
+	return &verificationv1.ListChallengesResponse{Challenges: challenges, NextPageToken: next}, nil
 }
 
 func target(ctx context.Context, name string) (string, string, error) {
