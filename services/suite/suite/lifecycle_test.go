@@ -558,6 +558,20 @@ func TestTemplatePrefills(t *testing.T) {
 	if code := e.call(t, otherKey, "GET", "/v1/"+tpl["name"].(string), nil, nil); code != 404 {
 		t.Fatalf("other account reads template = %d; want 404", code)
 	}
+	var list obj
+	e.call(t, key, "GET", "/v1/templates", nil, &list)
+	if n := len(asList(list["templates"])); n != 1 {
+		t.Fatalf("templates listed = %d; want 1", n)
+	}
+	if code := e.call(t, otherKey, "DELETE", "/v1/"+tpl["name"].(string), nil, nil); code != 404 {
+		t.Fatalf("other account deletes template = %d; want 404", code)
+	}
+	if code := e.call(t, key, "DELETE", "/v1/"+tpl["name"].(string), nil, nil); code != 200 {
+		t.Fatalf("delete template = %d", code)
+	}
+	if code := e.call(t, key, "GET", "/v1/"+tpl["name"].(string), nil, nil); code != 404 {
+		t.Fatalf("deleted template = %d; want 404", code)
+	}
 }
 
 // TestWebhookSignedAndRetried: a registered URL receives the account's
