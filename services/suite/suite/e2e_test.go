@@ -327,14 +327,20 @@ func TestDVPathThroughGateway(t *testing.T) {
 	if !bytes.Contains(msgs[0].Data, []byte(ch["dns_record_value"].(string))) {
 		t.Errorf("the submitted mail does not carry the TXT value to publish")
 	}
-	var notes obj
-	e.call(t, key, "GET", "/v1/notifications?filter="+url.QueryEscape(`application = "`+name+`"`), nil, &notes)
-	channels := map[string]int{}
-	for _, n := range asList(notes["notifications"]) {
-		channels[n.(obj)["channel"].(string)]++
-	}
-	if channels["CHANNEL_EMAIL"] != 3 || channels["CHANNEL_SMS"] != 1 {
-		t.Errorf("notifications listed = %v; want 3 emails and the issued SMS", channels)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var notes obj
+		e.call(t, key, "GET", "/v1/notifications?filter="+url.QueryEscape(`application = "`+name+`"`), nil, &notes)
+		channels := map[string]int{}
+		for _, n := range asList(notes["notifications"]) {
+			channels[n.(obj)["channel"].(string)]++
+		}
+		if channels["CHANNEL_EMAIL"] == 3 && channels["CHANNEL_SMS"] == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("notifications listed = %v; want 3 emails and the issued SMS", channels)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
