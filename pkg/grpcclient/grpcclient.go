@@ -47,6 +47,10 @@ func translate(ctx context.Context, method string, req, reply any, cc *grpc.Clie
 	return FromStatus(method, err)
 }
 
+// ReasonRejected marks an error for a request another service refused as
+// invalid: the same request will be refused again.
+const ReasonRejected = "DOWNSTREAM_REJECTED"
+
 // FromStatus maps a downstream error for this service's caller. Precondition,
 // not-found, conflict and permission errors keep their reason: they are about
 // the caller's own resources. An InvalidArgument from downstream means this
@@ -77,6 +81,10 @@ func FromStatus(method string, err error) error {
 		kind = apierr.PermissionDenied
 	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
 		return apierr.Wrap(err, apierr.Unavailable, "DEPENDENCY_UNAVAILABLE", "a certflow service is unavailable; retry shortly")
+	case codes.InvalidArgument:
+		// Our request was refused: retrying it cannot help. The reason says
+		// so to callers that retry (event handlers); clients see Internal.
+		return apierr.Wrap(err, apierr.Internal, ReasonRejected, "internal error calling %s: %s", method, st.Message()).WithMeta("downstream_reason", reason)
 	default:
 		return apierr.Wrap(err, apierr.Internal, "INTERNAL", "internal error calling %s", method)
 	}

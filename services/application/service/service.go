@@ -107,7 +107,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	apps := docstore.New[domain.Application](b.DB.Collection("applications"), "application", b.StoreOptions(cfg.Now)...)
+	apps := docstore.New[domain.Application](b.DB.Collection("applications"), "application", b.OutboxStoreOptions(cfg.Now)...)
 	if err := apps.EnsureIndexes(ctx); err != nil {
 		return nil, err
 	}

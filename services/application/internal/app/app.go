@@ -138,6 +138,9 @@ func New(d Deps) *App {
 
 func name(id string) string { return "applications/" + id }
 
+// Now is the service's clock.
+func (a *App) Now() time.Time { return a.now() }
+
 // system returns ctx acting for account, for calls made by the service on
 // its own (event handlers) or on the customer's behalf.
 func system(ctx context.Context, account string) context.Context {
@@ -243,6 +246,11 @@ func (a *App) Submit(ctx context.Context, account, id string) (*Record, error) {
 	// Re-check the details: rules may have changed since the draft was saved.
 	if _, err := app.Details.Normalize(app.Product); err != nil {
 		return nil, err
+	}
+	// Checked before the instance is bound, so a refusal leaves nothing
+	// half done.
+	if ok, why := certpolicy.EmailDCV(a.now()); app.Details.Method == domain.Email && !ok {
+		return nil, apierr.New(apierr.FailedPrecondition, "METHOD_NOT_ALLOWED", "%s", why)
 	}
 	attempt := app.Attempt + 1
 	sctx := system(ctx, account)

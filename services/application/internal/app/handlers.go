@@ -10,7 +10,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/certflow/certflow/gen/go/certflow/events/v1"
+	"github.com/certflow/certflow/pkg/apierr"
 	"github.com/certflow/certflow/pkg/events"
+	"github.com/certflow/certflow/pkg/grpcclient"
 	"github.com/certflow/certflow/services/application/internal/domain"
 )
 
@@ -81,14 +83,30 @@ func (a *App) HandleEvent(ctx context.Context, ev events.Event) error {
 		if err != nil {
 			return err
 		}
+		// Only while still withdrawn: once the customer has resubmitted, the
+		// instance and the challenges belong to the new attempt.
+		if rec.Doc.State != domain.Withdrawn || rec.Doc.Attempt != int(m.Attempt) {
+			return nil
+		}
 		return a.afterWithdraw(ctx, m.Account, id, rec.Doc.Instance)
 	case events.ApplicationFailed:
 		var m eventsv1.ApplicationFailed
 		if err := unmarshal(ev, &m); err != nil {
 			return err
 		}
+		id, err := idOf(m.Application)
+		if err != nil {
+			return err
+		}
+		rec, err := a.apps.Get(ctx, m.Account, id)
+		if err != nil {
+			return err
+		}
 		// The other names' challenges of a failed attempt can no longer
-		// help; stop checking them.
+		// help; stop checking them, unless a new attempt has started.
+		if rec.Doc.State != domain.ValidationFailed || rec.Doc.Attempt != int(m.Attempt) {
+			return nil
+		}
 		return a.verifier.CancelChallenges(system(ctx, m.Account), m.Application)
 	}
 	return nil
@@ -162,13 +180,24 @@ func (a *App) onStateChanged(ctx context.Context, ev events.Event, m *eventsv1.A
 	}
 	switch app.State {
 	case domain.PendingOrganizationVerification:
-		return review(domain.OrganizationReview)
+		err = review(domain.OrganizationReview)
 	case domain.PendingManualReview:
-		return review(domain.ManualReview)
+		err = review(domain.ManualReview)
 	case domain.PendingIssuance:
-		return a.issue(ctx, ev, m.Account, m.Application, &app)
+		err = a.issue(ctx, ev, m.Account, m.Application, &app)
 	}
-	return nil
+	if apierr.ReasonOf(err) == grpcclient.ReasonRejected {
+		// Retrying a refused request would hold the application forever:
+		// fail it with the cause so the customer can fix and resubmit.
+		a.log.Error("saga step refused", "application", m.Application, "state", app.State, "err", err)
+		return a.transition(ctx, m.Account, m.Application, func(d *domain.Application) (domain.State, error) {
+			if d.State != app.State || d.Attempt != app.Attempt {
+				return "", domain.ErrStale
+			}
+			return domain.ValidationFailed, d.Fail("the application could not be passed on to the CA ("+err.Error()+"); check its details and resubmit", a.now())
+		})
+	}
+	return err
 }
 
 // issue checks CAA for every name and asks the CA to sign; the
@@ -190,6 +219,21 @@ func (a *App) issue(ctx context.Context, ev events.Event, account, application s
 		return a.transition(ctx, account, application, func(app *domain.Application) (domain.State, error) {
 			return domain.ValidationFailed, app.FailIssuance(cause, a.now())
 		})
+	}
+	// From here on the CA signs: withdrawal is refused, so no certificate
+	// is made for an application its customer has withdrawn.
+	id, err := idOf(application)
+	if err != nil {
+		return err
+	}
+	requested, err := a.apps.Update(ctx, account, id, func(d *domain.Application) ([]events.Event, error) {
+		return nil, stale(d.RequestIssuance(app.Attempt))
+	})
+	if err != nil {
+		return err
+	}
+	if requested.Doc.State != domain.PendingIssuance || requested.Doc.IssuanceRequested != app.Attempt {
+		return nil // withdrawn meanwhile
 	}
 	_, err = a.issuer.IssueCertificate(sctx, requestID(application, app.Attempt), application,
 		app.Details.Domains, app.Details.CSR, app.Details.KeyAlgorithm)

@@ -173,7 +173,9 @@ type Application struct {
 	Challenges   []Challenge
 	FailureCause string
 	// FlaggedWords are review-list words in the names, found on submit.
-	FlaggedWords      []string
+	FlaggedWords []string
+	// IssuanceRequested is the attempt the CA was asked to sign for.
+	IssuanceRequested int
 	Certificate       string
 	History           []HistoryEntry
 	CreateTime        time.Time
@@ -390,8 +392,25 @@ func (a *Application) Issued(attempt int, certificate string, now time.Time) err
 	return nil
 }
 
+// RequestIssuance records that the CA is asked to sign for attempt; asking
+// again for the same attempt changes nothing.
+func (a *Application) RequestIssuance(attempt int) error {
+	switch {
+	case a.State != PendingIssuance || attempt != a.Attempt:
+		return ErrStale
+	case a.IssuanceRequested == attempt:
+		return ErrStale
+	}
+	a.IssuanceRequested = attempt
+	return nil
+}
+
 // Withdraw cancels the application before issuance.
 func (a *Application) Withdraw(now time.Time) error {
+	if a.State == PendingIssuance && a.IssuanceRequested == a.Attempt {
+		return apierr.New(apierr.FailedPrecondition, "APPLICATION_BEING_ISSUED",
+			"the CA is signing the certificate and the application can no longer be withdrawn; it will be ISSUED shortly").WithMeta("state", string(a.State))
+	}
 	switch a.State {
 	case Issued:
 		return apierr.New(apierr.FailedPrecondition, "APPLICATION_ALREADY_ISSUED",

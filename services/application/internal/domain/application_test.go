@@ -286,3 +286,21 @@ func TestTemplateFill(t *testing.T) {
 		t.Fatalf("template with a CSR = %v; want CSR_NOT_EXPECTED", err)
 	}
 }
+
+func TestWithdrawRefusedOnceSigning(t *testing.T) {
+	a, _ := New("instances/i", dvSingle, details("a.example.com"), now)
+	_ = a.Submit(1, challenges("a.example.com"), nil, now)
+	_, _ = a.DomainVerified(1, "challenges/a.example.com", now, now)
+	if a.State != PendingIssuance {
+		t.Fatalf("state = %s; want PENDING_ISSUANCE", a.State)
+	}
+	if err := a.RequestIssuance(1); err != nil {
+		t.Fatalf("RequestIssuance = %v", err)
+	}
+	if err := a.RequestIssuance(1); !errors.Is(err, ErrStale) {
+		t.Fatalf("RequestIssuance again = %v; want ErrStale (no change)", err)
+	}
+	if err := a.Withdraw(now); apierr.ReasonOf(err) != "APPLICATION_BEING_ISSUED" {
+		t.Fatalf("Withdraw while signing = %v; want APPLICATION_BEING_ISSUED", err)
+	}
+}

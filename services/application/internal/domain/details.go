@@ -63,6 +63,9 @@ func (d Details) Normalize(p Product) (Details, error) {
 		return d, apierr.Invalid("application.approver_mailbox", "MAILBOX_NOT_EXPECTED", "approver_mailbox applies only to VALIDATION_METHOD_EMAIL")
 	}
 
+	if err := d.checkLengths(); err != nil {
+		return d, err
+	}
 	if err := d.Applicant.check(p.Level); err != nil {
 		return d, err
 	}
@@ -189,6 +192,29 @@ func (c Company) check() error {
 	}
 	if len(c.Country) != 2 || strings.ToUpper(c.Country) != c.Country {
 		return apierr.Invalid("application.company.country", "INVALID_COUNTRY", "company country %q must be an ISO 3166-1 alpha-2 code such as CN or US", c.Country)
+	}
+	return nil
+}
+
+// MaxFieldLength bounds every free-text detail: the CA's reviewers and the
+// certificate's subject need no more, and the review queue refuses longer.
+const MaxFieldLength = 200
+
+func (d Details) checkLengths() error {
+	fields := map[string]string{
+		"applicant.name": d.Applicant.Name, "applicant.phone": d.Applicant.Phone, "applicant.email": d.Applicant.Email,
+		"applicant.id_number": d.Applicant.IDNumber, "company.name": d.Company.Name, "company.type": d.Company.Type,
+		"company.phone": d.Company.Phone, "company.organization_id": d.Company.OrganizationID, "company.country": d.Company.Country,
+		"company.province": d.Company.Province, "company.city": d.Company.City, "company.address": d.Company.Address,
+		"company.zip_code": d.Company.ZipCode,
+	}
+	for field, v := range fields {
+		if len(v) > MaxFieldLength {
+			return apierr.Invalid("application."+field, "FIELD_TOO_LONG", "%s is %d characters; at most %d are allowed", field, len(v), MaxFieldLength)
+		}
+		if strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return apierr.Invalid("application."+field, "INVALID_CHARACTERS", "%s contains control characters", field)
+		}
 	}
 	return nil
 }

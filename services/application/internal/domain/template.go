@@ -25,6 +25,9 @@ func (t Template) Normalize(now time.Time) (Template, error) {
 	if len(t.DisplayName) > 200 {
 		return t, apierr.Invalid("template.display_name", "INVALID_DISPLAY_NAME", "display_name must be at most 200 characters")
 	}
+	if err := t.Details.checkLengths(); err != nil {
+		return t, err
+	}
 	if len(t.Details.Domains) > 0 {
 		names, err := domainname.NormalizeList(t.Details.Domains)
 		if err != nil {

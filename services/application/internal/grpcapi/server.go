@@ -129,7 +129,7 @@ func (s *Server) CreateApplication(ctx context.Context, req *applicationv1.Creat
 	if err != nil {
 		return nil, err
 	}
-	return toPB(rec), nil
+	return s.toPB(rec), nil
 }
 
 // GetApplication reads an application.
@@ -142,7 +142,7 @@ func (s *Server) GetApplication(ctx context.Context, req *applicationv1.GetAppli
 	if err != nil {
 		return nil, err
 	}
-	return toPB(rec), nil
+	return s.toPB(rec), nil
 }
 
 // ListApplications lists applications; filter on state.
@@ -161,7 +161,7 @@ func (s *Server) ListApplications(ctx context.Context, req *applicationv1.ListAp
 	}
 	apps, next, err := page.List(req.GetFilter(), req, func(offset, limit int64) ([]*app.Record, bool, error) {
 		return s.App.List(ctx, acct, domain.State(state), offset, limit)
-	}, toPB)
+	}, s.toPB)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +199,7 @@ func (s *Server) UpdateApplication(ctx context.Context, req *applicationv1.Updat
 	if err != nil {
 		return nil, err
 	}
-	return toPB(rec), nil
+	return s.toPB(rec), nil
 }
 
 // SubmitApplication sends the application to the CA.
@@ -212,7 +212,7 @@ func (s *Server) SubmitApplication(ctx context.Context, req *applicationv1.Submi
 	if err != nil {
 		return nil, err
 	}
-	return toPB(rec), nil
+	return s.toPB(rec), nil
 }
 
 // WithdrawApplication cancels the application before issuance.
@@ -225,7 +225,7 @@ func (s *Server) WithdrawApplication(ctx context.Context, req *applicationv1.Wit
 	if err != nil {
 		return nil, err
 	}
-	return toPB(rec), nil
+	return s.toPB(rec), nil
 }
 
 func target(ctx context.Context, name string) (string, string, error) {
@@ -252,7 +252,7 @@ var keysOut = func() map[string]applicationv1.KeyAlgorithm {
 	return m
 }()
 
-func toPB(r *app.Record) *applicationv1.Application {
+func (s *Server) toPB(r *app.Record) *applicationv1.Application {
 	a := r.Doc
 	d := a.Details
 	pb := &applicationv1.Application{
@@ -275,7 +275,7 @@ func toPB(r *app.Record) *applicationv1.Application {
 		Etag:             app.Etag(r),
 		ApproverMailbox:  d.ApproverMailbox,
 		FlaggedWords:     a.FlaggedWords,
-		Warnings:         app.Warnings(&a, time.Now()),
+		Warnings:         app.Warnings(&a, s.App.Now()),
 	}
 	if a.State != domain.Issued && a.State != domain.Withdrawn && a.State != domain.ValidationFailed {
 		pb.ExpectedIssueTime = ts(a.ExpectedIssueTime)
