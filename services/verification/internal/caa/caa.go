@@ -90,7 +90,9 @@ type lookup struct {
 func (c *Checker) checkName(ctx context.Context, name string, sets map[string]lookup) Result {
 	wildcard := strings.HasPrefix(name, "*.")
 	base := strings.TrimSuffix(strings.TrimPrefix(name, "*."), ".")
-	for owner := base; strings.Contains(owner, "."); owner = owner[strings.IndexByte(owner, '.')+1:] {
+	// RFC 8659 §3: climb to, and including, the TLD (the root is not
+	// searched).
+	for owner := base; owner != ""; owner = parent(owner) {
 		l, ok := sets[owner]
 		if !ok {
 			l.records, l.err = c.Resolver.LookupCAA(ctx, owner)
@@ -174,4 +176,14 @@ func hasTag(set []dcv.CAARecord, tag string) bool {
 // format renders a record as in a zone file: 0 issue "ca.example".
 func format(r dcv.CAARecord) string {
 	return fmt.Sprintf("%d %s %q", r.Flag, r.Tag, r.Value)
+}
+
+// parent drops the leftmost label: "a.example.com" -> "example.com",
+// "com" -> "".
+func parent(name string) string {
+	i := strings.IndexByte(name, '.')
+	if i < 0 {
+		return ""
+	}
+	return name[i+1:]
 }

@@ -63,7 +63,7 @@ func TestCheck(t *testing.T) {
 	s.SetCAA("wildonly.test", issuewild("other-ca.example")) // restricts only wildcards
 	s.SetCAA("target.test", issue("other-ca.example"))
 	s.SetCNAME("alias.ok.test", "target.test") // the alias's own set is the target's
-	s.SetCAA("tld", issue(";"))                // never consulted: the climb stops below the TLD
+	s.SetCAA("tld", issue(";"))                // RFC 8659 §3: the TLD's own CAA set is relevant too
 	s.FailWith("broken.test", dns.RcodeServerFailure)
 	s.FailWith("refused.test", dns.RcodeRefused)
 	c := checker(t, s.Addr(), 2*time.Second)
@@ -98,7 +98,7 @@ func TestCheck(t *testing.T) {
 		{[]string{"wildonly.test"}, true, false, "", ""},
 		{[]string{"*.wildonly.test"}, false, false, "*.wildonly.test", "issuewild"},
 		{[]string{"alias.ok.test"}, false, false, "alias.ok.test", "CAA at alias.ok.test:"},
-		{[]string{"example.tld"}, true, false, "", ""},
+		{[]string{"example.tld"}, false, false, "example.tld", "CAA at tld"},
 		{[]string{"broken.test"}, false, true, "broken.test", "CAA lookup at broken.test failed"},
 		{[]string{"www.broken.test"}, false, true, "www.broken.test", "CAA lookup at broken.test failed"},
 		{[]string{"refused.test"}, false, true, "refused.test", "never permission"},
@@ -144,9 +144,9 @@ func TestCheckLooksUpEachOwnerOnce(t *testing.T) {
 	if err != nil || !got.Allowed {
 		t.Fatalf("Check = %+v, %v; want allowed", got, err)
 	}
-	want := map[string]int{"example.test": 1, "www.example.test": 1}
-	if len(f) != len(want) || f["example.test"] != 1 || f["www.example.test"] != 1 {
-		t.Fatalf("lookups = %v; want %v (never the TLD, each owner once)", f, want)
+	want := map[string]int{"example.test": 1, "www.example.test": 1, "test": 1}
+	if len(f) != len(want) || f["example.test"] != 1 || f["www.example.test"] != 1 || f["test"] != 1 {
+		t.Fatalf("lookups = %v; want %v (up to and including the TLD, each owner once)", f, want)
 	}
 	if _, err := (&Checker{Resolver: f}).Check(testContext(t), []string{"x.test"}); err == nil {
 		t.Fatalf("Check without identities = nil error; want one")
