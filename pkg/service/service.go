@@ -34,7 +34,7 @@ type Config struct {
 	Database string
 	NATSURL  string
 	Log      *slog.Logger
-	// RelayInterval is the outbox sweep period (default 2s).
+	// RelayInterval is the outbox sweep period (default 5s).
 	RelayInterval time.Duration
 }
 
@@ -117,13 +117,19 @@ func Start(ctx context.Context, cfg Config) (*Base, error) {
 }
 
 // StoreOptions are the docstore options every store of the service uses:
-// its clock, its relay, and SingleWriter on FerretDB.
+// its clock, and SingleWriter on FerretDB.
 func (b *Base) StoreOptions(now func() time.Time) []docstore.Option {
-	opts := []docstore.Option{docstore.WithClock(now), docstore.WithRelay(b.Relay)}
+	opts := []docstore.Option{docstore.WithClock(now)}
 	if b.singleWriter {
 		opts = append(opts, docstore.SingleWriter())
 	}
 	return opts
+}
+
+// OutboxStoreOptions are StoreOptions for a store whose writes carry
+// events: the relay publishes them and sweeps the collection.
+func (b *Base) OutboxStoreOptions(now func() time.Time) []docstore.Option {
+	return append(b.StoreOptions(now), docstore.WithRelay(b.Relay))
 }
 
 // isFerretDB asks the server what it is; FerretDB adds ferretdbVersion to

@@ -72,7 +72,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	certs := docstore.New[domain.Certificate](b.DB.Collection("certificates"), "certificate", b.StoreOptions(cfg.Now)...)
+	certs := docstore.New[domain.Certificate](b.DB.Collection("certificates"), "certificate", b.OutboxStoreOptions(cfg.Now)...)
 	if err := certs.EnsureIndexes(ctx); err != nil {
 		return nil, err
 	}

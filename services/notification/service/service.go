@@ -180,9 +180,8 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.WebhookAllowPrivate {
 		b.Log.Warn("webhook deliveries may reach loopback and private addresses (-webhook-allow-private); never in production")
 	}
-	// This service publishes no events: its stores get no relay, so the
-	// relay's sweep does not scan their collections every few seconds.
-	opts := append(b.StoreOptions(cfg.Now), docstore.WithRelay(nil))
+	// This service publishes no events: its stores need no relay.
+	opts := b.StoreOptions(cfg.Now)
 	notes := docstore.New[domain.Notification](b.DB.Collection("notifications"), "notification", opts...)
 	hooks := docstore.New[domain.Webhook](b.DB.Collection("webhooks"), "webhook", opts...)
 	deliveries := docstore.New[domain.Delivery](b.DB.Collection("webhook_deliveries"), "webhook delivery", opts...)

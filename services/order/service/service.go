@@ -37,7 +37,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	orders := docstore.New[domain.Order](b.DB.Collection("orders"), "order", b.StoreOptions(cfg.Now)...)
+	orders := docstore.New[domain.Order](b.DB.Collection("orders"), "order", b.OutboxStoreOptions(cfg.Now)...)
 	if err := orders.EnsureIndexes(ctx); err != nil {
 		return nil, err
 	}

@@ -57,10 +57,8 @@ func domainValidation(cfg Config, resolver *dcv.Resolver) (dcvSettings, error) {
 }
 
 // validationStore keeps each account's latest validation of each name, for
-// reuse. Its records carry no events, so the relay does not watch it (a
-// later WithRelay(nil) overrides the one in StoreOptions), and it needs no
-// index: it is read by _id only.
+// reuse. Its records carry no events (no relay) and it needs no index: it
+// is read by _id only.
 func validationStore(b *service.Base, now func() time.Time) *docstore.Store[domain.Validation] {
-	opts := append(b.StoreOptions(now), docstore.WithRelay(nil))
-	return docstore.New[domain.Validation](b.DB.Collection("validations"), "validation", opts...)
+	return docstore.New[domain.Validation](b.DB.Collection("validations"), "validation", b.StoreOptions(now)...)
 }

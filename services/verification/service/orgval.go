@@ -22,9 +22,9 @@ import (
 // every collection it watches. Records there are written once and never
 // updated, so they need no single-writer option either.
 func startOrgValidation(ctx context.Context, b *service.Base, now func() time.Time) (*orgapp.Documents, error) {
-	docs := orgstore.Documents{Store: docstore.New[orgval.Document](b.DB.Collection("documents"), "document", docstore.WithClock(now))}
+	docs := orgstore.Documents{Store: docstore.New[orgval.Document](b.DB.Collection("documents"), "document", b.StoreOptions(now)...)}
 	lists := docstore.New[orgval.DocumentList](b.DB.Collection("document_lists"), "document list", b.StoreOptions(now)...)
-	reviews := orgstore.Reviews{Store: docstore.New[orgval.Review](b.DB.Collection("reviews"), "review", b.StoreOptions(now)...)}
+	reviews := orgstore.Reviews{Store: docstore.New[orgval.Review](b.DB.Collection("reviews"), "review", b.OutboxStoreOptions(now)...)}
 	orgs := docstore.New[orgval.OrganizationApproval](b.DB.Collection("organizations"), "organization", b.StoreOptions(now)...)
 	if err := docs.EnsureIndexes(ctx); err != nil {
 		return nil, err

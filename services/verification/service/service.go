@@ -8,6 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
 	verificationv1 "github.com/certflow/certflow/gen/go/certflow/verification/v1"
 	"github.com/certflow/certflow/pkg/config"
 	"github.com/certflow/certflow/pkg/docstore"
@@ -94,8 +97,13 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	store := docstore.New[domain.Challenge](b.DB.Collection("challenges"), "challenge", b.StoreOptions(cfg.Now)...)
-	if err := store.EnsureIndexes(ctx); err != nil {
+	store := docstore.New[domain.Challenge](b.DB.Collection("challenges"), "challenge", b.OutboxStoreOptions(cfg.Now)...)
+	// The sweep finds due challenges by state and next check time; lists
+	// and cancels find an application's challenges.
+	if err := store.EnsureIndexes(ctx,
+		mongo.IndexModel{Keys: bson.D{{Key: "doc.state", Value: 1}, {Key: "doc.nextchecktime", Value: 1}}},
+		mongo.IndexModel{Keys: bson.D{{Key: "account", Value: 1}, {Key: "doc.application", Value: 1}, {Key: "created", Value: -1}}},
+	); err != nil {
 		return nil, err
 	}
 	a := app.New(store, validationStore(b, cfg.Now), prover, domain.Policy{
