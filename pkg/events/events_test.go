@@ -100,3 +100,15 @@ func TestConsumeRetriesAndPermanent(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { testenv.Main(m) }
+
+func TestBackoff(t *testing.T) {
+	tests := []struct {
+		delivery int
+		want     time.Duration
+	}{{1, time.Second}, {2, 2 * time.Second}, {3, 4 * time.Second}, {7, time.Minute}, {50, time.Minute}}
+	for _, tt := range tests {
+		if got := events.Backoff(time.Second, tt.delivery); got != tt.want {
+			t.Errorf("Backoff(1s, %d) = %v; want %v", tt.delivery, got, tt.want)
+		}
+	}
+}

@@ -112,15 +112,36 @@ type permanent struct{ err error }
 func (p permanent) Error() string { return p.err.Error() }
 func (p permanent) Unwrap() error { return p.err }
 
+// MaxRetryDelay caps the wait between deliveries of a failing event.
+const MaxRetryDelay = time.Minute
+
+// Backoff is the wait before redelivering an event that failed on its
+// delivery-th delivery: base, doubling each time, at most MaxRetryDelay.
+func Backoff(base time.Duration, delivery int) time.Duration {
+	d := base
+	for i := 1; i < delivery && d < MaxRetryDelay; i++ {
+		d *= 2
+	}
+	return min(d, MaxRetryDelay)
+}
+
 // Permanent marks err as not worth retrying.
 func Permanent(err error) error { return permanent{err} }
+
+// IsPermanent reports whether err (or an error it wraps or joins) was
+// marked Permanent.
+func IsPermanent(err error) bool {
+	var p permanent
+	return errors.As(err, &p)
+}
 
 // ConsumeOptions configures a durable consumer.
 type ConsumeOptions struct {
 	// Durable is the consumer name, for example "application".
 	Durable  string
 	Subjects []string
-	// RetryDelay is how long a failed event waits before redelivery.
+	// RetryDelay is how long a failed event first waits before redelivery;
+	// the wait doubles with each further failure (see Backoff).
 	RetryDelay time.Duration
 	// MaxDeliver bounds redeliveries (default 50; -1 for no limit).
 	MaxDeliver int
@@ -162,14 +183,19 @@ func (c *Conn) Consume(ctx context.Context, opts ConsumeOptions, h Handler) erro
 			ev.Delivery = int(meta.NumDelivered)
 		}
 		if err := h(ctx, ev); err != nil {
-			var p permanent
-			if errors.As(err, &p) {
+			if IsPermanent(err) {
 				log.Error("event not applied", "type", ev.Type, "id", ev.ID, "err", err)
 				_ = m.Ack()
 				return
 			}
-			log.Warn("event failed; will retry", "type", ev.Type, "id", ev.ID, "delivery", ev.Delivery, "err", err)
-			_ = m.NakWithDelay(opts.RetryDelay)
+			if opts.MaxDeliver > 0 && ev.Delivery >= opts.MaxDeliver {
+				log.Error("event failed on its last delivery; giving up", "type", ev.Type, "id", ev.ID, "delivery", ev.Delivery, "err", err)
+				_ = m.Term()
+				return
+			}
+			delay := Backoff(opts.RetryDelay, ev.Delivery)
+			log.Warn("event failed; will retry", "type", ev.Type, "id", ev.ID, "delivery", ev.Delivery, "in", delay, "err", err)
+			_ = m.NakWithDelay(delay)
 			return
 		}
 		_ = m.Ack()

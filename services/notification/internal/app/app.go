@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
-	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -369,7 +367,7 @@ func combine(errs ...error) error {
 	for _, err := range errs {
 		switch {
 		case err == nil:
-		case isPermanent(err):
+		case events.IsPermanent(err):
 			perm = append(perm, err)
 		default:
 			retry = append(retry, err)
@@ -383,27 +381,6 @@ func combine(errs ...error) error {
 	}
 	return errors.Join(retry...)
 }
-
-// isPermanent reports whether err holds an events.Permanent error, as the
-// consumer's errors.As would find it; the events package does not export
-// the type.
-func isPermanent(err error) bool {
-	if err == nil {
-		return false
-	}
-	if reflect.TypeOf(err) == permanentType {
-		return true
-	}
-	switch u := err.(type) {
-	case interface{ Unwrap() error }:
-		return isPermanent(u.Unwrap())
-	case interface{ Unwrap() []error }:
-		return slices.ContainsFunc(u.Unwrap(), isPermanent)
-	}
-	return false
-}
-
-var permanentType = reflect.TypeOf(events.Permanent(errors.New("")))
 
 func decode(ev events.Event, m proto.Message) error {
 	if err := proto.Unmarshal(ev.Data, m); err != nil {

@@ -20,19 +20,6 @@ type Webhooks struct {
 // NewWebhooks returns the store over s.
 func NewWebhooks(s *docstore.Store[domain.Webhook]) *Webhooks { return &Webhooks{s} }
 
-// Delete removes an account's webhook, or returns NotFound.
-func (w *Webhooks) Delete(ctx context.Context, account, id string) error {
-	if _, err := w.Get(ctx, account, id); err != nil {
-		return err
-	}
-	// By _id alone: the only filter FerretDB answers without a scan; the
-	// Get above checked the account.
-	if _, err := w.Collection().DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
-		return fmt.Errorf("delete webhook %s: %w", id, err)
-	}
-	return nil
-}
-
 // Deliveries is the webhook deliveries collection: docstore records, plus
 // the sweep's query and deleting.
 type Deliveries struct {
