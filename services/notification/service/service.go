@@ -185,6 +185,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	notes := docstore.New[domain.Notification](b.DB.Collection("notifications"), "notification", opts...)
 	hooks := docstore.New[domain.Webhook](b.DB.Collection("webhooks"), "webhook", opts...)
 	deliveries := docstore.New[domain.Delivery](b.DB.Collection("webhook_deliveries"), "webhook delivery", opts...)
+	// Read and written by _id only, for every event: no indexes beyond
+	// the primary key.
+	lists := store.NewWebhookLists(docstore.New[domain.WebhookList](b.DB.Collection("webhook_lists"), "webhook list", opts...))
+	contacts := store.NewContacts(docstore.New[store.Contact](b.DB.Collection("contacts"), "contact", opts...))
+	webhooks := store.NewWebhooks(hooks)
 	// Listing by application is the notifications API's one filter; the
 	// delivery log lists by webhook, and the sweep reads by state.
 	indexes := []struct {
@@ -205,16 +210,25 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 			return nil, err
 		}
 	}
+	// Before consuming: list the webhooks the lists do not name yet (made
+	// before the lists existed, or by a create that stopped half-way). One
+	// scan of the webhooks per start, none per event.
+	if err := lists.Reconcile(ctx, webhooks); err != nil {
+		b.NATS.Close()
+		_ = b.Mongo.Disconnect(context.Background())
+		return nil, err
+	}
 	queue := webhook.NewQueue()
 	a := app.New(app.Deps{
-		Notes:      notes,
-		Contacts:   store.NewContacts(b.DB.Collection("contacts")),
-		Mailer:     mailer,
-		SMS:        texts,
-		Webhooks:   store.NewWebhooks(hooks),
-		Deliveries: store.NewDeliveries(deliveries),
-		Poster:     webhook.NewClient(webhook.AddressPolicy{AllowPrivate: cfg.WebhookAllowPrivate}, cfg.Now),
-		Queue:      queue,
+		Notes:        notes,
+		Contacts:     contacts,
+		Mailer:       mailer,
+		SMS:          texts,
+		Webhooks:     webhooks,
+		WebhookLists: lists,
+		Deliveries:   store.NewDeliveries(deliveries),
+		Poster:       webhook.NewClient(webhook.AddressPolicy{AllowPrivate: cfg.WebhookAllowPrivate}, cfg.Now),
+		Queue:        queue,
 		Retry: domain.RetryPolicy{
 			Initial: cfg.WebhookRetryInitial, Max: cfg.WebhookRetryMax, MaxAttempts: cfg.WebhookMaxAttempts,
 		},

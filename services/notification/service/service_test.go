@@ -50,8 +50,15 @@ func start(t *testing.T, smtpAddr string) (notificationv1.NotificationServiceCli
 // startWith runs a service with cfg's own settings on fresh infrastructure.
 func startWith(t *testing.T, cfg notification.Config) (*notification.Service, notificationv1.NotificationServiceClient, *events.Conn) {
 	t.Helper()
-	natsURL := testenv.NATS(t)
 	_, db := testenv.Database(t)
+	return startOn(t, db, cfg)
+}
+
+// startOn is startWith on the database named db, which the test may have
+// filled first.
+func startOn(t *testing.T, db string, cfg notification.Config) (*notification.Service, notificationv1.NotificationServiceClient, *events.Conn) {
+	t.Helper()
+	natsURL := testenv.NATS(t)
 	cfg.Config = service.Config{
 		GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, Log: testenv.Logger(t),
 	}

@@ -374,6 +374,31 @@ func TestWebhookSweepPicksUpLeftovers(t *testing.T) {
 	waitDeliveries(frank, t, client, hook.Name, 1, notificationv1.WebhookDelivery_DELIVERED)
 }
 
+func TestUnlistedWebhooksAreDelivered(t *testing.T) {
+	// A webhook whose create stopped before listing it: in the webhooks
+	// collection, in no account's list. The start-up lists it.
+	db, name := testenv.Database(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	endpoint := newReceiver(t)
+	hooks := docstore.New[domain.Webhook](db.Collection("webhooks"), "webhook")
+	doc, err := domain.NewWebhook(endpoint.url, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := hooks.Create(ctx, "old1", "gina", doc); err != nil {
+		t.Fatal(err)
+	}
+	_, client, conn := startOn(t, name, notification.Config{WebhookAllowPrivate: true, Now: increasingClock()})
+	ev := publish(ctx, t, conn, events.OrderCreated, "orders/o1", &eventsv1.OrderCreated{Account: "gina", Order: "orders/o1"})
+	reqs := endpoint.waitFor(t, 1)
+	if reqs[0].header.Get("Certflow-Event-Id") != ev.ID {
+		t.Errorf("endpoint received event %s; want %s", reqs[0].header.Get("Certflow-Event-Id"), ev.ID)
+	}
+	gina := testenv.As(ctx, "gina", auth.Customer)
+	waitDeliveries(gina, t, client, "webhooks/old1", 1, notificationv1.WebhookDelivery_DELIVERED)
+}
+
 func TestNewRejectsBadWebhookAndSMSSettings(t *testing.T) {
 	tests := []struct {
 		name string

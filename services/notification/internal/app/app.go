@@ -48,6 +48,7 @@ type App struct {
 	mailer     mail.Mailer
 	sms        sms.Sender
 	webhooks   Webhooks
+	lists      WebhookLists
 	deliveries Deliveries
 	poster     Poster
 	queue      Scheduler
@@ -64,21 +65,22 @@ type Deps struct {
 	// SMS sends text messages; nil sends none.
 	SMS sms.Sender
 	// Webhooks and the rest of the webhook parts; a nil Webhooks delivers
-	// to none.
-	Webhooks   Webhooks
-	Deliveries Deliveries
-	Poster     Poster
-	Queue      Scheduler
-	Retry      domain.RetryPolicy
-	Now        func() time.Time
-	Log        *slog.Logger
+	// to none. WebhookLists is required with Webhooks.
+	Webhooks     Webhooks
+	WebhookLists WebhookLists
+	Deliveries   Deliveries
+	Poster       Poster
+	Queue        Scheduler
+	Retry        domain.RetryPolicy
+	Now          func() time.Time
+	Log          *slog.Logger
 }
 
 // New returns the use cases.
 func New(d Deps) *App {
 	return &App{
 		notes: d.Notes, contacts: d.Contacts, mailer: d.Mailer, sms: d.SMS,
-		webhooks: d.Webhooks, deliveries: d.Deliveries, poster: d.Poster, queue: d.Queue, retry: d.Retry,
+		webhooks: d.Webhooks, lists: d.WebhookLists, deliveries: d.Deliveries, poster: d.Poster, queue: d.Queue, retry: d.Retry,
 		now: d.Now, log: d.Log,
 	}
 }

@@ -27,6 +27,20 @@ type Webhooks interface {
 	Delete(ctx context.Context, account, id string) error
 }
 
+// WebhookLists keeps, per account, one document with the ids of its
+// webhooks: the fan-out runs for every event and must read by _id only (the
+// embedded database scans a collection for any other filter). A listed id
+// may have lost its webhook (a delete that stopped half-way); readers skip
+// it.
+type WebhookLists interface {
+	// IDs returns the account's listed webhook ids; none without a list.
+	IDs(ctx context.Context, account string) ([]string, error)
+	// Add lists ids, making the account's list if needed.
+	Add(ctx context.Context, account string, ids ...string) error
+	// Remove unlists ids; ids not listed are no error.
+	Remove(ctx context.Context, account string, ids ...string) error
+}
+
 // Deliveries is the webhook delivery repository.
 type Deliveries interface {
 	Create(ctx context.Context, id, account string, doc domain.Delivery, evs ...events.Event) (*docstore.Record[domain.Delivery], bool, error)
@@ -70,17 +84,19 @@ func (a *App) CreateWebhook(ctx context.Context, account, requestID, rawURL stri
 	if requestID == "" || !a.exists(ctx, account, id) {
 		// The limit is checked without a lock: two concurrent creates may
 		// both pass it, which is harmless.
-		hooks, _, err := a.webhooks.List(ctx, account, docstore.ListOptions{Limit: domain.MaxWebhooks})
-		if err != nil {
+		if err := a.checkWebhookLimit(ctx, account); err != nil {
 			return nil, err
-		}
-		if len(hooks) >= domain.MaxWebhooks {
-			return nil, apierr.New(apierr.FailedPrecondition, "TOO_MANY_WEBHOOKS",
-				"the account has %d webhooks, the most allowed; delete one first", domain.MaxWebhooks)
 		}
 	}
 	rec, _, err := a.webhooks.Create(ctx, id, account, h)
 	if err != nil {
+		return nil, err
+	}
+	// Listed once it exists, so the list never names a webhook not made
+	// yet. A create that stops in between leaves the webhook unlisted, so
+	// not delivered to, until a retry with its request_id lists it here
+	// (whatever its URL) or the next start-up's reconcile does.
+	if err := a.lists.Add(ctx, account, rec.ID); err != nil {
 		return nil, err
 	}
 	if rec.Doc.URL != rawURL {
@@ -88,6 +104,33 @@ func (a *App) CreateWebhook(ctx context.Context, account, requestID, rawURL stri
 			"request_id %q already created webhooks/%s for another URL; use a new request_id", requestID, id)
 	}
 	return rec, nil
+}
+
+// checkWebhookLimit refuses an account that has domain.MaxWebhooks
+// webhooks. It counts the account's list, not the webhooks collection
+// (which it would scan), and at the limit reads each listed webhook by _id
+// so that ids left by an unfinished delete do not count.
+func (a *App) checkWebhookLimit(ctx context.Context, account string) error {
+	ids, err := a.lists.IDs(ctx, account)
+	if err != nil || len(ids) < domain.MaxWebhooks {
+		return err
+	}
+	live := 0
+	for _, id := range ids {
+		_, err := a.webhooks.Get(ctx, account, id)
+		if errors.Is(err, apierr.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		live++
+	}
+	if live >= domain.MaxWebhooks {
+		return apierr.New(apierr.FailedPrecondition, "TOO_MANY_WEBHOOKS",
+			"the account has %d webhooks, the most allowed; delete one first", domain.MaxWebhooks)
+	}
+	return nil
 }
 
 func (a *App) exists(ctx context.Context, account, id string) bool {
@@ -108,8 +151,20 @@ func (a *App) ListWebhooks(ctx context.Context, account string, offset, limit in
 // DeleteWebhook deletes an account's webhook and its deliveries; attempts
 // already queued find them gone and stop.
 func (a *App) DeleteWebhook(ctx context.Context, account, id string) error {
-	if err := a.webhooks.Delete(ctx, account, id); err != nil {
+	// The webhook goes first and its id after: a delete that stops in
+	// between leaves an id the fan-out skips, never a live webhook
+	// unlisted. A retry finds the webhook gone (NotFound) and still
+	// unlists the id; the list is the caller's own, so an id of another
+	// account's webhook is not in it.
+	deleteErr := a.webhooks.Delete(ctx, account, id)
+	if deleteErr != nil && !errors.Is(deleteErr, apierr.ErrNotFound) {
+		return deleteErr
+	}
+	if err := a.lists.Remove(ctx, account, id); err != nil {
 		return err
+	}
+	if deleteErr != nil {
+		return deleteErr
 	}
 	return a.deliveries.DeleteForWebhook(ctx, id)
 }
@@ -130,9 +185,10 @@ func (a *App) ListDeliveries(ctx context.Context, account, webhookID string, off
 func DeliveryID(webhookID, eventID string) string { return docstore.IDFor(webhookID, eventID) }
 
 // fanOut records a delivery of ev to each webhook of its account and hands
-// the new ones to the queue.
+// the new ones to the queue. It runs for every event, so it reads by _id
+// only: the account's webhook list, then each listed webhook.
 func (a *App) fanOut(ctx context.Context, ev events.Event) error {
-	if a.webhooks == nil {
+	if a.webhooks == nil || a.lists == nil {
 		return nil
 	}
 	newMsg, ok := eventMessages[ev.Type]
@@ -147,12 +203,19 @@ func (a *App) fanOut(ctx context.Context, ev events.Event) error {
 	if account == "" {
 		return nil
 	}
-	hooks, _, err := a.webhooks.List(ctx, account, docstore.ListOptions{Limit: domain.MaxWebhooks})
-	if err != nil || len(hooks) == 0 {
+	ids, err := a.lists.IDs(ctx, account)
+	if err != nil || len(ids) == 0 {
 		return err
 	}
 	var body []byte
-	for _, h := range hooks {
+	for _, hookID := range ids {
+		h, err := a.webhooks.Get(ctx, account, hookID)
+		if errors.Is(err, apierr.ErrNotFound) {
+			continue // deleted; its delete unlists the id
+		}
+		if err != nil {
+			return err
+		}
 		if ev.Time.Before(h.Doc.CreateTime.Add(-ClockSkew)) {
 			continue
 		}

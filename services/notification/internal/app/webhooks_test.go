@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -200,11 +201,14 @@ func (f *fakeSMS) Send(_ context.Context, to, text string) error {
 var now = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 
 type fullFixture struct {
-	app        *app.App
-	notes      *fakeNotes
-	mailer     *fakeMailer
-	sms        *fakeSMS
-	hooks      *fakeStore[domain.Webhook]
+	app    *app.App
+	notes  *fakeNotes
+	mailer *fakeMailer
+	sms    *fakeSMS
+	hooks  *fakeStore[domain.Webhook]
+	// webhooks is the app's view of hooks, counting its reads.
+	webhooks   *webhooks
+	lists      *fakeLists
 	deliveries fakeDeliveries
 	queue      *fakeQueue
 	poster     *fakePoster
@@ -216,20 +220,85 @@ func newFullFixture(smsErrs ...error) *fullFixture {
 		mailer:     &fakeMailer{},
 		sms:        &fakeSMS{errs: smsErrs},
 		hooks:      newFakeStore(func(domain.Webhook) string { return "" }),
+		lists:      &fakeLists{m: map[string]*domain.WebhookList{}},
 		deliveries: fakeDeliveries{newFakeStore(func(d domain.Delivery) string { return d.Webhook })},
 		queue:      &fakeQueue{},
 		poster:     &fakePoster{},
 	}
+	f.webhooks = &webhooks{fakeStore: f.hooks}
 	f.app = app.New(app.Deps{
 		Notes: f.notes, Contacts: &fakeContacts{m: map[string]domain.Contact{}}, Mailer: f.mailer, SMS: f.sms,
-		Webhooks: webhooks{f.hooks}, Deliveries: f.deliveries, Poster: f.poster, Queue: f.queue,
+		Webhooks: f.webhooks, WebhookLists: f.lists, Deliveries: f.deliveries, Poster: f.poster, Queue: f.queue,
 		Retry: domain.RetryPolicy{Initial: time.Second, Max: time.Minute, MaxAttempts: 3},
 		Now:   func() time.Time { return now }, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	return f
 }
 
-type webhooks struct{ *fakeStore[domain.Webhook] }
+// webhooks is the webhook repository as the app sees it. It counts Lists,
+// which scan the collection on the embedded database: only ListWebhooks
+// may call it, never the per-event fan-out nor the limit check.
+type webhooks struct {
+	*fakeStore[domain.Webhook]
+	lists, gets atomic.Int32
+}
+
+func (w *webhooks) List(ctx context.Context, account string, o docstore.ListOptions) ([]*docstore.Record[domain.Webhook], bool, error) {
+	w.lists.Add(1)
+	return w.fakeStore.List(ctx, account, o)
+}
+
+func (w *webhooks) Get(ctx context.Context, account, id string) (*docstore.Record[domain.Webhook], error) {
+	w.gets.Add(1)
+	return w.fakeStore.Get(ctx, account, id)
+}
+
+// noScans fails the test if anything listed the webhooks.
+func (w *webhooks) noScans(t *testing.T, what string) {
+	t.Helper()
+	if n := w.lists.Load(); n != 0 {
+		t.Errorf("%s listed the webhooks %d times; want reads by id only", what, n)
+	}
+}
+
+// fakeLists is an in-memory WebhookLists.
+type fakeLists struct {
+	mu sync.Mutex
+	m  map[string]*domain.WebhookList
+}
+
+func (l *fakeLists) IDs(_ context.Context, account string) ([]string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if w, ok := l.m[account]; ok {
+		return slices.Clone(w.IDs), nil
+	}
+	return nil, nil
+}
+
+func (l *fakeLists) Add(_ context.Context, account string, ids ...string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m[account] == nil {
+		l.m[account] = &domain.WebhookList{}
+	}
+	l.m[account].Add(ids...)
+	return nil
+}
+
+func (l *fakeLists) Remove(_ context.Context, account string, ids ...string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if w, ok := l.m[account]; ok {
+		w.Remove(ids...)
+	}
+	return nil
+}
+
+func (l *fakeLists) get(account string) []string {
+	ids, _ := l.IDs(context.Background(), account)
+	return ids
+}
 
 // eventAt is event at the fixture's time, so webhooks made by the fixture
 // exist when it occurs.
@@ -415,6 +484,139 @@ func TestFanOut(t *testing.T) {
 	if len(f.queue.ids) != 0 {
 		t.Errorf("scheduled %v; want nothing", f.queue.ids)
 	}
+	f.webhooks.noScans(t, "CreateWebhook and Handle")
+}
+
+func TestFanOutWithoutWebhooksReadsOneList(t *testing.T) {
+	f := newFullFixture()
+	ctx := context.Background()
+	if _, err := f.app.CreateWebhook(ctx, "bob", "", "https://b.example.com/hook"); err != nil {
+		t.Fatal(err)
+	}
+	f.webhooks.gets.Store(0)
+	for _, account := range []string{"carol", "dave"} {
+		ev := eventAt(t, now, events.OrderCreated, "orders/o1", &eventsv1.OrderCreated{Account: account, Order: "orders/o1"})
+		if err := f.app.Handle(ctx, ev); err != nil {
+			t.Errorf("Handle(event of %s, no webhooks) = %v; want nil", account, err)
+		}
+	}
+	if n := f.webhooks.gets.Load(); n != 0 || len(f.queue.ids) != 0 || f.deliveries.len() != 0 {
+		t.Errorf("read %d webhooks, scheduled %v, %d deliveries; want nothing for accounts without webhooks", n, f.queue.ids, f.deliveries.len())
+	}
+	f.webhooks.noScans(t, "Handle(no webhooks)")
+}
+
+func TestFanOutSkipsDeletedWebhooks(t *testing.T) {
+	f := newFullFixture()
+	ctx := context.Background()
+	gone, err := f.app.CreateWebhook(ctx, "alice", "", "https://a1.example.com/hook")
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := f.app.CreateWebhook(ctx, "alice", "", "https://a2.example.com/hook")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A delete that stopped between the webhook and its id: still listed.
+	if err := f.hooks.Delete(ctx, "alice", gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	ev := eventAt(t, now, events.OrderCreated, "orders/o1", &eventsv1.OrderCreated{Account: "alice", Order: "orders/o1"})
+	if err := f.app.Handle(ctx, ev); err != nil {
+		t.Fatalf("Handle(a listed webhook gone) = %v; want nil", err)
+	}
+	if want := []string{app.DeliveryID(live.ID, ev.ID)}; !slices.Equal(f.queue.ids, want) || f.deliveries.len() != 1 {
+		t.Errorf("scheduled %v, %d deliveries; want only %v", f.queue.ids, f.deliveries.len(), want)
+	}
+
+	// Another account deleting it changes nothing; the retried delete is
+	// NotFound and unlists the id.
+	if err := f.app.DeleteWebhook(ctx, "bob", live.ID); !errors.Is(err, apierr.ErrNotFound) {
+		t.Errorf("DeleteWebhook(another account's) = %v; want NotFound", err)
+	}
+	if err := f.app.DeleteWebhook(ctx, "alice", gone.ID); !errors.Is(err, apierr.ErrNotFound) {
+		t.Errorf("DeleteWebhook(retry) = %v; want NotFound", err)
+	}
+	if got := f.lists.get("alice"); !slices.Equal(got, []string{live.ID}) {
+		t.Errorf("alice's list = %v; want [%s]", got, live.ID)
+	}
+	if err := f.app.DeleteWebhook(ctx, "alice", live.ID); err != nil {
+		t.Fatalf("DeleteWebhook = %v", err)
+	}
+	if got := f.lists.get("alice"); len(got) != 0 || f.deliveries.len() != 0 {
+		t.Errorf("after deleting every webhook: list %v, %d deliveries; want none", got, f.deliveries.len())
+	}
+	f.webhooks.noScans(t, "Handle and DeleteWebhook")
+}
+
+func TestCreateWebhookLists(t *testing.T) {
+	f := newFullFixture()
+	ctx := context.Background()
+	first, err := f.app.CreateWebhook(ctx, "alice", "r1", "https://example.com/hook")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.lists.get("alice"); !slices.Equal(got, []string{first.ID}) {
+		t.Fatalf("alice's list = %v; want [%s]", got, first.ID)
+	}
+	// A create that stopped after writing the webhook: its retry lists it.
+	if err := f.lists.Remove(ctx, "alice", first.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.app.CreateWebhook(ctx, "alice", "r1", "https://example.com/hook"); err != nil {
+		t.Fatalf("CreateWebhook(retry) = %v", err)
+	}
+	if got := f.lists.get("alice"); !slices.Equal(got, []string{first.ID}) {
+		t.Errorf("alice's list after the retry = %v; want [%s]", got, first.ID)
+	}
+	if _, err := f.app.CreateWebhook(ctx, "bob", "", "gopher://example.com"); !errors.Is(err, apierr.ErrInvalidArgument) {
+		t.Fatalf("CreateWebhook(bad URL) = %v; want InvalidArgument", err)
+	}
+	if got := f.lists.get("bob"); len(got) != 0 {
+		t.Errorf("bob's list after a refused create = %v; want none", got)
+	}
+}
+
+func TestWebhookLimitCountsLiveWebhooks(t *testing.T) {
+	f := newFullFixture()
+	ctx := context.Background()
+	var ids []string
+	for i := range domain.MaxWebhooks {
+		h, err := f.app.CreateWebhook(ctx, "alice", "", "https://example.com/hook")
+		if err != nil {
+			t.Fatalf("CreateWebhook #%d = %v", i+1, err)
+		}
+		ids = append(ids, h.ID)
+	}
+	tooMany := func(what string) {
+		t.Helper()
+		if _, err := f.app.CreateWebhook(ctx, "alice", "", "https://example.com/hook"); !errors.Is(err, apierr.ErrFailedPrecondition) {
+			t.Errorf("CreateWebhook(%s) = %v; want FailedPrecondition", what, err)
+		}
+	}
+	tooMany("beyond the limit")
+	if _, err := f.app.CreateWebhook(ctx, "bob", "", "https://example.com/hook"); err != nil {
+		t.Errorf("CreateWebhook(another account) = %v; want its own limit", err)
+	}
+
+	// Deleting one makes room for one.
+	if err := f.app.DeleteWebhook(ctx, "alice", ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.app.CreateWebhook(ctx, "alice", "", "https://example.com/hook"); err != nil {
+		t.Errorf("CreateWebhook(after a delete) = %v; want a webhook", err)
+	}
+	tooMany("at the limit again")
+
+	// An id left listed by a delete that stopped half-way does not count.
+	if err := f.hooks.Delete(ctx, "alice", ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.app.CreateWebhook(ctx, "alice", "", "https://example.com/hook"); err != nil {
+		t.Errorf("CreateWebhook(a listed id gone) = %v; want a webhook", err)
+	}
+	tooMany("at the limit with a stale id")
+	f.webhooks.noScans(t, "CreateWebhook")
 }
 
 func TestPayload(t *testing.T) {
@@ -532,4 +734,5 @@ func TestCreateWebhook(t *testing.T) {
 	if _, err := f.app.CreateWebhook(ctx, "alice", "r1", "https://example.com/hook"); err != nil {
 		t.Errorf("CreateWebhook(retry at the limit) = %v; want the first webhook", err)
 	}
+	f.webhooks.noScans(t, "CreateWebhook")
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/certflow/certflow/pkg/apierr"
@@ -29,6 +30,34 @@ type Webhook struct {
 	// It is stored as is (see README: not encrypted at rest yet).
 	Secret     string
 	CreateTime time.Time
+}
+
+// WebhookList is the ids of an account's webhooks, in the order they were
+// added: one document per account, read by _id for every event, since the
+// embedded database would scan the webhooks collection to find an
+// account's. It may name a webhook whose delete did not finish; readers
+// skip ids whose webhook is gone.
+type WebhookList struct {
+	IDs []string
+}
+
+// Add appends the ids not listed yet and says whether any was.
+func (l *WebhookList) Add(ids ...string) bool {
+	changed := false
+	for _, id := range ids {
+		if !slices.Contains(l.IDs, id) {
+			l.IDs = append(l.IDs, id)
+			changed = true
+		}
+	}
+	return changed
+}
+
+// Remove drops the ids and says whether any was listed.
+func (l *WebhookList) Remove(ids ...string) bool {
+	n := len(l.IDs)
+	l.IDs = slices.DeleteFunc(l.IDs, func(id string) bool { return slices.Contains(ids, id) })
+	return len(l.IDs) != n
 }
 
 // NewWebhook validates rawURL and makes a webhook with a new secret.

@@ -3,6 +3,7 @@ package domain
 import (
 	"encoding/base64"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -139,6 +140,28 @@ func TestCheckConstructedAddress(t *testing.T) {
 		err := CheckConstructedAddress(tt.addr, tt.domain)
 		if (err == nil) != tt.ok {
 			t.Errorf("CheckConstructedAddress(%q, %q) = %v; want ok %v", tt.addr, tt.domain, err, tt.ok)
+		}
+	}
+}
+
+func TestWebhookList(t *testing.T) {
+	var l WebhookList
+	steps := []struct {
+		name        string
+		do          func() bool
+		wantChanged bool
+		want        []string
+	}{
+		{"add", func() bool { return l.Add("w1") }, true, []string{"w1"}},
+		{"add two", func() bool { return l.Add("w2", "w3") }, true, []string{"w1", "w2", "w3"}},
+		{"add again", func() bool { return l.Add("w2") }, false, []string{"w1", "w2", "w3"}},
+		{"remove", func() bool { return l.Remove("w2") }, true, []string{"w1", "w3"}},
+		{"remove again", func() bool { return l.Remove("w2") }, false, []string{"w1", "w3"}},
+		{"remove unknown and listed", func() bool { return l.Remove("w9", "w1") }, true, []string{"w3"}},
+	}
+	for _, st := range steps {
+		if changed := st.do(); changed != st.wantChanged || !slices.Equal(l.IDs, st.want) {
+			t.Errorf("%s: changed %v, ids %v; want %v, %v", st.name, changed, l.IDs, st.wantChanged, st.want)
 		}
 	}
 }

@@ -1,5 +1,6 @@
-// Package store keeps the notification service's contacts projection in
-// MongoDB. Notifications themselves are docstore records.
+// Package store keeps the notification service's contacts projection and
+// the webhook parts beyond plain docstore records. Notifications themselves
+// are docstore records.
 package store
 
 import (
@@ -8,63 +9,83 @@ import (
 	"fmt"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
 	"github.com/certflow/certflow/pkg/apierr"
+	"github.com/certflow/certflow/pkg/docstore"
+	"github.com/certflow/certflow/pkg/events"
 	"github.com/certflow/certflow/services/notification/internal/domain"
 )
 
-// Contacts is the contacts collection: one document per application, kept
-// from the application events. It is a projection, not an aggregate, so a
-// plain upsert is enough.
-type Contacts struct{ coll *mongo.Collection }
-
-// NewContacts returns the store over coll.
-func NewContacts(coll *mongo.Collection) *Contacts { return &Contacts{coll: coll} }
-
-type contactDoc struct {
-	ID      string    `bson:"_id"`
+// Contact is a contact as stored: the docstore record's _id is the
+// application id. The account is kept here rather than only on the record,
+// since a newer event rewrites it along with the email.
+type Contact struct {
 	Account string    `bson:"account"`
 	Email   string    `bson:"email"`
 	Seen    time.Time `bson:"seen"`
 }
 
-// Save upserts c unless the stored contact came from a newer event:
+// Contacts is the contacts collection: one docstore record per
+// application, kept from the application events. Every read and write is by
+// _id, which FerretDB's SQLite backend serves from its primary key (any
+// other filter scans the collection), and a write goes through docstore's
+// Update, which serializes writers of one document in this process and
+// guards with the version on MongoDB, where replicas consume at once.
+type Contacts struct {
+	s *docstore.Store[Contact]
+}
+
+// NewContacts returns the store over s.
+func NewContacts(s *docstore.Store[Contact]) *Contacts { return &Contacts{s: s} }
+
+// Save keeps c unless the stored contact came from a newer event:
 // application events can arrive out of order, and a late old one must not
 // bring back an email the applicant has since changed.
 func (s *Contacts) Save(ctx context.Context, c domain.Contact) error {
-	// The filter matches an older (or equal) contact, or none: then the
-	// upsert inserts. If a newer one exists the filter misses, the upsert
-	// tries to insert the same _id and fails with a duplicate key, which
-	// means there is nothing to do.
-	_, err := s.coll.UpdateOne(ctx,
-		bson.D{{Key: "_id", Value: c.Application}, {Key: "seen", Value: bson.D{{Key: "$lte", Value: c.Seen}}}},
-		bson.D{{Key: "$set", Value: bson.D{
-			{Key: "account", Value: c.Account},
-			{Key: "email", Value: c.Email},
-			{Key: "seen", Value: c.Seen},
-		}}},
-		options.UpdateOne().SetUpsert(true))
-	if mongo.IsDuplicateKeyError(err) {
-		return nil
+	// Stored times have millisecond precision: compare at that.
+	newer := Contact{Account: c.Account, Email: c.Email, Seen: c.Seen.Truncate(time.Millisecond)}
+	keep := func(doc *Contact) ([]events.Event, error) {
+		if doc.Seen.After(newer.Seen) {
+			return nil, docstore.ErrUnchanged // from a newer event
+		}
+		if doc.Account == newer.Account && doc.Email == newer.Email && doc.Seen.Equal(newer.Seen) {
+			return nil, docstore.ErrUnchanged // the same event again
+		}
+		*doc = newer
+		return nil, nil
 	}
-	if err != nil {
-		return fmt.Errorf("save contact of application %s: %w", c.Application, err)
+	for attempt := 0; ; attempt++ {
+		_, err := s.s.Update(ctx, "", c.Application, keep)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, apierr.ErrNotFound) {
+			return fmt.Errorf("save contact of application %s: %w", c.Application, err)
+		}
+		if attempt > 0 {
+			return fmt.Errorf("save contact of application %s: created and gone again: %w", c.Application, docstore.ErrConflict)
+		}
+		// A concurrent first save of the application makes Create find its
+		// record (created false, or AlreadyExists if it names another
+		// account): then c is weighed against that one by Update again.
+		_, created, err := s.s.Create(ctx, c.Application, newer.Account, newer)
+		if err != nil && !errors.Is(err, apierr.ErrAlreadyExists) {
+			return fmt.Errorf("save contact of application %s: %w", c.Application, err)
+		}
+		if created {
+			return nil
+		}
 	}
-	return nil
 }
 
 // Get returns the contact of an application id, or NotFound.
 func (s *Contacts) Get(ctx context.Context, application string) (domain.Contact, error) {
-	var d contactDoc
-	err := s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: application}}).Decode(&d)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return domain.Contact{}, apierr.NotFoundf("contact of application " + application)
+	rec, err := s.s.Get(ctx, "", application)
+	if errors.Is(err, apierr.ErrNotFound) {
+		return domain.Contact{}, err
 	}
 	if err != nil {
 		return domain.Contact{}, fmt.Errorf("read contact of application %s: %w", application, err)
 	}
-	return domain.Contact{Application: d.ID, Account: d.Account, Email: d.Email, Seen: d.Seen}, nil
+	d := rec.Doc
+	return domain.Contact{Application: rec.ID, Account: d.Account, Email: d.Email, Seen: d.Seen}, nil
 }

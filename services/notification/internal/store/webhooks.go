@@ -2,13 +2,16 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/certflow/certflow/pkg/apierr"
 	"github.com/certflow/certflow/pkg/docstore"
+	"github.com/certflow/certflow/pkg/events"
 	"github.com/certflow/certflow/services/notification/internal/domain"
 )
 
@@ -66,6 +69,108 @@ func (d *Deliveries) Delete(ctx context.Context, id string) error {
 func (d *Deliveries) DeleteForWebhook(ctx context.Context, webhook string) error {
 	if _, err := d.Collection().DeleteMany(ctx, bson.D{{Key: "doc.webhook", Value: webhook}}); err != nil {
 		return fmt.Errorf("delete deliveries of webhook %s: %w", webhook, err)
+	}
+	return nil
+}
+
+// WebhookLists is the webhook_lists collection: per account one docstore
+// record listing its webhook ids (domain.WebhookList), so the per-event
+// fan-out reads by _id only. Every write goes through docstore's Update:
+// serialized per document in this process, and version-guarded on MongoDB
+// where replicas may write at once.
+type WebhookLists struct {
+	s *docstore.Store[domain.WebhookList]
+}
+
+// NewWebhookLists returns the store over s.
+func NewWebhookLists(s *docstore.Store[domain.WebhookList]) *WebhookLists {
+	return &WebhookLists{s: s}
+}
+
+// WebhookListID is the _id of an account's list: a hash, so any account
+// string makes a short, fixed-form _id.
+func WebhookListID(account string) string { return docstore.IDFor(account, "webhook-list") }
+
+// IDs returns the ids listed for the account; none if it has no list.
+func (l *WebhookLists) IDs(ctx context.Context, account string) ([]string, error) {
+	rec, err := l.s.Get(ctx, account, WebhookListID(account))
+	if errors.Is(err, apierr.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return rec.Doc.IDs, nil
+}
+
+// Add lists ids for the account, making its list if it has none.
+func (l *WebhookLists) Add(ctx context.Context, account string, ids ...string) error {
+	listID := WebhookListID(account)
+	add := func(doc *domain.WebhookList) ([]events.Event, error) {
+		if !doc.Add(ids...) {
+			return nil, docstore.ErrUnchanged
+		}
+		return nil, nil
+	}
+	for attempt := 0; ; attempt++ {
+		_, err := l.s.Update(ctx, account, listID, add)
+		if !errors.Is(err, apierr.ErrNotFound) {
+			return err
+		}
+		if attempt > 0 {
+			return fmt.Errorf("webhook list of account %s: created and gone again: %w", account, docstore.ErrConflict)
+		}
+		var doc domain.WebhookList
+		doc.Add(ids...)
+		// Create is idempotent on _id: if another writer made the list
+		// first, created is false and the update above runs again.
+		if _, created, err := l.s.Create(ctx, listID, account, doc); err != nil || created {
+			return err
+		}
+	}
+}
+
+// Remove unlists ids of the account; ids not listed are no error.
+func (l *WebhookLists) Remove(ctx context.Context, account string, ids ...string) error {
+	_, err := l.s.Update(ctx, account, WebhookListID(account), func(doc *domain.WebhookList) ([]events.Event, error) {
+		if !doc.Remove(ids...) {
+			return nil, docstore.ErrUnchanged
+		}
+		return nil, nil
+	})
+	if errors.Is(err, apierr.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// Reconcile lists every webhook of hooks in its account's list. It scans the
+// webhooks collection, so it runs once at start-up, not per event: it lists
+// webhooks made before the lists existed, and any whose create stopped
+// between writing the webhook and listing it. It only adds: an id listed
+// without its webhook is skipped by readers, while unlisting one a
+// concurrent create has just listed would lose it.
+func (l *WebhookLists) Reconcile(ctx context.Context, hooks *Webhooks) error {
+	cur, err := hooks.Collection().Find(ctx, bson.D{},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "account", Value: 1}}))
+	if err != nil {
+		return fmt.Errorf("find webhooks: %w", err)
+	}
+	var docs []struct {
+		ID      string `bson:"_id"`
+		Account string `bson:"account"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return fmt.Errorf("find webhooks: %w", err)
+	}
+	byAccount := map[string][]string{}
+	for _, d := range docs {
+		byAccount[d.Account] = append(byAccount[d.Account], d.ID)
+	}
+	for account, ids := range byAccount {
+		if err := l.Add(ctx, account, ids...); err != nil {
+			return fmt.Errorf("list webhooks of account %s: %w", account, err)
+		}
 	}
 	return nil
 }

@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -94,5 +96,111 @@ func TestDeliveriesPendingAndDelete(t *testing.T) {
 	}
 	if _, err := s.Get(ctx, "", "d4"); err != nil {
 		t.Errorf("Get(d4 of another webhook) = %v; want it kept", err)
+	}
+}
+
+func TestWebhookLists(t *testing.T) {
+	db, _ := testenv.Database(t)
+	l := NewWebhookLists(docstore.New[domain.WebhookList](db.Collection("webhook_lists"), "webhook list", docstore.SingleWriter()))
+	ctx := context.Background()
+	ids := func(account string) []string {
+		t.Helper()
+		got, err := l.IDs(ctx, account)
+		if err != nil {
+			t.Fatalf("IDs(%s) = %v", account, err)
+		}
+		return got
+	}
+	if got := ids("alice"); len(got) != 0 {
+		t.Errorf("IDs(no list) = %v; want none", got)
+	}
+	if err := l.Remove(ctx, "alice", "w1"); err != nil {
+		t.Errorf("Remove(no list) = %v; want nil", err)
+	}
+	steps := []struct {
+		name string
+		do   func() error
+		want []string
+	}{
+		{"add", func() error { return l.Add(ctx, "alice", "w1") }, []string{"w1"}},
+		{"add two", func() error { return l.Add(ctx, "alice", "w2", "w3") }, []string{"w1", "w2", "w3"}},
+		{"add listed", func() error { return l.Add(ctx, "alice", "w2") }, []string{"w1", "w2", "w3"}},
+		{"remove", func() error { return l.Remove(ctx, "alice", "w2") }, []string{"w1", "w3"}},
+		{"remove unlisted", func() error { return l.Remove(ctx, "alice", "w9") }, []string{"w1", "w3"}},
+		{"another account's", func() error { return l.Add(ctx, "bob", "w4") }, []string{"w1", "w3"}},
+	}
+	for _, st := range steps {
+		if err := st.do(); err != nil {
+			t.Fatalf("%s = %v", st.name, err)
+		}
+		if got := ids("alice"); !slices.Equal(got, st.want) {
+			t.Errorf("IDs(alice) after %s = %v; want %v", st.name, got, st.want)
+		}
+	}
+	if got := ids("bob"); !slices.Equal(got, []string{"w4"}) {
+		t.Errorf("IDs(bob) = %v; want [w4]", got)
+	}
+}
+
+func TestWebhookListsConcurrentAddsLoseNothing(t *testing.T) {
+	db, _ := testenv.Database(t)
+	ctx := context.Background()
+	for _, opts := range [][]docstore.Option{nil, {docstore.SingleWriter()}} {
+		l := NewWebhookLists(docstore.New[domain.WebhookList](db.Collection("webhook_lists"), "webhook list", opts...))
+		account := fmt.Sprintf("acct%d", len(opts))
+		const n = 12
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- l.Add(ctx, account, fmt.Sprintf("w%02d", i))
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Errorf("Add (single writer %v) = %v", opts != nil, err)
+			}
+		}
+		got, err := l.IDs(ctx, account)
+		slices.Sort(got)
+		if err != nil || len(got) != n {
+			t.Errorf("IDs after %d concurrent adds (single writer %v) = %v, %v; want all of them", n, opts != nil, got, err)
+		}
+	}
+}
+
+func TestWebhookListsReconcile(t *testing.T) {
+	db, _ := testenv.Database(t)
+	ctx := context.Background()
+	hooks := NewWebhooks(docstore.New[domain.Webhook](db.Collection("webhooks"), "webhook"))
+	l := NewWebhookLists(docstore.New[domain.WebhookList](db.Collection("webhook_lists"), "webhook list", docstore.SingleWriter()))
+	if err := l.Reconcile(ctx, hooks); err != nil {
+		t.Fatalf("Reconcile(no webhooks) = %v", err)
+	}
+	for _, h := range []struct{ id, account string }{{"w1", "alice"}, {"w2", "alice"}, {"w3", "bob"}} {
+		if _, _, err := hooks.Create(ctx, h.id, h.account, domain.Webhook{URL: "https://example.com/", Secret: "whsec_x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// w2 is listed already; the stale id w9 has no webhook and stays (only
+	// adding is safe against a concurrent create).
+	if err := l.Add(ctx, "alice", "w2", "w9"); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second run changes nothing
+		if err := l.Reconcile(ctx, hooks); err != nil {
+			t.Fatalf("Reconcile = %v", err)
+		}
+		for account, want := range map[string][]string{"alice": {"w1", "w2", "w9"}, "bob": {"w3"}} {
+			got, err := l.IDs(ctx, account)
+			slices.Sort(got)
+			if err != nil || !slices.Equal(got, want) {
+				t.Errorf("IDs(%s) after Reconcile = %v, %v; want %v", account, got, err, want)
+			}
+		}
 	}
 }
