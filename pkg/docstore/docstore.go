@@ -264,6 +264,46 @@ func (s *Store[T]) updateOnce(ctx context.Context, account, id string, fn func(r
 	return r, nil
 }
 
+// Upsert creates the record with doc or, if it exists, lets merge fold doc
+// into it; merge reports whether it changed anything (no write if not).
+func (s *Store[T]) Upsert(ctx context.Context, id, account string, doc T, merge func(cur *T) bool) (*Record[T], error) {
+	rec, created, err := s.Create(ctx, id, account, doc)
+	if err != nil || created {
+		return rec, err
+	}
+	return s.Update(ctx, account, id, func(cur *T) ([]events.Event, error) {
+		if !merge(cur) {
+			return nil, ErrUnchanged
+		}
+		return nil, nil
+	})
+}
+
+// UpdateEach applies fn, as Update does, to every record of the account
+// that matches filter (keys like "doc.application"), page by page, and
+// returns the records as written. filter must not select on what fn
+// changes, or paging would skip records.
+func (s *Store[T]) UpdateEach(ctx context.Context, account string, filter bson.D, fn func(r *Record[T]) ([]events.Event, error)) ([]*Record[T], error) {
+	const pageSize = 500
+	var out []*Record[T]
+	for off := int64(0); ; off += pageSize {
+		recs, more, err := s.List(ctx, account, ListOptions{Filter: filter, Offset: off, Limit: pageSize})
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range recs {
+			got, err := s.UpdateRecord(ctx, account, r.ID, fn)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, got)
+		}
+		if !more {
+			return out, nil
+		}
+	}
+}
+
 // Delete removes a record of the account; another account's is NotFound.
 func (s *Store[T]) Delete(ctx context.Context, account, id string) error {
 	if _, err := s.Get(ctx, account, id); err != nil {

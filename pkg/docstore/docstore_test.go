@@ -3,6 +3,7 @@ package docstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -220,5 +221,42 @@ func TestRelayPublishesOnWrite(t *testing.T) {
 			t.Fatalf("stream holds %d messages; want 2 published without a sweep", info.State.Msgs)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestUpsertAndUpdateEach(t *testing.T) {
+	db, _ := testenv.Database(t)
+	ctx := context.Background()
+	s := docstore.New[widget](db.Collection("widgets"), "widget")
+	larger := func(n int) func(cur *widget) bool {
+		return func(cur *widget) bool {
+			if cur.Count >= n {
+				return false
+			}
+			cur.Count = n
+			return true
+		}
+	}
+	for _, step := range []struct{ n, want int }{{3, 3}, {1, 3}, {5, 5}} {
+		rec, err := s.Upsert(ctx, "u", "a", widget{Count: step.n}, larger(step.n))
+		if err != nil || rec.Doc.Count != step.want {
+			t.Fatalf("Upsert(%d) = %v, %v; want count %d", step.n, rec, err, step.want)
+		}
+	}
+	for i, state := range []string{"X", "X", "Y"} {
+		if _, _, err := s.Create(ctx, fmt.Sprintf("e%d", i), "a", widget{State: state}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _, _ = s.Create(ctx, "other", "b", widget{State: "X"})
+	got, err := s.UpdateEach(ctx, "a", bson.D{{Key: "doc.state", Value: "X"}}, func(r *docstore.Record[widget]) ([]events.Event, error) {
+		r.Doc.Count++
+		return nil, nil
+	})
+	if err != nil || len(got) != 2 {
+		t.Fatalf("UpdateEach(state X of a) = %d records, %v; want 2", len(got), err)
+	}
+	if other, _ := s.Get(ctx, "b", "other"); other.Doc.Count != 0 {
+		t.Fatalf("UpdateEach touched another account's record")
 	}
 }

@@ -32,6 +32,7 @@ type Challenges interface {
 	Update(ctx context.Context, account, id string, fn docstore.Mutation[domain.Challenge]) (*docstore.Record[domain.Challenge], error)
 	List(ctx context.Context, account string, o docstore.ListOptions) ([]*docstore.Record[domain.Challenge], bool, error)
 	Find(ctx context.Context, filter bson.D, limit int64) ([]*docstore.Record[domain.Challenge], error)
+	UpdateEach(ctx context.Context, account string, filter bson.D, fn func(r *docstore.Record[domain.Challenge]) ([]events.Event, error)) ([]*docstore.Record[domain.Challenge], error)
 }
 
 // Prover looks for a challenge's proof in the outside world: nil when found.
@@ -42,9 +43,8 @@ type Prover interface {
 // Validations is the repository of each account's latest validation of each
 // name (see reuse.go), read and written by _id only.
 type Validations interface {
-	Create(ctx context.Context, id, account string, doc domain.Validation, evs ...events.Event) (*docstore.Record[domain.Validation], bool, error)
 	Get(ctx context.Context, account, id string) (*docstore.Record[domain.Validation], error)
-	Update(ctx context.Context, account, id string, fn docstore.Mutation[domain.Validation]) (*docstore.Record[domain.Validation], error)
+	Upsert(ctx context.Context, id, account string, doc domain.Validation, merge func(cur *domain.Validation) bool) (*docstore.Record[domain.Validation], error)
 }
 
 // App runs the use cases.
@@ -297,35 +297,20 @@ func (a *App) verifiedEvent(account, id string, c domain.Challenge, now time.Tim
 
 // Cancel cancels an application's pending challenges.
 func (a *App) Cancel(ctx context.Context, account, application string) ([]*docstore.Record[domain.Challenge], error) {
-	var out []*docstore.Record[domain.Challenge]
-	for off := int64(0); ; off += 500 {
-		recs, more, err := a.List(ctx, account, application, "", off, 500)
+	filter := bson.D{{Key: "doc.application", Value: application}}
+	return a.store.UpdateEach(ctx, account, filter, func(r *docstore.Record[domain.Challenge]) ([]events.Event, error) {
+		now := a.now()
+		if !r.Doc.Cancel(now) {
+			return nil, docstore.ErrUnchanged
+		}
+		ev, err := events.Stamp(events.ChallengeCancelled, source, "challenges/"+r.ID, now, &eventsv1.ChallengeCancelled{
+			Account: account, Challenge: "challenges/" + r.ID, Application: application, Attempt: int32(r.Doc.Attempt), Domain: r.Doc.Domain,
+		})
 		if err != nil {
 			return nil, err
 		}
-		for _, r := range recs {
-			got, err := a.store.Update(ctx, account, r.ID, func(c *domain.Challenge) ([]events.Event, error) {
-				now := a.now()
-				if !c.Cancel(now) {
-					return nil, docstore.ErrUnchanged
-				}
-				ev, err := events.Stamp(events.ChallengeCancelled, source, "challenges/"+r.ID, now, &eventsv1.ChallengeCancelled{
-					Account: account, Challenge: "challenges/" + r.ID, Application: application, Attempt: int32(c.Attempt), Domain: c.Domain,
-				})
-				if err != nil {
-					return nil, err
-				}
-				return []events.Event{ev}, nil
-			})
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, got)
-		}
-		if !more {
-			return out, nil
-		}
-	}
+		return []events.Event{ev}, nil
+	})
 }
 
 // Sweep checks every due challenge once, with at most parallel checks at a

@@ -8,7 +8,6 @@ import (
 	"github.com/certflow/certflow/pkg/apierr"
 	"github.com/certflow/certflow/pkg/docstore"
 	"github.com/certflow/certflow/pkg/domainname"
-	"github.com/certflow/certflow/pkg/events"
 	"github.com/certflow/certflow/services/verification/internal/domain"
 )
 
@@ -63,16 +62,6 @@ func (a *App) remember(ctx context.Context, rec *docstore.Record[domain.Challeng
 }
 
 func (a *App) rememberValidation(ctx context.Context, account string, v domain.Validation) error {
-	id := ValidationID(account, v.Domain)
-	_, created, err := a.validations.Create(ctx, id, account, v)
-	if err != nil || created {
-		return err
-	}
-	_, err = a.validations.Update(ctx, account, id, func(cur *domain.Validation) ([]events.Event, error) {
-		if !cur.Newer(v) {
-			return nil, docstore.ErrUnchanged
-		}
-		return nil, nil
-	})
+	_, err := a.validations.Upsert(ctx, ValidationID(account, v.Domain), account, v, func(cur *domain.Validation) bool { return cur.Newer(v) })
 	return err
 }

@@ -22,15 +22,15 @@ type ReviewStore interface {
 	Get(ctx context.Context, account, id string) (*docstore.Record[orgval.Review], error)
 	UpdateRecord(ctx context.Context, account, id string, fn func(r *docstore.Record[orgval.Review]) ([]events.Event, error)) (*docstore.Record[orgval.Review], error)
 	List(ctx context.Context, account string, o docstore.ListOptions) ([]*docstore.Record[orgval.Review], bool, error)
+	UpdateEach(ctx context.Context, account string, filter bson.D, fn func(r *docstore.Record[orgval.Review]) ([]events.Event, error)) ([]*docstore.Record[orgval.Review], error)
 	Queue(ctx context.Context, filter bson.D, offset, limit int64) ([]*docstore.Record[orgval.Review], bool, error)
 }
 
 // OrganizationStore keeps the latest approval of each account's
 // organizations, by id.
 type OrganizationStore interface {
-	Create(ctx context.Context, id, account string, doc orgval.OrganizationApproval, evs ...events.Event) (*docstore.Record[orgval.OrganizationApproval], bool, error)
 	Get(ctx context.Context, account, id string) (*docstore.Record[orgval.OrganizationApproval], error)
-	Update(ctx context.Context, account, id string, fn docstore.Mutation[orgval.OrganizationApproval]) (*docstore.Record[orgval.OrganizationApproval], error)
+	Upsert(ctx context.Context, id, account string, doc orgval.OrganizationApproval, merge func(cur *orgval.OrganizationApproval) bool) (*docstore.Record[orgval.OrganizationApproval], error)
 }
 
 // DocumentLister lists an application's documents.
@@ -220,16 +220,7 @@ func (a *Reviews) Approve(ctx context.Context, reviewer, id, note string) (*docs
 
 // remember upserts the account's organization approval.
 func (a *Reviews) remember(ctx context.Context, account string, ap orgval.OrganizationApproval) error {
-	id := organizationID(account, ap.OrganizationID)
-	if _, created, err := a.orgs.Create(ctx, id, account, ap); err != nil || created {
-		return err
-	}
-	_, err := a.orgs.Update(ctx, account, id, func(cur *orgval.OrganizationApproval) ([]events.Event, error) {
-		if !cur.Merge(ap) {
-			return nil, docstore.ErrUnchanged
-		}
-		return nil, nil
-	})
+	_, err := a.orgs.Upsert(ctx, organizationID(account, ap.OrganizationID), account, ap, func(cur *orgval.OrganizationApproval) bool { return cur.Merge(ap) })
 	return err
 }
 
@@ -246,35 +237,18 @@ func (a *Reviews) Reject(ctx context.Context, reviewer, id, cause string) (*docs
 // Cancel cancels the pending reviews of one of account's applications and
 // returns all of the application's reviews.
 func (a *Reviews) Cancel(ctx context.Context, account, application string) ([]*docstore.Record[orgval.Review], error) {
-	var out []*docstore.Record[orgval.Review]
-	for off := int64(0); ; off += 500 {
-		recs, more, err := a.store.List(ctx, account, docstore.ListOptions{
-			Filter: bson.D{{Key: "doc.application", Value: application}}, Offset: off, Limit: 500,
-		})
+	filter := bson.D{{Key: "doc.application", Value: application}}
+	return a.store.UpdateEach(ctx, account, filter, func(rec *docstore.Record[orgval.Review]) ([]events.Event, error) {
+		now := a.now()
+		if !rec.Doc.Cancel(now) {
+			return nil, docstore.ErrUnchanged
+		}
+		ev, err := decided(account, rec.ID, &rec.Doc, now)
 		if err != nil {
 			return nil, err
 		}
-		for _, r := range recs {
-			got, err := a.store.UpdateRecord(ctx, account, r.ID, func(rec *docstore.Record[orgval.Review]) ([]events.Event, error) {
-				now := a.now()
-				if !rec.Doc.Cancel(now) {
-					return nil, docstore.ErrUnchanged
-				}
-				ev, err := decided(account, rec.ID, &rec.Doc, now)
-				if err != nil {
-					return nil, err
-				}
-				return []events.Event{ev}, nil
-			})
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, got)
-		}
-		if !more {
-			return out, nil
-		}
-	}
+		return []events.Event{ev}, nil
+	})
 }
 
 // decided is the ReviewDecided event of a review that just reached a final
