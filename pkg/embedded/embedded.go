@@ -5,6 +5,7 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,22 +17,51 @@ import (
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
+
+	"github.com/certflow/certflow/pkg/events"
 )
 
 // NATS is an embedded nats-server with JetStream.
 type NATS struct {
-	srv *natsserver.Server
+	srv   *natsserver.Server
+	admin nkeys.KeyPair
 }
 
 // StartNATS starts nats-server on addr ("127.0.0.1:0" for a random port)
-// with JetStream stored under dir, and waits until it accepts clients.
-func StartNATS(addr, dir string) (*NATS, error) {
+// with JetStream stored under dir, waits until it accepts clients and
+// creates the CERTFLOW stream. users maps each user of pkg/events'
+// permission table to its public nkey; the server accepts only them, each
+// with its permissions, and an administrator that exists only in this
+// process (AdminOptions). Anonymous connections are refused.
+func StartNATS(addr, dir string, users map[string]string) (*NATS, error) {
 	host, port, err := splitHostPort(addr)
 	if err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("nats store dir: %w", err)
+	}
+	admin, err := nkeys.CreateUser()
+	if err != nil {
+		return nil, err
+	}
+	adminPub, err := admin.PublicKey()
+	if err != nil {
+		return nil, err
+	}
+	nkusers := []*natsserver.NkeyUser{{Nkey: adminPub}}
+	for user, pub := range users {
+		p, ok := events.Permissions(user)
+		if !ok {
+			return nil, fmt.Errorf("nats user %q is not in the events permission table", user)
+		}
+		nkusers = append(nkusers, &natsserver.NkeyUser{Nkey: pub, Permissions: &natsserver.Permissions{
+			Publish:   &natsserver.SubjectPermission{Allow: p.PublishAllow, Deny: p.PublishDeny},
+			Subscribe: &natsserver.SubjectPermission{Allow: p.SubscribeAllow},
+		}})
 	}
 	opts := &natsserver.Options{
 		ServerName: "certflow-embedded",
@@ -41,6 +71,7 @@ func StartNATS(addr, dir string) (*NATS, error) {
 		StoreDir:   dir,
 		NoLog:      true,
 		NoSigs:     true,
+		Nkeys:      nkusers,
 		// JetStream's own limits default to a share of the machine; keep the
 		// embedded server modest.
 		JetStreamMaxMemory: 256 << 20,
@@ -55,7 +86,38 @@ func StartNATS(addr, dir string) (*NATS, error) {
 		srv.Shutdown()
 		return nil, errors.New("nats server did not start within 10s")
 	}
-	return &NATS{srv: srv}, nil
+	n := &NATS{srv: srv, admin: admin}
+	if err := n.ensureStream(); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *NATS) ensureStream() error {
+	nc, err := nats.Connect("", n.AdminOptions()...)
+	if err != nil {
+		return fmt.Errorf("embedded NATS administrator: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return events.EnsureStream(ctx, js)
+}
+
+// AdminOptions connect in-process as the server's administrator, who may
+// do anything (tests use it to publish and inspect the stream). The key
+// never leaves this process.
+func (n *NATS) AdminOptions() []nats.Option {
+	pub, _ := n.admin.PublicKey()
+	return []nats.Option{
+		nats.InProcessServer(n.srv),
+		nats.Nkey(pub, n.admin.Sign),
+	}
 }
 
 // URL is the client URL, for example nats://127.0.0.1:4222.
@@ -66,6 +128,45 @@ func (n *NATS) Close() {
 	n.srv.Shutdown()
 	n.srv.WaitForShutdown()
 }
+
+// NATSUsers makes (or reads) an nkey seed file per user of the events
+// permission table in dir (<user>.nk, readable only by the owner) and
+// returns the users' public keys, for StartNATS.
+func NATSUsers(dir string) (map[string]string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, user := range events.Users() {
+		path := NATSSeedFile(dir, user)
+		seed, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			kp, err := nkeys.CreateUser()
+			if err != nil {
+				return nil, err
+			}
+			if seed, err = kp.Seed(); err != nil {
+				return nil, err
+			}
+			if err := os.WriteFile(path, append(seed, '\n'), 0o600); err != nil {
+				return nil, err
+			}
+		} else if err != nil {
+			return nil, err
+		}
+		kp, err := nkeys.FromSeed(bytes.TrimSpace(seed))
+		if err != nil {
+			return nil, fmt.Errorf("nkey seed %s: %w", path, err)
+		}
+		if out[user], err = kp.PublicKey(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// NATSSeedFile is where NATSUsers keeps user's seed.
+func NATSSeedFile(dir, user string) string { return filepath.Join(dir, user+".nk") }
 
 // Mongo is an embedded FerretDB speaking the MongoDB wire protocol, storing
 // each database as an SQLite file.

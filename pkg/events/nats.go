@@ -29,19 +29,52 @@ type Conn struct {
 	JS jetstream.JetStream
 }
 
-// Connect connects to url, names the connection, and creates or updates the
-// CERTFLOW stream.
-func Connect(ctx context.Context, url, name string) (*Conn, error) {
-	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+// Credentials say who connects: a user of the permissions table and its
+// nkey seed file. Options are added as they are (the embedded server's
+// in-process administrator).
+type Credentials struct {
+	User     string
+	SeedFile string
+	Options  []nats.Option
+}
+
+// Connect connects to url as creds, names the connection, and checks that
+// the CERTFLOW stream exists: services may not create or change it.
+func Connect(ctx context.Context, url, name string, creds Credentials) (*Conn, error) {
+	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true)}
+	if creds.SeedFile != "" {
+		o, err := nats.NkeyOptionFromSeed(creds.SeedFile)
+		if err != nil {
+			return nil, fmt.Errorf("NATS credentials for %s: %w", creds.User, err)
+		}
+		opts = append(opts, o)
+	}
+	if creds.User != "" {
+		opts = append(opts, nats.CustomInboxPrefix(Inbox(creds.User)))
+	}
+	opts = append(opts, creds.Options...)
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
 	}
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(10*time.Second))
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	if _, err := js.Stream(ctx, Stream); err != nil {
+		nc.Close()
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, fmt.Errorf("NATS at %s has no stream %s: create it first (deploy/nats/README.md)", url, Stream)
+		}
+		return nil, fmt.Errorf("NATS at %s as %q: stream %s: %w (are the credentials right?)", url, creds.User, Stream, err)
+	}
+	return &Conn{NC: nc, JS: js}, nil
+}
+
+// StreamConfig is the CERTFLOW stream's configuration.
+func StreamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
 		Name:     Stream,
 		Subjects: []string{StreamSubjects},
 		Storage:  jetstream.FileStorage,
@@ -49,12 +82,16 @@ func Connect(ctx context.Context, url, name string) (*Conn, error) {
 		// before clearing republishes within this and is deduplicated.
 		Duplicates: 10 * time.Minute,
 		MaxAge:     30 * 24 * time.Hour,
-	})
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("create stream %s: %w", Stream, err)
 	}
-	return &Conn{NC: nc, JS: js}, nil
+}
+
+// EnsureStream creates or updates the CERTFLOW stream (an administrator's
+// connection: the embedded server's own, or an operator's).
+func EnsureStream(ctx context.Context, js jetstream.JetStream) error {
+	if _, err := js.CreateOrUpdateStream(ctx, StreamConfig()); err != nil {
+		return fmt.Errorf("create stream %s: %w", Stream, err)
+	}
+	return nil
 }
 
 // Close drains the connection.

@@ -10,19 +10,20 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/certflow/certflow/pkg/apierr"
 	"github.com/certflow/certflow/pkg/auth"
+	"github.com/certflow/certflow/pkg/mtls"
 )
 
-// Dial returns a client connection to target (host:port). Connections are
-// made lazily, so services may start in any order.
-func Dial(target string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+// Dial returns a mutual-TLS client connection to component peer at target
+// (host:port), presenting id's certificate. Connections are made lazily, so
+// services may start in any order.
+func Dial(target, peer string, id mtls.Source, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	opts = append([]grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(mtls.ClientCredentials(id, peer)),
 		grpc.WithChainUnaryInterceptor(propagate, translate),
 	}, opts...)
 	cc, err := grpc.NewClient(target, opts...)
@@ -32,9 +33,13 @@ func Dial(target string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	return cc, nil
 }
 
+// propagate passes on the account the call is for. A service speaks for an
+// account only as the system acting on its behalf, whatever role its own
+// caller had: the callee trusts that role from services alone
+// (pkg/callpolicy), and checks the account's ownership itself.
 func propagate(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 	if p, ok := auth.From(ctx); ok {
-		ctx = metadata.AppendToOutgoingContext(ctx, auth.MetadataAccount, p.Account, auth.MetadataRole, string(p.Role))
+		ctx = metadata.AppendToOutgoingContext(ctx, auth.MetadataAccount, p.Account, auth.MetadataRole, string(auth.System))
 	}
 	return invoker(ctx, method, req, reply, cc, opts...)
 }

@@ -17,11 +17,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
 	"github.com/certflow/certflow/pkg/auth"
+	"github.com/certflow/certflow/pkg/mtls"
 )
 
 // Server is a gRPC server with health and reflection.
@@ -33,14 +33,22 @@ type Server struct {
 	names  []string
 }
 
-// New listens on addr ("127.0.0.1:0" for a random port) and builds a server.
-func New(log *slog.Logger, addr string, opts ...grpc.ServerOption) (*Server, error) {
+// New listens on addr ("127.0.0.1:0" for a random port) and builds a server
+// that accepts only mutual TLS with a certificate from id's CA bundle, and
+// only calls the call policy allows (pkg/callpolicy).
+func New(log *slog.Logger, addr string, id mtls.Source, opts ...grpc.ServerOption) (*Server, error) {
+	if id == nil {
+		return nil, errors.New("grpc server: no TLS identity; every internal connection is mutual TLS")
+	}
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	s := &Server{log: log, lis: lis, health: health.NewServer()}
-	opts = append(opts, grpc.ChainUnaryInterceptor(s.recoverer, s.logger, principal, errorMapper))
+	opts = append(opts,
+		grpc.Creds(mtls.ServerCredentials(id)),
+		grpc.ChainUnaryInterceptor(s.recoverer, s.logger, authorizeUnary, errorMapper),
+		grpc.ChainStreamInterceptor(s.authorizeStream))
 	s.GRPC = grpc.NewServer(opts...)
 	healthpb.RegisterHealthServer(s.GRPC, s.health)
 	reflection.Register(s.GRPC)
@@ -50,8 +58,16 @@ func New(log *slog.Logger, addr string, opts ...grpc.ServerOption) (*Server, err
 // Addr is the address the server listens on.
 func (s *Server) Addr() string { return s.lis.Addr().String() }
 
-// Register adds a service implementation and tracks its health.
+// Register adds a service implementation and tracks its health. Every
+// method must have a call policy: a service with an unlisted method is a
+// programming error caught at start, before it could be refused at runtime.
 func (s *Server) Register(desc *grpc.ServiceDesc, impl any) {
+	for _, m := range desc.Methods {
+		mustBeListed("/" + desc.ServiceName + "/" + m.MethodName)
+	}
+	for _, m := range desc.Streams {
+		mustBeListed("/" + desc.ServiceName + "/" + m.StreamName)
+	}
 	s.GRPC.RegisterService(desc, impl)
 	s.names = append(s.names, desc.ServiceName)
 }
@@ -101,6 +117,9 @@ func (s *Server) logger(ctx context.Context, req any, info *grpc.UnaryServerInfo
 	resp, err := h(ctx, req)
 	code := status.Code(err)
 	attrs := []any{"method", info.FullMethod, "code", code.String(), "ms", time.Since(start).Milliseconds()}
+	if c, err := callerOf(ctx); err == nil {
+		attrs = append(attrs, "caller", c)
+	}
 	if p, ok := auth.From(ctx); ok {
 		attrs = append(attrs, "account", p.Account)
 	}
@@ -134,25 +153,3 @@ type mapped struct {
 func (m *mapped) Error() string              { return m.err.Error() }
 func (m *mapped) GRPCStatus() *status.Status { return m.st }
 func (m *mapped) Unwrap() error              { return m.err }
-
-// principal reads the caller's account and role from metadata.
-func principal(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		acct := first(md.Get(auth.MetadataAccount))
-		role := first(md.Get(auth.MetadataRole))
-		if acct != "" {
-			if role == "" {
-				role = string(auth.Customer)
-			}
-			ctx = auth.With(ctx, auth.Principal{Account: acct, Role: auth.Role(role)})
-		}
-	}
-	return h(ctx, req)
-}
-
-func first(v []string) string {
-	if len(v) == 0 {
-		return ""
-	}
-	return v[0]
-}

@@ -17,11 +17,15 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
 
 	"github.com/certflow/certflow/pkg/config"
 	"github.com/certflow/certflow/pkg/docstore"
 	"github.com/certflow/certflow/pkg/events"
+	"github.com/certflow/certflow/pkg/grpcclient"
 	"github.com/certflow/certflow/pkg/grpcserver"
+	"github.com/certflow/certflow/pkg/internalpki"
+	"github.com/certflow/certflow/pkg/mtls"
 )
 
 // Config is what every service needs.
@@ -36,6 +40,14 @@ type Config struct {
 	Log      *slog.Logger
 	// RelayInterval is the outbox sweep period (default 5s).
 	RelayInterval time.Duration
+
+	// TLS names this service's certificate, key and CA bundle files
+	// (production; reread when they change). PKI, if set instead, issues
+	// and renews the certificate in-process (the embedded default, tests).
+	TLS mtls.Files
+	PKI *internalpki.Authority
+	// NATSSeedFile is this service's nkey seed for NATS.
+	NATSSeedFile string
 }
 
 // Flags registers the common settings on s with defaults for a service
@@ -46,6 +58,28 @@ func (c *Config) Flags(s *config.Set, name string, port int) {
 	s.String(&c.MongoURI, "mongo-uri", "CERTFLOW_MONGO_URI", "mongodb://127.0.0.1:27017/", "MongoDB connection string")
 	s.String(&c.Database, "mongo-database", "CERTFLOW_MONGO_DATABASE", "certflow_"+name, "MongoDB database of this service")
 	s.String(&c.NATSURL, "nats-url", "CERTFLOW_NATS_URL", "nats://127.0.0.1:4222", "NATS server URL")
+	s.String(&c.NATSSeedFile, "nats-nkey-file", "CERTFLOW_NATS_NKEY_FILE", "", "file holding this service's NATS nkey seed")
+	TLSFlags(s, &c.TLS)
+}
+
+// TLSFlags registers the mutual-TLS identity files.
+func TLSFlags(s *config.Set, f *mtls.Files) {
+	s.String(&f.Cert, "tls-cert", "CERTFLOW_TLS_CERT", "", "this component's certificate (PEM; tls.crt of its cert-manager Secret)")
+	s.String(&f.Key, "tls-key", "CERTFLOW_TLS_KEY", "", "this component's private key (PEM; tls.key)")
+	s.String(&f.CA, "tls-ca", "CERTFLOW_TLS_CA", "", "CA bundle its peers' certificates chain to (PEM; ca.crt)")
+}
+
+// Identity is component name's mutual-TLS identity: issued by pki when
+// given, otherwise read from files.
+func Identity(name string, files mtls.Files, pki *internalpki.Authority) (mtls.Source, error) {
+	if pki != nil {
+		return pki.Source(name), nil
+	}
+	src, err := mtls.NewFileSource(files)
+	if err != nil {
+		return nil, fmt.Errorf("%s identity: %w", name, err)
+	}
+	return src, nil
 }
 
 // Base is a started service's shared parts.
@@ -56,7 +90,10 @@ type Base struct {
 	NATS  *events.Conn
 	Relay *docstore.Relay
 	GRPC  *grpcserver.Server
+	// ID is the service's mutual-TLS identity, for its clients too.
+	ID    mtls.Source
 	tasks []func(context.Context) error
+	conns []*grpc.ClientConn
 	// singleWriter is set on a database that needs docstore.SingleWriter.
 	singleWriter bool
 }
@@ -71,6 +108,10 @@ func Start(ctx context.Context, cfg Config) (*Base, error) {
 	if cfg.Database == "" {
 		cfg.Database = "certflow_" + cfg.Name
 	}
+	id, err := Identity(cfg.Name, cfg.TLS, cfg.PKI)
+	if err != nil {
+		return nil, err
+	}
 	client, err := mongo.Connect(options.Client().ApplyURI(cfg.MongoURI).SetAppName("certflow-" + cfg.Name))
 	if err != nil {
 		return nil, fmt.Errorf("connect to MongoDB at %s: %w", cfg.MongoURI, err)
@@ -81,12 +122,12 @@ func Start(ctx context.Context, cfg Config) (*Base, error) {
 		_ = client.Disconnect(context.Background())
 		return nil, fmt.Errorf("MongoDB at %s does not answer (is it running?): %w", cfg.MongoURI, err)
 	}
-	nc, err := events.Connect(pctx, cfg.NATSURL, "certflow-"+cfg.Name)
+	nc, err := events.Connect(pctx, cfg.NATSURL, "certflow-"+cfg.Name, events.Credentials{User: cfg.Name, SeedFile: cfg.NATSSeedFile})
 	if err != nil {
 		_ = client.Disconnect(context.Background())
 		return nil, err
 	}
-	srv, err := grpcserver.New(log, cfg.GRPCAddr)
+	srv, err := grpcserver.New(log, cfg.GRPCAddr, id)
 	if err != nil {
 		nc.Close()
 		_ = client.Disconnect(context.Background())
@@ -107,6 +148,7 @@ func Start(ctx context.Context, cfg Config) (*Base, error) {
 		NATS:         nc,
 		Relay:        docstore.NewRelay(nc, log, cfg.RelayInterval),
 		GRPC:         srv,
+		ID:           id,
 	}
 	if single {
 		b.Relay.SingleWriter()
@@ -143,6 +185,17 @@ func isFerretDB(ctx context.Context, c *mongo.Client) (bool, error) {
 	return ok, nil
 }
 
+// Dial connects to component peer at addr over mutual TLS as this service;
+// the connection closes when the service stops.
+func (b *Base) Dial(peer, addr string) (*grpc.ClientConn, error) {
+	cc, err := grpcclient.Dial(addr, peer, b.ID)
+	if err != nil {
+		return nil, err
+	}
+	b.conns = append(b.conns, cc)
+	return cc, nil
+}
+
 // Go adds a background task that runs with the service and stops with it.
 func (b *Base) Go(task func(context.Context) error) { b.tasks = append(b.tasks, task) }
 
@@ -155,6 +208,9 @@ func (b *Base) Run(ctx context.Context) error {
 		g.Go(func() error { return t(gctx) })
 	}
 	err := g.Wait()
+	for _, cc := range b.conns {
+		_ = cc.Close()
+	}
 	b.NATS.Close()
 	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

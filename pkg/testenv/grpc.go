@@ -2,22 +2,117 @@ package testenv
 
 import (
 	"context"
+	"crypto/tls"
+	"slices"
+	"sync"
 	"testing"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/certflow/certflow/pkg/auth"
+	"github.com/certflow/certflow/pkg/callpolicy"
+	"github.com/certflow/certflow/pkg/internalpki"
+	"github.com/certflow/certflow/pkg/service"
 )
 
-// Dial connects to a gRPC server as an outside client would (no certflow
-// interceptors); close happens at the end of the test.
-func Dial(t testing.TB, addr string) *grpc.ClientConn {
+var (
+	pkiOnce sync.Once
+	pki     *internalpki.Authority
+	pkiErr  error
+)
+
+// PKI is the test binary's internal PKI: every service a test starts gets
+// its mutual-TLS identity from it, as in the embedded default.
+func PKI(t testing.TB) *internalpki.Authority {
 	t.Helper()
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	pkiOnce.Do(func() { pki, pkiErr = internalpki.New() })
+	if pkiErr != nil {
+		t.Fatal(pkiErr)
+	}
+	return pki
+}
+
+// Service is the common configuration of a service called name under
+// test: a random loopback port, a fresh database, the NATS server at
+// natsURL with the service's own credentials, and an identity from PKI.
+func Service(t testing.TB, name, natsURL string) service.Config {
+	t.Helper()
+	_, db := Database(t)
+	return service.Config{
+		Name: name, GRPCAddr: "127.0.0.1:0", MongoURI: MongoURI(t), Database: db,
+		NATSURL: natsURL, NATSSeedFile: NATSSeed(t, natsURL, name),
+		PKI: PKI(t), Log: Logger(t),
+	}
+}
+
+// Dial connects to a gRPC server as certflow's own components do, picking
+// for each call a component the call policy allows: the gateway for the
+// methods it serves (customers and reviewers), otherwise the service that
+// calls the method in production, which speaks for an account only as the
+// system (as pkg/grpcclient does). Tests of the policy itself use DialAs.
+func Dial(t testing.TB, addr string) grpc.ClientConnInterface {
+	t.Helper()
+	return &router{t: t, addr: addr, conns: map[string]*grpc.ClientConn{}}
+}
+
+type router struct {
+	t     testing.TB
+	addr  string
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+func (r *router) pick(ctx context.Context, method string) (context.Context, *grpc.ClientConn) {
+	caller := callpolicy.Gateway
+	if callers := callpolicy.Methods[method]; len(callers) > 0 && !slices.Contains(callers, callpolicy.Gateway) {
+		caller = callers[0]
+	}
+	// A customer's request reaches an internal method through a service,
+	// which speaks as the system; other roles are passed on unchanged, for
+	// tests that see them refused.
+	if md, ok := metadata.FromOutgoingContext(ctx); ok && caller != callpolicy.Gateway && slices.Contains(md.Get(auth.MetadataRole), string(auth.Customer)) {
+		md = md.Copy()
+		md.Set(auth.MetadataRole, string(auth.System))
+		ctx = metadata.NewOutgoingContext(ctx, md)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cc, ok := r.conns[caller]
+	if !ok {
+		cc = DialAs(r.t, r.addr, caller)
+		r.conns[caller] = cc
+	}
+	return ctx, cc
+}
+
+func (r *router) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	ctx, cc := r.pick(ctx, method)
+	return cc.Invoke(ctx, method, args, reply, opts...)
+}
+
+func (r *router) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	ctx, cc := r.pick(ctx, method)
+	return cc.NewStream(ctx, desc, method, opts...)
+}
+
+// DialAs connects to a gRPC server over mutual TLS as component caller
+// (no certflow interceptors: metadata is what the test sets with As).
+func DialAs(t testing.TB, addr, caller string) *grpc.ClientConn {
+	t.Helper()
+	src := PKI(t).Source(caller)
+	cert, err := src.Certificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots, _ := src.Roots()
+	// Any certflow server will do: tests reach it by address, so the name
+	// checked is the loopback one every component certificate carries.
+	creds := credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots, ServerName: "localhost", Certificates: []tls.Certificate{*cert}})
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
 	}

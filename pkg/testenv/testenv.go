@@ -110,27 +110,81 @@ func DBName(t testing.TB) string {
 	return fmt.Sprintf("t_%s_%s", base, hex.EncodeToString(b[:]))
 }
 
-// NATS starts an embedded NATS server with JetStream for the test and
-// returns its URL; it stops at the end of the test.
+// NATS starts an embedded NATS server with JetStream and the CERTFLOW
+// stream for the test and returns its URL; it stops at the end of the
+// test. Its users are those of pkg/events' permission table, with seeds
+// from NATSSeed; Conn connects as its in-process administrator.
 func NATS(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs NATS; skipped with -short")
 	}
-	srv, err := embedded.StartNATS("127.0.0.1:0", t.TempDir())
+	seeds := t.TempDir()
+	users, err := embedded.NATSUsers(seeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := embedded.StartNATS("127.0.0.1:0", t.TempDir(), users)
 	if err != nil {
 		t.Fatalf("start embedded NATS: %v", err)
 	}
-	t.Cleanup(srv.Close)
+	natsMu.Lock()
+	natsServers[srv.URL()] = natsEnv{srv: srv, seeds: seeds}
+	natsMu.Unlock()
+	t.Cleanup(func() {
+		natsMu.Lock()
+		delete(natsServers, srv.URL())
+		natsMu.Unlock()
+		srv.Close()
+	})
 	return srv.URL()
 }
 
-// Conn connects to url with the CERTFLOW stream ensured.
+type natsEnv struct {
+	srv   *embedded.NATS
+	seeds string
+}
+
+var (
+	natsMu      sync.Mutex
+	natsServers = map[string]natsEnv{}
+)
+
+func natsOf(t testing.TB, url string) natsEnv {
+	t.Helper()
+	natsMu.Lock()
+	defer natsMu.Unlock()
+	n, ok := natsServers[url]
+	if !ok {
+		t.Fatalf("no test NATS server at %s (start it with testenv.NATS)", url)
+	}
+	return n
+}
+
+// NATSSeed is the nkey seed file of user on the test server at url.
+func NATSSeed(t testing.TB, url, user string) string {
+	t.Helper()
+	return embedded.NATSSeedFile(natsOf(t, url).seeds, user)
+}
+
+// Conn connects to the test server at url as its administrator (tests
+// publish and read anything).
 func Conn(t testing.TB, url string) *events.Conn {
+	t.Helper()
+	return conn(t, url, events.Credentials{Options: natsOf(t, url).srv.AdminOptions()})
+}
+
+// ConnAs connects to the test server at url as user, with its permissions.
+func ConnAs(t testing.TB, url, user string) *events.Conn {
+	t.Helper()
+	return conn(t, url, events.Credentials{User: user, SeedFile: NATSSeed(t, url, user)})
+}
+
+func conn(t testing.TB, url string, creds events.Credentials) *events.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := events.Connect(ctx, url, t.Name())
+	c, err := events.Connect(ctx, url, t.Name(), creds)
 	if err != nil {
 		t.Fatal(err)
 	}

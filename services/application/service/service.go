@@ -9,16 +9,14 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/grpc"
-
 	applicationv1 "github.com/certflow/certflow/gen/go/certflow/application/v1"
 	issuancev1 "github.com/certflow/certflow/gen/go/certflow/issuance/v1"
 	orderv1 "github.com/certflow/certflow/gen/go/certflow/order/v1"
 	verificationv1 "github.com/certflow/certflow/gen/go/certflow/verification/v1"
+	"github.com/certflow/certflow/pkg/callpolicy"
 	"github.com/certflow/certflow/pkg/config"
 	"github.com/certflow/certflow/pkg/docstore"
 	"github.com/certflow/certflow/pkg/events"
-	"github.com/certflow/certflow/pkg/grpcclient"
 	"github.com/certflow/certflow/pkg/service"
 	"github.com/certflow/certflow/services/application/internal/app"
 	"github.com/certflow/certflow/services/application/internal/clients"
@@ -83,27 +81,19 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.ReviewWords == nil {
 		cfg.ReviewWords = domain.DefaultReviewWords
 	}
-	var conns []*grpc.ClientConn
-	dial := func(addr string) (*grpc.ClientConn, error) {
-		cc, err := grpcclient.Dial(addr)
-		if err == nil {
-			conns = append(conns, cc)
-		}
-		return cc, err
-	}
-	oc, err := dial(cfg.OrderAddr)
-	if err != nil {
-		return nil, err
-	}
-	vc, err := dial(cfg.VerificationAddr)
-	if err != nil {
-		return nil, err
-	}
-	ic, err := dial(cfg.IssuanceAddr)
-	if err != nil {
-		return nil, err
-	}
 	b, err := service.Start(ctx, cfg.Config)
+	if err != nil {
+		return nil, err
+	}
+	oc, err := b.Dial(callpolicy.Order, cfg.OrderAddr)
+	if err != nil {
+		return nil, err
+	}
+	vc, err := b.Dial(callpolicy.Verification, cfg.VerificationAddr)
+	if err != nil {
+		return nil, err
+	}
+	ic, err := b.Dial(callpolicy.Issuance, cfg.IssuanceAddr)
 	if err != nil {
 		return nil, err
 	}
@@ -142,12 +132,5 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 			return b.NATS.Consume(ctx, events.ConsumeOptions{Durable: c.durable, Subjects: c.subjects, RetryDelay: cfg.RetryDelay, MaxDeliver: -1, Log: b.Log}, a.HandleEvent)
 		})
 	}
-	b.Go(func(ctx context.Context) error {
-		<-ctx.Done()
-		for _, cc := range conns {
-			_ = cc.Close()
-		}
-		return nil
-	})
 	return &Service{b}, nil
 }

@@ -17,7 +17,6 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -28,7 +27,11 @@ import (
 	verificationv1 "github.com/certflow/certflow/gen/go/certflow/verification/v1"
 	"github.com/certflow/certflow/gen/openapi"
 	"github.com/certflow/certflow/pkg/auth"
+	"github.com/certflow/certflow/pkg/callpolicy"
 	"github.com/certflow/certflow/pkg/config"
+	"github.com/certflow/certflow/pkg/internalpki"
+	"github.com/certflow/certflow/pkg/mtls"
+	"github.com/certflow/certflow/pkg/service"
 	"github.com/certflow/certflow/services/gateway/internal/apikey"
 )
 
@@ -50,7 +53,11 @@ type Config struct {
 	APIKeysFile string
 	// APIKeys is the same content inline (tests, the embedded suite).
 	APIKeys string
-	Log     *slog.Logger
+	// TLS or PKI is the gateway's mutual-TLS identity toward the
+	// services (see service.Config).
+	TLS mtls.Files
+	PKI *internalpki.Authority
+	Log *slog.Logger
 }
 
 // Flags registers the gateway settings.
@@ -61,6 +68,7 @@ func (c *Config) Flags(s *config.Set) {
 	s.String(&c.VerificationAddr, "verification-addr", "CERTFLOW_VERIFICATION_ADDR", "127.0.0.1:9103", "verification service gRPC address")
 	s.String(&c.IssuanceAddr, "issuance-addr", "CERTFLOW_ISSUANCE_ADDR", "127.0.0.1:9104", "issuance service gRPC address")
 	s.String(&c.NotificationAddr, "notification-addr", "CERTFLOW_NOTIFICATION_ADDR", "127.0.0.1:9105", "notification service gRPC address")
+	service.TLSFlags(s, &c.TLS)
 	s.String(&c.APIKeysFile, "api-keys-file", "CERTFLOW_API_KEYS_FILE", "", "file of API keys, one per line: <key> <account> [customer|reviewer]")
 }
 
@@ -76,6 +84,10 @@ type Gateway struct {
 func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	id, err := service.Identity(callpolicy.Gateway, cfg.TLS, cfg.PKI)
+	if err != nil {
+		return nil, err
 	}
 	keysText := cfg.APIKeys
 	if cfg.APIKeysFile != "" {
@@ -105,17 +117,17 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	)
 	g := &Gateway{log: cfg.Log.With("service", "gateway")}
 	for _, r := range []struct {
-		addr     string
-		register func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
+		addr, peer string
+		register   func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
 	}{
-		{cfg.OrderAddr, orderv1.RegisterOrderServiceHandler},
-		{cfg.ApplicationAddr, applicationv1.RegisterApplicationServiceHandler},
-		{cfg.VerificationAddr, verificationv1.RegisterVerificationServiceHandler},
-		{cfg.VerificationAddr, verificationv1.RegisterReviewServiceHandler},
-		{cfg.IssuanceAddr, issuancev1.RegisterIssuanceServiceHandler},
-		{cfg.NotificationAddr, notificationv1.RegisterNotificationServiceHandler},
+		{cfg.OrderAddr, callpolicy.Order, orderv1.RegisterOrderServiceHandler},
+		{cfg.ApplicationAddr, callpolicy.Application, applicationv1.RegisterApplicationServiceHandler},
+		{cfg.VerificationAddr, callpolicy.Verification, verificationv1.RegisterVerificationServiceHandler},
+		{cfg.VerificationAddr, callpolicy.Verification, verificationv1.RegisterReviewServiceHandler},
+		{cfg.IssuanceAddr, callpolicy.Issuance, issuancev1.RegisterIssuanceServiceHandler},
+		{cfg.NotificationAddr, callpolicy.Notification, notificationv1.RegisterNotificationServiceHandler},
 	} {
-		cc, err := grpc.NewClient(r.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		cc, err := grpc.NewClient(r.addr, grpc.WithTransportCredentials(mtls.ClientCredentials(id, r.peer)))
 		if err != nil {
 			g.close()
 			return nil, fmt.Errorf("dial %s: %w", r.addr, err)

@@ -24,8 +24,9 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 func start(t *testing.T, now func() time.Time) issuancev1.IssuanceServiceClient {
 	t.Helper()
 	_, db := testenv.Database(t)
+	natsURL := testenv.NATS(t)
 	svc, err := issuance.New(context.Background(), issuance.Config{
-		Config: service.Config{GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: testenv.NATS(t), Log: testenv.Logger(t)},
+		Config: service.Config{GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, NATSSeedFile: testenv.NATSSeed(t, natsURL, "issuance"), PKI: testenv.PKI(t), Log: testenv.Logger(t)},
 		CADir:  t.TempDir(),
 		KEK:    base64.StdEncoding.EncodeToString(make([]byte, 32)),
 		Now:    now,

@@ -60,7 +60,7 @@ func startOn(t *testing.T, db string, cfg notification.Config) (*notification.Se
 	t.Helper()
 	natsURL := testenv.NATS(t)
 	cfg.Config = service.Config{
-		GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, Log: testenv.Logger(t),
+		GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, NATSSeedFile: testenv.NATSSeed(t, natsURL, "notification"), PKI: testenv.PKI(t), Log: testenv.Logger(t),
 	}
 	cfg.RetryDelay = 100 * time.Millisecond
 	svc, err := notification.New(context.Background(), cfg)

@@ -22,7 +22,7 @@ func start(t *testing.T) (orderv1.OrderServiceClient, *events.Conn) {
 	natsURL := testenv.NATS(t)
 	_, db := testenv.Database(t)
 	svc, err := order.New(context.Background(), order.Config{Config: service.Config{
-		GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, Log: testenv.Logger(t),
+		GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, NATSSeedFile: testenv.NATSSeed(t, natsURL, "order"), PKI: testenv.PKI(t), Log: testenv.Logger(t),
 	}})
 	if err != nil {
 		t.Fatal(err)

@@ -28,6 +28,7 @@ import (
 	verificationv1 "github.com/certflow/certflow/gen/go/certflow/verification/v1"
 	"github.com/certflow/certflow/pkg/auth"
 	"github.com/certflow/certflow/pkg/devdns"
+	"github.com/certflow/certflow/pkg/embedded"
 	"github.com/certflow/certflow/pkg/events"
 	"github.com/certflow/certflow/pkg/smtptest"
 	"github.com/certflow/certflow/pkg/testenv"
@@ -83,6 +84,7 @@ func start(t *testing.T) *env {
 		ExtraAPIKeys:        otherKey + " other customer\n",
 		WebhookRetryInitial: 100 * time.Millisecond,
 		Log:                 testenv.Logger(t),
+		PKI:                 testenv.PKI(t),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +93,11 @@ func start(t *testing.T) *env {
 
 	// A subscriber of another team: a durable JetStream consumer of every
 	// lifecycle event, counting what the stream delivers.
-	conn := testenv.Conn(t, e.s.NATSURL)
+	conn, err := events.Connect(context.Background(), e.s.NATSURL, "e2e-audit", events.Credentials{User: events.Reader, SeedFile: embedded.NATSSeedFile(e.s.NATSSeeds, events.Reader)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
 	cons, err := conn.JS.CreateOrUpdateConsumer(context.Background(), events.Stream, jetstream.ConsumerConfig{
 		Durable: "e2e-audit", FilterSubject: events.StreamSubjects, AckPolicy: jetstream.AckExplicitPolicy,
 	})

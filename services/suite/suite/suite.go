@@ -18,10 +18,13 @@ import (
 	"strings"
 	"time"
 
+	natsgo "github.com/nats-io/nats.go"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/certflow/certflow/pkg/callpolicy"
 	"github.com/certflow/certflow/pkg/devdns"
 	"github.com/certflow/certflow/pkg/embedded"
+	"github.com/certflow/certflow/pkg/internalpki"
 	"github.com/certflow/certflow/pkg/service"
 	application "github.com/certflow/certflow/services/application/service"
 	gateway "github.com/certflow/certflow/services/gateway/service"
@@ -63,6 +66,10 @@ type Options struct {
 	// DCV retry schedule; defaults suit a person at a terminal.
 	RetryInitial, RetryMax, SweepInterval time.Duration
 	ChallengeLifetime                     time.Duration
+
+	// PKI, if set, issues the component identities instead of the one
+	// kept in DataDir/pki (tests share one with their own clients).
+	PKI *internalpki.Authority
 
 	Log *slog.Logger
 	Now func() time.Time
@@ -113,7 +120,14 @@ type Suite struct {
 	APIKey, ReviewerKey string
 	RootCAPath          string
 	NATSURL, MongoURI   string
-	DevDNS              *devdns.Server
+	// PKIDir holds the internal PKI: ca.pem, and operator.pem with
+	// operator-key.pem for grpcurl.
+	PKIDir string
+	// NATSSeeds holds each NATS user's nkey seed (<user>.nk), reader.nk
+	// among them; NATSAdmin connects in-process as the administrator.
+	NATSSeeds string
+	NATSAdmin func() []natsgo.Option
+	DevDNS    *devdns.Server
 	// Service gRPC addresses, for gRPC clients.
 	OrderAddr, ApplicationAddr, VerificationAddr, IssuanceAddr, NotificationAddr string
 
@@ -160,10 +174,31 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 		}
 	}
 
-	nats, err := embedded.StartNATS(o.NATSAddr, filepath.Join(o.DataDir, "nats"))
+	// Component identity: the internal PKI's root (never used for
+	// customer certificates) issues each component a short-lived
+	// certificate; the operator's lets grpcurl in for health and
+	// reflection (README, Operating).
+	s.PKIDir = filepath.Join(o.DataDir, "pki")
+	pki := o.PKI
+	if pki == nil {
+		if pki, err = internalpki.LoadOrCreate(s.PKIDir); err != nil {
+			return nil, err
+		}
+	}
+	if err := pki.WriteIdentity(s.PKIDir, callpolicy.Operator, 30*24*time.Hour); err != nil {
+		return nil, fmt.Errorf("operator identity: %w", err)
+	}
+	// NATS users: one per service, and a read-only one for other teams.
+	s.NATSSeeds = filepath.Join(secrets, "nats")
+	natsUsers, err := embedded.NATSUsers(s.NATSSeeds)
+	if err != nil {
+		return nil, fmt.Errorf("NATS credentials: %w", err)
+	}
+	nats, err := embedded.StartNATS(o.NATSAddr, filepath.Join(o.DataDir, "nats"), natsUsers)
 	if err != nil {
 		return nil, err
 	}
+	s.NATSAdmin = nats.AdminOptions
 	s.closers = append(s.closers, nats.Close)
 	s.NATSURL = nats.URL()
 	s.MongoURI = o.MongoURI
@@ -189,7 +224,8 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	}
 
 	base := func(name, addr string) service.Config {
-		return service.Config{Name: name, GRPCAddr: addr, MongoURI: s.MongoURI, NATSURL: s.NATSURL, Log: o.Log}
+		return service.Config{Name: name, GRPCAddr: addr, MongoURI: s.MongoURI, NATSURL: s.NATSURL, Log: o.Log,
+			PKI: pki, NATSSeedFile: embedded.NATSSeedFile(s.NATSSeeds, name)}
 	}
 	ord, err := order.New(ctx, order.Config{Config: base("order", o.OrderAddr), Now: o.Now})
 	if err != nil {
@@ -234,7 +270,7 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	s.ApplicationAddr = app.GRPC.Addr()
 	gw, err := gateway.New(ctx, gateway.Config{
 		Addr: o.GatewayAddr, OrderAddr: s.OrderAddr, ApplicationAddr: s.ApplicationAddr, VerificationAddr: s.VerificationAddr,
-		IssuanceAddr: s.IssuanceAddr, NotificationAddr: s.NotificationAddr, APIKeys: keys + "\n" + o.ExtraAPIKeys, Log: o.Log,
+		IssuanceAddr: s.IssuanceAddr, NotificationAddr: s.NotificationAddr, APIKeys: keys + "\n" + o.ExtraAPIKeys, Log: o.Log, PKI: pki,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)

@@ -42,7 +42,7 @@ func startOrg(t *testing.T) *orgEnv {
 	natsURL := testenv.NATS(t)
 	_, db := testenv.Database(t)
 	svc, err := verification.New(context.Background(), verification.Config{
-		Config:            service.Config{GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, Log: testenv.Logger(t), RelayInterval: 100 * time.Millisecond},
+		Config:            service.Config{GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, NATSSeedFile: testenv.NATSSeed(t, natsURL, "verification"), PKI: testenv.PKI(t), Log: testenv.Logger(t), RelayInterval: 100 * time.Millisecond},
 		DNSServers:        "127.0.0.1:1", // never asked: no challenges here
 		HTTPPort:          80,
 		ChallengeLifetime: time.Hour,

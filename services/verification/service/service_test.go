@@ -64,7 +64,7 @@ func start(t *testing.T) *env {
 	natsURL := testenv.NATS(t)
 	_, db := testenv.Database(t)
 	svc, err := verification.New(context.Background(), verification.Config{
-		Config:                service.Config{GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, Log: testenv.Logger(t), RelayInterval: 100 * time.Millisecond},
+		Config:                service.Config{GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, NATSSeedFile: testenv.NATSSeed(t, natsURL, "verification"), PKI: testenv.PKI(t), Log: testenv.Logger(t), RelayInterval: 100 * time.Millisecond},
 		DNSServers:            e.dns.Addr(),
 		HTTPPort:              port,
 		AllowPrivateAddresses: true,

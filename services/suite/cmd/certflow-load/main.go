@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/certflow/certflow/gen/go/certflow/events/v1"
+	"github.com/certflow/certflow/pkg/embedded"
 	"github.com/certflow/certflow/pkg/events"
 	"github.com/certflow/certflow/services/suite/suite"
 )
@@ -77,7 +78,11 @@ func run(n, c int, timeout time.Duration) error {
 	cl := &client{base: s.GatewayURL, key: s.APIKey, http: &http.Client{Timeout: 30 * time.Second}, waiting: map[string]chan string{}}
 	// Issued (or failed) is learnt from the lifecycle events, as another
 	// team would, instead of by polling the API.
-	nc, err := nats.Connect(s.NATSURL)
+	reader, err := nats.NkeyOptionFromSeed(embedded.NATSSeedFile(s.NATSSeeds, events.Reader))
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(s.NATSURL, reader, nats.CustomInboxPrefix(events.Inbox(events.Reader)))
 	if err != nil {
 		return err
 	}

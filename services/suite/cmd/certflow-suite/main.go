@@ -58,9 +58,11 @@ certflow is running.
   reviewer key:          %s
   CA root certificate:   %s
   dev DNS admin API:     http://%s   (publish TXT records here, see README)
-  NATS:                  %s
+  NATS:                  %s   (read-only nkey seed for other teams: %s)
+  operator gRPC access:  grpcurl -cacert %s -cert %s -key %s 127.0.0.1:9104 list
 Press Ctrl-C to stop; data stays in %s.
-`, st.GatewayURL, st.GatewayURL, st.APIKey, st.ReviewerKey, root, o.DevDNSAdminAddr, st.NATSURL, o.DataDir)
+`, st.GatewayURL, st.GatewayURL, st.APIKey, st.ReviewerKey, root, o.DevDNSAdminAddr, st.NATSURL,
+		filepath.Join(st.NATSSeeds, "reader.nk"), filepath.Join(st.PKIDir, "ca.pem"), filepath.Join(st.PKIDir, "operator.pem"), filepath.Join(st.PKIDir, "operator-key.pem"), o.DataDir)
 	if err := st.Run(ctx); err != nil {
 		log.Error("stopped with an error", "err", err)
 		os.Exit(1)
