@@ -2,9 +2,13 @@ package events
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -35,8 +39,14 @@ type Conn struct {
 type Credentials struct {
 	User     string
 	SeedFile string
-	Options  []nats.Option
+	// CAFile verifies a tls:// server's certificate, issued for
+	// nats.certflow.internal by the internal PKI.
+	CAFile  string
+	Options []nats.Option
 }
+
+// NATSServerName is the name in the NATS server's certificate.
+const NATSServerName = "nats.certflow.internal"
 
 // Connect connects to url as creds, names the connection, and checks that
 // the CERTFLOW stream exists: services may not create or change it.
@@ -51,6 +61,17 @@ func Connect(ctx context.Context, url, name string, creds Credentials) (*Conn, e
 	}
 	if creds.User != "" {
 		opts = append(opts, nats.CustomInboxPrefix(Inbox(creds.User)))
+	}
+	if creds.CAFile != "" && strings.HasPrefix(url, "tls://") {
+		pem, err := os.ReadFile(creds.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("NATS CA bundle: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("NATS CA bundle %s holds no certificate", creds.CAFile)
+		}
+		opts = append(opts, nats.Secure(&tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, ServerName: NATSServerName}))
 	}
 	opts = append(opts, creds.Options...)
 	nc, err := nats.Connect(url, opts...)

@@ -33,6 +33,7 @@ type FileSource struct {
 	stamp   string
 	cert    *tls.Certificate
 	roots   *x509.CertPool
+	public  bool
 }
 
 // NewFileSource loads the files once, failing if they do not make an
@@ -46,6 +47,25 @@ func NewFileSource(f Files) (*FileSource, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// NewKeyPairSource reads a certificate and key that are not a component
+// identity (the gateway's public HTTPS certificate) and reads them again
+// when they change; Roots is nil.
+func NewKeyPairSource(cert, key string) (*FileSource, error) {
+	if cert == "" || key == "" {
+		return nil, errors.New("HTTPS needs both a certificate and its key")
+	}
+	s := &FileSource{files: Files{Cert: cert, Key: key}, CheckEvery: time.Second, public: true}
+	if err := s.reload(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// GetCertificate is for tls.Config.GetCertificate.
+func (s *FileSource) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return s.Certificate()
 }
 
 // Certificate returns the current certificate.
@@ -91,19 +111,22 @@ func (s *FileSource) reload() error {
 	if err != nil {
 		return fmt.Errorf("load certificate %s and key %s: %w", s.files.Cert, s.files.Key, err)
 	}
-	caPEM, err := os.ReadFile(s.files.CA)
-	if err != nil {
-		return fmt.Errorf("read CA bundle: %w", err)
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(caPEM) {
-		return fmt.Errorf("CA bundle %s holds no PEM certificate", s.files.CA)
+	var roots *x509.CertPool
+	if !s.public {
+		caPEM, err := os.ReadFile(s.files.CA)
+		if err != nil {
+			return fmt.Errorf("read CA bundle: %w", err)
+		}
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(caPEM) {
+			return fmt.Errorf("CA bundle %s holds no PEM certificate", s.files.CA)
+		}
 	}
 	leaf, err := x509.ParseCertificate(cert.Certificate[0])
 	if err != nil {
 		return fmt.Errorf("parse %s: %w", s.files.Cert, err)
 	}
-	if _, err := NameOf(leaf); err != nil {
+	if _, err := NameOf(leaf); err != nil && !s.public {
 		return fmt.Errorf("%s: %w", s.files.Cert, err)
 	}
 	cert.Leaf = leaf
@@ -117,6 +140,9 @@ func (s *FileSource) reload() error {
 func (s *FileSource) stampNow() (string, error) {
 	out := ""
 	for _, p := range []string{s.files.Cert, s.files.Key, s.files.CA} {
+		if p == "" {
+			continue
+		}
 		fi, err := os.Stat(p)
 		if err != nil {
 			return "", fmt.Errorf("identity file: %w", err)

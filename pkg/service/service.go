@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -18,6 +19,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/certflow/certflow/pkg/config"
 	"github.com/certflow/certflow/pkg/docstore"
@@ -122,7 +124,7 @@ func Start(ctx context.Context, cfg Config) (*Base, error) {
 		_ = client.Disconnect(context.Background())
 		return nil, fmt.Errorf("MongoDB at %s does not answer (is it running?): %w", cfg.MongoURI, err)
 	}
-	nc, err := events.Connect(pctx, cfg.NATSURL, "certflow-"+cfg.Name, events.Credentials{User: cfg.Name, SeedFile: cfg.NATSSeedFile})
+	nc, err := events.Connect(pctx, cfg.NATSURL, "certflow-"+cfg.Name, events.Credentials{User: cfg.Name, SeedFile: cfg.NATSSeedFile, CAFile: cfg.TLS.CA})
 	if err != nil {
 		_ = client.Disconnect(context.Background())
 		return nil, err
@@ -222,6 +224,40 @@ func (b *Base) Run(ctx context.Context) error {
 	return nil
 }
 
+// Probe calls the health service of the server configured in s (its
+// -grpc-addr and -tls-* settings) as the service itself.
+func Probe(name string, s *config.Set) error {
+	get := func(flag string) string {
+		if f := s.FS.Lookup(flag); f != nil {
+			return f.Value.String()
+		}
+		return ""
+	}
+	id, err := Identity(name, mtls.Files{Cert: get("tls-cert"), Key: get("tls-key"), CA: get("tls-ca")}, nil)
+	if err != nil {
+		return err
+	}
+	_, port, err := net.SplitHostPort(get("grpc-addr"))
+	if err != nil {
+		return fmt.Errorf("-grpc-addr: %w", err)
+	}
+	cc, err := grpcclient.Dial(net.JoinHostPort("127.0.0.1", port), name, id)
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		return err
+	}
+	if resp.Status != healthpb.HealthCheckResponse_SERVING {
+		return fmt.Errorf("status %s", resp.Status)
+	}
+	return nil
+}
+
 // Main is a service binary's main: it parses the flags registered by setup,
 // builds the service with run, and stops it on SIGINT or SIGTERM.
 func Main(name string, setup func(s *config.Set) func(ctx context.Context, log *slog.Logger) error) {
@@ -229,10 +265,18 @@ func Main(name string, setup func(s *config.Set) func(ctx context.Context, log *
 	var level, format string
 	s.String(&level, "log-level", "CERTFLOW_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	s.String(&format, "log-format", "CERTFLOW_LOG_FORMAT", "text", "log format: text or json")
+	probe := s.FS.Bool("probe", false, "check this service's gRPC health over mutual TLS with its own identity and exit 0 if SERVING (a Kubernetes exec probe: kubelet's own gRPC probe speaks only plaintext)")
 	run := setup(s)
 	if err := s.Parse(os.Args[1:]); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		os.Exit(2)
+	}
+	if *probe {
+		if err := Probe(name, s); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: probe: %v\n", name, err)
+			os.Exit(1)
+		}
+		return
 	}
 	log, err := config.Logger(level, format)
 	if err != nil {

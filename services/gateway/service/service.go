@@ -5,6 +5,7 @@ package service
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,7 +58,11 @@ type Config struct {
 	// services (see service.Config).
 	TLS mtls.Files
 	PKI *internalpki.Authority
-	Log *slog.Logger
+	// HTTPSCert and HTTPSKey, if set, serve the public API over HTTPS
+	// (reread when they change); otherwise plain HTTP, for the embedded
+	// default on loopback only.
+	HTTPSCert, HTTPSKey string
+	Log                 *slog.Logger
 }
 
 // Flags registers the gateway settings.
@@ -69,6 +74,8 @@ func (c *Config) Flags(s *config.Set) {
 	s.String(&c.IssuanceAddr, "issuance-addr", "CERTFLOW_ISSUANCE_ADDR", "127.0.0.1:9104", "issuance service gRPC address")
 	s.String(&c.NotificationAddr, "notification-addr", "CERTFLOW_NOTIFICATION_ADDR", "127.0.0.1:9105", "notification service gRPC address")
 	service.TLSFlags(s, &c.TLS)
+	s.String(&c.HTTPSCert, "https-cert", "CERTFLOW_HTTPS_CERT", "", "public HTTPS certificate (PEM); empty serves plain HTTP")
+	s.String(&c.HTTPSKey, "https-key", "CERTFLOW_HTTPS_KEY", "", "public HTTPS private key (PEM)")
 	s.String(&c.APIKeysFile, "api-keys-file", "CERTFLOW_API_KEYS_FILE", "", "file of API keys, one per line: <key> <account> [customer|reviewer]")
 }
 
@@ -78,6 +85,7 @@ type Gateway struct {
 	lis   net.Listener
 	conns []*grpc.ClientConn
 	log   *slog.Logger
+	tls   *tls.Config
 }
 
 // New builds the gateway and listens; call Run to serve.
@@ -150,6 +158,14 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		g.close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
+	if cfg.HTTPSCert != "" || cfg.HTTPSKey != "" {
+		certs, err := mtls.NewKeyPairSource(cfg.HTTPSCert, cfg.HTTPSKey)
+		if err != nil {
+			g.close()
+			return nil, err
+		}
+		g.tls = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate}
+	}
 	g.srv = &http.Server{
 		Handler:           logRequests(g.log, limitBody(root)),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -161,12 +177,24 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 }
 
 // URL is the gateway's base URL.
-func (g *Gateway) URL() string { return "http://" + g.lis.Addr().String() }
+func (g *Gateway) URL() string {
+	if g.tls != nil {
+		return "https://" + g.lis.Addr().String()
+	}
+	return "http://" + g.lis.Addr().String()
+}
 
 // Run serves until ctx is done, then shuts down gracefully.
 func (g *Gateway) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
-	go func() { errc <- g.srv.Serve(g.lis) }()
+	go func() {
+		if g.tls != nil {
+			g.srv.TLSConfig = g.tls
+			errc <- g.srv.ServeTLS(g.lis, "", "")
+			return
+		}
+		errc <- g.srv.Serve(g.lis)
+	}()
 	g.log.Info("HTTP gateway serving", "url", g.URL())
 	select {
 	case err := <-errc:
