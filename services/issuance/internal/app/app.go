@@ -43,10 +43,10 @@ type Sealer interface {
 }
 
 // Authorizer is the verification service's judgement immediately before
-// signing: whether the account of ctx may have domains signed at signTime for the
-// application's attempt (validated names, method, age, CAA). A refusal is a
-// FailedPrecondition whose reason says why; the answer is the evidence of
-// each name, in the order of domains.
+// signing: whether the account of ctx may have the domains signed at the
+// signing time for the application's attempt (validated names, method, age,
+// CAA). A refusal is a FailedPrecondition whose reason says why; the answer
+// is the evidence of each name, in the order of the domains.
 type Authorizer interface {
 	AuthorizeIssuance(ctx context.Context, q AuthorizeRequest) (*Authorization, error)
 }
