@@ -90,16 +90,19 @@ var Methods = map[string][]string{
 	"/certflow.verification.v1.VerificationService/CreateChallenges": {Application},
 	"/certflow.verification.v1.VerificationService/CancelChallenges": {Application},
 	"/certflow.verification.v1.VerificationService/CheckCaa":         {Application},
-	"/certflow.verification.v1.VerificationService/UploadDocument":   public,
-	"/certflow.verification.v1.VerificationService/ListDocuments":    {Gateway, Application},
-	"/certflow.verification.v1.VerificationService/GetDocument":      public,
-	"/certflow.verification.v1.ReviewService/ListReviews":            public,
-	"/certflow.verification.v1.ReviewService/GetReview":              public,
-	"/certflow.verification.v1.ReviewService/RecordPhoneCall":        public,
-	"/certflow.verification.v1.ReviewService/ApproveReview":          public,
-	"/certflow.verification.v1.ReviewService/RejectReview":           public,
-	"/certflow.verification.v1.ReviewService/CreateReview":           {Application},
-	"/certflow.verification.v1.ReviewService/CancelReviews":          {Application},
+	// The CA asks, at the moment of signing, whether every name is
+	// validated for the account (pkg/certpolicy rules on that date).
+	"/certflow.verification.v1.VerificationService/AuthorizeIssuance": {Issuance},
+	"/certflow.verification.v1.VerificationService/UploadDocument":    public,
+	"/certflow.verification.v1.VerificationService/ListDocuments":     {Gateway, Application},
+	"/certflow.verification.v1.VerificationService/GetDocument":       public,
+	"/certflow.verification.v1.ReviewService/ListReviews":             public,
+	"/certflow.verification.v1.ReviewService/GetReview":               public,
+	"/certflow.verification.v1.ReviewService/RecordPhoneCall":         public,
+	"/certflow.verification.v1.ReviewService/ApproveReview":           public,
+	"/certflow.verification.v1.ReviewService/RejectReview":            public,
+	"/certflow.verification.v1.ReviewService/CreateReview":            {Application},
+	"/certflow.verification.v1.ReviewService/CancelReviews":           {Application},
 
 	// Issuance service: only the application service gets a certificate
 	// signed.

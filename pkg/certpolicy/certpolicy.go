@@ -108,3 +108,45 @@ func EmailDCV(t time.Time) (allowed bool, warning string) {
 	}
 	return true, ""
 }
+
+// methodRule is one line of the table of domain validation methods: the
+// Baseline Requirements section, whether it can validate a wildcard name,
+// and from when a validation by it may no longer be relied on (zero: no end
+// is scheduled).
+type methodRule struct {
+	method      string
+	section     string
+	wildcard    bool
+	forbiddenAt time.Time
+}
+
+// methods are the domain validation methods certflow offers, by their API
+// name. A validation is relied on twice: when it is made and when the
+// certificate is signed, so a method's end applies to validations made
+// before it too (the conservative reading of BR 3.2.2.4).
+var methods = []methodRule{
+	{"DNS_TXT", "BR 3.2.2.4.7", true, time.Time{}},
+	{"DNS_CNAME", "BR 3.2.2.4.7", true, time.Time{}},
+	{"HTTP_FILE", "BR 3.2.2.4.18", false, time.Time{}},
+	{"EMAIL", "BR 3.2.2.4.4", true, emailForbiddenFrom},
+}
+
+// MethodAllowed says whether a domain validation done by method (DNS_TXT,
+// DNS_CNAME, HTTP_FILE, EMAIL) may be relied on at t for a name, wildcard or
+// not. When it may not, the string says why.
+func MethodAllowed(method string, wildcard bool, t time.Time) (bool, string) {
+	for _, m := range methods {
+		if m.method != method {
+			continue
+		}
+		if wildcard && !m.wildcard {
+			return false, method + " (" + m.section + ") cannot validate a wildcard name; only DNS (DNS_TXT or DNS_CNAME) can"
+		}
+		if !m.forbiddenAt.IsZero() && !t.Before(m.forbiddenAt) {
+			return false, method + " (" + m.section + ") may not be relied on from " + m.forbiddenAt.Format(time.DateOnly) +
+				"; validate the name again by DNS_TXT (or DNS_CNAME or HTTP_FILE)"
+		}
+		return true, ""
+	}
+	return false, "validation method " + method + " is not one the Baseline Requirements allow certflow to use"
+}

@@ -102,3 +102,34 @@ func TestEmailDCV(t *testing.T) {
 		}
 	}
 }
+
+func TestMethodAllowed(t *testing.T) {
+	late2026 := time.Date(2026, time.November, 21, 12, 0, 0, 0, time.UTC)
+	emailEnd := time.Date(2028, time.March, 15, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		method   string
+		wildcard bool
+		t        time.Time
+		allowed  bool
+		why      string
+	}{
+		{"DNS_TXT", false, late2026, true, ""},
+		{"DNS_TXT", true, emailEnd, true, ""},
+		{"DNS_CNAME", true, late2026, true, ""},
+		{"HTTP_FILE", false, emailEnd, true, ""},
+		{"HTTP_FILE", true, late2026, false, "wildcard"},
+		{"EMAIL", false, late2026, true, ""},
+		{"EMAIL", true, late2026, true, ""},
+		{"EMAIL", false, emailEnd.Add(-time.Nanosecond), true, ""},
+		{"EMAIL", false, emailEnd, false, "2028-03-15"},
+		{"EMAIL", true, emailEnd.Add(time.Hour), false, "2028-03-15"},
+		{"WHOIS", false, late2026, false, "WHOIS"},
+		{"", false, late2026, false, "not one"},
+	}
+	for _, tt := range tests {
+		allowed, why := MethodAllowed(tt.method, tt.wildcard, tt.t)
+		if allowed != tt.allowed || !strings.Contains(why, tt.why) || (allowed && why != "") {
+			t.Errorf("MethodAllowed(%q, wildcard %v, %v) = %v, %q; want %v with %q", tt.method, tt.wildcard, tt.t, allowed, why, tt.allowed, tt.why)
+		}
+	}
+}

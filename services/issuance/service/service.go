@@ -1,5 +1,6 @@
 // Package service assembles the issuance service: the CA from its folder,
-// the key sealer, the certificate store and the gRPC API.
+// the key sealer, the certificate store, the client of the verification
+// service (asked before each signature) and the gRPC API.
 package service
 
 import (
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	issuancev1 "github.com/certflow/certflow/gen/go/certflow/issuance/v1"
+	verificationv1 "github.com/certflow/certflow/gen/go/certflow/verification/v1"
+	"github.com/certflow/certflow/pkg/callpolicy"
 	"github.com/certflow/certflow/pkg/config"
 	"github.com/certflow/certflow/pkg/docstore"
 	"github.com/certflow/certflow/pkg/service"
@@ -19,6 +22,7 @@ import (
 	"github.com/certflow/certflow/services/issuance/internal/domain"
 	"github.com/certflow/certflow/services/issuance/internal/grpcapi"
 	"github.com/certflow/certflow/services/issuance/internal/keyseal"
+	"github.com/certflow/certflow/services/issuance/internal/verifier"
 )
 
 // DefaultPort is the issuance service's gRPC port in the default run.
@@ -35,7 +39,10 @@ type Config struct {
 	KEK     string
 	// Validity of issued certificates; 0 = one day under the BR maximum.
 	Validity time.Duration
-	Now      func() time.Time
+	// VerificationAddr is the verification service, asked immediately
+	// before each signature whether the names are validated and CAA permits.
+	VerificationAddr string
+	Now              func() time.Time
 }
 
 // Flags registers the issuance settings.
@@ -44,6 +51,7 @@ func (c *Config) Flags(s *config.Set) {
 	s.String(&c.CADir, "ca-dir", "CERTFLOW_CA_DIR", "./var/ca", "folder of the CA certificates and sealed keys (created on first start)")
 	s.String(&c.KEKFile, "kek-file", "CERTFLOW_KEK_FILE", "", "file with the base64 32-byte key-encryption key")
 	s.String(&c.KEK, "kek", "CERTFLOW_KEK", "", "base64 32-byte key-encryption key (instead of -kek-file)")
+	s.String(&c.VerificationAddr, "verification-addr", "CERTFLOW_VERIFICATION_ADDR", "127.0.0.1:9103", "verification service gRPC address (asked before each signature)")
 	s.Duration(&c.Validity, "validity", "CERTFLOW_CERT_VALIDITY", 0, "certificate validity; 0 = one day under the CA/B Forum maximum (199 days in 2026)")
 }
 
@@ -68,7 +76,14 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CA in %s: %w", cfg.CADir, err)
 	}
+	if cfg.VerificationAddr == "" {
+		return nil, fmt.Errorf("no verification service address: the CA signs only names it confirms (set -verification-addr)")
+	}
 	b, err := service.Start(ctx, cfg.Config)
+	if err != nil {
+		return nil, err
+	}
+	vc, err := b.Dial(callpolicy.Verification, cfg.VerificationAddr)
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +91,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err := certs.EnsureIndexes(ctx); err != nil {
 		return nil, err
 	}
-	b.GRPC.Register(&issuancev1.IssuanceService_ServiceDesc, &grpcapi.Server{App: app.New(certs, authority, sealer, cfg.Now, cfg.Validity)})
+	b.GRPC.Register(&issuancev1.IssuanceService_ServiceDesc, &grpcapi.Server{App: app.New(certs, authority, sealer, verifier.Client{C: verificationv1.NewVerificationServiceClient(vc)}, cfg.Now, cfg.Validity)})
 	b.Log.Info("CA ready", "root", cfg.CADir+"/"+ca.RootCertFile, "subject", authority.Root().Subject.String())
 	return &Service{b}, nil
 }

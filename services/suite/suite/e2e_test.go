@@ -51,6 +51,13 @@ type env struct {
 
 func start(t *testing.T) *env {
 	t.Helper()
+	return startWith(t, nil)
+}
+
+// startWith is start with the suite options changed by opt (for example a
+// test clock in Now).
+func startWith(t *testing.T, opt func(*suite.Options)) *env {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test; skipped with -short")
 	}
@@ -74,7 +81,7 @@ func start(t *testing.T) *env {
 	e.smtp = smtptest.Start(t)
 
 	any := "127.0.0.1:0"
-	e.s, err = suite.Start(context.Background(), suite.Options{
+	o := suite.Options{
 		DataDir:  t.TempDir(),
 		MongoURI: os.Getenv(testenv.MongoEnv),
 		NATSAddr: any, MongoAddr: any, OrderAddr: any, ApplicationAddr: any, VerificationAddr: any,
@@ -85,7 +92,11 @@ func start(t *testing.T) *env {
 		WebhookRetryInitial: 100 * time.Millisecond,
 		Log:                 testenv.Logger(t),
 		PKI:                 testenv.PKI(t),
-	})
+	}
+	if opt != nil {
+		opt(&o)
+	}
+	e.s, err = suite.Start(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -243,7 +243,8 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	}
 	s.add(ver.Run)
 	caDir := filepath.Join(o.DataDir, "ca")
-	iss, err := issuance.New(ctx, issuance.Config{Config: base("issuance", o.IssuanceAddr), CADir: caDir, KEK: kek, Now: o.Now})
+	// The CA asks verification before every signature.
+	iss, err := issuance.New(ctx, issuance.Config{Config: base("issuance", o.IssuanceAddr), CADir: caDir, KEK: kek, VerificationAddr: ver.GRPC.Addr(), Now: o.Now})
 	if err != nil {
 		return nil, fmt.Errorf("issuance: %w", err)
 	}

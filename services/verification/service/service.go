@@ -106,7 +106,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	); err != nil {
 		return nil, err
 	}
-	a := app.New(store, validationStore(b, cfg.Now), prover, domain.Policy{
+	a := app.New(store, validationStore(b, cfg.Now), prover, dcvCfg.caa, domain.Policy{
 		Lifetime: cfg.ChallengeLifetime, RetryInitial: cfg.RetryInitial, RetryMax: cfg.RetryMax, HTTPPort: cfg.HTTPPort,
 		CNAMEZone: dcvCfg.cnameZone,
 	}, cfg.Now, b.Log)

@@ -93,7 +93,11 @@ type Reviews interface {
 
 // Issuer is the issuance service.
 type Issuer interface {
-	IssueCertificate(ctx context.Context, requestID, application string, domains []string, csr, keyAlgorithm string) (string, error)
+	// IssueCertificate asks the CA to sign the names validated by the
+	// application's attempt. A FailedPrecondition means the CA refused (its
+	// reason says why: VALIDATION_EXPIRED, CAA_FORBIDS, …); asking again
+	// will not change that.
+	IssueCertificate(ctx context.Context, requestID, application string, attempt int, domains []string, csr, keyAlgorithm string) (string, error)
 }
 
 // App runs the use cases.

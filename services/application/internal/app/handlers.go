@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -235,9 +236,32 @@ func (a *App) issue(ctx context.Context, ev events.Event, account, application s
 	if requested.Doc.State != domain.PendingIssuance || requested.Doc.IssuanceRequested != app.Attempt {
 		return nil // withdrawn meanwhile
 	}
-	_, err = a.issuer.IssueCertificate(sctx, requestID(application, app.Attempt), application,
+	_, err = a.issuer.IssueCertificate(sctx, requestID(application, app.Attempt), application, app.Attempt,
 		app.Details.Domains, app.Details.CSR, app.Details.KeyAlgorithm)
+	if errors.Is(err, apierr.ErrFailedPrecondition) {
+		// The CA checked again at the signing time and refused (a validation
+		// too old by now, CAA changed, …). Asking again cannot help: fail the
+		// application with the cause, so the customer resubmits.
+		cause := refusalCause(err)
+		a.log.Warn("the CA refused to sign", "application", application, "attempt", app.Attempt, "reason", apierr.ReasonOf(err), "cause", cause)
+		return a.transition(ctx, account, application, func(d *domain.Application) (domain.State, error) {
+			if d.Attempt != app.Attempt {
+				return "", domain.ErrStale
+			}
+			return domain.ValidationFailed, d.FailIssuance(cause, a.now())
+		})
+	}
 	return err
+}
+
+// refusalCause is what the customer is told when the CA refuses to sign:
+// the reason code and the CA's message, which says what to do.
+func refusalCause(err error) string {
+	var e *apierr.Error
+	if !errors.As(err, &e) {
+		return "the CA refused to sign the certificate; edit and resubmit the application"
+	}
+	return fmt.Sprintf("the CA refused to sign the certificate (%s): %s", e.Reason, e.Message)
 }
 
 // requestID names the issuance of one attempt, so that the issuance service

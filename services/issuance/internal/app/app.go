@@ -42,35 +42,70 @@ type Sealer interface {
 	Open(sealed []byte, owner string) (crypto.Signer, error)
 }
 
+// Authorizer is the verification service's judgement immediately before
+// signing: whether the account of ctx may have the domains signed at the
+// signing time for the application's attempt (validated names, method, age,
+// CAA). A refusal is a FailedPrecondition whose reason says why; the answer
+// is the evidence of each name, in the order of the domains.
+type Authorizer interface {
+	AuthorizeIssuance(ctx context.Context, q AuthorizeRequest) (*Authorization, error)
+}
+
+// AuthorizeRequest is what the CA is about to sign.
+type AuthorizeRequest struct {
+	Application string
+	Attempt     int
+	Domains     []string
+	SignTime    time.Time
+}
+
+// Authorization is the verification service's yes.
+type Authorization struct {
+	Validations []domain.Validation
+	RuleVersion string
+}
+
 // App runs the use cases.
 type App struct {
-	certs    Certificates
-	ca       *ca.Authority
-	sealer   Sealer
-	now      func() time.Time
-	validity time.Duration
+	certs      Certificates
+	ca         *ca.Authority
+	sealer     Sealer
+	authorizer Authorizer
+	now        func() time.Time
+	validity   time.Duration
 }
 
 // New returns the use cases. validity 0 means certpolicy.DefaultValidity at
 // the time of issue; a larger one than the ballot SC-081 maximum is refused
-// at issue time.
-func New(certs Certificates, authority *ca.Authority, sealer Sealer, now func() time.Time, validity time.Duration) *App {
-	return &App{certs: certs, ca: authority, sealer: sealer, now: now, validity: validity}
+// at issue time. Nothing is signed without authorizer's yes.
+func New(certs Certificates, authority *ca.Authority, sealer Sealer, authorizer Authorizer, now func() time.Time, validity time.Duration) *App {
+	return &App{certs: certs, ca: authority, sealer: sealer, authorizer: authorizer, now: now, validity: validity}
 }
 
 // IssueRequest is what to sign.
 type IssueRequest struct {
-	RequestID    string
-	Application  string
+	RequestID   string
+	Application string
+	// Attempt is the application's attempt whose validations the names rest
+	// on.
+	Attempt      int
 	Domains      []string
 	CSR          string
 	KeyAlgorithm csr.KeyAlgorithm
 }
 
 // Issue signs a certificate; the same request id returns the same one.
+// Immediately before signing, with the time that becomes notBefore, the
+// verification service must say that every name is validated for the
+// account and that attempt, by a method allowed then, younger than the reuse
+// period then, and that CAA permits it; its refusal is returned as is
+// (FailedPrecondition with the reason), and nothing is signed.
 func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*docstore.Record[domain.Certificate], error) {
 	if req.RequestID == "" {
 		return nil, apierr.Invalid("request_id", "MISSING_FIELD", "request_id is required")
+	}
+	if req.Attempt < 1 {
+		return nil, apierr.Invalid("attempt", "MISSING_FIELD", "attempt is required: the application's attempt whose validations the names rest on")
 	}
 	id := docstore.IDFor(account, req.RequestID)
 	if rec, err := a.certs.Get(ctx, account, id); err == nil {
@@ -126,7 +161,13 @@ func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*doc
 			return nil, apierr.Invalid("csr", csrReason(err), "%v", err)
 		}
 	}
+	// The key is made: from here to the signature nothing slow happens, so
+	// the check is made at the signing time itself.
 	now := a.now()
+	authz, err := a.authorize(ctx, req, domains, now)
+	if err != nil {
+		return nil, err
+	}
 	validity := a.validity
 	if validity == 0 {
 		validity = certpolicy.DefaultValidity(now)
@@ -142,6 +183,7 @@ func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*doc
 	fp := sha256.Sum256(cert.Raw)
 	doc := domain.Certificate{
 		Application:     req.Application,
+		Attempt:         req.Attempt,
 		RequestID:       req.RequestID,
 		Domains:         domains,
 		SerialHex:       strings.ToUpper(cert.SerialNumber.Text(16)),
@@ -154,6 +196,8 @@ func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*doc
 		Fingerprint:     hex.EncodeToString(fp[:]),
 		Issuer:          cert.Issuer.String(),
 		CreateTime:      now.UTC(),
+		Validations:     authz.Validations,
+		RuleVersion:     authz.RuleVersion,
 	}
 	ev, err := events.Stamp(events.CertificateIssued, source, name, now, &eventsv1.CertificateIssued{
 		Account: account, Certificate: name, Application: req.Application, RequestId: req.RequestID,
@@ -167,6 +211,26 @@ func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*doc
 	// record, and ours (with its key) is dropped.
 	rec, _, err := a.certs.Create(ctx, id, account, doc, ev)
 	return rec, err
+}
+
+// authorize asks the verification service whether domains may be signed at
+// now, and checks that its answer covers exactly those names.
+func (a *App) authorize(ctx context.Context, req IssueRequest, domains []string, now time.Time) (*Authorization, error) {
+	authz, err := a.authorizer.AuthorizeIssuance(ctx, AuthorizeRequest{
+		Application: req.Application, Attempt: req.Attempt, Domains: domains, SignTime: now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(authz.Validations) != len(domains) {
+		return nil, fmt.Errorf("verification answered %d validations for %d names", len(authz.Validations), len(domains))
+	}
+	for i, v := range authz.Validations {
+		if v.Domain != domains[i] {
+			return nil, fmt.Errorf("verification answered a validation of %q for %q", v.Domain, domains[i])
+		}
+	}
+	return authz, nil
 }
 
 // Get reads a certificate of the account.

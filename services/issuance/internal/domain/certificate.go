@@ -8,7 +8,10 @@ import "time"
 // to the certificate's name) and never leaves the service except in a
 // download to the owning account.
 type Certificate struct {
-	Application     string
+	Application string
+	// Attempt is the application's attempt whose validations it was signed
+	// on.
+	Attempt         int
 	RequestID       string
 	Domains         []string
 	SerialHex       string
@@ -21,4 +24,21 @@ type Certificate struct {
 	Fingerprint     string
 	Issuer          string
 	CreateTime      time.Time
+	// Validations are what each name was signed on, as the verification
+	// service answered immediately before signing (Record the method used:
+	// BR 3.2.2.4).
+	Validations []Validation
+	// RuleVersion is the Baseline Requirements rule set at signing.
+	RuleVersion string
+}
+
+// Validation is the evidence of control of one name of a certificate.
+type Validation struct {
+	Domain         string
+	Method         string
+	ValidationTime time.Time
+	// Challenge is the verification service's challenge (challenges/{id}).
+	Challenge   string
+	Reused      bool
+	RuleVersion string
 }

@@ -32,7 +32,8 @@ var keyAlgorithms = map[issuancev1.KeyAlgorithm]csr.KeyAlgorithm{
 }
 
 // IssueCertificate is internal: the application service asks for a
-// certificate once every check passed.
+// certificate once every check passed; the CA checks again with the
+// verification service immediately before it signs.
 func (s *Server) IssueCertificate(ctx context.Context, req *issuancev1.IssueCertificateRequest) (*issuancev1.Certificate, error) {
 	acct, err := auth.Account(ctx)
 	if err != nil {
@@ -46,7 +47,8 @@ func (s *Server) IssueCertificate(ctx context.Context, req *issuancev1.IssueCert
 		return nil, apierr.Invalid("key_algorithm", "UNSUPPORTED_KEY_ALGORITHM", "key_algorithm %v is not supported", req.GetKeyAlgorithm())
 	}
 	rec, err := s.App.Issue(ctx, acct, app.IssueRequest{
-		RequestID: req.GetRequestId(), Application: req.GetApplication(), Domains: req.GetDomains(), CSR: req.GetCsr(), KeyAlgorithm: alg,
+		RequestID: req.GetRequestId(), Application: req.GetApplication(), Attempt: int(req.GetAttempt()),
+		Domains: req.GetDomains(), CSR: req.GetCsr(), KeyAlgorithm: alg,
 	})
 	if err != nil {
 		return nil, err

@@ -52,14 +52,16 @@ type App struct {
 	store       Challenges
 	validations Validations
 	prover      Prover
+	caa         CAAChecker
 	policy      domain.Policy
 	now         func() time.Time
 	log         *slog.Logger
 }
 
-// New returns the use cases.
-func New(store Challenges, validations Validations, prover Prover, policy domain.Policy, now func() time.Time, log *slog.Logger) *App {
-	return &App{store: store, validations: validations, prover: prover, policy: policy, now: now, log: log}
+// New returns the use cases. caa decides CAA when the CA asks to sign
+// (issuance.go).
+func New(store Challenges, validations Validations, prover Prover, caa CAAChecker, policy domain.Policy, now func() time.Time, log *slog.Logger) *App {
+	return &App{store: store, validations: validations, prover: prover, caa: caa, policy: policy, now: now, log: log}
 }
 
 // Policy returns the challenge policy.

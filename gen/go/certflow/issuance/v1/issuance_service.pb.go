@@ -580,8 +580,12 @@ type IssueCertificateRequest struct {
 	Application string   `protobuf:"bytes,2,opt,name=application,proto3" json:"application,omitempty"`
 	Domains     []string `protobuf:"bytes,3,rep,name=domains,proto3" json:"domains,omitempty"`
 	// A PEM CSR from the customer; empty means the service makes the key.
-	Csr           string       `protobuf:"bytes,4,opt,name=csr,proto3" json:"csr,omitempty"`
-	KeyAlgorithm  KeyAlgorithm `protobuf:"varint,5,opt,name=key_algorithm,json=keyAlgorithm,proto3,enum=certflow.issuance.v1.KeyAlgorithm" json:"key_algorithm,omitempty"`
+	Csr          string       `protobuf:"bytes,4,opt,name=csr,proto3" json:"csr,omitempty"`
+	KeyAlgorithm KeyAlgorithm `protobuf:"varint,5,opt,name=key_algorithm,json=keyAlgorithm,proto3,enum=certflow.issuance.v1.KeyAlgorithm" json:"key_algorithm,omitempty"`
+	// The application's attempt whose challenges validated the names. The CA
+	// signs only names validated by that attempt's challenges (see
+	// VerificationService.AuthorizeIssuance).
+	Attempt       int32 `protobuf:"varint,6,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -651,6 +655,13 @@ func (x *IssueCertificateRequest) GetKeyAlgorithm() KeyAlgorithm {
 	return KeyAlgorithm_KEY_ALGORITHM_UNSPECIFIED
 }
 
+func (x *IssueCertificateRequest) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
 var File_certflow_issuance_v1_issuance_service_proto protoreflect.FileDescriptor
 
 const file_certflow_issuance_v1_issuance_service_proto_rawDesc = "" +
@@ -691,14 +702,15 @@ const file_certflow_issuance_v1_issuance_service_proto_rawDesc = "" +
 	"\x18GetCaCertificatesRequest\"a\n" +
 	"\x19GetCaCertificatesResponse\x12\x19\n" +
 	"\broot_pem\x18\x01 \x01(\tR\arootPem\x12)\n" +
-	"\x10intermediate_pem\x18\x02 \x01(\tR\x0fintermediatePem\"\xde\x01\n" +
+	"\x10intermediate_pem\x18\x02 \x01(\tR\x0fintermediatePem\"\xfd\x01\n" +
 	"\x17IssueCertificateRequest\x12\"\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tB\x03\xe0A\x02R\trequestId\x12%\n" +
 	"\vapplication\x18\x02 \x01(\tB\x03\xe0A\x02R\vapplication\x12\x1d\n" +
 	"\adomains\x18\x03 \x03(\tB\x03\xe0A\x02R\adomains\x12\x10\n" +
 	"\x03csr\x18\x04 \x01(\tR\x03csr\x12G\n" +
-	"\rkey_algorithm\x18\x05 \x01(\x0e2\".certflow.issuance.v1.KeyAlgorithmR\fkeyAlgorithm*\xa1\x01\n" +
+	"\rkey_algorithm\x18\x05 \x01(\x0e2\".certflow.issuance.v1.KeyAlgorithmR\fkeyAlgorithm\x12\x1d\n" +
+	"\aattempt\x18\x06 \x01(\x05B\x03\xe0A\x02R\aattempt*\xa1\x01\n" +
 	"\fKeyAlgorithm\x12\x1d\n" +
 	"\x19KEY_ALGORITHM_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18KEY_ALGORITHM_ECDSA_P256\x10\x01\x12\x1c\n" +

@@ -44,8 +44,12 @@ type IssuanceServiceClient interface {
 	// downloaded chain.
 	GetCaCertificates(ctx context.Context, in *GetCaCertificatesRequest, opts ...grpc.CallOption) (*GetCaCertificatesResponse, error)
 	// Internal: signs a certificate for an application's attempt. With no CSR
-	// the service makes the key and the CSR. Calling again with the same
-	// request_id returns the same certificate.
+	// the service makes the key and the CSR. Immediately before signing it asks
+	// the verification service whether every name is validated for the account
+	// at the signing time and CAA permits it; if not, it fails with
+	// FailedPrecondition and the reason (VALIDATION_MISSING, VALIDATION_EXPIRED,
+	// METHOD_NOT_ALLOWED, CAA_FORBIDS, NAMES_MISMATCH). Calling again with the
+	// same request_id returns the same certificate.
 	IssueCertificate(ctx context.Context, in *IssueCertificateRequest, opts ...grpc.CallOption) (*Certificate, error)
 }
 
@@ -125,8 +129,12 @@ type IssuanceServiceServer interface {
 	// downloaded chain.
 	GetCaCertificates(context.Context, *GetCaCertificatesRequest) (*GetCaCertificatesResponse, error)
 	// Internal: signs a certificate for an application's attempt. With no CSR
-	// the service makes the key and the CSR. Calling again with the same
-	// request_id returns the same certificate.
+	// the service makes the key and the CSR. Immediately before signing it asks
+	// the verification service whether every name is validated for the account
+	// at the signing time and CAA permits it; if not, it fails with
+	// FailedPrecondition and the reason (VALIDATION_MISSING, VALIDATION_EXPIRED,
+	// METHOD_NOT_ALLOWED, CAA_FORBIDS, NAMES_MISMATCH). Calling again with the
+	// same request_id returns the same certificate.
 	IssueCertificate(context.Context, *IssueCertificateRequest) (*Certificate, error)
 	mustEmbedUnimplementedIssuanceServiceServer()
 }

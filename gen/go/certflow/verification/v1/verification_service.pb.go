@@ -961,6 +961,242 @@ func (x *CheckCaaResponse) GetLookupFailed() bool {
 	return false
 }
 
+type AuthorizeIssuanceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// applications/{application}
+	Application string `protobuf:"bytes,1,opt,name=application,proto3" json:"application,omitempty"`
+	// The attempt whose challenges validated the names.
+	Attempt int32 `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// The names the certificate will hold.
+	Domains []string `protobuf:"bytes,3,rep,name=domains,proto3" json:"domains,omitempty"`
+	// When the certificate is signed (its notBefore). The rules are applied at
+	// the later of this and the verification service's own clock, so a caller
+	// cannot make old evidence young by sending an early time.
+	SignTime      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=sign_time,json=signTime,proto3" json:"sign_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthorizeIssuanceRequest) Reset() {
+	*x = AuthorizeIssuanceRequest{}
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthorizeIssuanceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthorizeIssuanceRequest) ProtoMessage() {}
+
+func (x *AuthorizeIssuanceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthorizeIssuanceRequest.ProtoReflect.Descriptor instead.
+func (*AuthorizeIssuanceRequest) Descriptor() ([]byte, []int) {
+	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *AuthorizeIssuanceRequest) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *AuthorizeIssuanceRequest) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *AuthorizeIssuanceRequest) GetDomains() []string {
+	if x != nil {
+		return x.Domains
+	}
+	return nil
+}
+
+func (x *AuthorizeIssuanceRequest) GetSignTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SignTime
+	}
+	return nil
+}
+
+type AuthorizeIssuanceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The evidence for each name, in the order of the request.
+	Validations []*DomainValidation `protobuf:"bytes,1,rep,name=validations,proto3" json:"validations,omitempty"`
+	// The time the rules were applied at.
+	CheckTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=check_time,json=checkTime,proto3" json:"check_time,omitempty"`
+	// The Baseline Requirements rule set in force at check_time.
+	RuleVersion   string `protobuf:"bytes,3,opt,name=rule_version,json=ruleVersion,proto3" json:"rule_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthorizeIssuanceResponse) Reset() {
+	*x = AuthorizeIssuanceResponse{}
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthorizeIssuanceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthorizeIssuanceResponse) ProtoMessage() {}
+
+func (x *AuthorizeIssuanceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthorizeIssuanceResponse.ProtoReflect.Descriptor instead.
+func (*AuthorizeIssuanceResponse) Descriptor() ([]byte, []int) {
+	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *AuthorizeIssuanceResponse) GetValidations() []*DomainValidation {
+	if x != nil {
+		return x.Validations
+	}
+	return nil
+}
+
+func (x *AuthorizeIssuanceResponse) GetCheckTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CheckTime
+	}
+	return nil
+}
+
+func (x *AuthorizeIssuanceResponse) GetRuleVersion() string {
+	if x != nil {
+		return x.RuleVersion
+	}
+	return ""
+}
+
+// The validation a name of a certificate rests on.
+type DomainValidation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The name, normalized (may be a wildcard).
+	Domain string           `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
+	Method ValidationMethod `protobuf:"varint,2,opt,name=method,proto3,enum=certflow.verification.v1.ValidationMethod" json:"method,omitempty"`
+	// When control was proven; for a reused validation, the original time.
+	ValidationTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=validation_time,json=validationTime,proto3" json:"validation_time,omitempty"`
+	// challenges/{challenge}: the application's challenge for the name.
+	Challenge string `protobuf:"bytes,4,opt,name=challenge,proto3" json:"challenge,omitempty"`
+	// Whether the challenge reused an earlier validation of the account.
+	Reused bool `protobuf:"varint,5,opt,name=reused,proto3" json:"reused,omitempty"`
+	// The rule set the validation was done under.
+	RuleVersion string `protobuf:"bytes,6,opt,name=rule_version,json=ruleVersion,proto3" json:"rule_version,omitempty"`
+	// When the validation stops being usable under the rules at check_time.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DomainValidation) Reset() {
+	*x = DomainValidation{}
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DomainValidation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DomainValidation) ProtoMessage() {}
+
+func (x *DomainValidation) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DomainValidation.ProtoReflect.Descriptor instead.
+func (*DomainValidation) Descriptor() ([]byte, []int) {
+	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *DomainValidation) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
+}
+
+func (x *DomainValidation) GetMethod() ValidationMethod {
+	if x != nil {
+		return x.Method
+	}
+	return ValidationMethod_VALIDATION_METHOD_UNSPECIFIED
+}
+
+func (x *DomainValidation) GetValidationTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ValidationTime
+	}
+	return nil
+}
+
+func (x *DomainValidation) GetChallenge() string {
+	if x != nil {
+		return x.Challenge
+	}
+	return ""
+}
+
+func (x *DomainValidation) GetReused() bool {
+	if x != nil {
+		return x.Reused
+	}
+	return false
+}
+
+func (x *DomainValidation) GetRuleVersion() string {
+	if x != nil {
+		return x.RuleVersion
+	}
+	return ""
+}
+
+func (x *DomainValidation) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
 // A qualification document for organization validation.
 type Document struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -985,7 +1221,7 @@ type Document struct {
 
 func (x *Document) Reset() {
 	*x = Document{}
-	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[12]
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -997,7 +1233,7 @@ func (x *Document) String() string {
 func (*Document) ProtoMessage() {}
 
 func (x *Document) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[12]
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1010,7 +1246,7 @@ func (x *Document) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Document.ProtoReflect.Descriptor instead.
 func (*Document) Descriptor() ([]byte, []int) {
-	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{12}
+	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Document) GetName() string {
@@ -1087,7 +1323,7 @@ type UploadDocumentRequest struct {
 
 func (x *UploadDocumentRequest) Reset() {
 	*x = UploadDocumentRequest{}
-	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[13]
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1099,7 +1335,7 @@ func (x *UploadDocumentRequest) String() string {
 func (*UploadDocumentRequest) ProtoMessage() {}
 
 func (x *UploadDocumentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[13]
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1112,7 +1348,7 @@ func (x *UploadDocumentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadDocumentRequest.ProtoReflect.Descriptor instead.
 func (*UploadDocumentRequest) Descriptor() ([]byte, []int) {
-	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{13}
+	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UploadDocumentRequest) GetParent() string {
@@ -1140,7 +1376,7 @@ type ListDocumentsRequest struct {
 
 func (x *ListDocumentsRequest) Reset() {
 	*x = ListDocumentsRequest{}
-	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[14]
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1152,7 +1388,7 @@ func (x *ListDocumentsRequest) String() string {
 func (*ListDocumentsRequest) ProtoMessage() {}
 
 func (x *ListDocumentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[14]
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1165,7 +1401,7 @@ func (x *ListDocumentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDocumentsRequest.ProtoReflect.Descriptor instead.
 func (*ListDocumentsRequest) Descriptor() ([]byte, []int) {
-	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{14}
+	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListDocumentsRequest) GetParent() string {
@@ -1199,7 +1435,7 @@ type ListDocumentsResponse struct {
 
 func (x *ListDocumentsResponse) Reset() {
 	*x = ListDocumentsResponse{}
-	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[15]
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1211,7 +1447,7 @@ func (x *ListDocumentsResponse) String() string {
 func (*ListDocumentsResponse) ProtoMessage() {}
 
 func (x *ListDocumentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[15]
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1224,7 +1460,7 @@ func (x *ListDocumentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDocumentsResponse.ProtoReflect.Descriptor instead.
 func (*ListDocumentsResponse) Descriptor() ([]byte, []int) {
-	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{15}
+	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListDocumentsResponse) GetDocuments() []*Document {
@@ -1250,7 +1486,7 @@ type GetDocumentRequest struct {
 
 func (x *GetDocumentRequest) Reset() {
 	*x = GetDocumentRequest{}
-	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[16]
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1262,7 +1498,7 @@ func (x *GetDocumentRequest) String() string {
 func (*GetDocumentRequest) ProtoMessage() {}
 
 func (x *GetDocumentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[16]
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1275,7 +1511,7 @@ func (x *GetDocumentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDocumentRequest.ProtoReflect.Descriptor instead.
 func (*GetDocumentRequest) Descriptor() ([]byte, []int) {
-	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{16}
+	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetDocumentRequest) GetName() string {
@@ -1366,7 +1602,26 @@ const file_certflow_verification_v1_verification_service_proto_rawDesc = "" +
 	"\aallowed\x18\x01 \x01(\bR\aallowed\x12\x16\n" +
 	"\x06domain\x18\x02 \x01(\tR\x06domain\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12#\n" +
-	"\rlookup_failed\x18\x04 \x01(\bR\flookupFailed\"\xc3\x02\n" +
+	"\rlookup_failed\x18\x04 \x01(\bR\flookupFailed\"\xbd\x01\n" +
+	"\x18AuthorizeIssuanceRequest\x12%\n" +
+	"\vapplication\x18\x01 \x01(\tB\x03\xe0A\x02R\vapplication\x12\x1d\n" +
+	"\aattempt\x18\x02 \x01(\x05B\x03\xe0A\x02R\aattempt\x12\x1d\n" +
+	"\adomains\x18\x03 \x03(\tB\x03\xe0A\x02R\adomains\x12<\n" +
+	"\tsign_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x02R\bsignTime\"\xc7\x01\n" +
+	"\x19AuthorizeIssuanceResponse\x12L\n" +
+	"\vvalidations\x18\x01 \x03(\v2*.certflow.verification.v1.DomainValidationR\vvalidations\x129\n" +
+	"\n" +
+	"check_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tcheckTime\x12!\n" +
+	"\frule_version\x18\x03 \x01(\tR\vruleVersion\"\xc9\x02\n" +
+	"\x10DomainValidation\x12\x16\n" +
+	"\x06domain\x18\x01 \x01(\tR\x06domain\x12B\n" +
+	"\x06method\x18\x02 \x01(\x0e2*.certflow.verification.v1.ValidationMethodR\x06method\x12C\n" +
+	"\x0fvalidation_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0evalidationTime\x12\x1c\n" +
+	"\tchallenge\x18\x04 \x01(\tR\tchallenge\x12\x16\n" +
+	"\x06reused\x18\x05 \x01(\bR\x06reused\x12!\n" +
+	"\frule_version\x18\x06 \x01(\tR\vruleVersion\x12;\n" +
+	"\vexpire_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"\xc3\x02\n" +
 	"\bDocument\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x03R\x04name\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12\x18\n" +
@@ -1397,7 +1652,7 @@ const file_certflow_verification_v1_verification_service_proto_rawDesc = "" +
 	"\x19VALIDATION_METHOD_DNS_TXT\x10\x01\x12\x1f\n" +
 	"\x1bVALIDATION_METHOD_HTTP_FILE\x10\x02\x12\x1f\n" +
 	"\x1bVALIDATION_METHOD_DNS_CNAME\x10\x03\x12\x1b\n" +
-	"\x17VALIDATION_METHOD_EMAIL\x10\x042\x82\v\n" +
+	"\x17VALIDATION_METHOD_EMAIL\x10\x042\x80\f\n" +
 	"\x13VerificationService\x12\x83\x01\n" +
 	"\fGetChallenge\x12-.certflow.verification.v1.GetChallengeRequest\x1a#.certflow.verification.v1.Challenge\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/{name=challenges/*}\x12\x8b\x01\n" +
 	"\x0eListChallenges\x12/.certflow.verification.v1.ListChallengesRequest\x1a0.certflow.verification.v1.ListChallengesResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/challenges\x12\x90\x01\n" +
@@ -1405,7 +1660,8 @@ const file_certflow_verification_v1_verification_service_proto_rawDesc = "" +
 	"\x10CreateChallenges\x121.certflow.verification.v1.CreateChallengesRequest\x1a2.certflow.verification.v1.CreateChallengesResponse\x12y\n" +
 	"\x10CancelChallenges\x121.certflow.verification.v1.CancelChallengesRequest\x1a2.certflow.verification.v1.CancelChallengesResponse\x12\x96\x01\n" +
 	"\x10ConfirmChallenge\x121.certflow.verification.v1.ConfirmChallengeRequest\x1a#.certflow.verification.v1.Challenge\"*\x82\xd3\xe4\x93\x02$:\x01*\"\x1f/v1/{name=challenges/*}:confirm\x12a\n" +
-	"\bCheckCaa\x12).certflow.verification.v1.CheckCaaRequest\x1a*.certflow.verification.v1.CheckCaaResponse\x12\x9e\x01\n" +
+	"\bCheckCaa\x12).certflow.verification.v1.CheckCaaRequest\x1a*.certflow.verification.v1.CheckCaaResponse\x12|\n" +
+	"\x11AuthorizeIssuance\x122.certflow.verification.v1.AuthorizeIssuanceRequest\x1a3.certflow.verification.v1.AuthorizeIssuanceResponse\x12\x9e\x01\n" +
 	"\x0eUploadDocument\x12/.certflow.verification.v1.UploadDocumentRequest\x1a\".certflow.verification.v1.Document\"7\x82\xd3\xe4\x93\x021:\bdocument\"%/v1/{parent=applications/*}/documents\x12\x9f\x01\n" +
 	"\rListDocuments\x12..certflow.verification.v1.ListDocumentsRequest\x1a/.certflow.verification.v1.ListDocumentsResponse\"-\x82\xd3\xe4\x93\x02'\x12%/v1/{parent=applications/*}/documents\x12\x8e\x01\n" +
 	"\vGetDocument\x12,.certflow.verification.v1.GetDocumentRequest\x1a\".certflow.verification.v1.Document\"-\x82\xd3\xe4\x93\x02'\x12%/v1/{name=applications/*/documents/*}BMZKgithub.com/certflow/certflow/gen/go/certflow/verification/v1;verificationv1b\x06proto3"
@@ -1423,70 +1679,81 @@ func file_certflow_verification_v1_verification_service_proto_rawDescGZIP() []by
 }
 
 var file_certflow_verification_v1_verification_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_certflow_verification_v1_verification_service_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_certflow_verification_v1_verification_service_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_certflow_verification_v1_verification_service_proto_goTypes = []any{
-	(ValidationMethod)(0),            // 0: certflow.verification.v1.ValidationMethod
-	(Challenge_State)(0),             // 1: certflow.verification.v1.Challenge.State
-	(*Challenge)(nil),                // 2: certflow.verification.v1.Challenge
-	(*GetChallengeRequest)(nil),      // 3: certflow.verification.v1.GetChallengeRequest
-	(*ListChallengesRequest)(nil),    // 4: certflow.verification.v1.ListChallengesRequest
-	(*ListChallengesResponse)(nil),   // 5: certflow.verification.v1.ListChallengesResponse
-	(*CheckChallengeRequest)(nil),    // 6: certflow.verification.v1.CheckChallengeRequest
-	(*CreateChallengesRequest)(nil),  // 7: certflow.verification.v1.CreateChallengesRequest
-	(*CreateChallengesResponse)(nil), // 8: certflow.verification.v1.CreateChallengesResponse
-	(*CancelChallengesRequest)(nil),  // 9: certflow.verification.v1.CancelChallengesRequest
-	(*CancelChallengesResponse)(nil), // 10: certflow.verification.v1.CancelChallengesResponse
-	(*ConfirmChallengeRequest)(nil),  // 11: certflow.verification.v1.ConfirmChallengeRequest
-	(*CheckCaaRequest)(nil),          // 12: certflow.verification.v1.CheckCaaRequest
-	(*CheckCaaResponse)(nil),         // 13: certflow.verification.v1.CheckCaaResponse
-	(*Document)(nil),                 // 14: certflow.verification.v1.Document
-	(*UploadDocumentRequest)(nil),    // 15: certflow.verification.v1.UploadDocumentRequest
-	(*ListDocumentsRequest)(nil),     // 16: certflow.verification.v1.ListDocumentsRequest
-	(*ListDocumentsResponse)(nil),    // 17: certflow.verification.v1.ListDocumentsResponse
-	(*GetDocumentRequest)(nil),       // 18: certflow.verification.v1.GetDocumentRequest
-	(*timestamppb.Timestamp)(nil),    // 19: google.protobuf.Timestamp
+	(ValidationMethod)(0),             // 0: certflow.verification.v1.ValidationMethod
+	(Challenge_State)(0),              // 1: certflow.verification.v1.Challenge.State
+	(*Challenge)(nil),                 // 2: certflow.verification.v1.Challenge
+	(*GetChallengeRequest)(nil),       // 3: certflow.verification.v1.GetChallengeRequest
+	(*ListChallengesRequest)(nil),     // 4: certflow.verification.v1.ListChallengesRequest
+	(*ListChallengesResponse)(nil),    // 5: certflow.verification.v1.ListChallengesResponse
+	(*CheckChallengeRequest)(nil),     // 6: certflow.verification.v1.CheckChallengeRequest
+	(*CreateChallengesRequest)(nil),   // 7: certflow.verification.v1.CreateChallengesRequest
+	(*CreateChallengesResponse)(nil),  // 8: certflow.verification.v1.CreateChallengesResponse
+	(*CancelChallengesRequest)(nil),   // 9: certflow.verification.v1.CancelChallengesRequest
+	(*CancelChallengesResponse)(nil),  // 10: certflow.verification.v1.CancelChallengesResponse
+	(*ConfirmChallengeRequest)(nil),   // 11: certflow.verification.v1.ConfirmChallengeRequest
+	(*CheckCaaRequest)(nil),           // 12: certflow.verification.v1.CheckCaaRequest
+	(*CheckCaaResponse)(nil),          // 13: certflow.verification.v1.CheckCaaResponse
+	(*AuthorizeIssuanceRequest)(nil),  // 14: certflow.verification.v1.AuthorizeIssuanceRequest
+	(*AuthorizeIssuanceResponse)(nil), // 15: certflow.verification.v1.AuthorizeIssuanceResponse
+	(*DomainValidation)(nil),          // 16: certflow.verification.v1.DomainValidation
+	(*Document)(nil),                  // 17: certflow.verification.v1.Document
+	(*UploadDocumentRequest)(nil),     // 18: certflow.verification.v1.UploadDocumentRequest
+	(*ListDocumentsRequest)(nil),      // 19: certflow.verification.v1.ListDocumentsRequest
+	(*ListDocumentsResponse)(nil),     // 20: certflow.verification.v1.ListDocumentsResponse
+	(*GetDocumentRequest)(nil),        // 21: certflow.verification.v1.GetDocumentRequest
+	(*timestamppb.Timestamp)(nil),     // 22: google.protobuf.Timestamp
 }
 var file_certflow_verification_v1_verification_service_proto_depIdxs = []int32{
 	0,  // 0: certflow.verification.v1.Challenge.method:type_name -> certflow.verification.v1.ValidationMethod
 	1,  // 1: certflow.verification.v1.Challenge.state:type_name -> certflow.verification.v1.Challenge.State
-	19, // 2: certflow.verification.v1.Challenge.create_time:type_name -> google.protobuf.Timestamp
-	19, // 3: certflow.verification.v1.Challenge.expire_time:type_name -> google.protobuf.Timestamp
-	19, // 4: certflow.verification.v1.Challenge.verify_time:type_name -> google.protobuf.Timestamp
-	19, // 5: certflow.verification.v1.Challenge.last_check_time:type_name -> google.protobuf.Timestamp
-	19, // 6: certflow.verification.v1.Challenge.next_check_time:type_name -> google.protobuf.Timestamp
-	19, // 7: certflow.verification.v1.Challenge.validation_time:type_name -> google.protobuf.Timestamp
+	22, // 2: certflow.verification.v1.Challenge.create_time:type_name -> google.protobuf.Timestamp
+	22, // 3: certflow.verification.v1.Challenge.expire_time:type_name -> google.protobuf.Timestamp
+	22, // 4: certflow.verification.v1.Challenge.verify_time:type_name -> google.protobuf.Timestamp
+	22, // 5: certflow.verification.v1.Challenge.last_check_time:type_name -> google.protobuf.Timestamp
+	22, // 6: certflow.verification.v1.Challenge.next_check_time:type_name -> google.protobuf.Timestamp
+	22, // 7: certflow.verification.v1.Challenge.validation_time:type_name -> google.protobuf.Timestamp
 	2,  // 8: certflow.verification.v1.ListChallengesResponse.challenges:type_name -> certflow.verification.v1.Challenge
 	0,  // 9: certflow.verification.v1.CreateChallengesRequest.method:type_name -> certflow.verification.v1.ValidationMethod
 	2,  // 10: certflow.verification.v1.CreateChallengesResponse.challenges:type_name -> certflow.verification.v1.Challenge
 	2,  // 11: certflow.verification.v1.CancelChallengesResponse.challenges:type_name -> certflow.verification.v1.Challenge
-	19, // 12: certflow.verification.v1.Document.create_time:type_name -> google.protobuf.Timestamp
-	14, // 13: certflow.verification.v1.UploadDocumentRequest.document:type_name -> certflow.verification.v1.Document
-	14, // 14: certflow.verification.v1.ListDocumentsResponse.documents:type_name -> certflow.verification.v1.Document
-	3,  // 15: certflow.verification.v1.VerificationService.GetChallenge:input_type -> certflow.verification.v1.GetChallengeRequest
-	4,  // 16: certflow.verification.v1.VerificationService.ListChallenges:input_type -> certflow.verification.v1.ListChallengesRequest
-	6,  // 17: certflow.verification.v1.VerificationService.CheckChallenge:input_type -> certflow.verification.v1.CheckChallengeRequest
-	7,  // 18: certflow.verification.v1.VerificationService.CreateChallenges:input_type -> certflow.verification.v1.CreateChallengesRequest
-	9,  // 19: certflow.verification.v1.VerificationService.CancelChallenges:input_type -> certflow.verification.v1.CancelChallengesRequest
-	11, // 20: certflow.verification.v1.VerificationService.ConfirmChallenge:input_type -> certflow.verification.v1.ConfirmChallengeRequest
-	12, // 21: certflow.verification.v1.VerificationService.CheckCaa:input_type -> certflow.verification.v1.CheckCaaRequest
-	15, // 22: certflow.verification.v1.VerificationService.UploadDocument:input_type -> certflow.verification.v1.UploadDocumentRequest
-	16, // 23: certflow.verification.v1.VerificationService.ListDocuments:input_type -> certflow.verification.v1.ListDocumentsRequest
-	18, // 24: certflow.verification.v1.VerificationService.GetDocument:input_type -> certflow.verification.v1.GetDocumentRequest
-	2,  // 25: certflow.verification.v1.VerificationService.GetChallenge:output_type -> certflow.verification.v1.Challenge
-	5,  // 26: certflow.verification.v1.VerificationService.ListChallenges:output_type -> certflow.verification.v1.ListChallengesResponse
-	2,  // 27: certflow.verification.v1.VerificationService.CheckChallenge:output_type -> certflow.verification.v1.Challenge
-	8,  // 28: certflow.verification.v1.VerificationService.CreateChallenges:output_type -> certflow.verification.v1.CreateChallengesResponse
-	10, // 29: certflow.verification.v1.VerificationService.CancelChallenges:output_type -> certflow.verification.v1.CancelChallengesResponse
-	2,  // 30: certflow.verification.v1.VerificationService.ConfirmChallenge:output_type -> certflow.verification.v1.Challenge
-	13, // 31: certflow.verification.v1.VerificationService.CheckCaa:output_type -> certflow.verification.v1.CheckCaaResponse
-	14, // 32: certflow.verification.v1.VerificationService.UploadDocument:output_type -> certflow.verification.v1.Document
-	17, // 33: certflow.verification.v1.VerificationService.ListDocuments:output_type -> certflow.verification.v1.ListDocumentsResponse
-	14, // 34: certflow.verification.v1.VerificationService.GetDocument:output_type -> certflow.verification.v1.Document
-	25, // [25:35] is the sub-list for method output_type
-	15, // [15:25] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	22, // 12: certflow.verification.v1.AuthorizeIssuanceRequest.sign_time:type_name -> google.protobuf.Timestamp
+	16, // 13: certflow.verification.v1.AuthorizeIssuanceResponse.validations:type_name -> certflow.verification.v1.DomainValidation
+	22, // 14: certflow.verification.v1.AuthorizeIssuanceResponse.check_time:type_name -> google.protobuf.Timestamp
+	0,  // 15: certflow.verification.v1.DomainValidation.method:type_name -> certflow.verification.v1.ValidationMethod
+	22, // 16: certflow.verification.v1.DomainValidation.validation_time:type_name -> google.protobuf.Timestamp
+	22, // 17: certflow.verification.v1.DomainValidation.expire_time:type_name -> google.protobuf.Timestamp
+	22, // 18: certflow.verification.v1.Document.create_time:type_name -> google.protobuf.Timestamp
+	17, // 19: certflow.verification.v1.UploadDocumentRequest.document:type_name -> certflow.verification.v1.Document
+	17, // 20: certflow.verification.v1.ListDocumentsResponse.documents:type_name -> certflow.verification.v1.Document
+	3,  // 21: certflow.verification.v1.VerificationService.GetChallenge:input_type -> certflow.verification.v1.GetChallengeRequest
+	4,  // 22: certflow.verification.v1.VerificationService.ListChallenges:input_type -> certflow.verification.v1.ListChallengesRequest
+	6,  // 23: certflow.verification.v1.VerificationService.CheckChallenge:input_type -> certflow.verification.v1.CheckChallengeRequest
+	7,  // 24: certflow.verification.v1.VerificationService.CreateChallenges:input_type -> certflow.verification.v1.CreateChallengesRequest
+	9,  // 25: certflow.verification.v1.VerificationService.CancelChallenges:input_type -> certflow.verification.v1.CancelChallengesRequest
+	11, // 26: certflow.verification.v1.VerificationService.ConfirmChallenge:input_type -> certflow.verification.v1.ConfirmChallengeRequest
+	12, // 27: certflow.verification.v1.VerificationService.CheckCaa:input_type -> certflow.verification.v1.CheckCaaRequest
+	14, // 28: certflow.verification.v1.VerificationService.AuthorizeIssuance:input_type -> certflow.verification.v1.AuthorizeIssuanceRequest
+	18, // 29: certflow.verification.v1.VerificationService.UploadDocument:input_type -> certflow.verification.v1.UploadDocumentRequest
+	19, // 30: certflow.verification.v1.VerificationService.ListDocuments:input_type -> certflow.verification.v1.ListDocumentsRequest
+	21, // 31: certflow.verification.v1.VerificationService.GetDocument:input_type -> certflow.verification.v1.GetDocumentRequest
+	2,  // 32: certflow.verification.v1.VerificationService.GetChallenge:output_type -> certflow.verification.v1.Challenge
+	5,  // 33: certflow.verification.v1.VerificationService.ListChallenges:output_type -> certflow.verification.v1.ListChallengesResponse
+	2,  // 34: certflow.verification.v1.VerificationService.CheckChallenge:output_type -> certflow.verification.v1.Challenge
+	8,  // 35: certflow.verification.v1.VerificationService.CreateChallenges:output_type -> certflow.verification.v1.CreateChallengesResponse
+	10, // 36: certflow.verification.v1.VerificationService.CancelChallenges:output_type -> certflow.verification.v1.CancelChallengesResponse
+	2,  // 37: certflow.verification.v1.VerificationService.ConfirmChallenge:output_type -> certflow.verification.v1.Challenge
+	13, // 38: certflow.verification.v1.VerificationService.CheckCaa:output_type -> certflow.verification.v1.CheckCaaResponse
+	15, // 39: certflow.verification.v1.VerificationService.AuthorizeIssuance:output_type -> certflow.verification.v1.AuthorizeIssuanceResponse
+	17, // 40: certflow.verification.v1.VerificationService.UploadDocument:output_type -> certflow.verification.v1.Document
+	20, // 41: certflow.verification.v1.VerificationService.ListDocuments:output_type -> certflow.verification.v1.ListDocumentsResponse
+	17, // 42: certflow.verification.v1.VerificationService.GetDocument:output_type -> certflow.verification.v1.Document
+	32, // [32:43] is the sub-list for method output_type
+	21, // [21:32] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_certflow_verification_v1_verification_service_proto_init() }
@@ -1500,7 +1767,7 @@ func file_certflow_verification_v1_verification_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certflow_verification_v1_verification_service_proto_rawDesc), len(file_certflow_verification_v1_verification_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   17,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,16 +19,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	VerificationService_GetChallenge_FullMethodName     = "/certflow.verification.v1.VerificationService/GetChallenge"
-	VerificationService_ListChallenges_FullMethodName   = "/certflow.verification.v1.VerificationService/ListChallenges"
-	VerificationService_CheckChallenge_FullMethodName   = "/certflow.verification.v1.VerificationService/CheckChallenge"
-	VerificationService_CreateChallenges_FullMethodName = "/certflow.verification.v1.VerificationService/CreateChallenges"
-	VerificationService_CancelChallenges_FullMethodName = "/certflow.verification.v1.VerificationService/CancelChallenges"
-	VerificationService_ConfirmChallenge_FullMethodName = "/certflow.verification.v1.VerificationService/ConfirmChallenge"
-	VerificationService_CheckCaa_FullMethodName         = "/certflow.verification.v1.VerificationService/CheckCaa"
-	VerificationService_UploadDocument_FullMethodName   = "/certflow.verification.v1.VerificationService/UploadDocument"
-	VerificationService_ListDocuments_FullMethodName    = "/certflow.verification.v1.VerificationService/ListDocuments"
-	VerificationService_GetDocument_FullMethodName      = "/certflow.verification.v1.VerificationService/GetDocument"
+	VerificationService_GetChallenge_FullMethodName      = "/certflow.verification.v1.VerificationService/GetChallenge"
+	VerificationService_ListChallenges_FullMethodName    = "/certflow.verification.v1.VerificationService/ListChallenges"
+	VerificationService_CheckChallenge_FullMethodName    = "/certflow.verification.v1.VerificationService/CheckChallenge"
+	VerificationService_CreateChallenges_FullMethodName  = "/certflow.verification.v1.VerificationService/CreateChallenges"
+	VerificationService_CancelChallenges_FullMethodName  = "/certflow.verification.v1.VerificationService/CancelChallenges"
+	VerificationService_ConfirmChallenge_FullMethodName  = "/certflow.verification.v1.VerificationService/ConfirmChallenge"
+	VerificationService_CheckCaa_FullMethodName          = "/certflow.verification.v1.VerificationService/CheckCaa"
+	VerificationService_AuthorizeIssuance_FullMethodName = "/certflow.verification.v1.VerificationService/AuthorizeIssuance"
+	VerificationService_UploadDocument_FullMethodName    = "/certflow.verification.v1.VerificationService/UploadDocument"
+	VerificationService_ListDocuments_FullMethodName     = "/certflow.verification.v1.VerificationService/ListDocuments"
+	VerificationService_GetDocument_FullMethodName       = "/certflow.verification.v1.VerificationService/GetDocument"
 )
 
 // VerificationServiceClient is the client API for VerificationService service.
@@ -55,6 +56,16 @@ type VerificationServiceClient interface {
 	ConfirmChallenge(ctx context.Context, in *ConfirmChallengeRequest, opts ...grpc.CallOption) (*Challenge, error)
 	// Internal: checks CAA (RFC 8659) for every name before issuance.
 	CheckCaa(ctx context.Context, in *CheckCaaRequest, opts ...grpc.CallOption) (*CheckCaaResponse, error)
+	// Internal: the CA asks immediately before it signs whether the names may
+	// be signed for the caller's account at that time. They may when they are
+	// exactly the names challenged for the application's attempt, each
+	// challenge is VERIFIED by a method allowed at that time, its validation is
+	// younger than the Baseline Requirements' reuse period at that time, and
+	// CAA permits every name. Otherwise the call fails with FailedPrecondition
+	// and a reason naming the domain: VALIDATION_MISSING, VALIDATION_EXPIRED,
+	// METHOD_NOT_ALLOWED, CAA_FORBIDS or NAMES_MISMATCH (Unavailable
+	// CAA_LOOKUP_FAILED when a CAA lookup fails: never a permission).
+	AuthorizeIssuance(ctx context.Context, in *AuthorizeIssuanceRequest, opts ...grpc.CallOption) (*AuthorizeIssuanceResponse, error)
 	// Uploads a qualification document (PNG or JPEG, at most 500 KB) for an
 	// OV/EV application.
 	UploadDocument(ctx context.Context, in *UploadDocumentRequest, opts ...grpc.CallOption) (*Document, error)
@@ -142,6 +153,16 @@ func (c *verificationServiceClient) CheckCaa(ctx context.Context, in *CheckCaaRe
 	return out, nil
 }
 
+func (c *verificationServiceClient) AuthorizeIssuance(ctx context.Context, in *AuthorizeIssuanceRequest, opts ...grpc.CallOption) (*AuthorizeIssuanceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuthorizeIssuanceResponse)
+	err := c.cc.Invoke(ctx, VerificationService_AuthorizeIssuance_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *verificationServiceClient) UploadDocument(ctx context.Context, in *UploadDocumentRequest, opts ...grpc.CallOption) (*Document, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Document)
@@ -196,6 +217,16 @@ type VerificationServiceServer interface {
 	ConfirmChallenge(context.Context, *ConfirmChallengeRequest) (*Challenge, error)
 	// Internal: checks CAA (RFC 8659) for every name before issuance.
 	CheckCaa(context.Context, *CheckCaaRequest) (*CheckCaaResponse, error)
+	// Internal: the CA asks immediately before it signs whether the names may
+	// be signed for the caller's account at that time. They may when they are
+	// exactly the names challenged for the application's attempt, each
+	// challenge is VERIFIED by a method allowed at that time, its validation is
+	// younger than the Baseline Requirements' reuse period at that time, and
+	// CAA permits every name. Otherwise the call fails with FailedPrecondition
+	// and a reason naming the domain: VALIDATION_MISSING, VALIDATION_EXPIRED,
+	// METHOD_NOT_ALLOWED, CAA_FORBIDS or NAMES_MISMATCH (Unavailable
+	// CAA_LOOKUP_FAILED when a CAA lookup fails: never a permission).
+	AuthorizeIssuance(context.Context, *AuthorizeIssuanceRequest) (*AuthorizeIssuanceResponse, error)
 	// Uploads a qualification document (PNG or JPEG, at most 500 KB) for an
 	// OV/EV application.
 	UploadDocument(context.Context, *UploadDocumentRequest) (*Document, error)
@@ -233,6 +264,9 @@ func (UnimplementedVerificationServiceServer) ConfirmChallenge(context.Context, 
 }
 func (UnimplementedVerificationServiceServer) CheckCaa(context.Context, *CheckCaaRequest) (*CheckCaaResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CheckCaa not implemented")
+}
+func (UnimplementedVerificationServiceServer) AuthorizeIssuance(context.Context, *AuthorizeIssuanceRequest) (*AuthorizeIssuanceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AuthorizeIssuance not implemented")
 }
 func (UnimplementedVerificationServiceServer) UploadDocument(context.Context, *UploadDocumentRequest) (*Document, error) {
 	return nil, status.Error(codes.Unimplemented, "method UploadDocument not implemented")
@@ -390,6 +424,24 @@ func _VerificationService_CheckCaa_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _VerificationService_AuthorizeIssuance_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AuthorizeIssuanceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VerificationServiceServer).AuthorizeIssuance(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VerificationService_AuthorizeIssuance_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VerificationServiceServer).AuthorizeIssuance(ctx, req.(*AuthorizeIssuanceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _VerificationService_UploadDocument_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(UploadDocumentRequest)
 	if err := dec(in); err != nil {
@@ -478,6 +530,10 @@ var VerificationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CheckCaa",
 			Handler:    _VerificationService_CheckCaa_Handler,
+		},
+		{
+			MethodName: "AuthorizeIssuance",
+			Handler:    _VerificationService_AuthorizeIssuance_Handler,
 		},
 		{
 			MethodName: "UploadDocument",
