@@ -16,7 +16,6 @@ import (
 	"github.com/certflow/certflow/pkg/auth"
 	"github.com/certflow/certflow/pkg/callpolicy"
 	"github.com/certflow/certflow/pkg/internalpki"
-	"github.com/certflow/certflow/pkg/service"
 )
 
 var (
@@ -34,19 +33,6 @@ func PKI(t testing.TB) *internalpki.Authority {
 		t.Fatal(pkiErr)
 	}
 	return pki
-}
-
-// Service is the common configuration of a service called name under
-// test: a random loopback port, a fresh database, the NATS server at
-// natsURL with the service's own credentials, and an identity from PKI.
-func Service(t testing.TB, name, natsURL string) service.Config {
-	t.Helper()
-	_, db := Database(t)
-	return service.Config{
-		Name: name, GRPCAddr: "127.0.0.1:0", MongoURI: MongoURI(t), Database: db,
-		NATSURL: natsURL, NATSSeedFile: NATSSeed(t, natsURL, name),
-		PKI: PKI(t), Log: Logger(t),
-	}
 }
 
 // Dial connects to a gRPC server as certflow's own components do, picking
