@@ -1,11 +1,13 @@
 package service_test
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 
 	issuancev1 "github.com/certflow/certflow/gen/go/certflow/issuance/v1"
 	"github.com/certflow/certflow/pkg/auth"
+	"github.com/certflow/certflow/pkg/config"
 	"github.com/certflow/certflow/pkg/csr"
 	"github.com/certflow/certflow/pkg/service"
 	"github.com/certflow/certflow/pkg/testenv"
@@ -28,6 +31,7 @@ func start(t *testing.T, now func() time.Time) issuancev1.IssuanceServiceClient 
 		Config: service.Config{GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: testenv.NATS(t), Log: testenv.Logger(t)},
 		CADir:  t.TempDir(),
 		KEK:    base64.StdEncoding.EncodeToString(make([]byte, 32)),
+		CAKEK:  base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)),
 		Now:    now,
 	})
 	if err != nil {
@@ -123,5 +127,48 @@ func TestIssueWithCustomerCSR(t *testing.T) {
 	}
 	if cert.ServiceHoldsKey || bundle.PrivateKeyPem != "" {
 		t.Fatalf("a customer CSR's certificate came with a service key (holds=%v)", cert.ServiceHoldsKey)
+	}
+}
+
+// TestKEKsNeverFlags: the key-encryption keys come from files or the
+// environment, never from the command line.
+func TestKEKsNeverFlags(t *testing.T) {
+	kek := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	t.Setenv("CERTFLOW_KEK", kek)
+	t.Setenv("CERTFLOW_CA_KEK", kek+"ca")
+	var cfg issuance.Config
+	s := config.New("issuance")
+	cfg.Flags(s)
+	for _, name := range []string{"kek", "ca-kek"} {
+		if s.FS.Lookup(name) != nil {
+			t.Errorf("flag -%s exists; a key on the command line is visible to every user of the machine", name)
+		}
+	}
+	if err := s.Parse([]string{"-kek", kek}); err == nil {
+		t.Errorf("Parse(-kek <key>) = nil; want an unknown flag")
+	}
+	if cfg.KEK != kek || cfg.CAKEK != kek+"ca" {
+		t.Errorf("KEK, CAKEK = %q, %q; want them from CERTFLOW_KEK and CERTFLOW_CA_KEK", cfg.KEK, cfg.CAKEK)
+	}
+	for _, name := range []string{"kek-file", "ca-kek-file"} {
+		if s.FS.Lookup(name) == nil {
+			t.Errorf("flag -%s missing", name)
+		}
+	}
+}
+
+// TestOneKEKForBothRefused: CA keys and customer keys are sealed under
+// different keys.
+func TestOneKEKForBothRefused(t *testing.T) {
+	kek := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	_, err := issuance.New(context.Background(), issuance.Config{
+		Config: service.Config{GRPCAddr: "127.0.0.1:0", MongoURI: "mongodb://127.0.0.1:1/", NATSURL: "nats://127.0.0.1:1"},
+		CADir:  t.TempDir(), KEK: kek, CAKEK: kek,
+	})
+	if err == nil || !strings.Contains(err.Error(), "different keys") {
+		t.Fatalf("New(KEK = CA KEK) = %v; want a refusal", err)
+	}
+	if strings.Contains(err.Error(), kek) {
+		t.Fatalf("the error quotes the key: %v", err)
 	}
 }

@@ -137,7 +137,16 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 		}
 	}()
 	secrets := filepath.Join(o.DataDir, "secrets")
+	// Two key-encryption keys: customer keys under kek, the CA's own keys
+	// under ca-kek. A data folder from before ca-kek existed gets a new one
+	// and the issuance service re-seals the CA keys under it on start.
 	kek, err := secret(filepath.Join(secrets, "kek"), func() string {
+		return base64.StdEncoding.EncodeToString(random(32))
+	})
+	if err != nil {
+		return nil, err
+	}
+	caKEK, err := secret(filepath.Join(secrets, "ca-kek"), func() string {
 		return base64.StdEncoding.EncodeToString(random(32))
 	})
 	if err != nil {
@@ -207,7 +216,7 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	}
 	s.add(ver.Run)
 	caDir := filepath.Join(o.DataDir, "ca")
-	iss, err := issuance.New(ctx, issuance.Config{Config: base("issuance", o.IssuanceAddr), CADir: caDir, KEK: kek, Now: o.Now})
+	iss, err := issuance.New(ctx, issuance.Config{Config: base("issuance", o.IssuanceAddr), CADir: caDir, KEK: kek, CAKEK: caKEK, Now: o.Now})
 	if err != nil {
 		return nil, fmt.Errorf("issuance: %w", err)
 	}
