@@ -31,6 +31,7 @@ import (
 	"github.com/certflow/certflow/pkg/events"
 	"github.com/certflow/certflow/pkg/smtptest"
 	"github.com/certflow/certflow/pkg/testenv"
+	gateway "github.com/certflow/certflow/services/gateway/service"
 	"github.com/certflow/certflow/services/suite/suite"
 )
 
@@ -80,7 +81,7 @@ func start(t *testing.T) *env {
 		IssuanceAddr: any, NotificationAddr: any, GatewayAddr: any,
 		DNSServers: e.dns.Addr(), DCVHTTPPort: webPort, SMTPAddr: e.smtp.Addr(),
 		RetryInitial: 100 * time.Millisecond, RetryMax: 500 * time.Millisecond, SweepInterval: 50 * time.Millisecond,
-		ExtraAPIKeys:        otherKey + " other customer\n",
+		ExtraAPIKeys:        gateway.HashAPIKey(otherKey) + " other customer\n",
 		WebhookRetryInitial: 100 * time.Millisecond,
 		Log:                 testenv.Logger(t),
 	})

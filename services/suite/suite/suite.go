@@ -55,7 +55,8 @@ type Options struct {
 
 	// SMTPAddr sends notification mail through a server; empty logs it.
 	SMTPAddr string
-	// ExtraAPIKeys are more key lines for the gateway (tests).
+	// ExtraAPIKeys are more lines of the gateway's keys file (tests):
+	// `sha256:<hex> <account> [role]`, see gateway.HashAPIKey.
 	ExtraAPIKeys string
 	// WebhookRetryInitial is the first webhook retry delay (tests shorten it).
 	WebhookRetryInitial time.Duration
@@ -109,11 +110,18 @@ func (o *Options) defaults() {
 type Suite struct {
 	GatewayURL string
 	// APIKey is the development customer key (account "dev"); ReviewerKey
-	// is a key with the reviewer role (account "ca-staff").
+	// is a key with the reviewer role (account "ca-staff"). They are read
+	// from CredentialsPath; the gateway's keys file holds only their hashes.
 	APIKey, ReviewerKey string
-	RootCAPath          string
-	NATSURL, MongoURI   string
-	DevDNS              *devdns.Server
+	// CredentialsPath is DataDir/dev-credentials, the development keys in
+	// the clear (mode 0600), lines `<key> <account> <role>`.
+	CredentialsPath string
+	// NewCredentials is set when this start made the keys: the one time
+	// the command shows them.
+	NewCredentials    bool
+	RootCAPath        string
+	NATSURL, MongoURI string
+	DevDNS            *devdns.Server
 	// Service gRPC addresses, for gRPC clients.
 	OrderAddr, ApplicationAddr, VerificationAddr, IssuanceAddr, NotificationAddr string
 
@@ -152,21 +160,9 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	if err != nil {
 		return nil, err
 	}
-	keys, err := secret(filepath.Join(secrets, "api-keys"), func() string {
-		return fmt.Sprintf("# <key> <account> [role]; generated for the development run\n%s dev customer\n%s ca-staff reviewer\n",
-			"cf_dev_"+hex.EncodeToString(random(16)), "cf_rev_"+hex.EncodeToString(random(16)))
-	})
+	keys, err := s.apiKeys(secrets, o.DataDir)
 	if err != nil {
 		return nil, err
-	}
-	for _, line := range strings.Split(keys, "\n") {
-		f := strings.Fields(line)
-		if len(f) == 3 && f[2] == "customer" && s.APIKey == "" {
-			s.APIKey = f[0]
-		}
-		if len(f) == 3 && f[2] == "reviewer" && s.ReviewerKey == "" {
-			s.ReviewerKey = f[0]
-		}
 	}
 
 	nats, err := embedded.StartNATS(o.NATSAddr, filepath.Join(o.DataDir, "nats"))
@@ -272,6 +268,106 @@ func (s *Suite) close() {
 		s.closers[i]()
 	}
 	s.closers = nil
+}
+
+// apiKeys returns the gateway's keys file, secrets/api-keys, which holds
+// only hashes. On first start it makes a customer and a reviewer key and
+// writes them in the clear to dataDir/dev-credentials (0600) for the
+// developer, and their hashes to the keys file. A keys file written by an
+// earlier version, with the keys themselves, is rewritten as hashes and its
+// keys moved to dev-credentials.
+func (s *Suite) apiKeys(secrets, dataDir string) (string, error) {
+	s.CredentialsPath = filepath.Join(dataDir, "dev-credentials")
+	path := filepath.Join(secrets, "api-keys")
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		creds := fmt.Sprintf("%s dev customer\n%s ca-staff reviewer\n",
+			"cf_dev_"+hex.EncodeToString(random(16)), "cf_rev_"+hex.EncodeToString(random(16)))
+		if err := writeSecret(s.CredentialsPath, creds); err != nil {
+			return "", err
+		}
+		if err := writeSecret(path, hashLines(creds)); err != nil {
+			return "", err
+		}
+		s.NewCredentials = true
+	case err != nil:
+		return "", err
+	case hasPlainKeys(string(b)):
+		// Keys in the clear from an earlier version: keep them for the
+		// developer, hash them for the gateway.
+		if _, err := os.Stat(s.CredentialsPath); errors.Is(err, os.ErrNotExist) {
+			if err := writeSecret(s.CredentialsPath, string(b)); err != nil {
+				return "", err
+			}
+		}
+		if err := writeSecret(path, hashLines(string(b))); err != nil {
+			return "", err
+		}
+	}
+	if b, err = os.ReadFile(path); err != nil {
+		return "", err
+	}
+	creds, err := os.ReadFile(s.CredentialsPath)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	for _, line := range strings.Split(string(creds), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && f[2] == "customer" && s.APIKey == "" {
+			s.APIKey = f[0]
+		}
+		if len(f) == 3 && f[2] == "reviewer" && s.ReviewerKey == "" {
+			s.ReviewerKey = f[0]
+		}
+	}
+	return string(b), nil
+}
+
+// hashLines turns key lines `<key> <account> [role]` into keys-file lines
+// `sha256:<hex> <account> [role]`; lines already hashed, comments and blank
+// lines stay as they are.
+func hashLines(text string) string {
+	var b strings.Builder
+	b.WriteString("# sha256:<hex of SHA-256 of the key> <account> <role>; the keys are in ../dev-credentials (development only)\n")
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 0 || strings.HasPrefix(f[0], "#"):
+			continue
+		case !strings.HasPrefix(f[0], "sha256:"):
+			f[0] = gateway.HashAPIKey(f[0])
+		}
+		b.WriteString(strings.Join(f, " ") + "\n")
+	}
+	return b.String()
+}
+
+// hasPlainKeys reports whether a keys file has a line with a key rather
+// than its hash.
+func hasPlainKeys(text string) bool {
+	for _, line := range strings.Split(text, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && !strings.HasPrefix(f[0], "#") && !strings.HasPrefix(f[0], "sha256:") {
+			return true
+		}
+	}
+	return false
+}
+
+// writeSecret writes a file readable only by the user, through a temporary
+// file and a rename.
+func writeSecret(path, content string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
 
 // secret reads a file, or creates it (0600) with make's content.

@@ -51,16 +51,21 @@ func main() {
 		os.Exit(1)
 	}
 	root, _ := filepath.Abs(st.RootCAPath)
+	creds, _ := filepath.Abs(st.CredentialsPath)
+	// The keys are shown once, when they are made, on the terminal and
+	// never in the log; the gateway keeps only their hashes.
+	keys := fmt.Sprintf("  development API keys:  in %s (readable only by you)\n", creds)
+	if st.NewCredentials {
+		keys = fmt.Sprintf("  API key (account dev): %s\n  reviewer key:          %s\n  (shown this once; kept in %s, readable only by you)\n", st.APIKey, st.ReviewerKey, creds)
+	}
 	fmt.Printf(`
 certflow is running.
   gateway (JSON API):   %s   (OpenAPI: %s/openapi.json)
-  API key (account dev): %s
-  reviewer key:          %s
-  CA root certificate:   %s
+%s  CA root certificate:   %s
   dev DNS admin API:     http://%s   (publish TXT records here, see README)
   NATS:                  %s
 Press Ctrl-C to stop; data stays in %s.
-`, st.GatewayURL, st.GatewayURL, st.APIKey, st.ReviewerKey, root, o.DevDNSAdminAddr, st.NATSURL, o.DataDir)
+`, st.GatewayURL, st.GatewayURL, keys, root, o.DevDNSAdminAddr, st.NATSURL, o.DataDir)
 	if err := st.Run(ctx); err != nil {
 		log.Error("stopped with an error", "err", err)
 		os.Exit(1)
