@@ -5,17 +5,15 @@ package service
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 	"time"
 
 	issuancev1 "github.com/certflow/certflow/gen/go/certflow/issuance/v1"
 	"github.com/certflow/certflow/pkg/config"
 	"github.com/certflow/certflow/pkg/docstore"
+	"github.com/certflow/certflow/pkg/sealbox"
 	"github.com/certflow/certflow/pkg/service"
 	"github.com/certflow/certflow/services/issuance/internal/app"
 	"github.com/certflow/certflow/services/issuance/internal/ca"
@@ -76,11 +74,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	kek, err := loadKEK("customer key-encryption key", cfg.KEK, cfg.KEKFile, "-kek-file or CERTFLOW_KEK")
+	kek, err := sealbox.LoadKEK("customer key-encryption key", cfg.KEK, cfg.KEKFile, "-kek-file or CERTFLOW_KEK")
 	if err != nil {
 		return nil, err
 	}
-	caKEK, err := loadKEK("CA key-encryption key", cfg.CAKEK, cfg.CAKEKFile, "-ca-kek-file or CERTFLOW_CA_KEK")
+	caKEK, err := sealbox.LoadKEK("CA key-encryption key", cfg.CAKEK, cfg.CAKEKFile, "-ca-kek-file or CERTFLOW_CA_KEK")
 	if err != nil {
 		return nil, err
 	}
@@ -116,24 +114,4 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	b.GRPC.Register(&issuancev1.IssuanceService_ServiceDesc, &grpcapi.Server{App: app.New(certs, authority, sealer, cfg.Now, cfg.Validity)})
 	b.Log.Info("CA ready", "root", cfg.CADir+"/"+ca.RootCertFile, "subject", authority.Root().Subject.String())
 	return &Service{b}, nil
-}
-
-func loadKEK(what, inline, file, how string) ([]byte, error) {
-	text := inline
-	if text == "" && file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", what, err)
-		}
-		text = string(b)
-	}
-	if text == "" {
-		return nil, fmt.Errorf("no %s: set %s (32 random bytes, base64; e.g. `head -c32 /dev/urandom | base64`)", what, how)
-	}
-	kek, err := base64.StdEncoding.DecodeString(strings.TrimSpace(text))
-	if err != nil || len(kek) != 32 {
-		// Not %w: the decoding error would quote the bad input.
-		return nil, fmt.Errorf("%s must be 32 bytes in base64", what)
-	}
-	return kek, nil
 }
