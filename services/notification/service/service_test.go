@@ -3,6 +3,7 @@ package service_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"io"
 	"mime"
 	"net/mail"
@@ -48,6 +49,9 @@ func start(t *testing.T, smtpAddr string) (notificationv1.NotificationServiceCli
 }
 
 // startWith runs a service with cfg's own settings on fresh infrastructure.
+// testWebhookKEK seals the webhook secrets of the tests.
+var testWebhookKEK = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))
+
 func startWith(t *testing.T, cfg notification.Config) (*notification.Service, notificationv1.NotificationServiceClient, *events.Conn) {
 	t.Helper()
 	_, db := testenv.Database(t)
@@ -63,6 +67,9 @@ func startOn(t *testing.T, db string, cfg notification.Config) (*notification.Se
 		GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, Log: testenv.Logger(t),
 	}
 	cfg.RetryDelay = 100 * time.Millisecond
+	if cfg.WebhookKEK == "" && cfg.WebhookKEKFile == "" {
+		cfg.WebhookKEK = testWebhookKEK
+	}
 	svc, err := notification.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -160,6 +160,12 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	if err != nil {
 		return nil, err
 	}
+	webhookKEK, err := secret(filepath.Join(secrets, "webhook-kek"), func() string {
+		return base64.StdEncoding.EncodeToString(random(32))
+	})
+	if err != nil {
+		return nil, err
+	}
 	keys, err := s.apiKeys(secrets, o.DataDir)
 	if err != nil {
 		return nil, err
@@ -221,7 +227,7 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	not, err := notification.New(ctx, notification.Config{
 		Config: base("notification", o.NotificationAddr), SMTPAddr: o.SMTPAddr, Now: o.Now,
 		// The development run and tests deliver webhooks to this machine.
-		WebhookAllowPrivate: true, WebhookRetryInitial: o.WebhookRetryInitial,
+		WebhookAllowPrivate: true, WebhookRetryInitial: o.WebhookRetryInitial, WebhookKEK: webhookKEK,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("notification: %w", err)
