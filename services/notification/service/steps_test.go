@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/certflow/certflow/gen/go/certflow/events/v1"
@@ -74,23 +75,40 @@ func TestOrganizationVerificationEmailAndSMS(t *testing.T) {
 	}
 }
 
-func TestDomainEmailChallengeMailsConstructedAddress(t *testing.T) {
+func TestSendDomainValidationEmailMailsConstructedAddress(t *testing.T) {
 	srv := smtptest.Start(t)
-	client, conn := start(t, srv.Addr())
+	client, _ := start(t, srv.Addr())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const code = "K7-93xQ-5pZ"
 	expires := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+	system := testenv.As(ctx, "alice", auth.System)
+	req := func(id, challenge, recipient, code string) *notificationv1.SendDomainValidationEmailRequest {
+		return &notificationv1.SendDomainValidationEmailRequest{
+			RequestId: id, Challenge: challenge, Application: "applications/a7", Domain: "example.test",
+			Recipient: recipient, Code: code, ExpireTime: timestamppb.New(expires),
+		}
+	}
 	// An address that is not the domain's constructed one never gets the
-	// code; it goes first so the good one proves it was handled.
-	publish(ctx, t, conn, events.DomainEmailChallenge, "challenges/c6", &eventsv1.DomainEmailChallenge{
-		Account: "alice", Challenge: "challenges/c6", Application: "applications/a7", Domain: "example.test",
-		Recipient: "admin@attacker.test", Code: "stolen", ExpireTime: timestamppb.New(expires),
-	})
-	publish(ctx, t, conn, events.DomainEmailChallenge, "challenges/c7", &eventsv1.DomainEmailChallenge{
-		Account: "alice", Challenge: "challenges/c7", Application: "applications/a7", Domain: "example.test",
-		Recipient: "admin@example.test", Code: code, ExpireTime: timestamppb.New(expires),
-	})
+	// code.
+	if _, err := client.SendDomainValidationEmail(system, req("challenges/c6/emails/1", "challenges/c6", "admin@attacker.test", "stolen")); testenv.Code(err) != codes.InvalidArgument {
+		t.Fatalf("SendDomainValidationEmail(admin@attacker.test) = %v; want InvalidArgument", err)
+	}
+	// Customers and reviewers (the gateway's callers) cannot ask.
+	for _, role := range []auth.Role{auth.Customer, auth.Reviewer} {
+		if _, err := client.SendDomainValidationEmail(testenv.As(ctx, "alice", role), req("challenges/c7/emails/1", "challenges/c7", "admin@example.test", code)); testenv.Code(err) != codes.PermissionDenied {
+			t.Errorf("SendDomainValidationEmail as %s = %v; want PermissionDenied", role, err)
+		}
+	}
+	for range 2 { // a retry of the same request sends no second mail
+		resp, err := client.SendDomainValidationEmail(system, req("challenges/c7/emails/1", "challenges/c7", "admin@example.test", code))
+		if err != nil {
+			t.Fatalf("SendDomainValidationEmail = %v", err)
+		}
+		if n := resp.GetNotification(); n.State != notificationv1.Notification_SENT || strings.Contains(n.Body, code) {
+			t.Fatalf("SendDomainValidationEmail = %v; want SENT with the code hidden", n)
+		}
+	}
 	msgs := srv.WaitFor(t, 1, 20*time.Second)
 	p := parse(t, msgs[0])
 	if p.to != "admin@example.test" || p.subject != "Confirm control of example.test" {
@@ -112,6 +130,6 @@ func TestDomainEmailChallengeMailsConstructedAddress(t *testing.T) {
 		t.Errorf("notification body = %q; want the code hidden", got[0].Body)
 	}
 	if n := len(srv.Messages()); n != 1 {
-		t.Errorf("SMTP server received %d mails; want 1 (none to admin@attacker.test)", n)
+		t.Errorf("SMTP server received %d mails; want 1", n)
 	}
 }

@@ -207,8 +207,20 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 		return nil, fmt.Errorf("order: %w", err)
 	}
 	s.add(ord.Run)
+	not, err := notification.New(ctx, notification.Config{
+		Config: base("notification", o.NotificationAddr), SMTPAddr: o.SMTPAddr, Now: o.Now,
+		// The development run and tests deliver webhooks to this machine.
+		WebhookAllowPrivate: true, WebhookRetryInitial: o.WebhookRetryInitial, WebhookKEK: webhookKEK,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("notification: %w", err)
+	}
+	s.add(not.Run)
 	ver, err := verification.New(ctx, verification.Config{
 		Config: base("verification", o.VerificationAddr), DNSServers: dnsServers, HTTPPort: o.DCVHTTPPort,
+		// EMAIL challenges' codes are mailed through the notification
+		// service, in a call, never through the stream.
+		NotificationAddr: not.GRPC.Addr(),
 		// The development run validates names that resolve to this machine.
 		AllowPrivateAddresses: true,
 		ChallengeLifetime:     o.ChallengeLifetime, RetryInitial: o.RetryInitial, RetryMax: o.RetryMax, SweepInterval: o.SweepInterval, Now: o.Now,
@@ -224,15 +236,6 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	}
 	s.add(iss.Run)
 	s.RootCAPath = filepath.Join(caDir, "root.pem")
-	not, err := notification.New(ctx, notification.Config{
-		Config: base("notification", o.NotificationAddr), SMTPAddr: o.SMTPAddr, Now: o.Now,
-		// The development run and tests deliver webhooks to this machine.
-		WebhookAllowPrivate: true, WebhookRetryInitial: o.WebhookRetryInitial, WebhookKEK: webhookKEK,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("notification: %w", err)
-	}
-	s.add(not.Run)
 	s.OrderAddr, s.VerificationAddr, s.IssuanceAddr, s.NotificationAddr = ord.GRPC.Addr(), ver.GRPC.Addr(), iss.GRPC.Addr(), not.GRPC.Addr()
 	app, err := application.New(ctx, application.Config{
 		Config: base("application", o.ApplicationAddr), OrderAddr: s.OrderAddr, VerificationAddr: s.VerificationAddr, IssuanceAddr: s.IssuanceAddr,

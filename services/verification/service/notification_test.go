@@ -1,0 +1,93 @@
+package service_test
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	notificationv1 "github.com/certflow/certflow/gen/go/certflow/notification/v1"
+	"github.com/certflow/certflow/pkg/auth"
+)
+
+// fakeNotification is the notification service as verification sees it: it
+// records each SendDomainValidationEmail with the caller's metadata, and
+// fails the first `fail` calls with Unavailable.
+type fakeNotification struct {
+	notificationv1.UnimplementedNotificationServiceServer
+	addr string
+
+	mu    sync.Mutex
+	fail  int
+	sent  []*notificationv1.SendDomainValidationEmailRequest
+	calls []auth.Principal
+}
+
+func startNotification(t *testing.T) *fakeNotification {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeNotification{addr: lis.Addr().String()}
+	srv := grpc.NewServer()
+	notificationv1.RegisterNotificationServiceServer(srv, f)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	return f
+}
+
+func (f *fakeNotification) SendDomainValidationEmail(ctx context.Context, req *notificationv1.SendDomainValidationEmailRequest) (*notificationv1.SendDomainValidationEmailResponse, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	p := auth.Principal{}
+	if v := md.Get(auth.MetadataAccount); len(v) == 1 {
+		p.Account = v[0]
+	}
+	if v := md.Get(auth.MetadataRole); len(v) == 1 {
+		p.Role = auth.Role(v[0])
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, p)
+	if f.fail > 0 {
+		f.fail--
+		return nil, status.Error(codes.Unavailable, "mail server down")
+	}
+	f.sent = append(f.sent, req)
+	return &notificationv1.SendDomainValidationEmailResponse{Notification: &notificationv1.Notification{Name: "notifications/n1", State: notificationv1.Notification_SENT}}, nil
+}
+
+// failNext makes the next n calls fail.
+func (f *fakeNotification) failNext(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail = n
+}
+
+// mails returns the accepted mails of a challenge.
+func (f *fakeNotification) mails(challenge string) []*notificationv1.SendDomainValidationEmailRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []*notificationv1.SendDomainValidationEmailRequest
+	for _, r := range f.sent {
+		if r.GetChallenge() == challenge {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// code returns the code of the last accepted mail of a challenge.
+func (f *fakeNotification) code(t *testing.T, challenge string) string {
+	t.Helper()
+	m := f.mails(challenge)
+	if len(m) == 0 {
+		t.Fatalf("no validation email for %s reached the notification service", challenge)
+	}
+	return m[len(m)-1].GetCode()
+}
