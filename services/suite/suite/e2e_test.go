@@ -49,7 +49,11 @@ type env struct {
 	ids    map[string]int // ce-id -> count
 }
 
-func start(t *testing.T) *env {
+func start(t *testing.T) *env { t.Helper(); return startWith(t, nil) }
+
+// startWith is start with the suite's options changed by opts (if not nil)
+// before the suite starts.
+func startWith(t *testing.T, opts func(*suite.Options)) *env {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test; skipped with -short")
@@ -74,7 +78,7 @@ func start(t *testing.T) *env {
 	e.smtp = smtptest.Start(t)
 
 	any := "127.0.0.1:0"
-	e.s, err = suite.Start(context.Background(), suite.Options{
+	o := suite.Options{
 		DataDir:  t.TempDir(),
 		MongoURI: os.Getenv(testenv.MongoEnv),
 		NATSAddr: any, MongoAddr: any, OrderAddr: any, ApplicationAddr: any, VerificationAddr: any,
@@ -84,7 +88,11 @@ func start(t *testing.T) *env {
 		ExtraAPIKeys:        gateway.HashAPIKey(otherKey) + " other customer\n",
 		WebhookRetryInitial: 100 * time.Millisecond,
 		Log:                 testenv.Logger(t),
-	})
+	}
+	if opts != nil {
+		opts(&o)
+	}
+	e.s, err = suite.Start(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
