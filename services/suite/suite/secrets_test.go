@@ -3,6 +3,9 @@ package suite_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
@@ -60,10 +63,10 @@ type needle struct {
 // certificate validated by email with a service-made key downloaded, a
 // webhook receiving the account's events, refused calls) and then searches
 // every log line (at debug level), every event on the stream (data and
-// headers), every notification, every webhook body and delivery record and
-// the body of every refused call for the private key, the API keys, the
-// key-encryption keys, the webhook secret and the DCV codes it used: none
-// may appear.
+// headers), every notification, every webhook body and delivery record, the
+// body of every refused call and every file the suite keeps at rest for the
+// private key, the API keys, the key-encryption keys, the webhook secret and
+// the DCV codes it used: none may appear.
 func TestNoSecretsLeak(t *testing.T) {
 	logs := &lockedBuffer{}
 	dataDir := t.TempDir()
@@ -233,6 +236,30 @@ func TestNoSecretsLeak(t *testing.T) {
 		}
 	}
 
+	// At rest: every file of the data folder (database, stream store, CA
+	// folder, keys file) but the key-encryption keys themselves and the
+	// development credentials. Keys and webhook secrets are sealed, codes
+	// and API keys kept as hashes. With a real MongoDB (not in the data
+	// folder) only the other files are searched.
+	skip := map[string]bool{"secrets/kek": true, "secrets/ca-kek": true, "secrets/webhook-kek": true, "dev-credentials": true}
+	if err := filepath.WalkDir(dataDir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dataDir, path)
+		if skip[filepath.ToSlash(rel)] {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		hay = append(hay, haystack{"file at rest " + rel, b})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
 	// The secrets the run used, in the forms a leak would take.
 	var needles []needle
 	add := func(what string, forms ...[]byte) {
@@ -248,9 +275,39 @@ func TestNoSecretsLeak(t *testing.T) {
 	}
 	body := base64.StdEncoding.EncodeToString(block.Bytes)
 	add("private key PEM", []byte(keyPEM), []byte(jsonString(keyPEM)), []byte(body), block.Bytes)
+	// Each line of the PEM body, except one that also appears in the
+	// certificate's base64 (as the database keeps it): PKCS#8 carries the
+	// public key too, and its last line can be public key bytes only.
+	certBlock, _ := pem.Decode([]byte(str(bundle, "certificate_pem")))
+	if certBlock == nil {
+		t.Fatalf("bundle has no certificate")
+	}
+	certB64 := base64.StdEncoding.EncodeToString(certBlock.Bytes)
 	for _, line := range strings.Split(keyPEM, "\n") {
-		if !strings.HasPrefix(line, "-----") && len(line) >= 32 {
+		if !strings.HasPrefix(line, "-----") && len(line) >= 32 && !strings.Contains(certB64, line) {
 			add("private key PEM line", []byte(line))
+		}
+	}
+	// The private scalar itself, raw and in base64 at each alignment.
+	priv, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d []byte
+	switch k := priv.(type) {
+	case *ecdsa.PrivateKey:
+		if d, err = k.Bytes(); err != nil {
+			t.Fatal(err)
+		}
+	case *rsa.PrivateKey:
+		d = k.D.Bytes()
+	default:
+		t.Fatalf("downloaded key is a %T", priv)
+	}
+	add("private key scalar", d)
+	for i := range 3 {
+		if b64 := base64.StdEncoding.EncodeToString(d[i:]); len(b64) > 8 {
+			add("private key scalar (base64)", []byte(b64[4:len(b64)-4]))
 		}
 	}
 	add("API key", []byte(e.s.APIKey), []byte(e.s.ReviewerKey), []byte(otherKey))
