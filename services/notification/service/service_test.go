@@ -48,10 +48,10 @@ func start(t *testing.T, smtpAddr string) (notificationv1.NotificationServiceCli
 	return client, conn
 }
 
-// startWith runs a service with cfg's own settings on fresh infrastructure.
 // testWebhookKEK seals the webhook secrets of the tests.
 var testWebhookKEK = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))
 
+// startWith runs a service with cfg's own settings on fresh infrastructure.
 func startWith(t *testing.T, cfg notification.Config) (*notification.Service, notificationv1.NotificationServiceClient, *events.Conn) {
 	t.Helper()
 	_, db := testenv.Database(t)
@@ -63,8 +63,12 @@ func startWith(t *testing.T, cfg notification.Config) (*notification.Service, no
 func startOn(t *testing.T, db string, cfg notification.Config) (*notification.Service, notificationv1.NotificationServiceClient, *events.Conn) {
 	t.Helper()
 	natsURL := testenv.NATS(t)
+	log := cfg.Log
+	if log == nil {
+		log = testenv.Logger(t)
+	}
 	cfg.Config = service.Config{
-		GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, Log: testenv.Logger(t),
+		GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, Log: log,
 	}
 	cfg.RetryDelay = 100 * time.Millisecond
 	if cfg.WebhookKEK == "" && cfg.WebhookKEKFile == "" {

@@ -1,8 +1,11 @@
 package service_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -133,3 +136,36 @@ func TestSendDomainValidationEmailMailsConstructedAddress(t *testing.T) {
 		t.Errorf("SMTP server received %d mails; want 1", n)
 	}
 }
+
+// TestLogMailDriverRedactsCode: without an SMTP server the development
+// driver logs the validation mail, with the code redacted, and no log line
+// at any level carries it.
+func TestLogMailDriverRedactsCode(t *testing.T) {
+	var mu sync.Mutex
+	var logs bytes.Buffer
+	w := writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return logs.Write(p) })
+	cfg := notification.Config{Now: tickingClock()}
+	cfg.Log = slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	_, client, _ := startWith(t, cfg)
+	const code = "QW3R-TY7U-IO9P-ASDF-GH2J-KL4Z"
+	resp, err := client.SendDomainValidationEmail(testenv.As(context.Background(), "alice", auth.System), &notificationv1.SendDomainValidationEmailRequest{
+		RequestId: "challenges/c9/emails/1", Challenge: "challenges/c9", Application: "applications/a9", Domain: "example.test",
+		Recipient: "postmaster@example.test", Code: code,
+	})
+	if err != nil || resp.GetNotification().GetState() != notificationv1.Notification_SENT {
+		t.Fatalf("SendDomainValidationEmail = %v, %v; want SENT by the log driver", resp, err)
+	}
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	if !strings.Contains(out, "postmaster@example.test") || !strings.Contains(out, "[redacted]") {
+		t.Fatalf("log = %s; want the mail logged with the code redacted", out)
+	}
+	if strings.Contains(out, code) || strings.Contains(out, strings.ReplaceAll(code, "-", "")) {
+		t.Fatalf("log carries the DCV code: %s", out)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
