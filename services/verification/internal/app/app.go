@@ -215,8 +215,13 @@ func (a *App) mailCode(ctx context.Context, rec *docstore.Record[domain.Challeng
 		Domain: c.Domain, Recipient: c.EmailAddress, Code: code, ExpireTime: c.ExpireTime,
 	})
 	if err != nil {
-		// The error is the mailer's, which never carries the code.
-		return nil, apierr.Wrap(err, apierr.Unavailable, "EMAIL_NOT_SENT",
+		// The error is the mailer's, which never carries the code. Only
+		// an unavailable mailer is worth a retry; anything else is ours.
+		kind := apierr.Unavailable
+		if apierr.KindOf(err) != apierr.Unavailable {
+			kind = apierr.Internal
+		}
+		return nil, apierr.Wrap(err, kind, "EMAIL_NOT_SENT",
 			"the validation email to %s could not be sent; submit again to send a new code", c.EmailAddress)
 	}
 	return a.store.Update(ctx, rec.Account, rec.ID, func(c *domain.Challenge) ([]events.Event, error) {
