@@ -120,6 +120,9 @@ var Methods = map[string][]string{
 	"/certflow.notification.v1.NotificationService/ListWebhooks":          public,
 	"/certflow.notification.v1.NotificationService/DeleteWebhook":         public,
 	"/certflow.notification.v1.NotificationService/ListWebhookDeliveries": public,
+	// The email DCV code goes to the notification service by this call
+	// alone, never through the stream.
+	"/certflow.notification.v1.NotificationService/SendDomainValidationEmail": {Verification},
 }
 
 // Error is a refusal; Unlisted says the method has no policy at all.

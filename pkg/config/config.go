@@ -101,3 +101,11 @@ func Logger(level, format string) (*slog.Logger, error) {
 	}
 	return nil, fmt.Errorf("log format %q: want text or json", format)
 }
+
+// SecretEnv reads a secret setting (a key, a password) from the environment
+// variable env only. Secrets are never flags: a command line is readable by
+// every user of the machine (ps, /proc/<pid>/cmdline) and stays in shell
+// history. Offer a file flag beside it for the secret's path.
+func (s *Set) SecretEnv(p *string, env string) {
+	*p = os.Getenv(env)
+}

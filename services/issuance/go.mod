@@ -6,11 +6,13 @@ require (
 	github.com/certflow/certflow v0.0.0
 	// The tests start the real verification service the CA asks before
 	// signing.
+	github.com/certflow/certflow/services/notification v0.0.0
 	github.com/certflow/certflow/services/verification v0.0.0
 )
 
 replace (
 	github.com/certflow/certflow => ../..
+	github.com/certflow/certflow/services/notification => ../notification
 	github.com/certflow/certflow/services/verification => ../verification
 )
 

@@ -34,7 +34,7 @@ func TestServesHTTPSOnly(t *testing.T) {
 		Addr: "127.0.0.1:0", OrderAddr: "127.0.0.1:1", ApplicationAddr: "127.0.0.1:1", VerificationAddr: "127.0.0.1:1",
 		IssuanceAddr: "127.0.0.1:1", NotificationAddr: "127.0.0.1:1",
 		HTTPSCert: certFile, HTTPSKey: keyFile, PKI: pki, Log: testenv.Logger(t),
-		APIKeys: "cf_test_" + strings.Repeat("a", 32) + " acct customer\n",
+		APIKeys: gateway.HashAPIKey("cf_test_"+strings.Repeat("a", 32)) + " acct customer\n",
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -50,7 +50,9 @@ type Config struct {
 	VerificationAddr string
 	IssuanceAddr     string
 	NotificationAddr string
-	// APIKeysFile lists keys, one per line: `<key> <account> [role]`.
+	// APIKeysFile lists key hashes, one per line:
+	// `sha256:<hex> <account> [role]` (see HashAPIKey). It never holds a
+	// key: a line with one is refused.
 	APIKeysFile string
 	// APIKeys is the same content inline (tests, the embedded suite).
 	APIKeys string
@@ -76,8 +78,12 @@ func (c *Config) Flags(s *config.Set) {
 	service.TLSFlags(s, &c.TLS)
 	s.String(&c.HTTPSCert, "https-cert", "CERTFLOW_HTTPS_CERT", "", "public HTTPS certificate (PEM); empty serves plain HTTP")
 	s.String(&c.HTTPSKey, "https-key", "CERTFLOW_HTTPS_KEY", "", "public HTTPS private key (PEM)")
-	s.String(&c.APIKeysFile, "api-keys-file", "CERTFLOW_API_KEYS_FILE", "", "file of API keys, one per line: <key> <account> [customer|reviewer]")
+	s.String(&c.APIKeysFile, "api-keys-file", "CERTFLOW_API_KEYS_FILE", "", "file of API key hashes, one per line: sha256:<hex SHA-256 of the key> <account> [customer|reviewer]")
 }
+
+// HashAPIKey returns the keys-file form of an API key, `sha256:<hex>`, for
+// the first field of a line of the API-keys file.
+func HashAPIKey(key string) string { return apikey.Hash(key) }
 
 // Gateway is a started gateway.
 type Gateway struct {

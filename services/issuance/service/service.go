@@ -5,10 +5,10 @@ package service
 
 import (
 	"context"
-	"encoding/base64"
+	"crypto/subtle"
+	"errors"
 	"fmt"
-	"os"
-	"strings"
+	"log/slog"
 	"time"
 
 	issuancev1 "github.com/certflow/certflow/gen/go/certflow/issuance/v1"
@@ -16,6 +16,7 @@ import (
 	"github.com/certflow/certflow/pkg/callpolicy"
 	"github.com/certflow/certflow/pkg/config"
 	"github.com/certflow/certflow/pkg/docstore"
+	"github.com/certflow/certflow/pkg/sealbox"
 	"github.com/certflow/certflow/pkg/service"
 	"github.com/certflow/certflow/services/issuance/internal/app"
 	"github.com/certflow/certflow/services/issuance/internal/ca"
@@ -29,14 +30,28 @@ import (
 const DefaultPort = 9104
 
 // Config configures the issuance service.
+//
+// Two key-encryption keys (KEKs) seal private keys at rest: the CA KEK seals
+// the CA's own keys (root and intermediate), the customer KEK the keys the
+// service makes for customers, so that neither opens the other's keys. Each
+// is 32 random bytes in base64, read from a file or from the environment,
+// never from a command-line argument.
 type Config struct {
 	service.Config
 	// CADir holds the CA certificates and sealed keys; made on first start.
 	CADir string
-	// KEKFile holds the base64 32-byte key-encryption key for private keys
-	// at rest (CA and customer keys). KEK, if set, is used instead.
+	// KEKFile holds the customer KEK; KEK, if set, is the key itself
+	// (environment CERTFLOW_KEK, or set by a program embedding the service).
 	KEKFile string
 	KEK     string
+	// CAKEKFile holds the CA KEK; CAKEK, if set, is the key itself
+	// (environment CERTFLOW_CA_KEK). It must differ from the customer KEK.
+	//
+	// A CA folder sealed by an earlier version, under the one KEK it had,
+	// is migrated on start: keys that open only under the customer KEK are
+	// re-sealed under the CA KEK, once.
+	CAKEKFile string
+	CAKEK     string
 	// Validity of issued certificates; 0 = one day under the BR maximum.
 	Validity time.Duration
 	// VerificationAddr is the verification service, asked immediately
@@ -45,12 +60,15 @@ type Config struct {
 	Now              func() time.Time
 }
 
-// Flags registers the issuance settings.
+// Flags registers the issuance settings. The KEKs themselves come only from
+// the environment (CERTFLOW_KEK, CERTFLOW_CA_KEK) or from files.
 func (c *Config) Flags(s *config.Set) {
 	c.Config.Flags(s, "issuance", DefaultPort)
 	s.String(&c.CADir, "ca-dir", "CERTFLOW_CA_DIR", "./var/ca", "folder of the CA certificates and sealed keys (created on first start)")
-	s.String(&c.KEKFile, "kek-file", "CERTFLOW_KEK_FILE", "", "file with the base64 32-byte key-encryption key")
-	s.String(&c.KEK, "kek", "CERTFLOW_KEK", "", "base64 32-byte key-encryption key (instead of -kek-file)")
+	s.String(&c.KEKFile, "kek-file", "CERTFLOW_KEK_FILE", "", "file with the base64 32-byte key-encryption key of customer private keys (or the key itself in env CERTFLOW_KEK)")
+	s.String(&c.CAKEKFile, "ca-kek-file", "CERTFLOW_CA_KEK_FILE", "", "file with the base64 32-byte key-encryption key of the CA's own keys, not the customer one (or the key itself in env CERTFLOW_CA_KEK)")
+	s.SecretEnv(&c.KEK, "CERTFLOW_KEK")
+	s.SecretEnv(&c.CAKEK, "CERTFLOW_CA_KEK")
 	s.String(&c.VerificationAddr, "verification-addr", "CERTFLOW_VERIFICATION_ADDR", "127.0.0.1:9103", "verification service gRPC address (asked before each signature)")
 	s.Duration(&c.Validity, "validity", "CERTFLOW_CERT_VALIDITY", 0, "certificate validity; 0 = one day under the CA/B Forum maximum (199 days in 2026)")
 }
@@ -64,15 +82,32 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	kek, err := loadKEK(cfg.KEK, cfg.KEKFile)
+	kek, err := sealbox.LoadKEK("customer key-encryption key", cfg.KEK, cfg.KEKFile, "-kek-file or CERTFLOW_KEK")
 	if err != nil {
 		return nil, err
+	}
+	caKEK, err := sealbox.LoadKEK("CA key-encryption key", cfg.CAKEK, cfg.CAKEKFile, "-ca-kek-file or CERTFLOW_CA_KEK")
+	if err != nil {
+		return nil, err
+	}
+	if subtle.ConstantTimeCompare(kek, caKEK) == 1 {
+		return nil, errors.New("the CA key-encryption key and the customer key-encryption key are the same: CA keys and customer keys must be sealed under different keys (to move a CA sealed by an earlier version, keep its key as the customer KEK and give a new CA KEK: the CA keys are re-sealed on start)")
 	}
 	sealer, err := keyseal.New(kek)
 	if err != nil {
 		return nil, err
 	}
-	authority, err := ca.LoadOrCreate(cfg.CADir, sealer, ca.Options{Now: cfg.Now})
+	caSealer, err := keyseal.New(caKEK)
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	authority, err := ca.LoadOrCreate(cfg.CADir, caSealer, ca.Options{
+		Now: cfg.Now, PreviousSealer: sealer, Log: log.With("service", "issuance").Warn,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("CA in %s: %w", cfg.CADir, err)
 	}
@@ -94,23 +129,4 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	b.GRPC.Register(&issuancev1.IssuanceService_ServiceDesc, &grpcapi.Server{App: app.New(certs, authority, sealer, verifier.Client{C: verificationv1.NewVerificationServiceClient(vc)}, cfg.Now, cfg.Validity)})
 	b.Log.Info("CA ready", "root", cfg.CADir+"/"+ca.RootCertFile, "subject", authority.Root().Subject.String())
 	return &Service{b}, nil
-}
-
-func loadKEK(inline, file string) ([]byte, error) {
-	text := inline
-	if text == "" && file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("read key-encryption key: %w", err)
-		}
-		text = string(b)
-	}
-	if text == "" {
-		return nil, fmt.Errorf("no key-encryption key: set -kek-file or CERTFLOW_KEK (32 random bytes, base64; e.g. `head -c32 /dev/urandom | base64`)")
-	}
-	kek, err := base64.StdEncoding.DecodeString(strings.TrimSpace(text))
-	if err != nil || len(kek) != 32 {
-		return nil, fmt.Errorf("key-encryption key must be 32 bytes in base64")
-	}
-	return kek, nil
 }

@@ -1,12 +1,15 @@
 package service_test
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,18 +17,19 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
-	eventsv1 "github.com/certflow/certflow/gen/go/certflow/events/v1"
 	issuancev1 "github.com/certflow/certflow/gen/go/certflow/issuance/v1"
 	verificationv1 "github.com/certflow/certflow/gen/go/certflow/verification/v1"
 	"github.com/certflow/certflow/pkg/auth"
+	"github.com/certflow/certflow/pkg/config"
 	"github.com/certflow/certflow/pkg/csr"
 	"github.com/certflow/certflow/pkg/devdns"
 	"github.com/certflow/certflow/pkg/events"
 	"github.com/certflow/certflow/pkg/service"
+	"github.com/certflow/certflow/pkg/smtptest"
 	"github.com/certflow/certflow/pkg/testenv"
 	issuance "github.com/certflow/certflow/services/issuance/service"
+	notification "github.com/certflow/certflow/services/notification/service"
 	verification "github.com/certflow/certflow/services/verification/service"
 )
 
@@ -48,6 +52,7 @@ type env struct {
 	client issuancev1.IssuanceServiceClient
 	verify verificationv1.VerificationServiceClient
 	dns    *devdns.Server
+	smtp   *smtptest.Server
 	conn   *events.Conn
 	clock  *clock
 }
@@ -62,10 +67,23 @@ func start(t *testing.T, at time.Time) *env {
 	}
 	t.Cleanup(func() { _ = e.dns.Close() })
 	natsURL := testenv.NATS(t)
+	// The real notification service mails EMAIL codes to a real SMTP
+	// server the test reads.
+	e.smtp = smtptest.Start(t)
+	_, ndb := testenv.Database(t)
+	not, err := notification.New(context.Background(), notification.Config{
+		Config:   service.Config{GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: ndb, NATSURL: natsURL, NATSSeedFile: testenv.NATSSeed(t, natsURL, "notification"), PKI: testenv.PKI(t), Log: testenv.Logger(t)},
+		SMTPAddr: e.smtp.Addr(), WebhookKEK: base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Run(t, not.Run)
 	_, vdb := testenv.Database(t)
 	ver, err := verification.New(context.Background(), verification.Config{
-		Config:     service.Config{GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: vdb, NATSURL: natsURL, NATSSeedFile: testenv.NATSSeed(t, natsURL, "verification"), PKI: testenv.PKI(t), Log: testenv.Logger(t), RelayInterval: 100 * time.Millisecond},
-		DNSServers: e.dns.Addr(), HTTPPort: 80,
+		NotificationAddr: not.GRPC.Addr(),
+		Config:           service.Config{GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: vdb, NATSURL: natsURL, NATSSeedFile: testenv.NATSSeed(t, natsURL, "verification"), PKI: testenv.PKI(t), Log: testenv.Logger(t), RelayInterval: 100 * time.Millisecond},
+		DNSServers:       e.dns.Addr(), HTTPPort: 80,
 		ChallengeLifetime: time.Hour, RetryInitial: time.Minute, RetryMax: time.Minute, SweepInterval: time.Hour,
 		Now: e.clock.Now,
 	})
@@ -78,6 +96,7 @@ func start(t *testing.T, at time.Time) *env {
 		Config:           service.Config{GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, NATSSeedFile: testenv.NATSSeed(t, natsURL, "issuance"), PKI: testenv.PKI(t), Log: testenv.Logger(t)},
 		CADir:            t.TempDir(),
 		KEK:              base64.StdEncoding.EncodeToString(make([]byte, 32)),
+		CAKEK:            base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)),
 		VerificationAddr: ver.GRPC.Addr(),
 		Now:              e.clock.Now,
 	})
@@ -114,7 +133,7 @@ func (e *env) validate(t *testing.T, ctx context.Context, application string, na
 }
 
 // validateByEmail proves control of name by the emailed code (EMAIL), read
-// from the stream as the notification service would.
+// from the mail the notification service sent.
 func (e *env) validateByEmail(t *testing.T, ctx context.Context, application, name string) {
 	t.Helper()
 	resp, err := e.verify.CreateChallenges(ctx, &verificationv1.CreateChallengesRequest{
@@ -124,26 +143,18 @@ func (e *env) validateByEmail(t *testing.T, ctx context.Context, application, na
 		t.Fatal(err)
 	}
 	challenge := resp.Challenges[0].Name
-	stream, err := e.conn.JS.Stream(ctx, events.Stream)
-	if err != nil {
-		t.Fatal(err)
-	}
+	codeRE := regexp.MustCompile(`"code":\s*"([^"]+)"`)
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		m, err := stream.GetLastMsgForSubject(ctx, events.DomainEmailChallenge)
-		if err == nil {
-			var ev eventsv1.DomainEmailChallenge
-			if err := proto.Unmarshal(m.Data, &ev); err != nil {
-				t.Fatal(err)
-			}
-			if ev.Challenge == challenge {
-				if _, err := e.verify.ConfirmChallenge(ctx, &verificationv1.ConfirmChallengeRequest{Name: challenge, Code: ev.Code}); err != nil {
+		for _, m := range e.smtp.Messages() {
+			if mm := codeRE.FindSubmatch(m.Data); mm != nil && strings.Contains(string(m.Data), name) {
+				if _, err := e.verify.ConfirmChallenge(ctx, &verificationv1.ConfirmChallengeRequest{Name: challenge, Code: string(mm[1])}); err != nil {
 					t.Fatal(err)
 				}
 				return
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no DomainEmailChallenge for %s: %v", challenge, err)
+			t.Fatalf("no validation mail for %s reached the SMTP server", name)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -336,5 +347,48 @@ func TestIssueOnlyValidatedNames(t *testing.T) {
 	}
 	if list, _ := e.client.ListCertificates(bob, &issuancev1.ListCertificatesRequest{}); len(list.GetCertificates()) != 0 {
 		t.Fatalf("certificates of bob = %d; want 0", len(list.GetCertificates()))
+	}
+}
+
+// TestKEKsNeverFlags: the key-encryption keys come from files or the
+// environment, never from the command line.
+func TestKEKsNeverFlags(t *testing.T) {
+	kek := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	t.Setenv("CERTFLOW_KEK", kek)
+	t.Setenv("CERTFLOW_CA_KEK", kek+"ca")
+	var cfg issuance.Config
+	s := config.New("issuance")
+	cfg.Flags(s)
+	for _, name := range []string{"kek", "ca-kek"} {
+		if s.FS.Lookup(name) != nil {
+			t.Errorf("flag -%s exists; a key on the command line is visible to every user of the machine", name)
+		}
+	}
+	if err := s.Parse([]string{"-kek", kek}); err == nil {
+		t.Errorf("Parse(-kek <key>) = nil; want an unknown flag")
+	}
+	if cfg.KEK != kek || cfg.CAKEK != kek+"ca" {
+		t.Errorf("KEK, CAKEK = %q, %q; want them from CERTFLOW_KEK and CERTFLOW_CA_KEK", cfg.KEK, cfg.CAKEK)
+	}
+	for _, name := range []string{"kek-file", "ca-kek-file"} {
+		if s.FS.Lookup(name) == nil {
+			t.Errorf("flag -%s missing", name)
+		}
+	}
+}
+
+// TestOneKEKForBothRefused: CA keys and customer keys are sealed under
+// different keys.
+func TestOneKEKForBothRefused(t *testing.T) {
+	kek := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	_, err := issuance.New(context.Background(), issuance.Config{
+		Config: service.Config{GRPCAddr: "127.0.0.1:0", MongoURI: "mongodb://127.0.0.1:1/", NATSURL: "nats://127.0.0.1:1"},
+		CADir:  t.TempDir(), KEK: kek, CAKEK: kek,
+	})
+	if err == nil || !strings.Contains(err.Error(), "different keys") {
+		t.Fatalf("New(KEK = CA KEK) = %v; want a refusal", err)
+	}
+	if strings.Contains(err.Error(), kek) {
+		t.Fatalf("the error quotes the key: %v", err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/certflow/certflow/pkg/config"
 	"github.com/certflow/certflow/pkg/docstore"
 	"github.com/certflow/certflow/pkg/events"
+	"github.com/certflow/certflow/pkg/sealbox"
 	"github.com/certflow/certflow/pkg/service"
 	"github.com/certflow/certflow/services/notification/internal/app"
 	"github.com/certflow/certflow/services/notification/internal/domain"
@@ -74,6 +75,12 @@ type Config struct {
 	// WebhookSweepInterval is how often PENDING deliveries are read back
 	// from the database, for those a previous process left (default 30s).
 	WebhookSweepInterval time.Duration
+	// WebhookKEKFile holds the base64 32-byte key-encryption key that seals
+	// webhook signing secrets at rest; WebhookKEK, if set, is the key
+	// itself (environment CERTFLOW_WEBHOOK_KEK, or a program embedding the
+	// service). Never a command-line argument.
+	WebhookKEKFile string
+	WebhookKEK     string
 	// RetryDelay is how long a failed event waits before redelivery
 	// (default 500ms).
 	RetryDelay time.Duration
@@ -92,6 +99,8 @@ func (c *Config) Flags(s *config.Set, name string, port int) {
 	s.Duration(&c.WebhookRetryMax, "webhook-retry-max", "CERTFLOW_WEBHOOK_RETRY_MAX", DefaultWebhookRetryMax, "longest wait between webhook delivery attempts")
 	s.Int(&c.WebhookMaxAttempts, "webhook-max-attempts", "CERTFLOW_WEBHOOK_MAX_ATTEMPTS", DefaultWebhookMaxAttempts, "attempts before a webhook delivery is FAILED")
 	s.Bool(&c.WebhookAllowPrivate, "webhook-allow-private", "CERTFLOW_WEBHOOK_ALLOW_PRIVATE", false, "let webhook deliveries reach loopback and private addresses (tests and development only)")
+	s.String(&c.WebhookKEKFile, "webhook-kek-file", "CERTFLOW_WEBHOOK_KEK_FILE", "", "file with the base64 32-byte key-encryption key that seals webhook secrets (or the key itself in env CERTFLOW_WEBHOOK_KEK)")
+	s.SecretEnv(&c.WebhookKEK, "CERTFLOW_WEBHOOK_KEK")
 }
 
 // Service is a running notification service.
@@ -163,6 +172,14 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	kek, err := sealbox.LoadKEK("webhook key-encryption key", cfg.WebhookKEK, cfg.WebhookKEKFile, "-webhook-kek-file or CERTFLOW_WEBHOOK_KEK")
+	if err != nil {
+		return nil, err
+	}
+	box, err := sealbox.New(kek)
+	if err != nil {
+		return nil, err
+	}
 
 	b, err := service.Start(ctx, cfg.Config)
 	if err != nil {
@@ -189,7 +206,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	// the primary key.
 	lists := store.NewWebhookLists(docstore.New[domain.WebhookList](b.DB.Collection("webhook_lists"), "webhook list", opts...))
 	contacts := store.NewContacts(docstore.New[store.Contact](b.DB.Collection("contacts"), "contact", opts...))
-	webhooks := store.NewWebhooks(hooks)
+	webhooks := store.NewWebhooks(hooks, box)
 	// Listing by application is the notifications API's one filter; the
 	// delivery log lists by webhook, and the sweep reads by state.
 	indexes := []struct {
@@ -217,6 +234,15 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		b.NATS.Close()
 		_ = b.Mongo.Disconnect(context.Background())
 		return nil, err
+	}
+	// Secrets an earlier version stored in the clear are sealed now; until
+	// then they are read as they are. Also one scan per start.
+	if n, err := webhooks.SealSecrets(ctx); err != nil {
+		b.NATS.Close()
+		_ = b.Mongo.Disconnect(context.Background())
+		return nil, err
+	} else if n > 0 {
+		b.Log.Info("sealed webhook secrets stored in the clear by an earlier version", "webhooks", n)
 	}
 	queue := webhook.NewQueue()
 	a := app.New(app.Deps{

@@ -3,6 +3,7 @@ package service_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"io"
 	"mime"
 	"net/mail"
@@ -47,6 +48,9 @@ func start(t *testing.T, smtpAddr string) (notificationv1.NotificationServiceCli
 	return client, conn
 }
 
+// testWebhookKEK seals the webhook secrets of the tests.
+var testWebhookKEK = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))
+
 // startWith runs a service with cfg's own settings on fresh infrastructure.
 func startWith(t *testing.T, cfg notification.Config) (*notification.Service, notificationv1.NotificationServiceClient, *events.Conn) {
 	t.Helper()
@@ -59,10 +63,17 @@ func startWith(t *testing.T, cfg notification.Config) (*notification.Service, no
 func startOn(t *testing.T, db string, cfg notification.Config) (*notification.Service, notificationv1.NotificationServiceClient, *events.Conn) {
 	t.Helper()
 	natsURL := testenv.NATS(t)
+	log := cfg.Log
+	if log == nil {
+		log = testenv.Logger(t)
+	}
 	cfg.Config = service.Config{
-		GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, NATSSeedFile: testenv.NATSSeed(t, natsURL, "notification"), PKI: testenv.PKI(t), Log: testenv.Logger(t),
+		GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, NATSSeedFile: testenv.NATSSeed(t, natsURL, "notification"), PKI: testenv.PKI(t), Log: log,
 	}
 	cfg.RetryDelay = 100 * time.Millisecond
+	if cfg.WebhookKEK == "" && cfg.WebhookKEKFile == "" {
+		cfg.WebhookKEK = testWebhookKEK
+	}
 	svc, err := notification.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -438,3 +438,22 @@ func TestFlags(t *testing.T) {
 		t.Errorf("flags %q = %+v; want 1s, 1m, 3, private allowed", args, cfg)
 	}
 }
+
+// TestWebhookKEKRequiredAndNeverAFlag: webhook secrets are sealed, so the
+// service does not start without the key, which comes from a file or the
+// environment only.
+func TestWebhookKEKRequiredAndNeverAFlag(t *testing.T) {
+	if _, err := notification.New(context.Background(), notification.Config{}); err == nil || !strings.Contains(err.Error(), "webhook key-encryption key") {
+		t.Errorf("New(no webhook KEK) = %v; want a refusal naming the key", err)
+	}
+	t.Setenv("CERTFLOW_WEBHOOK_KEK", testWebhookKEK)
+	var cfg notification.Config
+	s := config.New("notification")
+	cfg.Flags(s, "notification", notification.DefaultPort)
+	if s.FS.Lookup("webhook-kek") != nil || s.FS.Lookup("webhook-kek-file") == nil {
+		t.Errorf("want -webhook-kek-file and no -webhook-kek flag")
+	}
+	if cfg.WebhookKEK != testWebhookKEK {
+		t.Errorf("WebhookKEK = %q; want it from CERTFLOW_WEBHOOK_KEK", cfg.WebhookKEK)
+	}
+}

@@ -32,6 +32,7 @@ import (
 	"github.com/certflow/certflow/pkg/events"
 	"github.com/certflow/certflow/pkg/smtptest"
 	"github.com/certflow/certflow/pkg/testenv"
+	gateway "github.com/certflow/certflow/services/gateway/service"
 	"github.com/certflow/certflow/services/suite/suite"
 )
 
@@ -49,10 +50,7 @@ type env struct {
 	ids    map[string]int // ce-id -> count
 }
 
-func start(t *testing.T) *env {
-	t.Helper()
-	return startWith(t, nil)
-}
+func start(t *testing.T) *env { t.Helper(); return startWith(t, nil) }
 
 // startWith is start with the suite options changed by opt (for example a
 // test clock in Now).
@@ -88,7 +86,7 @@ func startWith(t *testing.T, opt func(*suite.Options)) *env {
 		IssuanceAddr: any, NotificationAddr: any, GatewayAddr: any,
 		DNSServers: e.dns.Addr(), DCVHTTPPort: webPort, SMTPAddr: e.smtp.Addr(),
 		RetryInitial: 100 * time.Millisecond, RetryMax: 500 * time.Millisecond, SweepInterval: 50 * time.Millisecond,
-		ExtraAPIKeys:        otherKey + " other customer\n",
+		ExtraAPIKeys:        gateway.HashAPIKey(otherKey) + " other customer\n",
 		WebhookRetryInitial: 100 * time.Millisecond,
 		Log:                 testenv.Logger(t),
 		PKI:                 testenv.PKI(t),
@@ -104,11 +102,7 @@ func startWith(t *testing.T, opt func(*suite.Options)) *env {
 
 	// A subscriber of another team: a durable JetStream consumer of every
 	// lifecycle event, counting what the stream delivers.
-	conn, err := events.Connect(context.Background(), e.s.NATSURL, "e2e-audit", events.Credentials{User: events.Reader, SeedFile: embedded.NATSSeedFile(e.s.NATSSeeds, events.Reader)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(conn.Close)
+	conn := readerConn(t, e.s)
 	cons, err := conn.JS.CreateOrUpdateConsumer(context.Background(), events.Stream, jetstream.ConsumerConfig{
 		Durable: "e2e-audit", FilterSubject: events.StreamSubjects, AckPolicy: jetstream.AckExplicitPolicy,
 	})
@@ -541,4 +535,16 @@ func TestDVPathThroughGRPC(t *testing.T) {
 	if cert.GetKeyAlgorithm() != "RSA-2048" {
 		t.Errorf("key algorithm = %q; want RSA-2048", cert.GetKeyAlgorithm())
 	}
+}
+
+// readerConn connects to the suite's NATS as another team would: the
+// read-only user.
+func readerConn(t *testing.T, s *suite.Suite) *events.Conn {
+	t.Helper()
+	conn, err := events.Connect(context.Background(), s.NATSURL, t.Name(), events.Credentials{User: events.Reader, SeedFile: embedded.NATSSeedFile(s.NATSSeeds, events.Reader)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
+	return conn
 }

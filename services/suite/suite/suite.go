@@ -58,7 +58,8 @@ type Options struct {
 
 	// SMTPAddr sends notification mail through a server; empty logs it.
 	SMTPAddr string
-	// ExtraAPIKeys are more key lines for the gateway (tests).
+	// ExtraAPIKeys are more lines of the gateway's keys file (tests):
+	// `sha256:<hex> <account> [role]`, see gateway.HashAPIKey.
 	ExtraAPIKeys string
 	// WebhookRetryInitial is the first webhook retry delay (tests shorten it).
 	WebhookRetryInitial time.Duration
@@ -116,10 +117,17 @@ func (o *Options) defaults() {
 type Suite struct {
 	GatewayURL string
 	// APIKey is the development customer key (account "dev"); ReviewerKey
-	// is a key with the reviewer role (account "ca-staff").
+	// is a key with the reviewer role (account "ca-staff"). They are read
+	// from CredentialsPath; the gateway's keys file holds only their hashes.
 	APIKey, ReviewerKey string
-	RootCAPath          string
-	NATSURL, MongoURI   string
+	// CredentialsPath is DataDir/dev-credentials, the development keys in
+	// the clear (mode 0600), lines `<key> <account> <role>`.
+	CredentialsPath string
+	// NewCredentials is set when this start made the keys: the one time
+	// the command shows them.
+	NewCredentials    bool
+	RootCAPath        string
+	NATSURL, MongoURI string
 	// PKIDir holds the internal PKI: ca.pem, and operator.pem with
 	// operator-key.pem for grpcurl.
 	PKIDir string
@@ -151,27 +159,30 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 		}
 	}()
 	secrets := filepath.Join(o.DataDir, "secrets")
+	// Two key-encryption keys: customer keys under kek, the CA's own keys
+	// under ca-kek. A data folder from before ca-kek existed gets a new one
+	// and the issuance service re-seals the CA keys under it on start.
 	kek, err := secret(filepath.Join(secrets, "kek"), func() string {
 		return base64.StdEncoding.EncodeToString(random(32))
 	})
 	if err != nil {
 		return nil, err
 	}
-	keys, err := secret(filepath.Join(secrets, "api-keys"), func() string {
-		return fmt.Sprintf("# <key> <account> [role]; generated for the development run\n%s dev customer\n%s ca-staff reviewer\n",
-			"cf_dev_"+hex.EncodeToString(random(16)), "cf_rev_"+hex.EncodeToString(random(16)))
+	caKEK, err := secret(filepath.Join(secrets, "ca-kek"), func() string {
+		return base64.StdEncoding.EncodeToString(random(32))
 	})
 	if err != nil {
 		return nil, err
 	}
-	for _, line := range strings.Split(keys, "\n") {
-		f := strings.Fields(line)
-		if len(f) == 3 && f[2] == "customer" && s.APIKey == "" {
-			s.APIKey = f[0]
-		}
-		if len(f) == 3 && f[2] == "reviewer" && s.ReviewerKey == "" {
-			s.ReviewerKey = f[0]
-		}
+	webhookKEK, err := secret(filepath.Join(secrets, "webhook-kek"), func() string {
+		return base64.StdEncoding.EncodeToString(random(32))
+	})
+	if err != nil {
+		return nil, err
+	}
+	keys, err := s.apiKeys(secrets, o.DataDir)
+	if err != nil {
+		return nil, err
 	}
 
 	// Component identity: the internal PKI's root (never used for
@@ -232,8 +243,20 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 		return nil, fmt.Errorf("order: %w", err)
 	}
 	s.add(ord.Run)
+	not, err := notification.New(ctx, notification.Config{
+		Config: base("notification", o.NotificationAddr), SMTPAddr: o.SMTPAddr, Now: o.Now,
+		// The development run and tests deliver webhooks to this machine.
+		WebhookAllowPrivate: true, WebhookRetryInitial: o.WebhookRetryInitial, WebhookKEK: webhookKEK,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("notification: %w", err)
+	}
+	s.add(not.Run)
 	ver, err := verification.New(ctx, verification.Config{
 		Config: base("verification", o.VerificationAddr), DNSServers: dnsServers, HTTPPort: o.DCVHTTPPort,
+		// EMAIL challenges' codes are mailed through the notification
+		// service, in a call, never through the stream.
+		NotificationAddr: not.GRPC.Addr(),
 		// The development run validates names that resolve to this machine.
 		AllowPrivateAddresses: true,
 		ChallengeLifetime:     o.ChallengeLifetime, RetryInitial: o.RetryInitial, RetryMax: o.RetryMax, SweepInterval: o.SweepInterval, Now: o.Now,
@@ -244,21 +267,12 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	s.add(ver.Run)
 	caDir := filepath.Join(o.DataDir, "ca")
 	// The CA asks verification before every signature.
-	iss, err := issuance.New(ctx, issuance.Config{Config: base("issuance", o.IssuanceAddr), CADir: caDir, KEK: kek, VerificationAddr: ver.GRPC.Addr(), Now: o.Now})
+	iss, err := issuance.New(ctx, issuance.Config{Config: base("issuance", o.IssuanceAddr), CADir: caDir, KEK: kek, CAKEK: caKEK, VerificationAddr: ver.GRPC.Addr(), Now: o.Now})
 	if err != nil {
 		return nil, fmt.Errorf("issuance: %w", err)
 	}
 	s.add(iss.Run)
 	s.RootCAPath = filepath.Join(caDir, "root.pem")
-	not, err := notification.New(ctx, notification.Config{
-		Config: base("notification", o.NotificationAddr), SMTPAddr: o.SMTPAddr, Now: o.Now,
-		// The development run and tests deliver webhooks to this machine.
-		WebhookAllowPrivate: true, WebhookRetryInitial: o.WebhookRetryInitial,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("notification: %w", err)
-	}
-	s.add(not.Run)
 	s.OrderAddr, s.VerificationAddr, s.IssuanceAddr, s.NotificationAddr = ord.GRPC.Addr(), ver.GRPC.Addr(), iss.GRPC.Addr(), not.GRPC.Addr()
 	app, err := application.New(ctx, application.Config{
 		Config: base("application", o.ApplicationAddr), OrderAddr: s.OrderAddr, VerificationAddr: s.VerificationAddr, IssuanceAddr: s.IssuanceAddr,
@@ -300,6 +314,106 @@ func (s *Suite) close() {
 		s.closers[i]()
 	}
 	s.closers = nil
+}
+
+// apiKeys returns the gateway's keys file, secrets/api-keys, which holds
+// only hashes. On first start it makes a customer and a reviewer key and
+// writes them in the clear to dataDir/dev-credentials (0600) for the
+// developer, and their hashes to the keys file. A keys file written by an
+// earlier version, with the keys themselves, is rewritten as hashes and its
+// keys moved to dev-credentials.
+func (s *Suite) apiKeys(secrets, dataDir string) (string, error) {
+	s.CredentialsPath = filepath.Join(dataDir, "dev-credentials")
+	path := filepath.Join(secrets, "api-keys")
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		creds := fmt.Sprintf("%s dev customer\n%s ca-staff reviewer\n",
+			"cf_dev_"+hex.EncodeToString(random(16)), "cf_rev_"+hex.EncodeToString(random(16)))
+		if err := writeSecret(s.CredentialsPath, creds); err != nil {
+			return "", err
+		}
+		if err := writeSecret(path, hashLines(creds)); err != nil {
+			return "", err
+		}
+		s.NewCredentials = true
+	case err != nil:
+		return "", err
+	case hasPlainKeys(string(b)):
+		// Keys in the clear from an earlier version: keep them for the
+		// developer, hash them for the gateway.
+		if _, err := os.Stat(s.CredentialsPath); errors.Is(err, os.ErrNotExist) {
+			if err := writeSecret(s.CredentialsPath, string(b)); err != nil {
+				return "", err
+			}
+		}
+		if err := writeSecret(path, hashLines(string(b))); err != nil {
+			return "", err
+		}
+	}
+	if b, err = os.ReadFile(path); err != nil {
+		return "", err
+	}
+	creds, err := os.ReadFile(s.CredentialsPath)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	for _, line := range strings.Split(string(creds), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && f[2] == "customer" && s.APIKey == "" {
+			s.APIKey = f[0]
+		}
+		if len(f) == 3 && f[2] == "reviewer" && s.ReviewerKey == "" {
+			s.ReviewerKey = f[0]
+		}
+	}
+	return string(b), nil
+}
+
+// hashLines turns key lines `<key> <account> [role]` into keys-file lines
+// `sha256:<hex> <account> [role]`; lines already hashed, comments and blank
+// lines stay as they are.
+func hashLines(text string) string {
+	var b strings.Builder
+	b.WriteString("# sha256:<hex of SHA-256 of the key> <account> <role>; the keys are in ../dev-credentials (development only)\n")
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 0 || strings.HasPrefix(f[0], "#"):
+			continue
+		case !strings.HasPrefix(f[0], "sha256:"):
+			f[0] = gateway.HashAPIKey(f[0])
+		}
+		b.WriteString(strings.Join(f, " ") + "\n")
+	}
+	return b.String()
+}
+
+// hasPlainKeys reports whether a keys file has a line with a key rather
+// than its hash.
+func hasPlainKeys(text string) bool {
+	for _, line := range strings.Split(text, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && !strings.HasPrefix(f[0], "#") && !strings.HasPrefix(f[0], "sha256:") {
+			return true
+		}
+	}
+	return false
+}
+
+// writeSecret writes a file readable only by the user, through a temporary
+// file and a rename.
+func writeSecret(path, content string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
 
 // secret reads a file, or creates it (0600) with make's content.

@@ -52,11 +52,13 @@ func startDCV(t *testing.T, at time.Time) *env {
 	_, portStr, _ := net.SplitHostPort(web.Listener.Addr().String())
 	port, _ := strconv.Atoi(portStr)
 
+	e.mail = startNotification(t)
 	natsURL := testenv.NATS(t)
 	_, db := testenv.Database(t)
 	svc, err := verification.New(context.Background(), verification.Config{
 		Config:                service.Config{GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, NATSSeedFile: testenv.NATSSeed(t, natsURL, "verification"), PKI: testenv.PKI(t), Log: testenv.Logger(t), RelayInterval: 100 * time.Millisecond},
 		DNSServers:            e.dns.Addr(),
+		NotificationAddr:      e.mail.addr,
 		HTTPPort:              port,
 		AllowPrivateAddresses: true,
 		ChallengeLifetime:     time.Hour,
@@ -224,10 +226,30 @@ func TestEmailChallenge(t *testing.T) {
 		t.Fatalf("CreateChallenges retry = %v, %v; want the same challenges", again, err)
 	}
 
+	mails := e.mail.mails(c.Name)
+	if len(mails) != 1 {
+		t.Fatalf("validation emails for %s = %d; want 1 (a retry sends no second code)", c.Name, len(mails))
+	}
+	m := mails[0]
+	code := m.GetCode()
+	if m.Recipient != "hostmaster@www.mail.test" || m.Domain != "www.mail.test" || m.Application != "applications/m1" || len(code) < 23 ||
+		m.ExpireTime.AsTime() != c.ExpireTime.AsTime() || m.RequestId != c.Name+"/emails/1" {
+		t.Fatalf("validation email = %v; want one to hostmaster@www.mail.test with a code, the expire time and request id %s/emails/1", m, c.Name)
+	}
+	// The call is made as the system acting for the account.
+	e.mail.mu.Lock()
+	caller := e.mail.calls[0]
+	e.mail.mu.Unlock()
+	if caller != (auth.Principal{Account: "alice", Role: auth.System}) {
+		t.Errorf("SendDomainValidationEmail caller = %+v; want alice as system", caller)
+	}
+	// The stream announces the mail without the code.
 	sent := emailEvents(t, e, c.Name)
-	code := sent[0].Code
-	if len(sent) != 1 || sent[0].Recipient != "hostmaster@www.mail.test" || len(code) < 23 || sent[0].ExpireTime.AsTime() != c.ExpireTime.AsTime() {
-		t.Fatalf("DomainEmailChallenge events = %v; want one to hostmaster@www.mail.test with a code and the expire time", sent)
+	if len(sent) != 1 || sent[0].Recipient != "hostmaster@www.mail.test" || sent[0].ExpireTime.AsTime() != c.ExpireTime.AsTime() {
+		t.Fatalf("DomainEmailChallenge events = %v; want one to hostmaster@www.mail.test with the expire time", sent)
+	}
+	if raw, _ := proto.Marshal(sent[0]); strings.Contains(string(raw), code) {
+		t.Fatalf("DomainEmailChallenge event carries the code")
 	}
 	if _, err := e.client.CheckChallenge(ctx, &verificationv1.CheckChallengeRequest{Name: c.Name}); testenv.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("CheckChallenge(EMAIL) = %v; want FailedPrecondition (confirm with the code)", err)
@@ -257,7 +279,7 @@ func TestEmailChallenge(t *testing.T) {
 	}
 
 	// Guessing: the fifth wrong code fails the challenge.
-	wcode := emailEvents(t, e, wild.Name)[0].Code
+	wcode := e.mail.code(t, wild.Name)
 	for i := 1; i <= 5; i++ {
 		if _, err := confirm(ctx, wild.Name, "wrong"); testenv.Code(err) != codes.InvalidArgument {
 			t.Fatalf("ConfirmChallenge(wrong) #%d = %v; want InvalidArgument", i, err)
@@ -282,7 +304,7 @@ func TestEmailChallenge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lateCode := emailEvents(t, e, late.Challenges[0].Name)[0].Code
+	lateCode := e.mail.code(t, late.Challenges[0].Name)
 	e.clock.Advance(2 * time.Hour)
 	failed := e.waitState(t, ctx, late.Challenges[0].Name, verificationv1.Challenge_FAILED)
 	if failed.CheckCount != 0 || !strings.Contains(failed.LastError, "admin@late.mail.test") {
@@ -290,6 +312,40 @@ func TestEmailChallenge(t *testing.T) {
 	}
 	if _, err := confirm(ctx, failed.Name, lateCode); testenv.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("ConfirmChallenge after expiry = %v; want FailedPrecondition", err)
+	}
+}
+
+// TestEmailNotSentIsRetriedWithNewCode: when the notification service
+// cannot take the mail, CreateChallenges fails and its retry sends a new
+// code under a new request id; the code that never went out does not
+// confirm.
+func TestEmailNotSentIsRetriedWithNewCode(t *testing.T) {
+	e := startDCV(t, late2026)
+	ctx := testenv.As(context.Background(), "alice", auth.Customer)
+	req := &verificationv1.CreateChallengesRequest{
+		Application: "applications/n1", Attempt: 1, Domains: []string{"down.mail.test"},
+		Method: verificationv1.ValidationMethod_VALIDATION_METHOD_EMAIL,
+	}
+	e.mail.failNext(1)
+	if _, err := e.client.CreateChallenges(ctx, req); testenv.Code(err) != codes.Unavailable || dcvReason(err) != "EMAIL_NOT_SENT" {
+		t.Fatalf("CreateChallenges with the mail refused = %v; want Unavailable EMAIL_NOT_SENT", err)
+	}
+	resp, err := e.client.CreateChallenges(ctx, req)
+	if err != nil {
+		t.Fatalf("CreateChallenges retry = %v", err)
+	}
+	c := resp.Challenges[0]
+	mails := e.mail.mails(c.Name)
+	if len(mails) != 1 || mails[0].RequestId != c.Name+"/emails/2" {
+		t.Fatalf("mails after the retry = %v; want one, request %s/emails/2", mails, c.Name)
+	}
+	// A further retry, the mail accepted, sends nothing.
+	if _, err := e.client.CreateChallenges(ctx, req); err != nil || len(e.mail.mails(c.Name)) != 1 {
+		t.Fatalf("CreateChallenges after the mail went out = %v, %d mails; want no second mail", err, len(e.mail.mails(c.Name)))
+	}
+	got, err := e.client.ConfirmChallenge(ctx, &verificationv1.ConfirmChallengeRequest{Name: c.Name, Code: mails[0].Code})
+	if err != nil || got.State != verificationv1.Challenge_VERIFIED {
+		t.Fatalf("ConfirmChallenge(the mailed code) = %v, %v; want VERIFIED", got, err)
 	}
 }
 
@@ -387,7 +443,7 @@ func TestEmailValidationDoesNotCoverWildcard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code := emailEvents(t, e, first.Challenges[0].Name)[0].Code
+	code := e.mail.code(t, first.Challenges[0].Name)
 	if _, err := e.client.ConfirmChallenge(ctx, &verificationv1.ConfirmChallengeRequest{Name: first.Challenges[0].Name, Code: code}); err != nil {
 		t.Fatal(err)
 	}

@@ -65,7 +65,7 @@ func TestAuthorizeIssuance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code := emailEvents(t, e, mail.Challenges[0].Name)[0].Code
+	code := e.mail.code(t, mail.Challenges[0].Name)
 	if _, err := e.client.ConfirmChallenge(alice, &verificationv1.ConfirmChallengeRequest{Name: mail.Challenges[0].Name, Code: code}); err != nil {
 		t.Fatal(err)
 	}

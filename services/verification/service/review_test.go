@@ -44,6 +44,7 @@ func startOrg(t *testing.T) *orgEnv {
 	svc, err := verification.New(context.Background(), verification.Config{
 		Config:            service.Config{GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, NATSSeedFile: testenv.NATSSeed(t, natsURL, "verification"), PKI: testenv.PKI(t), Log: testenv.Logger(t), RelayInterval: 100 * time.Millisecond},
 		DNSServers:        "127.0.0.1:1", // never asked: no challenges here
+		NotificationAddr:  "127.0.0.1:1", // never called: no EMAIL challenges
 		HTTPPort:          80,
 		ChallengeLifetime: time.Hour,
 		RetryInitial:      time.Second,

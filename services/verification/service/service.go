@@ -10,8 +10,12 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	notificationv1 "github.com/certflow/certflow/gen/go/certflow/notification/v1"
 	verificationv1 "github.com/certflow/certflow/gen/go/certflow/verification/v1"
+	"github.com/certflow/certflow/pkg/auth"
+	"github.com/certflow/certflow/pkg/callpolicy"
 	"github.com/certflow/certflow/pkg/config"
 	"github.com/certflow/certflow/pkg/docstore"
 	"github.com/certflow/certflow/pkg/service"
@@ -45,7 +49,10 @@ type Config struct {
 	// CAAIdentities are the issuer domain names CAA issue records must name
 	// for this CA, comma-separated; default "certflow.test".
 	CAAIdentities string
-	Now           func() time.Time
+	// NotificationAddr is the notification service, which mails EMAIL
+	// challenges' codes (SendDomainValidationEmail).
+	NotificationAddr string
+	Now              func() time.Time
 }
 
 // Flags registers the verification settings.
@@ -59,6 +66,7 @@ func (c *Config) Flags(s *config.Set) {
 	s.Duration(&c.RetryMax, "retry-max", "CERTFLOW_DCV_RETRY_MAX", 10*time.Minute, "longest retry delay")
 	s.Duration(&c.SweepInterval, "sweep-interval", "CERTFLOW_DCV_SWEEP_INTERVAL", time.Second, "how often due challenges are checked")
 	s.String(&c.CNAMEZone, "cname-zone", "CERTFLOW_DCV_CNAME_ZONE", defaultCNAMEZone, "zone under which DNS_CNAME challenge targets are made")
+	s.String(&c.NotificationAddr, "notification-addr", "CERTFLOW_NOTIFICATION_ADDR", "127.0.0.1:9105", "notification service gRPC address, which mails email validation codes")
 	s.String(&c.CAAIdentities, "caa-identities", "CERTFLOW_CAA_IDENTITIES", defaultCAAIdentities, "issuer domain names that CAA issue records must name for this CA, comma-separated")
 }
 
@@ -93,7 +101,14 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		dns:  dcv.DNSChecker{Resolver: resolver},
 		http: dcv.HTTPChecker{Resolver: resolver, Policy: policy, Port: cfg.HTTPPort},
 	}
+	if cfg.NotificationAddr == "" {
+		return nil, fmt.Errorf("no notification service address: email validation codes are mailed through it (-notification-addr)")
+	}
 	b, err := service.Start(ctx, cfg.Config)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := b.Dial(callpolicy.Notification, cfg.NotificationAddr)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +121,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	); err != nil {
 		return nil, err
 	}
-	a := app.New(store, validationStore(b, cfg.Now), prover, dcvCfg.caa, domain.Policy{
+	a := app.New(store, validationStore(b, cfg.Now), prover, mailer{notificationv1.NewNotificationServiceClient(nc)}, dcvCfg.caa, domain.Policy{
 		Lifetime: cfg.ChallengeLifetime, RetryInitial: cfg.RetryInitial, RetryMax: cfg.RetryMax, HTTPPort: cfg.HTTPPort,
 		CNAMEZone: dcvCfg.cnameZone,
 	}, cfg.Now, b.Log)
@@ -135,4 +150,20 @@ func (p prover) Prove(ctx context.Context, c *domain.Challenge) error {
 		return p.http.CheckFile(ctx, c.Domain, c.FilePath, c.Token)
 	}
 	return fmt.Errorf("unknown method %q", c.Method)
+}
+
+// mailer hands EMAIL codes to the notification service, acting for the
+// account as the system: the call is the only way the code leaves this
+// service.
+type mailer struct {
+	client notificationv1.NotificationServiceClient
+}
+
+func (m mailer) SendDomainValidationEmail(ctx context.Context, account string, e app.ValidationEmail) error {
+	ctx = auth.With(ctx, auth.Principal{Account: account, Role: auth.System})
+	_, err := m.client.SendDomainValidationEmail(ctx, &notificationv1.SendDomainValidationEmailRequest{
+		RequestId: e.RequestID, Challenge: e.Challenge, Application: e.Application, Domain: e.Domain,
+		Recipient: e.Recipient, Code: e.Code, ExpireTime: timestamppb.New(e.ExpireTime),
+	})
+	return err
 }

@@ -35,6 +35,7 @@ func (c *clock) Advance(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t
 
 type env struct {
 	client verificationv1.VerificationServiceClient
+	mail   *fakeNotification
 	dns    *devdns.Server
 	files  sync.Map // path -> content
 	conn   *events.Conn
@@ -61,11 +62,13 @@ func start(t *testing.T) *env {
 	_, portStr, _ := net.SplitHostPort(web.Listener.Addr().String())
 	port, _ := strconv.Atoi(portStr)
 
+	e.mail = startNotification(t)
 	natsURL := testenv.NATS(t)
 	_, db := testenv.Database(t)
 	svc, err := verification.New(context.Background(), verification.Config{
 		Config:                service.Config{GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, NATSSeedFile: testenv.NATSSeed(t, natsURL, "verification"), PKI: testenv.PKI(t), Log: testenv.Logger(t), RelayInterval: 100 * time.Millisecond},
 		DNSServers:            e.dns.Addr(),
+		NotificationAddr:      e.mail.addr,
 		HTTPPort:              port,
 		AllowPrivateAddresses: true,
 		ChallengeLifetime:     time.Hour,

@@ -1,10 +1,12 @@
 // Package apikey authenticates API keys. Keys are kept only as SHA-256
-// hashes, so a memory dump or a log line never shows a usable key.
+// hashes, in the keys file as in memory, so neither the file, a memory dump
+// nor a log line shows a usable key.
 package apikey
 
 import (
 	"bufio"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"strings"
@@ -12,13 +14,29 @@ import (
 	"github.com/certflow/certflow/pkg/auth"
 )
 
+// HashPrefix starts every key hash in the keys file.
+const HashPrefix = "sha256:"
+
+// MinKeyLength is the shortest key Hash accepts: keys are random strings
+// (the embedded default makes 128-bit ones), too long to guess, so an
+// unsalted SHA-256 is enough to keep them.
+const MinKeyLength = 16
+
+// Hash returns the line form of a key: "sha256:" and the hex SHA-256 of it.
+func Hash(key string) string {
+	h := sha256.Sum256([]byte(key))
+	return HashPrefix + hex.EncodeToString(h[:])
+}
+
 // Keys maps key hashes to principals.
 type Keys struct {
 	byHash map[[32]byte]auth.Principal
 }
 
-// Parse reads keys, one per line: `<key> <account> [customer|reviewer]`.
-// Blank lines and lines starting with # are skipped.
+// Parse reads keys, one per line: `sha256:<hex> <account> [customer|reviewer]`,
+// where hex is the SHA-256 of the key (Hash; in a shell, `printf %s "$KEY" |
+// sha256sum`). Blank lines and lines starting with # are skipped. A line
+// that holds a key rather than a hash is refused, without quoting it.
 func Parse(r io.Reader) (*Keys, error) {
 	k := &Keys{byHash: map[[32]byte]auth.Principal{}}
 	sc := bufio.NewScanner(r)
@@ -29,7 +47,14 @@ func Parse(r io.Reader) (*Keys, error) {
 		}
 		f := strings.Fields(line)
 		if len(f) < 2 || len(f) > 3 {
-			return nil, fmt.Errorf("line %d: want `<key> <account> [role]`", n)
+			return nil, fmt.Errorf("line %d: want `sha256:<hex> <account> [role]`", n)
+		}
+		var h [32]byte
+		digest, ok := strings.CutPrefix(f[0], HashPrefix)
+		if b, err := hex.DecodeString(digest); !ok || err != nil || len(b) != len(h) {
+			return nil, fmt.Errorf("line %d: the first field is not a key hash; the keys file holds only hashes: `sha256:` and the hex SHA-256 of the key (printf %%s \"$KEY\" | sha256sum)", n)
+		} else {
+			copy(h[:], b)
 		}
 		role := auth.Customer
 		if len(f) == 3 {
@@ -38,10 +63,6 @@ func Parse(r io.Reader) (*Keys, error) {
 				return nil, fmt.Errorf("line %d: role %q is not customer or reviewer", n, f[2])
 			}
 		}
-		if len(f[0]) < 16 {
-			return nil, fmt.Errorf("line %d: key is shorter than 16 characters", n)
-		}
-		h := sha256.Sum256([]byte(f[0]))
 		if _, dup := k.byHash[h]; dup {
 			return nil, fmt.Errorf("line %d: duplicate key", n)
 		}
@@ -56,9 +77,16 @@ func Parse(r io.Reader) (*Keys, error) {
 	return k, nil
 }
 
-// Lookup returns the principal of a key. The map lookup is on a hash of
-// the key, so its timing says nothing about stored keys.
+// Lookup returns the principal of a key. The only comparison is the map's,
+// of the SHA-256 of the presented key with the stored hashes: its timing can
+// tell a caller something about hashes of keys the caller chose, never about
+// the bytes of a stored key (finding a key from its hash is a preimage
+// attack), which is what a constant-time comparison of the keys themselves
+// would protect.
 func (k *Keys) Lookup(key string) (auth.Principal, bool) {
+	if len(key) < MinKeyLength {
+		return auth.Principal{}, false
+	}
 	p, ok := k.byHash[sha256.Sum256([]byte(key))]
 	return p, ok
 }

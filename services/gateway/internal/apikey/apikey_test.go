@@ -8,7 +8,9 @@ import (
 )
 
 func TestParseAndLookup(t *testing.T) {
-	keys, err := Parse(strings.NewReader("# comment\n\ncf_key_customer_0001 acme\ncf_key_reviewer_0001 ca-staff reviewer\n"))
+	keys, err := Parse(strings.NewReader("# comment\n\n" +
+		Hash("cf_key_customer_0001") + " acme\n" +
+		Hash("cf_key_reviewer_0001") + " ca-staff reviewer\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -20,6 +22,8 @@ func TestParseAndLookup(t *testing.T) {
 		{"cf_key_customer_0001", auth.Principal{Account: "acme", Role: auth.Customer}, true},
 		{"cf_key_reviewer_0001", auth.Principal{Account: "ca-staff", Role: auth.Reviewer}, true},
 		{"cf_key_customer_0002", auth.Principal{}, false},
+		// The hash is not a key.
+		{Hash("cf_key_customer_0001"), auth.Principal{}, false},
 		{"", auth.Principal{}, false},
 	}
 	for _, tt := range tests {
@@ -31,15 +35,28 @@ func TestParseAndLookup(t *testing.T) {
 }
 
 func TestParseRejects(t *testing.T) {
+	h := Hash("cf_key_customer_0001")
 	for _, in := range []string{
-		"",                                  // no keys
-		"short acme\n",                      // key too short
-		"cf_key_customer_0001\n",            // no account
-		"cf_key_customer_0001 acme admin\n", // unknown role
-		"cf_key_customer_0001 a\ncf_key_customer_0001 b\n", // duplicate
+		"",                                      // no keys
+		"cf_key_customer_0001 acme\n",           // a key, not a hash
+		"sha256:abcd acme\n",                    // short hash
+		"md5:" + h[len("sha256:"):] + " acme\n", // other prefix
+		h + "\n",                                // no account
+		h + " acme admin\n",                     // unknown role
+		h + " a\n" + h + " b\n",                 // duplicate
 	} {
 		if _, err := Parse(strings.NewReader(in)); err == nil {
 			t.Errorf("Parse(%q) = nil error; want a refusal", in)
 		}
+	}
+}
+
+// TestParseDoesNotQuoteKeys: a key pasted where its hash belongs is refused
+// without the error repeating it.
+func TestParseDoesNotQuoteKeys(t *testing.T) {
+	const key = "cf_dev_0123456789abcdef0123456789abcdef"
+	_, err := Parse(strings.NewReader(key + " dev customer\n"))
+	if err == nil || strings.Contains(err.Error(), key) {
+		t.Fatalf("Parse(<plaintext key line>) = %v; want a refusal that does not quote the key", err)
 	}
 }

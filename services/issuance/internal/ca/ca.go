@@ -82,12 +82,21 @@ var (
 	ErrIncomplete = errors.New("ca: incomplete CA folder")
 )
 
-// Options configure a new CA. They are ignored when an existing CA is loaded.
+// Options configure a new CA. Apart from PreviousSealer they are ignored
+// when an existing CA is loaded.
 type Options struct {
 	Organization           string           // default DefaultOrganization
 	RootCommonName         string           // default DefaultRootCommonName
 	IntermediateCommonName string           // default DefaultIntermediateCommonName
 	Now                    func() time.Time // default time.Now
+	// PreviousSealer, if set, opens CA keys sealed before the CA had a
+	// key-encryption key of its own (earlier versions sealed them under the
+	// one KEK that also seals customer keys). A key that opens only under it
+	// is re-sealed under the CA's sealer when loaded, once; afterwards the
+	// previous KEK no longer opens the CA's keys.
+	PreviousSealer *keyseal.Sealer
+	// Log, if set, is told when keys are re-sealed.
+	Log func(msg string, args ...any)
 }
 
 func (o Options) withDefaults() Options {
@@ -152,7 +161,7 @@ func LoadOrCreate(dir string, sealer *keyseal.Sealer, opts Options) (*Authority,
 	case len(present) == 0:
 		return create(dir, sealer, opts.withDefaults())
 	case len(missing) == 0:
-		return load(dir, sealer)
+		return load(dir, sealer, opts)
 	default:
 		return nil, fmt.Errorf("%w: %s has %s but not %s; restore the missing files from a backup, or empty the folder to create a new CA (whose root every client will then have to trust anew)",
 			ErrIncomplete, dir, strings.Join(present, ", "), strings.Join(missing, ", "))
@@ -267,7 +276,7 @@ func create(dir string, sealer *keyseal.Sealer, opts Options) (*Authority, error
 	return newAuthority(root, inter, interKey)
 }
 
-func load(dir string, sealer *keyseal.Sealer) (*Authority, error) {
+func load(dir string, sealer *keyseal.Sealer, opts Options) (*Authority, error) {
 	root, err := readCert(filepath.Join(dir, RootCertFile))
 	if err != nil {
 		return nil, err
@@ -278,11 +287,11 @@ func load(dir string, sealer *keyseal.Sealer) (*Authority, error) {
 	}
 	// The root key is not needed to issue, but opening it proves the
 	// folder and the KEK still belong together.
-	rootKey, err := readKey(filepath.Join(dir, RootKeyFile), sealer, rootKeyOwner)
+	rootKey, rootOld, err := readKey(dir, RootKeyFile, sealer, opts.PreviousSealer, rootKeyOwner)
 	if err != nil {
 		return nil, err
 	}
-	interKey, err := readKey(filepath.Join(dir, IntermediateKeyFile), sealer, intermediateKeyOwner)
+	interKey, interOld, err := readKey(dir, IntermediateKeyFile, sealer, opts.PreviousSealer, intermediateKeyOwner)
 	if err != nil {
 		return nil, err
 	}
@@ -297,6 +306,30 @@ func load(dir string, sealer *keyseal.Sealer) (*Authority, error) {
 	}
 	if err := inter.CheckSignatureFrom(root); err != nil {
 		return nil, fmt.Errorf("ca: %s was not issued by %s: %w", IntermediateCertFile, RootCertFile, err)
+	}
+	// Only a folder that checked out is migrated to the CA's own KEK.
+	for _, k := range []struct {
+		old   bool
+		file  string
+		key   crypto.Signer
+		owner string
+	}{{rootOld, RootKeyFile, rootKey, rootKeyOwner}, {interOld, IntermediateKeyFile, interKey, intermediateKeyOwner}} {
+		if !k.old {
+			continue
+		}
+		sealed, err := sealer.Seal(k.key, k.owner)
+		if err != nil {
+			return nil, fmt.Errorf("ca: re-sealing %s: %w", k.file, err)
+		}
+		if err := writeFileAtomic(dir, k.file, sealed, 0o600); err != nil {
+			return nil, err
+		}
+		if err := syncDir(dir); err != nil {
+			return nil, err
+		}
+		if opts.Log != nil {
+			opts.Log("CA key was sealed under the previous key-encryption key; re-sealed under the CA key-encryption key", "file", filepath.Join(dir, k.file))
+		}
 	}
 	return newAuthority(root, inter, interKey)
 }
@@ -524,16 +557,24 @@ func readCert(path string) (*x509.Certificate, error) {
 	return cert, nil
 }
 
-func readKey(path string, sealer *keyseal.Sealer, owner string) (crypto.Signer, error) {
+// readKey opens dir/name with sealer or, failing that, with previous (if
+// set); old reports that only previous opened it.
+func readKey(dir, name string, sealer, previous *keyseal.Sealer, owner string) (key crypto.Signer, old bool, err error) {
+	path := filepath.Join(dir, name)
 	sealed, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("ca: %w", err)
+		return nil, false, fmt.Errorf("ca: %w", err)
 	}
-	key, err := sealer.Open(sealed, owner)
-	if err != nil {
-		return nil, fmt.Errorf("ca: opening %s (is the key-encryption key the one the CA was created with?): %w", path, err)
+	key, err = sealer.Open(sealed, owner)
+	if err == nil {
+		return key, false, nil
 	}
-	return key, nil
+	if previous != nil && errors.Is(err, keyseal.ErrOpen) {
+		if key, perr := previous.Open(sealed, owner); perr == nil {
+			return key, true, nil
+		}
+	}
+	return nil, false, fmt.Errorf("ca: opening %s (is the CA key-encryption key the one the CA was created with?): %w", path, err)
 }
 
 // writeFileAtomic writes data to dir/name through a temporary file in the

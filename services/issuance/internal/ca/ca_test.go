@@ -222,6 +222,44 @@ func TestLoadOrCreateWrongKEK(t *testing.T) {
 	}
 }
 
+// TestLoadOrCreateReseals: a CA sealed by an earlier version under the one
+// KEK it had loads with that KEK as PreviousSealer, is re-sealed under the
+// CA's own KEK, and then no longer opens with the previous one.
+func TestLoadOrCreateReseals(t *testing.T) {
+	a, dir, old := newCA(t, testNow)
+	caSealer := newSealer(t)
+	before, err := os.ReadFile(filepath.Join(dir, IntermediateKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged int
+	b, err := LoadOrCreate(dir, caSealer, Options{PreviousSealer: old, Log: func(string, ...any) { logged++ }})
+	if err != nil {
+		t.Fatalf("LoadOrCreate(CA KEK, previous KEK) = %v; want the old CA re-sealed", err)
+	}
+	if fingerprint(a.Intermediate()) != fingerprint(b.Intermediate()) {
+		t.Fatalf("re-sealing made a new intermediate")
+	}
+	if logged != 2 {
+		t.Errorf("re-sealing logged %d times; want once per key (2)", logged)
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, IntermediateKeyFile))
+	if string(before) == string(after) {
+		t.Errorf("%s was not re-sealed", IntermediateKeyFile)
+	}
+	if _, err := LoadOrCreate(dir, old, Options{}); !errors.Is(err, keyseal.ErrOpen) {
+		t.Errorf("LoadOrCreate(previous KEK) after re-sealing = %v; want keyseal.ErrOpen", err)
+	}
+	if _, err := LoadOrCreate(dir, caSealer, Options{PreviousSealer: old, Log: func(string, ...any) { t.Errorf("re-sealed twice") }}); err != nil {
+		t.Errorf("LoadOrCreate(CA KEK) after re-sealing = %v", err)
+	}
+	// A wrong previous KEK opens nothing.
+	_, dir2, _ := newCA(t, testNow)
+	if _, err := LoadOrCreate(dir2, caSealer, Options{PreviousSealer: newSealer(t)}); !errors.Is(err, keyseal.ErrOpen) {
+		t.Errorf("LoadOrCreate(two wrong KEKs) = %v; want keyseal.ErrOpen", err)
+	}
+}
+
 func TestLoadOrCreateSwappedKeys(t *testing.T) {
 	_, dir, s := newCA(t, testNow)
 	// Swapping the sealed keys must fail: each is bound to its owner.

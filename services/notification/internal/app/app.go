@@ -175,9 +175,10 @@ func (a *App) notify(ctx context.Context, ev events.Event) error {
 		)
 	case events.DomainVerified:
 		return a.domainVerified(ctx, ev)
-	case events.DomainEmailChallenge:
-		return a.domainEmailChallenge(ctx, ev)
 	}
+	// certflow.domain.email_sent only announces a validation email: the
+	// mail itself was sent through SendDomainValidationEmail, the one way
+	// the code reaches this service.
 	// Not ours to act on (orders, instances, certificates, …).
 	return nil
 }
@@ -245,32 +246,92 @@ func (a *App) domainVerified(ctx context.Context, ev events.Event) error {
 	})
 }
 
-// domainEmailChallenge mails an EMAIL challenge's code to the constructed
+// DomainValidationEmail is an EMAIL challenge's mail, as the verification
+// service asks for it.
+type DomainValidationEmail struct {
+	// RequestID identifies the mail: a retry with the same id does not
+	// send it twice.
+	RequestID   string
+	Challenge   string // challenges/{id}
+	Application string // applications/{id}
+	Domain      string
+	Recipient   string
+	Code        string
+	ExpireTime  time.Time
+}
+
+// maxRequestID bounds a DomainValidationEmail request id.
+const maxRequestID = 256
+
+// SendDomainValidationEmail mails an EMAIL challenge's code to a constructed
 // address of the domain (Baseline Requirements 3.2.2.4.4), not to the
-// applicant: receiving it is the proof of control.
-func (a *App) domainEmailChallenge(ctx context.Context, ev events.Event) error {
-	m := &eventsv1.DomainEmailChallenge{}
-	if err := decode(ev, m); err != nil {
-		return err
+// applicant: receiving it is the proof of control. The notification is
+// recorded with the code hidden; the code is in the mail and nowhere else
+// (the log mail driver redacts it too). A request already SENT is not sent
+// again; one that failed returns the failure, and the caller retries with a
+// new code and request id.
+func (a *App) SendDomainValidationEmail(ctx context.Context, account string, m DomainValidationEmail) (*docstore.Record[domain.Notification], error) {
+	switch {
+	case m.RequestID == "" || len(m.RequestID) > maxRequestID:
+		return nil, apierr.Invalid("request_id", "INVALID_REQUEST_ID", "request_id is required, at most %d characters", maxRequestID)
+	case m.Code == "":
+		return nil, apierr.Invalid("code", "MISSING_FIELD", "code is required")
 	}
-	if _, err := resname.ID("application", "applications", m.GetApplication()); err != nil {
-		return events.Permanent(fmt.Errorf("%s %s: %w", ev.Type, ev.ID, err))
+	if _, err := resname.ID("application", "applications", m.Application); err != nil {
+		return nil, err
 	}
-	if _, err := resname.ID("challenge", "challenges", m.GetChallenge()); err != nil {
-		return events.Permanent(fmt.Errorf("%s %s: %w", ev.Type, ev.ID, err))
+	if _, err := resname.ID("challenge", "challenges", m.Challenge); err != nil {
+		return nil, err
 	}
-	if err := domain.CheckConstructedAddress(m.GetRecipient(), m.GetDomain()); err != nil {
+	if err := domain.CheckConstructedAddress(m.Recipient, m.Domain); err != nil {
 		// The code must reach the domain's own mailbox and nobody else.
-		return events.Permanent(fmt.Errorf("%s %s: %w", ev.Type, ev.ID, err))
+		return nil, apierr.Wrap(err, apierr.InvalidArgument, "NOT_CONSTRUCTED_ADDRESS", "%v", err)
 	}
-	var expires time.Time
-	if m.GetExpireTime() != nil {
-		expires = m.GetExpireTime().AsTime()
+	tmpl := domain.DomainControlMail{
+		Domain: m.Domain, Challenge: m.Challenge, Application: m.Application, Code: m.Code, ExpireTime: m.ExpireTime,
 	}
-	c := domain.Contact{Account: m.GetAccount(), Email: m.GetRecipient()}
-	return a.email(ctx, ev, c, m.GetApplication(), domain.DomainControlMail{
-		Domain: m.GetDomain(), Challenge: m.GetChallenge(), Application: m.GetApplication(), Code: m.GetCode(), ExpireTime: expires,
+	id := docstore.IDFor(account, "dcv-email/"+m.RequestID)
+	msg := tmpl.Render()
+	rec, _, err := a.notes.Create(ctx, id, account, domain.NewEmail(m.Recipient, tmpl.Redacted(), events.DomainEmailChallenge, m.RequestID, m.Application, a.now()))
+	if err != nil {
+		return nil, err
+	}
+	switch rec.Doc.State {
+	case domain.Sent:
+		return rec, nil
+	case domain.Failed:
+		return nil, apierr.New(apierr.FailedPrecondition, "EMAIL_FAILED", "the validation email of request %s could not be delivered to %s (%s); retry with a new code", m.RequestID, rec.Doc.Recipient, rec.Doc.Error)
+	}
+	sendErr := a.mailer.Send(ctx, mail.Mail{
+		To: rec.Doc.Recipient, Subject: msg.Subject, Body: msg.Body, MessageID: id + "@certflow", Secrets: []string{m.Code},
 	})
+	if sendErr != nil && ctx.Err() != nil {
+		return nil, sendErr
+	}
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	got, err := a.notes.Update(uctx, account, id, func(n *domain.Notification) ([]events.Event, error) {
+		if n.Done() {
+			return nil, docstore.ErrUnchanged
+		}
+		if sendErr == nil {
+			n.MarkSent(a.now())
+		} else {
+			n.MarkAttemptFailed(sendErr.Error(), mail.IsPermanent(sendErr))
+		}
+		return nil, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record notification %s: %w", id, err)
+	}
+	if sendErr != nil {
+		kind := apierr.Unavailable
+		if mail.IsPermanent(sendErr) {
+			kind = apierr.FailedPrecondition
+		}
+		return nil, apierr.Wrap(sendErr, kind, "EMAIL_NOT_SENT", "the validation email to %s was not sent: %v", rec.Doc.Recipient, sendErr)
+	}
+	return got, nil
 }
 
 // email sends tmpl to the contact once per event.

@@ -240,13 +240,6 @@ func (a *App) fanOut(ctx context.Context, ev events.Event) error {
 // with the event message as data, in protobuf JSON with the proto field
 // names.
 func Payload(ev events.Event, msg proto.Message) ([]byte, error) {
-	if m, ok := msg.(*eventsv1.DomainEmailChallenge); ok {
-		// The code proves control of the mailbox it was sent to; the
-		// account must not get it any other way.
-		m = proto.CloneOf(m)
-		m.Code = ""
-		msg = m
-	}
 	data, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(msg)
 	if err != nil {
 		return nil, fmt.Errorf("render %s %s as JSON: %w", ev.Type, ev.ID, err)

@@ -27,9 +27,14 @@ const SecretPrefix = "whsec_"
 type Webhook struct {
 	URL string
 	// Secret is the HMAC-SHA256 key, shown only when the webhook is made.
-	// It is stored as is (see README: not encrypted at rest yet).
-	Secret     string
-	CreateTime time.Time
+	// The store never writes it: it keeps SealedSecret instead and opens
+	// it on read. A record of an earlier version may still hold Secret in
+	// the clear until the start-up migration seals it.
+	Secret string
+	// SealedSecret is Secret sealed under the webhook key-encryption key
+	// for the webhook's record (see store.Webhooks).
+	SealedSecret []byte `bson:",omitempty"`
+	CreateTime   time.Time
 }
 
 // WebhookList is the ids of an account's webhooks, in the order they were

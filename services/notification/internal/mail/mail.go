@@ -26,6 +26,23 @@ type Mail struct {
 	// MessageID, without angle brackets, lets a receiver spot a message
 	// sent twice (at-least-once delivery); empty makes none.
 	MessageID string
+	// Secrets are values in the message only its recipient may see (a
+	// domain validation code): drivers that show a message to anyone else,
+	// like LogDriver, replace them with Redacted.
+	Secrets []string
+}
+
+// Redacted stands for a secret a driver does not show.
+const Redacted = "[redacted]"
+
+// redact replaces m's secrets in s.
+func (m Mail) redact(s string) string {
+	for _, secret := range m.Secrets {
+		if secret != "" {
+			s = strings.ReplaceAll(s, secret, Redacted)
+		}
+	}
+	return s
 }
 
 // Mailer sends mail. An error wrapped by Permanent will fail the same way
@@ -216,8 +233,9 @@ func headerValue(s string) string {
 }
 
 // LogDriver is the development driver: it logs each mail with slog instead
-// of sending it, for running certflow without a mail server. It never
-// fails.
+// of sending it, for running certflow without a mail server. A log is read
+// by more people than a mailbox, so the mail's Secrets are redacted. It
+// never fails.
 type LogDriver struct {
 	Log *slog.Logger
 }
@@ -229,6 +247,6 @@ func (d LogDriver) Send(ctx context.Context, m Mail) error {
 		log = slog.Default()
 	}
 	log.InfoContext(ctx, "mail not sent: development log driver (set -smtp-addr to send)",
-		"to", m.To, "subject", m.Subject, "message_id", m.MessageID, "body", m.Body)
+		"to", m.To, "subject", m.redact(m.Subject), "message_id", m.MessageID, "body", m.redact(m.Body), "redacted", len(m.Secrets))
 	return nil
 }

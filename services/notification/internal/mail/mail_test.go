@@ -145,3 +145,20 @@ func TestLogDriver(t *testing.T) {
 		t.Errorf("LogDriver logged %q; want the recipient and subject", out)
 	}
 }
+
+// TestLogDriverRedacts: a domain validation code in a logged mail is
+// replaced, wherever it appears.
+func TestLogDriverRedacts(t *testing.T) {
+	var buf bytes.Buffer
+	d := LogDriver{Log: slog.New(slog.NewJSONHandler(&buf, nil))}
+	const code = "K7QD-2MZP-XR4A-9TQW-B3VN-8HJC"
+	m := Mail{To: "admin@example.com", Subject: "Confirm control of example.com", Secrets: []string{code},
+		Body: "Confirmation code: " + code + "\n  {\"code\": \"" + code + "\"}\n"}
+	if err := d.Send(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	if strings.Contains(out, code) || strings.Contains(out, "K7QD") || !strings.Contains(out, Redacted) {
+		t.Errorf("LogDriver logged %q; want the code redacted", out)
+	}
+}

@@ -12,16 +12,121 @@ import (
 	"github.com/certflow/certflow/pkg/apierr"
 	"github.com/certflow/certflow/pkg/docstore"
 	"github.com/certflow/certflow/pkg/events"
+	"github.com/certflow/certflow/pkg/sealbox"
 	"github.com/certflow/certflow/services/notification/internal/domain"
 )
 
 // Webhooks is the webhooks collection: docstore records, plus deleting.
+// Signing secrets are sealed at rest: Create writes only SealedSecret, and
+// Get opens it into Secret. List leaves secrets out: nothing that lists
+// webhooks needs them.
 type Webhooks struct {
 	*docstore.Store[domain.Webhook]
+	box *sealbox.Box
 }
 
-// NewWebhooks returns the store over s.
-func NewWebhooks(s *docstore.Store[domain.Webhook]) *Webhooks { return &Webhooks{s} }
+// NewWebhooks returns the store over s, sealing secrets with box.
+func NewWebhooks(s *docstore.Store[domain.Webhook], box *sealbox.Box) *Webhooks {
+	return &Webhooks{Store: s, box: box}
+}
+
+// secretOwner binds a sealed secret to its record.
+func secretOwner(account, id string) string { return "webhooks/" + id + "@" + account }
+
+// Create stores doc with its secret sealed and returns the record with the
+// secret in the clear (the one time it is shown). If the id exists, that
+// record is returned, its secret opened.
+func (w *Webhooks) Create(ctx context.Context, id, account string, doc domain.Webhook, evs ...events.Event) (*docstore.Record[domain.Webhook], bool, error) {
+	if doc.Secret != "" {
+		sealed, err := w.box.Seal([]byte(doc.Secret), secretOwner(account, id))
+		if err != nil {
+			return nil, false, fmt.Errorf("seal secret of webhook %s: %w", id, err)
+		}
+		doc.Secret, doc.SealedSecret = "", sealed
+	}
+	rec, created, err := w.Store.Create(ctx, id, account, doc, evs...)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := w.open(rec); err != nil {
+		return nil, false, err
+	}
+	return rec, created, nil
+}
+
+// Get reads a webhook with its secret opened.
+func (w *Webhooks) Get(ctx context.Context, account, id string) (*docstore.Record[domain.Webhook], error) {
+	rec, err := w.Store.Get(ctx, account, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.open(rec); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// List lists webhooks without their secrets.
+func (w *Webhooks) List(ctx context.Context, account string, o docstore.ListOptions) ([]*docstore.Record[domain.Webhook], bool, error) {
+	recs, more, err := w.Store.List(ctx, account, o)
+	for _, r := range recs {
+		r.Doc.Secret, r.Doc.SealedSecret = "", nil
+	}
+	return recs, more, err
+}
+
+func (w *Webhooks) open(rec *docstore.Record[domain.Webhook]) error {
+	if len(rec.Doc.SealedSecret) == 0 {
+		// Not sealed yet (an earlier version's record): SealSecrets
+		// seals it at the next start.
+		return nil
+	}
+	plain, err := w.box.Open(rec.Doc.SealedSecret, secretOwner(rec.Account, rec.ID))
+	if err != nil {
+		return fmt.Errorf("secret of webhook %s (is the webhook key-encryption key the one it was sealed with?): %w", rec.ID, err)
+	}
+	rec.Doc.Secret, rec.Doc.SealedSecret = string(plain), nil
+	return nil
+}
+
+// SealSecrets seals the secrets that records of earlier versions hold in the
+// clear. It scans the webhooks collection, so it runs once at start-up.
+func (w *Webhooks) SealSecrets(ctx context.Context) (int, error) {
+	cur, err := w.Collection().Find(ctx, bson.D{{Key: "doc.secret", Value: bson.D{{Key: "$gt", Value: ""}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "account", Value: 1}}))
+	if err != nil {
+		return 0, fmt.Errorf("find webhooks with a clear secret: %w", err)
+	}
+	var docs []struct {
+		ID      string `bson:"_id"`
+		Account string `bson:"account"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return 0, fmt.Errorf("find webhooks with a clear secret: %w", err)
+	}
+	n := 0
+	for _, d := range docs {
+		_, err := w.Store.Update(ctx, d.Account, d.ID, func(h *domain.Webhook) ([]events.Event, error) {
+			if h.Secret == "" {
+				return nil, docstore.ErrUnchanged
+			}
+			sealed, err := w.box.Seal([]byte(h.Secret), secretOwner(d.Account, d.ID))
+			if err != nil {
+				return nil, err
+			}
+			h.Secret, h.SealedSecret = "", sealed
+			return nil, nil
+		})
+		if errors.Is(err, apierr.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return n, fmt.Errorf("seal secret of webhook %s: %w", d.ID, err)
+		}
+		n++
+	}
+	return n, nil
+}
 
 // Deliveries is the webhook deliveries collection: docstore records, plus
 // the sweep's query and deleting.

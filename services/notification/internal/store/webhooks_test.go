@@ -1,23 +1,102 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/certflow/certflow/pkg/apierr"
 	"github.com/certflow/certflow/pkg/docstore"
+	"github.com/certflow/certflow/pkg/sealbox"
 	"github.com/certflow/certflow/pkg/testenv"
 	"github.com/certflow/certflow/services/notification/internal/domain"
 )
 
+func testBox(t *testing.T) *sealbox.Box {
+	t.Helper()
+	b, err := sealbox.New(bytes.Repeat([]byte{5}, sealbox.KEKSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestWebhookSecretsSealed: the stored document never holds the secret;
+// Get and a retried Create open it; List leaves it out. A record of an
+// earlier version, with the secret in the clear, is read as is and sealed
+// by SealSecrets.
+func TestWebhookSecretsSealed(t *testing.T) {
+	db, _ := testenv.Database(t)
+	coll := db.Collection("webhooks")
+	s := NewWebhooks(docstore.New[domain.Webhook](coll, "webhook"), testBox(t))
+	ctx := context.Background()
+	secret := domain.NewSecret()
+	rec, _, err := s.Create(ctx, "w1", "alice", domain.Webhook{URL: "https://example.com/", Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Doc.Secret != secret {
+		t.Fatalf("Create returned secret %q; want the one made", rec.Doc.Secret)
+	}
+	raw := func(id string) string {
+		var doc bson.M
+		if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&doc); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(doc)
+	}
+	if strings.Contains(raw("w1"), secret) || strings.Contains(raw("w1"), secret[len(domain.SecretPrefix):]) {
+		t.Fatalf("stored webhook holds its secret: %s", raw("w1"))
+	}
+	if got, err := s.Get(ctx, "alice", "w1"); err != nil || got.Doc.Secret != secret {
+		t.Fatalf("Get = %v, %v; want the secret opened", got, err)
+	}
+	if again, created, err := s.Create(ctx, "w1", "alice", domain.Webhook{URL: "https://example.com/", Secret: domain.NewSecret()}); err != nil || created || again.Doc.Secret != secret {
+		t.Fatalf("Create again = %v, %v, %v; want the first secret", again, created, err)
+	}
+	list, _, err := s.List(ctx, "alice", docstore.ListOptions{Limit: 10})
+	if err != nil || len(list) != 1 || list[0].Doc.Secret != "" || list[0].Doc.SealedSecret != nil {
+		t.Fatalf("List = %v, %v; want one webhook without its secret", list, err)
+	}
+	// Another KEK cannot open it.
+	other, _ := sealbox.New(bytes.Repeat([]byte{6}, sealbox.KEKSize))
+	if _, err := NewWebhooks(docstore.New[domain.Webhook](coll, "webhook"), other).Get(ctx, "alice", "w1"); !errors.Is(err, sealbox.ErrOpen) {
+		t.Errorf("Get under another KEK = %v; want sealbox.ErrOpen", err)
+	}
+
+	// An earlier version's record, written without sealing.
+	legacy := domain.NewSecret()
+	if _, _, err := docstore.New[domain.Webhook](coll, "webhook").Create(ctx, "w2", "bob", domain.Webhook{URL: "https://example.org/", Secret: legacy}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Get(ctx, "bob", "w2"); err != nil || got.Doc.Secret != legacy {
+		t.Fatalf("Get(legacy) = %v, %v; want its clear secret", got, err)
+	}
+	if n, err := s.SealSecrets(ctx); err != nil || n != 1 {
+		t.Fatalf("SealSecrets = %d, %v; want 1 sealed", n, err)
+	}
+	if strings.Contains(raw("w2"), legacy) {
+		t.Fatalf("legacy webhook still holds its secret: %s", raw("w2"))
+	}
+	if got, err := s.Get(ctx, "bob", "w2"); err != nil || got.Doc.Secret != legacy {
+		t.Fatalf("Get(sealed legacy) = %v, %v; want the same secret", got, err)
+	}
+	if n, err := s.SealSecrets(ctx); err != nil || n != 0 {
+		t.Errorf("SealSecrets again = %d, %v; want nothing to do", n, err)
+	}
+}
+
 func TestWebhooksDelete(t *testing.T) {
 	db, _ := testenv.Database(t)
-	s := NewWebhooks(docstore.New[domain.Webhook](db.Collection("webhooks"), "webhook"))
+	s := NewWebhooks(docstore.New[domain.Webhook](db.Collection("webhooks"), "webhook"), testBox(t))
 	ctx := context.Background()
 	if _, _, err := s.Create(ctx, "w1", "alice", domain.Webhook{URL: "https://example.com/", Secret: "whsec_x"}); err != nil {
 		t.Fatal(err)
@@ -176,7 +255,7 @@ func TestWebhookListsConcurrentAddsLoseNothing(t *testing.T) {
 func TestWebhookListsReconcile(t *testing.T) {
 	db, _ := testenv.Database(t)
 	ctx := context.Background()
-	hooks := NewWebhooks(docstore.New[domain.Webhook](db.Collection("webhooks"), "webhook"))
+	hooks := NewWebhooks(docstore.New[domain.Webhook](db.Collection("webhooks"), "webhook"), testBox(t))
 	l := NewWebhookLists(docstore.New[domain.WebhookList](db.Collection("webhook_lists"), "webhook list", docstore.SingleWriter()))
 	if err := l.Reconcile(ctx, hooks); err != nil {
 		t.Fatalf("Reconcile(no webhooks) = %v", err)

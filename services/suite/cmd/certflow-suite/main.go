@@ -51,17 +51,22 @@ func main() {
 		os.Exit(1)
 	}
 	root, _ := filepath.Abs(st.RootCAPath)
+	creds, _ := filepath.Abs(st.CredentialsPath)
+	// The keys are shown once, when they are made, on the terminal and
+	// never in the log; the gateway keeps only their hashes.
+	keys := fmt.Sprintf("  development API keys:  in %s (readable only by you)\n", creds)
+	if st.NewCredentials {
+		keys = fmt.Sprintf("  API key (account dev): %s\n  reviewer key:          %s\n  (shown this once; kept in %s, readable only by you)\n", st.APIKey, st.ReviewerKey, creds)
+	}
 	fmt.Printf(`
 certflow is running.
   gateway (JSON API):   %s   (OpenAPI: %s/openapi.json)
-  API key (account dev): %s
-  reviewer key:          %s
-  CA root certificate:   %s
+%s  CA root certificate:   %s
   dev DNS admin API:     http://%s   (publish TXT records here, see README)
   NATS:                  %s   (read-only nkey seed for other teams: %s)
   operator gRPC access:  grpcurl -cacert %s -cert %s -key %s 127.0.0.1:9104 list
 Press Ctrl-C to stop; data stays in %s.
-`, st.GatewayURL, st.GatewayURL, st.APIKey, st.ReviewerKey, root, o.DevDNSAdminAddr, st.NATSURL,
+`, st.GatewayURL, st.GatewayURL, keys, root, o.DevDNSAdminAddr, st.NATSURL,
 		filepath.Join(st.NATSSeeds, "reader.nk"), filepath.Join(st.PKIDir, "ca.pem"), filepath.Join(st.PKIDir, "operator.pem"), filepath.Join(st.PKIDir, "operator-key.pem"), o.DataDir)
 	if err := st.Run(ctx); err != nil {
 		log.Error("stopped with an error", "err", err)

@@ -47,21 +47,42 @@ type Validations interface {
 	Upsert(ctx context.Context, id, account string, doc domain.Validation, merge func(cur *domain.Validation) bool) (*docstore.Record[domain.Validation], error)
 }
 
+// Mailer hands an EMAIL challenge's code to whoever mails it (the
+// notification service, over an authenticated call): the code goes nowhere
+// else, never into an event.
+type Mailer interface {
+	SendDomainValidationEmail(ctx context.Context, account string, m ValidationEmail) error
+}
+
+// ValidationEmail is one mail of an EMAIL challenge's code.
+type ValidationEmail struct {
+	// RequestID is "challenges/<id>/emails/<n>" for the n-th code: a retry
+	// of the same mail is the same request, a new code a new one.
+	RequestID   string
+	Challenge   string // challenges/{id}
+	Application string
+	Domain      string
+	Recipient   string
+	Code        string
+	ExpireTime  time.Time
+}
+
 // App runs the use cases.
 type App struct {
 	store       Challenges
 	validations Validations
 	prover      Prover
 	caa         CAAChecker
+	mailer      Mailer
 	policy      domain.Policy
 	now         func() time.Time
 	log         *slog.Logger
 }
 
-// New returns the use cases. caa decides CAA when the CA asks to sign
-// (issuance.go).
-func New(store Challenges, validations Validations, prover Prover, caa CAAChecker, policy domain.Policy, now func() time.Time, log *slog.Logger) *App {
-	return &App{store: store, validations: validations, prover: prover, caa: caa, policy: policy, now: now, log: log}
+// New returns the use cases. mailer sends EMAIL challenges' codes; caa
+// decides CAA when the CA asks to sign (issuance.go).
+func New(store Challenges, validations Validations, prover Prover, mailer Mailer, caa CAAChecker, policy domain.Policy, now func() time.Time, log *slog.Logger) *App {
+	return &App{store: store, validations: validations, prover: prover, mailer: mailer, caa: caa, policy: policy, now: now, log: log}
 }
 
 // Policy returns the challenge policy.
@@ -84,10 +105,16 @@ type CreateRequest struct {
 }
 
 // Create issues one challenge per name. A name the account validated
-// recently enough is satisfied at once by that validation (reuse.go). For
-// EMAIL, the code goes out in a DomainEmailChallenge event written with the
-// challenge. Retrying returns the challenges made the first time: their ids
-// are derived from the request, so no second code is ever sent.
+// recently enough is satisfied at once by that validation (reuse.go).
+// Retrying returns the challenges made the first time: their ids are
+// derived from the request.
+//
+// For EMAIL, the code is handed to the Mailer once the challenge (with the
+// code's hash only) is written, and a DomainEmailChallenge event without the
+// code announces it when the mail was accepted. If the mail cannot be handed
+// over, Create fails (Unavailable) and a retry makes a new code for the
+// challenge and sends that: a code nobody received is never left standing,
+// and a code already accepted for delivery is never replaced.
 func (a *App) Create(ctx context.Context, account string, req CreateRequest) ([]*docstore.Record[domain.Challenge], error) {
 	if len(req.Names) == 0 {
 		return nil, apierr.Invalid("domains", "MISSING_FIELD", "at least one domain is required")
@@ -118,16 +145,24 @@ func (a *App) Create(ctx context.Context, account string, req CreateRequest) ([]
 		if req.Method == domain.DNSCNAME {
 			spec.Token = tokens[cnameKey(n)]
 		}
-		c, evs, err := a.newChallenge(ctx, account, spec, now)
+		c, code, evs, err := a.newChallenge(ctx, account, spec, now)
 		if err != nil {
 			return nil, err
 		}
 		if !c.Reused {
 			c.Warning = warning
 		}
-		rec, _, err := a.store.Create(ctx, id, account, c, evs...)
+		rec, created, err := a.store.Create(ctx, id, account, c, evs...)
 		if err != nil {
 			return nil, err
+		}
+		if rec.Doc.EmailUnsent() {
+			if !created {
+				code = ""
+			}
+			if rec, err = a.mailCode(ctx, rec, code); err != nil {
+				return nil, err
+			}
 		}
 		if rec.Doc.Method == domain.DNSCNAME && rec.Doc.Token != "" {
 			tokens[cnameKey(n)] = rec.Doc.Token
@@ -138,26 +173,73 @@ func (a *App) Create(ctx context.Context, account string, req CreateRequest) ([]
 }
 
 // newChallenge makes the challenge for one name and the events to write
-// with it: a reused validation, or a new challenge (with its email).
-func (a *App) newChallenge(ctx context.Context, account string, spec domain.Spec, now time.Time) (domain.Challenge, []events.Event, error) {
-	subject := "challenges/" + spec.ID
+// with it: a reused validation, or a new challenge (with its EMAIL code, to
+// mail once the challenge is written).
+func (a *App) newChallenge(ctx context.Context, account string, spec domain.Spec, now time.Time) (domain.Challenge, string, []events.Event, error) {
 	c, reused, err := a.reuse(ctx, account, spec, now)
 	if err != nil {
-		return domain.Challenge{}, nil, err
+		return domain.Challenge{}, "", nil, err
 	}
 	if reused {
 		ev, err := a.verifiedEvent(account, spec.ID, c, now)
-		return c, []events.Event{ev}, err
+		return c, "", []events.Event{ev}, err
 	}
 	c, code, err := domain.NewChallenge(spec, a.policy, now)
-	if err != nil || c.Method != domain.Email {
-		return c, nil, err
+	return c, code, nil, err
+}
+
+// mailCode mails an EMAIL challenge's code and records that it was
+// accepted, with the DomainEmailChallenge event (which has no code). With
+// code "" (a retry finding a challenge whose mail never went out) it first
+// replaces the code, whose hash is written before the new code is sent.
+func (a *App) mailCode(ctx context.Context, rec *docstore.Record[domain.Challenge], code string) (*docstore.Record[domain.Challenge], error) {
+	if code == "" {
+		var err error
+		rec, err = a.store.Update(ctx, rec.Account, rec.ID, func(c *domain.Challenge) ([]events.Event, error) {
+			if code = c.NewEmailCode(); code == "" {
+				return nil, docstore.ErrUnchanged
+			}
+			return nil, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if code == "" {
+			// Sent meanwhile by a concurrent retry: nothing to do.
+			return rec, nil
+		}
 	}
-	ev, err := events.Stamp(events.DomainEmailChallenge, source, subject, now, &eventsv1.DomainEmailChallenge{
-		Account: account, Challenge: subject, Application: c.Application, Domain: c.Domain,
-		Recipient: c.EmailAddress, Code: code, ExpireTime: timestamppb.New(c.ExpireTime),
+	subject := "challenges/" + rec.ID
+	c := rec.Doc
+	codes := c.EmailCodes
+	err := a.mailer.SendDomainValidationEmail(ctx, rec.Account, ValidationEmail{
+		RequestID: subject + "/emails/" + strconv.Itoa(codes), Challenge: subject, Application: c.Application,
+		Domain: c.Domain, Recipient: c.EmailAddress, Code: code, ExpireTime: c.ExpireTime,
 	})
-	return c, []events.Event{ev}, err
+	if err != nil {
+		// The error is the mailer's, which never carries the code. Only
+		// an unavailable mailer is worth a retry; anything else is ours.
+		kind := apierr.Unavailable
+		if apierr.KindOf(err) != apierr.Unavailable {
+			kind = apierr.Internal
+		}
+		return nil, apierr.Wrap(err, kind, "EMAIL_NOT_SENT",
+			"the validation email to %s could not be sent; submit again to send a new code", c.EmailAddress)
+	}
+	return a.store.Update(ctx, rec.Account, rec.ID, func(c *domain.Challenge) ([]events.Event, error) {
+		now := a.now()
+		if !c.MarkEmailSent(codes, now) {
+			return nil, docstore.ErrUnchanged
+		}
+		ev, err := events.Stamp(events.DomainEmailChallenge, source, subject, now, &eventsv1.DomainEmailChallenge{
+			Account: rec.Account, Challenge: subject, Application: c.Application, Domain: c.Domain,
+			Recipient: c.EmailAddress, ExpireTime: timestamppb.New(c.ExpireTime),
+		})
+		if err != nil {
+			return nil, err
+		}
+		return []events.Event{ev}, nil
+	})
 }
 
 // sharedTokens gives DNS_CNAME challenges of one request that share a record

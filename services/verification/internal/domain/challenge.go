@@ -76,6 +76,13 @@ type Challenge struct {
 	CodeHash string
 	// ConfirmFailures counts wrong codes (EMAIL).
 	ConfirmFailures int
+	// EmailCodes counts the codes made for the challenge (EMAIL): 1 at
+	// first, one more each time the mail had to be sent anew with a new
+	// code because the previous one was never accepted for delivery.
+	EmailCodes int
+	// EmailSendTime is when the notification service accepted the mail of
+	// the current code (EMAIL); zero while it has not.
+	EmailSendTime time.Time
 	// RuleVersion is the Baseline Requirements rule set (certpolicy.Version)
 	// in force when the challenge was made, then when it was verified.
 	RuleVersion   string
@@ -173,6 +180,7 @@ func NewChallenge(s Spec, p Policy, now time.Time) (Challenge, string, error) {
 		c.EmailAddress = local + "@" + base
 		code = newCode()
 		c.CodeHash = hashCode(code)
+		c.EmailCodes = 1
 		// Nothing to poll: the check worker sees it again only at expiry.
 		c.NextCheckTime = c.ExpireTime
 	}

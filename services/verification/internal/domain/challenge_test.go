@@ -84,3 +84,29 @@ func TestRetryBackoffAndExpiry(t *testing.T) {
 		t.Fatalf("Cancel of a verified challenge succeeded")
 	}
 }
+
+func TestEmailCodeReplacedOnlyUntilSent(t *testing.T) {
+	c, first, err := NewChallenge(Spec{ID: "c1", Application: "applications/a", Attempt: 1, Name: "example.com", Method: Email}, Policy{Lifetime: time.Hour}, now)
+	if err != nil || first == "" || c.EmailCodes != 1 || !c.EmailUnsent() {
+		t.Fatalf("NewChallenge(EMAIL) = %+v, %q, %v; want an unsent first code", c, first, err)
+	}
+	second := c.NewEmailCode()
+	if second == "" || second == first || c.EmailCodes != 2 {
+		t.Fatalf("NewEmailCode = %q (codes %d); want a second, different code", second, c.EmailCodes)
+	}
+	if c.MarkEmailSent(1, now) {
+		t.Errorf("MarkEmailSent(1) after a second code = true; want the stale mail ignored")
+	}
+	if !c.MarkEmailSent(2, now) || c.EmailUnsent() {
+		t.Fatalf("MarkEmailSent(2) did not record the mail")
+	}
+	if again := c.NewEmailCode(); again != "" {
+		t.Errorf("NewEmailCode after the mail was sent = %q; want none: a delivered code is never replaced", again)
+	}
+	if out, err := c.Confirm(first, now); err == nil || out == BecameVerified {
+		t.Errorf("Confirm(replaced code) = %v, %v; want refused", out, err)
+	}
+	if out, err := c.Confirm(second, now); err != nil || out != BecameVerified {
+		t.Errorf("Confirm(current code) = %v, %v; want verified", out, err)
+	}
+}

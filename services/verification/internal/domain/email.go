@@ -80,6 +80,37 @@ func hashCode(code string) string {
 	return hex.EncodeToString(h[:])
 }
 
+// EmailUnsent reports whether c is a pending EMAIL challenge whose current
+// code was never accepted for delivery: nobody can have it, so a new one
+// may replace it.
+func (c *Challenge) EmailUnsent() bool {
+	return c.Method == Email && c.State == Pending && c.EmailSendTime.IsZero()
+}
+
+// NewEmailCode replaces the code of a challenge whose mail was never sent
+// (EmailUnsent) and returns the new one; only its hash is kept. It returns
+// "" if the challenge is not EmailUnsent.
+func (c *Challenge) NewEmailCode() string {
+	if !c.EmailUnsent() {
+		return ""
+	}
+	code := newCode()
+	c.CodeHash = hashCode(code)
+	c.EmailCodes++
+	return code
+}
+
+// MarkEmailSent records that the mail of the codes-th code was accepted for
+// delivery at now, and says whether that changed anything: a newer code
+// made meanwhile, or a mail already recorded, is left as it is.
+func (c *Challenge) MarkEmailSent(codes int, now time.Time) bool {
+	if c.Method != Email || codes != c.EmailCodes || !c.EmailSendTime.IsZero() {
+		return false
+	}
+	c.EmailSendTime = now.UTC()
+	return true
+}
+
 // Confirm checks an emailed code at now. It returns what changed (the caller
 // writes any change, even when err is not nil: a wrong code is counted) and
 // an error for the caller: the code is wrong, used, expired, or this is not

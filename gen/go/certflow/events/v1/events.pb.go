@@ -1589,9 +1589,10 @@ func (x *CertificateIssued) GetNotAfter() *timestamppb.Timestamp {
 	return nil
 }
 
-// certflow.domain.email_sent: an EMAIL challenge's code is to be mailed to
-// the constructed address. The notification service sends it; the code
-// alone does not verify anything without the owning account's API key.
+// certflow.domain.email_sent: an EMAIL challenge's code was mailed to the
+// constructed address. The code itself is never in an event: the
+// verification service hands it to the notification service in an
+// authenticated call (NotificationService.SendDomainValidationEmail).
 type DomainEmailChallenge struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	EventId       string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
@@ -1601,7 +1602,6 @@ type DomainEmailChallenge struct {
 	Application   string                 `protobuf:"bytes,5,opt,name=application,proto3" json:"application,omitempty"`
 	Domain        string                 `protobuf:"bytes,6,opt,name=domain,proto3" json:"domain,omitempty"`
 	Recipient     string                 `protobuf:"bytes,7,opt,name=recipient,proto3" json:"recipient,omitempty"`
-	Code          string                 `protobuf:"bytes,8,opt,name=code,proto3" json:"code,omitempty"`
 	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1682,13 +1682,6 @@ func (x *DomainEmailChallenge) GetDomain() string {
 func (x *DomainEmailChallenge) GetRecipient() string {
 	if x != nil {
 		return x.Recipient
-	}
-	return ""
-}
-
-func (x *DomainEmailChallenge) GetCode() string {
-	if x != nil {
-		return x.Code
 	}
 	return ""
 }
@@ -2190,7 +2183,7 @@ const file_certflow_events_v1_events_proto_rawDesc = "" +
 	"\n" +
 	"not_before\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tnotBefore\x127\n" +
 	"\tnot_after\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"\xcf\x02\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"\xc7\x02\n" +
 	"\x14DomainEmailChallenge\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
 	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -2199,10 +2192,9 @@ const file_certflow_events_v1_events_proto_rawDesc = "" +
 	"\tchallenge\x18\x04 \x01(\tR\tchallenge\x12 \n" +
 	"\vapplication\x18\x05 \x01(\tR\vapplication\x12\x16\n" +
 	"\x06domain\x18\x06 \x01(\tR\x06domain\x12\x1c\n" +
-	"\trecipient\x18\a \x01(\tR\trecipient\x12\x12\n" +
-	"\x04code\x18\b \x01(\tR\x04code\x12;\n" +
+	"\trecipient\x18\a \x01(\tR\trecipient\x12;\n" +
 	"\vexpire_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"\xe9\x01\n" +
+	"expireTimeJ\x04\b\b\x10\tR\x04code\"\xe9\x01\n" +
 	"\rReviewCreated\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
 	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +

@@ -1052,6 +1052,151 @@ func (x *ListWebhookDeliveriesResponse) GetNextPageToken() string {
 	return ""
 }
 
+type SendDomainValidationEmailRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Identifies this mail: "<challenge>/emails/<n>". A retry with the same
+	// id is the same mail.
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// challenges/{challenge}
+	Challenge string `protobuf:"bytes,2,opt,name=challenge,proto3" json:"challenge,omitempty"`
+	// applications/{application}
+	Application string `protobuf:"bytes,3,opt,name=application,proto3" json:"application,omitempty"`
+	Domain      string `protobuf:"bytes,4,opt,name=domain,proto3" json:"domain,omitempty"`
+	// A constructed address of domain (admin@, administrator@, webmaster@,
+	// hostmaster@, postmaster@); anything else is refused.
+	Recipient string `protobuf:"bytes,5,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	// The single-use code; only its hash is kept by the verification service.
+	Code          string                 `protobuf:"bytes,6,opt,name=code,proto3" json:"code,omitempty"`
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendDomainValidationEmailRequest) Reset() {
+	*x = SendDomainValidationEmailRequest{}
+	mi := &file_certflow_notification_v1_notification_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendDomainValidationEmailRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendDomainValidationEmailRequest) ProtoMessage() {}
+
+func (x *SendDomainValidationEmailRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_notification_v1_notification_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendDomainValidationEmailRequest.ProtoReflect.Descriptor instead.
+func (*SendDomainValidationEmailRequest) Descriptor() ([]byte, []int) {
+	return file_certflow_notification_v1_notification_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SendDomainValidationEmailRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *SendDomainValidationEmailRequest) GetChallenge() string {
+	if x != nil {
+		return x.Challenge
+	}
+	return ""
+}
+
+func (x *SendDomainValidationEmailRequest) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *SendDomainValidationEmailRequest) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
+}
+
+func (x *SendDomainValidationEmailRequest) GetRecipient() string {
+	if x != nil {
+		return x.Recipient
+	}
+	return ""
+}
+
+func (x *SendDomainValidationEmailRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *SendDomainValidationEmailRequest) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+type SendDomainValidationEmailResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The recorded notification (notifications/{notification}); its body has
+	// the code hidden.
+	Notification  *Notification `protobuf:"bytes,1,opt,name=notification,proto3" json:"notification,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendDomainValidationEmailResponse) Reset() {
+	*x = SendDomainValidationEmailResponse{}
+	mi := &file_certflow_notification_v1_notification_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendDomainValidationEmailResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendDomainValidationEmailResponse) ProtoMessage() {}
+
+func (x *SendDomainValidationEmailResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_notification_v1_notification_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendDomainValidationEmailResponse.ProtoReflect.Descriptor instead.
+func (*SendDomainValidationEmailResponse) Descriptor() ([]byte, []int) {
+	return file_certflow_notification_v1_notification_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SendDomainValidationEmailResponse) GetNotification() *Notification {
+	if x != nil {
+		return x.Notification
+	}
+	return nil
+}
+
 var File_certflow_notification_v1_notification_service_proto protoreflect.FileDescriptor
 
 const file_certflow_notification_v1_notification_service_proto_rawDesc = "" +
@@ -1139,11 +1284,23 @@ const file_certflow_notification_v1_notification_service_proto_rawDesc = "" +
 	"\n" +
 	"deliveries\x18\x01 \x03(\v2).certflow.notification.v1.WebhookDeliveryR\n" +
 	"deliveries\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*F\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa6\x02\n" +
+	" SendDomainValidationEmailRequest\x12\"\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tB\x03\xe0A\x02R\trequestId\x12!\n" +
+	"\tchallenge\x18\x02 \x01(\tB\x03\xe0A\x02R\tchallenge\x12%\n" +
+	"\vapplication\x18\x03 \x01(\tB\x03\xe0A\x02R\vapplication\x12\x1b\n" +
+	"\x06domain\x18\x04 \x01(\tB\x03\xe0A\x02R\x06domain\x12!\n" +
+	"\trecipient\x18\x05 \x01(\tB\x03\xe0A\x02R\trecipient\x12\x17\n" +
+	"\x04code\x18\x06 \x01(\tB\x03\xe0A\x02R\x04code\x12;\n" +
+	"\vexpire_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"o\n" +
+	"!SendDomainValidationEmailResponse\x12J\n" +
+	"\fnotification\x18\x01 \x01(\v2&.certflow.notification.v1.NotificationR\fnotification*F\n" +
 	"\aChannel\x12\x17\n" +
 	"\x13CHANNEL_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rCHANNEL_EMAIL\x10\x01\x12\x0f\n" +
-	"\vCHANNEL_SMS\x10\x022\x91\b\n" +
+	"\vCHANNEL_SMS\x10\x022\xa8\t\n" +
 	"\x13NotificationService\x12\x97\x01\n" +
 	"\x11ListNotifications\x122.certflow.notification.v1.ListNotificationsRequest\x1a3.certflow.notification.v1.ListNotificationsResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/notifications\x12\x8f\x01\n" +
 	"\x0fGetNotification\x120.certflow.notification.v1.GetNotificationRequest\x1a&.certflow.notification.v1.Notification\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/{name=notifications/*}\x12\x81\x01\n" +
@@ -1152,7 +1309,8 @@ const file_certflow_notification_v1_notification_service_proto_rawDesc = "" +
 	"GetWebhook\x12+.certflow.notification.v1.GetWebhookRequest\x1a!.certflow.notification.v1.Webhook\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/{name=webhooks/*}\x12\x83\x01\n" +
 	"\fListWebhooks\x12-.certflow.notification.v1.ListWebhooksRequest\x1a..certflow.notification.v1.ListWebhooksResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/webhooks\x12\x8f\x01\n" +
 	"\rDeleteWebhook\x12..certflow.notification.v1.DeleteWebhookRequest\x1a/.certflow.notification.v1.DeleteWebhookResponse\"\x1d\x82\xd3\xe4\x93\x02\x17*\x15/v1/{name=webhooks/*}\x12\xb4\x01\n" +
-	"\x15ListWebhookDeliveries\x126.certflow.notification.v1.ListWebhookDeliveriesRequest\x1a7.certflow.notification.v1.ListWebhookDeliveriesResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/{parent=webhooks/*}/deliveriesBMZKgithub.com/certflow/certflow/gen/go/certflow/notification/v1;notificationv1b\x06proto3"
+	"\x15ListWebhookDeliveries\x126.certflow.notification.v1.ListWebhookDeliveriesRequest\x1a7.certflow.notification.v1.ListWebhookDeliveriesResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/{parent=webhooks/*}/deliveries\x12\x94\x01\n" +
+	"\x19SendDomainValidationEmail\x12:.certflow.notification.v1.SendDomainValidationEmailRequest\x1a;.certflow.notification.v1.SendDomainValidationEmailResponseBMZKgithub.com/certflow/certflow/gen/go/certflow/notification/v1;notificationv1b\x06proto3"
 
 var (
 	file_certflow_notification_v1_notification_service_proto_rawDescOnce sync.Once
@@ -1167,59 +1325,65 @@ func file_certflow_notification_v1_notification_service_proto_rawDescGZIP() []by
 }
 
 var file_certflow_notification_v1_notification_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_certflow_notification_v1_notification_service_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_certflow_notification_v1_notification_service_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_certflow_notification_v1_notification_service_proto_goTypes = []any{
-	(Channel)(0),                          // 0: certflow.notification.v1.Channel
-	(Notification_State)(0),               // 1: certflow.notification.v1.Notification.State
-	(WebhookDelivery_State)(0),            // 2: certflow.notification.v1.WebhookDelivery.State
-	(*Notification)(nil),                  // 3: certflow.notification.v1.Notification
-	(*ListNotificationsRequest)(nil),      // 4: certflow.notification.v1.ListNotificationsRequest
-	(*ListNotificationsResponse)(nil),     // 5: certflow.notification.v1.ListNotificationsResponse
-	(*GetNotificationRequest)(nil),        // 6: certflow.notification.v1.GetNotificationRequest
-	(*Webhook)(nil),                       // 7: certflow.notification.v1.Webhook
-	(*CreateWebhookRequest)(nil),          // 8: certflow.notification.v1.CreateWebhookRequest
-	(*GetWebhookRequest)(nil),             // 9: certflow.notification.v1.GetWebhookRequest
-	(*ListWebhooksRequest)(nil),           // 10: certflow.notification.v1.ListWebhooksRequest
-	(*ListWebhooksResponse)(nil),          // 11: certflow.notification.v1.ListWebhooksResponse
-	(*DeleteWebhookRequest)(nil),          // 12: certflow.notification.v1.DeleteWebhookRequest
-	(*DeleteWebhookResponse)(nil),         // 13: certflow.notification.v1.DeleteWebhookResponse
-	(*WebhookDelivery)(nil),               // 14: certflow.notification.v1.WebhookDelivery
-	(*ListWebhookDeliveriesRequest)(nil),  // 15: certflow.notification.v1.ListWebhookDeliveriesRequest
-	(*ListWebhookDeliveriesResponse)(nil), // 16: certflow.notification.v1.ListWebhookDeliveriesResponse
-	(*timestamppb.Timestamp)(nil),         // 17: google.protobuf.Timestamp
+	(Channel)(0),                              // 0: certflow.notification.v1.Channel
+	(Notification_State)(0),                   // 1: certflow.notification.v1.Notification.State
+	(WebhookDelivery_State)(0),                // 2: certflow.notification.v1.WebhookDelivery.State
+	(*Notification)(nil),                      // 3: certflow.notification.v1.Notification
+	(*ListNotificationsRequest)(nil),          // 4: certflow.notification.v1.ListNotificationsRequest
+	(*ListNotificationsResponse)(nil),         // 5: certflow.notification.v1.ListNotificationsResponse
+	(*GetNotificationRequest)(nil),            // 6: certflow.notification.v1.GetNotificationRequest
+	(*Webhook)(nil),                           // 7: certflow.notification.v1.Webhook
+	(*CreateWebhookRequest)(nil),              // 8: certflow.notification.v1.CreateWebhookRequest
+	(*GetWebhookRequest)(nil),                 // 9: certflow.notification.v1.GetWebhookRequest
+	(*ListWebhooksRequest)(nil),               // 10: certflow.notification.v1.ListWebhooksRequest
+	(*ListWebhooksResponse)(nil),              // 11: certflow.notification.v1.ListWebhooksResponse
+	(*DeleteWebhookRequest)(nil),              // 12: certflow.notification.v1.DeleteWebhookRequest
+	(*DeleteWebhookResponse)(nil),             // 13: certflow.notification.v1.DeleteWebhookResponse
+	(*WebhookDelivery)(nil),                   // 14: certflow.notification.v1.WebhookDelivery
+	(*ListWebhookDeliveriesRequest)(nil),      // 15: certflow.notification.v1.ListWebhookDeliveriesRequest
+	(*ListWebhookDeliveriesResponse)(nil),     // 16: certflow.notification.v1.ListWebhookDeliveriesResponse
+	(*SendDomainValidationEmailRequest)(nil),  // 17: certflow.notification.v1.SendDomainValidationEmailRequest
+	(*SendDomainValidationEmailResponse)(nil), // 18: certflow.notification.v1.SendDomainValidationEmailResponse
+	(*timestamppb.Timestamp)(nil),             // 19: google.protobuf.Timestamp
 }
 var file_certflow_notification_v1_notification_service_proto_depIdxs = []int32{
 	0,  // 0: certflow.notification.v1.Notification.channel:type_name -> certflow.notification.v1.Channel
 	1,  // 1: certflow.notification.v1.Notification.state:type_name -> certflow.notification.v1.Notification.State
-	17, // 2: certflow.notification.v1.Notification.create_time:type_name -> google.protobuf.Timestamp
+	19, // 2: certflow.notification.v1.Notification.create_time:type_name -> google.protobuf.Timestamp
 	3,  // 3: certflow.notification.v1.ListNotificationsResponse.notifications:type_name -> certflow.notification.v1.Notification
-	17, // 4: certflow.notification.v1.Webhook.create_time:type_name -> google.protobuf.Timestamp
+	19, // 4: certflow.notification.v1.Webhook.create_time:type_name -> google.protobuf.Timestamp
 	7,  // 5: certflow.notification.v1.CreateWebhookRequest.webhook:type_name -> certflow.notification.v1.Webhook
 	7,  // 6: certflow.notification.v1.ListWebhooksResponse.webhooks:type_name -> certflow.notification.v1.Webhook
 	2,  // 7: certflow.notification.v1.WebhookDelivery.state:type_name -> certflow.notification.v1.WebhookDelivery.State
-	17, // 8: certflow.notification.v1.WebhookDelivery.next_attempt_time:type_name -> google.protobuf.Timestamp
-	17, // 9: certflow.notification.v1.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
-	17, // 10: certflow.notification.v1.WebhookDelivery.deliver_time:type_name -> google.protobuf.Timestamp
+	19, // 8: certflow.notification.v1.WebhookDelivery.next_attempt_time:type_name -> google.protobuf.Timestamp
+	19, // 9: certflow.notification.v1.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
+	19, // 10: certflow.notification.v1.WebhookDelivery.deliver_time:type_name -> google.protobuf.Timestamp
 	14, // 11: certflow.notification.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> certflow.notification.v1.WebhookDelivery
-	4,  // 12: certflow.notification.v1.NotificationService.ListNotifications:input_type -> certflow.notification.v1.ListNotificationsRequest
-	6,  // 13: certflow.notification.v1.NotificationService.GetNotification:input_type -> certflow.notification.v1.GetNotificationRequest
-	8,  // 14: certflow.notification.v1.NotificationService.CreateWebhook:input_type -> certflow.notification.v1.CreateWebhookRequest
-	9,  // 15: certflow.notification.v1.NotificationService.GetWebhook:input_type -> certflow.notification.v1.GetWebhookRequest
-	10, // 16: certflow.notification.v1.NotificationService.ListWebhooks:input_type -> certflow.notification.v1.ListWebhooksRequest
-	12, // 17: certflow.notification.v1.NotificationService.DeleteWebhook:input_type -> certflow.notification.v1.DeleteWebhookRequest
-	15, // 18: certflow.notification.v1.NotificationService.ListWebhookDeliveries:input_type -> certflow.notification.v1.ListWebhookDeliveriesRequest
-	5,  // 19: certflow.notification.v1.NotificationService.ListNotifications:output_type -> certflow.notification.v1.ListNotificationsResponse
-	3,  // 20: certflow.notification.v1.NotificationService.GetNotification:output_type -> certflow.notification.v1.Notification
-	7,  // 21: certflow.notification.v1.NotificationService.CreateWebhook:output_type -> certflow.notification.v1.Webhook
-	7,  // 22: certflow.notification.v1.NotificationService.GetWebhook:output_type -> certflow.notification.v1.Webhook
-	11, // 23: certflow.notification.v1.NotificationService.ListWebhooks:output_type -> certflow.notification.v1.ListWebhooksResponse
-	13, // 24: certflow.notification.v1.NotificationService.DeleteWebhook:output_type -> certflow.notification.v1.DeleteWebhookResponse
-	16, // 25: certflow.notification.v1.NotificationService.ListWebhookDeliveries:output_type -> certflow.notification.v1.ListWebhookDeliveriesResponse
-	19, // [19:26] is the sub-list for method output_type
-	12, // [12:19] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	19, // 12: certflow.notification.v1.SendDomainValidationEmailRequest.expire_time:type_name -> google.protobuf.Timestamp
+	3,  // 13: certflow.notification.v1.SendDomainValidationEmailResponse.notification:type_name -> certflow.notification.v1.Notification
+	4,  // 14: certflow.notification.v1.NotificationService.ListNotifications:input_type -> certflow.notification.v1.ListNotificationsRequest
+	6,  // 15: certflow.notification.v1.NotificationService.GetNotification:input_type -> certflow.notification.v1.GetNotificationRequest
+	8,  // 16: certflow.notification.v1.NotificationService.CreateWebhook:input_type -> certflow.notification.v1.CreateWebhookRequest
+	9,  // 17: certflow.notification.v1.NotificationService.GetWebhook:input_type -> certflow.notification.v1.GetWebhookRequest
+	10, // 18: certflow.notification.v1.NotificationService.ListWebhooks:input_type -> certflow.notification.v1.ListWebhooksRequest
+	12, // 19: certflow.notification.v1.NotificationService.DeleteWebhook:input_type -> certflow.notification.v1.DeleteWebhookRequest
+	15, // 20: certflow.notification.v1.NotificationService.ListWebhookDeliveries:input_type -> certflow.notification.v1.ListWebhookDeliveriesRequest
+	17, // 21: certflow.notification.v1.NotificationService.SendDomainValidationEmail:input_type -> certflow.notification.v1.SendDomainValidationEmailRequest
+	5,  // 22: certflow.notification.v1.NotificationService.ListNotifications:output_type -> certflow.notification.v1.ListNotificationsResponse
+	3,  // 23: certflow.notification.v1.NotificationService.GetNotification:output_type -> certflow.notification.v1.Notification
+	7,  // 24: certflow.notification.v1.NotificationService.CreateWebhook:output_type -> certflow.notification.v1.Webhook
+	7,  // 25: certflow.notification.v1.NotificationService.GetWebhook:output_type -> certflow.notification.v1.Webhook
+	11, // 26: certflow.notification.v1.NotificationService.ListWebhooks:output_type -> certflow.notification.v1.ListWebhooksResponse
+	13, // 27: certflow.notification.v1.NotificationService.DeleteWebhook:output_type -> certflow.notification.v1.DeleteWebhookResponse
+	16, // 28: certflow.notification.v1.NotificationService.ListWebhookDeliveries:output_type -> certflow.notification.v1.ListWebhookDeliveriesResponse
+	18, // 29: certflow.notification.v1.NotificationService.SendDomainValidationEmail:output_type -> certflow.notification.v1.SendDomainValidationEmailResponse
+	22, // [22:30] is the sub-list for method output_type
+	14, // [14:22] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_certflow_notification_v1_notification_service_proto_init() }
@@ -1233,7 +1397,7 @@ func file_certflow_notification_v1_notification_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certflow_notification_v1_notification_service_proto_rawDesc), len(file_certflow_notification_v1_notification_service_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,13 +19,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	NotificationService_ListNotifications_FullMethodName     = "/certflow.notification.v1.NotificationService/ListNotifications"
-	NotificationService_GetNotification_FullMethodName       = "/certflow.notification.v1.NotificationService/GetNotification"
-	NotificationService_CreateWebhook_FullMethodName         = "/certflow.notification.v1.NotificationService/CreateWebhook"
-	NotificationService_GetWebhook_FullMethodName            = "/certflow.notification.v1.NotificationService/GetWebhook"
-	NotificationService_ListWebhooks_FullMethodName          = "/certflow.notification.v1.NotificationService/ListWebhooks"
-	NotificationService_DeleteWebhook_FullMethodName         = "/certflow.notification.v1.NotificationService/DeleteWebhook"
-	NotificationService_ListWebhookDeliveries_FullMethodName = "/certflow.notification.v1.NotificationService/ListWebhookDeliveries"
+	NotificationService_ListNotifications_FullMethodName         = "/certflow.notification.v1.NotificationService/ListNotifications"
+	NotificationService_GetNotification_FullMethodName           = "/certflow.notification.v1.NotificationService/GetNotification"
+	NotificationService_CreateWebhook_FullMethodName             = "/certflow.notification.v1.NotificationService/CreateWebhook"
+	NotificationService_GetWebhook_FullMethodName                = "/certflow.notification.v1.NotificationService/GetWebhook"
+	NotificationService_ListWebhooks_FullMethodName              = "/certflow.notification.v1.NotificationService/ListWebhooks"
+	NotificationService_DeleteWebhook_FullMethodName             = "/certflow.notification.v1.NotificationService/DeleteWebhook"
+	NotificationService_ListWebhookDeliveries_FullMethodName     = "/certflow.notification.v1.NotificationService/ListWebhookDeliveries"
+	NotificationService_SendDomainValidationEmail_FullMethodName = "/certflow.notification.v1.NotificationService/SendDomainValidationEmail"
 )
 
 // NotificationServiceClient is the client API for NotificationService service.
@@ -50,6 +51,14 @@ type NotificationServiceClient interface {
 	DeleteWebhook(ctx context.Context, in *DeleteWebhookRequest, opts ...grpc.CallOption) (*DeleteWebhookResponse, error)
 	// Lists a webhook's deliveries, newest first: the delivery log.
 	ListWebhookDeliveries(ctx context.Context, in *ListWebhookDeliveriesRequest, opts ...grpc.CallOption) (*ListWebhookDeliveriesResponse, error)
+	// Mails an EMAIL domain control validation code to the domain's
+	// constructed address (Baseline Requirements 3.2.2.4.4). Internal: only
+	// the verification service calls it, acting for the account; it has no
+	// HTTP binding and is not on the public API. The code travels only in
+	// this call and in the mail: never in an event, a log line, the stored
+	// notification or an error. Retrying with the same request_id does not
+	// send a second mail once one was accepted.
+	SendDomainValidationEmail(ctx context.Context, in *SendDomainValidationEmailRequest, opts ...grpc.CallOption) (*SendDomainValidationEmailResponse, error)
 }
 
 type notificationServiceClient struct {
@@ -130,6 +139,16 @@ func (c *notificationServiceClient) ListWebhookDeliveries(ctx context.Context, i
 	return out, nil
 }
 
+func (c *notificationServiceClient) SendDomainValidationEmail(ctx context.Context, in *SendDomainValidationEmailRequest, opts ...grpc.CallOption) (*SendDomainValidationEmailResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SendDomainValidationEmailResponse)
+	err := c.cc.Invoke(ctx, NotificationService_SendDomainValidationEmail_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NotificationServiceServer is the server API for NotificationService service.
 // All implementations must embed UnimplementedNotificationServiceServer
 // for forward compatibility.
@@ -152,6 +171,14 @@ type NotificationServiceServer interface {
 	DeleteWebhook(context.Context, *DeleteWebhookRequest) (*DeleteWebhookResponse, error)
 	// Lists a webhook's deliveries, newest first: the delivery log.
 	ListWebhookDeliveries(context.Context, *ListWebhookDeliveriesRequest) (*ListWebhookDeliveriesResponse, error)
+	// Mails an EMAIL domain control validation code to the domain's
+	// constructed address (Baseline Requirements 3.2.2.4.4). Internal: only
+	// the verification service calls it, acting for the account; it has no
+	// HTTP binding and is not on the public API. The code travels only in
+	// this call and in the mail: never in an event, a log line, the stored
+	// notification or an error. Retrying with the same request_id does not
+	// send a second mail once one was accepted.
+	SendDomainValidationEmail(context.Context, *SendDomainValidationEmailRequest) (*SendDomainValidationEmailResponse, error)
 	mustEmbedUnimplementedNotificationServiceServer()
 }
 
@@ -182,6 +209,9 @@ func (UnimplementedNotificationServiceServer) DeleteWebhook(context.Context, *De
 }
 func (UnimplementedNotificationServiceServer) ListWebhookDeliveries(context.Context, *ListWebhookDeliveriesRequest) (*ListWebhookDeliveriesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListWebhookDeliveries not implemented")
+}
+func (UnimplementedNotificationServiceServer) SendDomainValidationEmail(context.Context, *SendDomainValidationEmailRequest) (*SendDomainValidationEmailResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SendDomainValidationEmail not implemented")
 }
 func (UnimplementedNotificationServiceServer) mustEmbedUnimplementedNotificationServiceServer() {}
 func (UnimplementedNotificationServiceServer) testEmbeddedByValue()                             {}
@@ -330,6 +360,24 @@ func _NotificationService_ListWebhookDeliveries_Handler(srv interface{}, ctx con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NotificationService_SendDomainValidationEmail_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SendDomainValidationEmailRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NotificationServiceServer).SendDomainValidationEmail(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NotificationService_SendDomainValidationEmail_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NotificationServiceServer).SendDomainValidationEmail(ctx, req.(*SendDomainValidationEmailRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // NotificationService_ServiceDesc is the grpc.ServiceDesc for NotificationService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -364,6 +412,10 @@ var NotificationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListWebhookDeliveries",
 			Handler:    _NotificationService_ListWebhookDeliveries_Handler,
+		},
+		{
+			MethodName: "SendDomainValidationEmail",
+			Handler:    _NotificationService_SendDomainValidationEmail_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
