@@ -1,6 +1,10 @@
 # certflow — see README.md. Tools install into ./bin with `go install` at the
 # pinned versions below; nothing else is downloaded but registry packages.
 
+# The machine's Go fetches this toolchain through the module proxy: 1.26.8's
+# crypto/x509, net/http and crypto/tls have vulnerabilities this code calls.
+export GOTOOLCHAIN := go1.26.10
+
 BUF_VERSION            := v1.75.0
 PROTOC_GEN_GO_VERSION  := v1.36.12
 PROTOC_GEN_GRPC_VERSION:= v1.6.2
