@@ -64,7 +64,7 @@ vulndb:
 	scripts/vulndb.sh $(VULNDB_VERSION) $(VULNDB)
 vulncheck: $(BIN)/govulncheck vulndb
 	@fail=; for m in $(MODULES); do echo "== govulncheck $$m"; (cd $$m && $(BIN)/govulncheck -db file://$(VULNDB) -show version ./...) || fail="$$fail $$m"; done; \
-	if [ -n "$$fail" ]; then echo "govulncheck: called vulnerabilities in$$fail" >&2; exit 1; fi
+	if [ -n "$$fail" ]; then echo "govulncheck failed (called vulnerabilities, or see above) in$$fail" >&2; exit 1; fi
 
 build:
 	@mkdir -p $(BIN)
