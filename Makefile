@@ -1,11 +1,19 @@
 # certflow — see README.md. Tools install into ./bin with `go install` at the
 # pinned versions below; nothing else is downloaded but registry packages.
 
+# The machine's Go fetches this toolchain through the module proxy: 1.26.8's
+# crypto/x509, net/http and crypto/tls have vulnerabilities this code calls.
+export GOTOOLCHAIN := go1.26.10
+
 BUF_VERSION            := v1.75.0
 PROTOC_GEN_GO_VERSION  := v1.36.12
 PROTOC_GEN_GRPC_VERSION:= v1.6.2
 GATEWAY_VERSION        := v2.32.0
 GOOGLE_PROTOS_VERSION  := 6.0.1
+GOVULNCHECK_VERSION    := v1.9.0
+# Snapshot of golang.org/x/vulndb that scripts/vulndb.sh builds the database from.
+VULNDB_VERSION         := v0.0.0-20261105234957-e22db6528018
+VULNDB                 := $(CURDIR)/.cache/vulndb
 
 BIN     := $(CURDIR)/bin
 MODULES := . $(wildcard services/*)
@@ -13,7 +21,7 @@ VAR     ?= ./var
 
 export GOBIN := $(BIN)
 
-.PHONY: all tools googleapis generate lint vet test test-short bench run build clean fuzz
+.PHONY: all tools googleapis generate lint vet vulndb vulncheck test test-short bench run build clean fuzz
 
 all: build
 
@@ -27,6 +35,8 @@ $(BIN)/protoc-gen-grpc-gateway:
 	go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@$(GATEWAY_VERSION)
 $(BIN)/protoc-gen-openapiv2:
 	go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GATEWAY_VERSION)
+$(BIN)/govulncheck:
+	go install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
 
 tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapiv2
 
@@ -47,6 +57,14 @@ lint: tools googleapis
 
 vet:
 	@for m in $(MODULES); do echo "go vet $$m"; (cd $$m && go vet ./...) || exit 1; done
+
+# govulncheck on every module against a database built offline from the
+# golang.org/x/vulndb module; fails on any vulnerability the code calls.
+vulndb:
+	scripts/vulndb.sh $(VULNDB_VERSION) $(VULNDB)
+vulncheck: $(BIN)/govulncheck vulndb
+	@fail=; for m in $(MODULES); do echo "== govulncheck $$m"; (cd $$m && $(BIN)/govulncheck -db file://$(VULNDB) -show version ./...) || fail="$$fail $$m"; done; \
+	if [ -n "$$fail" ]; then echo "govulncheck failed (called vulnerabilities, or see above) in$$fail" >&2; exit 1; fi
 
 build:
 	@mkdir -p $(BIN)
