@@ -191,6 +191,19 @@ func (a *Authority) WriteIdentity(dir, name string, lifetime time.Duration) erro
 	return writeFile(filepath.Join(dir, name+".pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}), 0o644)
 }
 
+// Identity is component name's mutual-TLS identity: issued by pki when
+// given (the embedded default, tests), otherwise read from files.
+func Identity(name string, files mtls.Files, pki *Authority) (mtls.Source, error) {
+	if pki != nil {
+		return pki.Source(name), nil
+	}
+	src, err := mtls.NewFileSource(files)
+	if err != nil {
+		return nil, fmt.Errorf("%s identity: %w", name, err)
+	}
+	return src, nil
+}
+
 // Source is a renewing identity for component name.
 func (a *Authority) Source(name string) *Source {
 	return &Source{a: a, name: name, Lifetime: LeafLifetime}

@@ -8,12 +8,21 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/certflow/certflow/pkg/config"
 )
 
 // Files names the PEM files of a component's identity, as cert-manager
 // writes them into a mounted Secret (tls.crt, tls.key, ca.crt).
 type Files struct {
 	Cert, Key, CA string
+}
+
+// Flags registers the identity files on s: -tls-cert, -tls-key, -tls-ca.
+func Flags(s *config.Set, f *Files) {
+	s.String(&f.Cert, "tls-cert", "CERTFLOW_TLS_CERT", "", "this component's certificate (PEM; tls.crt of its cert-manager Secret)")
+	s.String(&f.Key, "tls-key", "CERTFLOW_TLS_KEY", "", "this component's private key (PEM; tls.key)")
+	s.String(&f.CA, "tls-ca", "CERTFLOW_TLS_CA", "", "CA bundle its peers' certificates chain to (PEM; ca.crt)")
 }
 
 // Set reports whether any file is named.

@@ -61,27 +61,7 @@ func (c *Config) Flags(s *config.Set, name string, port int) {
 	s.String(&c.Database, "mongo-database", "CERTFLOW_MONGO_DATABASE", "certflow_"+name, "MongoDB database of this service")
 	s.String(&c.NATSURL, "nats-url", "CERTFLOW_NATS_URL", "nats://127.0.0.1:4222", "NATS server URL")
 	s.String(&c.NATSSeedFile, "nats-nkey-file", "CERTFLOW_NATS_NKEY_FILE", "", "file holding this service's NATS nkey seed")
-	TLSFlags(s, &c.TLS)
-}
-
-// TLSFlags registers the mutual-TLS identity files.
-func TLSFlags(s *config.Set, f *mtls.Files) {
-	s.String(&f.Cert, "tls-cert", "CERTFLOW_TLS_CERT", "", "this component's certificate (PEM; tls.crt of its cert-manager Secret)")
-	s.String(&f.Key, "tls-key", "CERTFLOW_TLS_KEY", "", "this component's private key (PEM; tls.key)")
-	s.String(&f.CA, "tls-ca", "CERTFLOW_TLS_CA", "", "CA bundle its peers' certificates chain to (PEM; ca.crt)")
-}
-
-// Identity is component name's mutual-TLS identity: issued by pki when
-// given, otherwise read from files.
-func Identity(name string, files mtls.Files, pki *internalpki.Authority) (mtls.Source, error) {
-	if pki != nil {
-		return pki.Source(name), nil
-	}
-	src, err := mtls.NewFileSource(files)
-	if err != nil {
-		return nil, fmt.Errorf("%s identity: %w", name, err)
-	}
-	return src, nil
+	mtls.Flags(s, &c.TLS)
 }
 
 // Base is a started service's shared parts.
@@ -110,7 +90,7 @@ func Start(ctx context.Context, cfg Config) (*Base, error) {
 	if cfg.Database == "" {
 		cfg.Database = "certflow_" + cfg.Name
 	}
-	id, err := Identity(cfg.Name, cfg.TLS, cfg.PKI)
+	id, err := internalpki.Identity(cfg.Name, cfg.TLS, cfg.PKI)
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +213,7 @@ func Probe(name string, s *config.Set) error {
 		}
 		return ""
 	}
-	id, err := Identity(name, mtls.Files{Cert: get("tls-cert"), Key: get("tls-key"), CA: get("tls-ca")}, nil)
+	id, err := internalpki.Identity(name, mtls.Files{Cert: get("tls-cert"), Key: get("tls-key"), CA: get("tls-ca")}, nil)
 	if err != nil {
 		return err
 	}

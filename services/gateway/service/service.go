@@ -32,7 +32,6 @@ import (
 	"github.com/certflow/certflow/pkg/config"
 	"github.com/certflow/certflow/pkg/internalpki"
 	"github.com/certflow/certflow/pkg/mtls"
-	"github.com/certflow/certflow/pkg/service"
 	"github.com/certflow/certflow/services/gateway/internal/apikey"
 )
 
@@ -75,7 +74,7 @@ func (c *Config) Flags(s *config.Set) {
 	s.String(&c.VerificationAddr, "verification-addr", "CERTFLOW_VERIFICATION_ADDR", "127.0.0.1:9103", "verification service gRPC address")
 	s.String(&c.IssuanceAddr, "issuance-addr", "CERTFLOW_ISSUANCE_ADDR", "127.0.0.1:9104", "issuance service gRPC address")
 	s.String(&c.NotificationAddr, "notification-addr", "CERTFLOW_NOTIFICATION_ADDR", "127.0.0.1:9105", "notification service gRPC address")
-	service.TLSFlags(s, &c.TLS)
+	mtls.Flags(s, &c.TLS)
 	s.String(&c.HTTPSCert, "https-cert", "CERTFLOW_HTTPS_CERT", "", "public HTTPS certificate (PEM); empty serves plain HTTP")
 	s.String(&c.HTTPSKey, "https-key", "CERTFLOW_HTTPS_KEY", "", "public HTTPS private key (PEM)")
 	s.String(&c.APIKeysFile, "api-keys-file", "CERTFLOW_API_KEYS_FILE", "", "file of API key hashes, one per line: sha256:<hex SHA-256 of the key> <account> [customer|reviewer]")
@@ -99,7 +98,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	id, err := service.Identity(callpolicy.Gateway, cfg.TLS, cfg.PKI)
+	id, err := internalpki.Identity(callpolicy.Gateway, cfg.TLS, cfg.PKI)
 	if err != nil {
 		return nil, err
 	}
