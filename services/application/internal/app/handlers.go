@@ -79,16 +79,10 @@ func (a *App) HandleEvent(ctx context.Context, ev events.Event) error {
 		if err != nil {
 			return err
 		}
-		rec, err := a.apps.Get(ctx, m.Account, id)
-		if err != nil {
-			return err
-		}
-		// Only while still withdrawn: once the customer has resubmitted, the
-		// instance and the challenges belong to the new attempt.
-		if rec.Doc.State != domain.Withdrawn || rec.Doc.Attempt != int(m.Attempt) {
-			return nil
-		}
-		return a.afterWithdraw(ctx, m.Account, id, rec.Doc.Instance)
+		// Only while the withdrawal's release is unfinished: once it is
+		// done the application may have been resubmitted, and the instance
+		// and the challenges belong to the new attempt.
+		return a.finishWithdrawal(ctx, m.Account, id, int(m.Attempt))
 	case events.ApplicationFailed:
 		var m eventsv1.ApplicationFailed
 		if err := unmarshal(ev, &m); err != nil {
