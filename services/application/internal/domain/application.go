@@ -198,6 +198,9 @@ const (
 	// ClaimRelease: a withdrawal cancelling challenges and reviews and
 	// releasing the instance.
 	ClaimRelease ClaimOp = "RELEASE"
+	// ClaimReview: the saga opening a review in the CA staff's queue for
+	// the current attempt, which a withdrawal must then cancel.
+	ClaimReview ClaimOp = "REVIEW"
 )
 
 // Claim serializes the requests on one application that act outside it.
@@ -237,10 +240,7 @@ func (a *Application) CheckFree(op ClaimOp, now time.Time) error {
 		return nil
 	}
 	if a.held(now) || (op == ClaimSubmit && a.Claim.Op == ClaimRelease) {
-		what := "submitting"
-		if a.Claim.Op == ClaimRelease {
-			what = "withdrawing"
-		}
+		what := map[ClaimOp]string{ClaimSubmit: "submitting", ClaimRelease: "withdrawing", ClaimReview: "passing on for review"}[a.Claim.Op]
 		return apierr.New(apierr.Aborted, "APPLICATION_BUSY",
 			"another request is %s this application right now; read it again and retry in a moment", what).WithMeta("operation", string(a.Claim.Op))
 	}
@@ -300,6 +300,21 @@ func (a *Application) TakeOverRelease(attempt int, token string, now time.Time, 
 		return a.CheckFree(ClaimRelease, now)
 	}
 	a.Claim = &Claim{Token: token, Op: ClaimRelease, Until: now.UTC().Add(ttl)}
+	return nil
+}
+
+// BeginReview claims the application for the saga step that opens a
+// review of attempt in state, so that a withdrawal waits for the review to
+// exist and then cancels it. It returns ErrStale if the application has
+// moved on.
+func (a *Application) BeginReview(state State, attempt int, token string, now time.Time, ttl time.Duration) error {
+	if a.State != state || a.Attempt != attempt {
+		return ErrStale
+	}
+	if err := a.CheckFree(ClaimReview, now); err != nil {
+		return err
+	}
+	a.Claim = &Claim{Token: token, Op: ClaimReview, Until: now.UTC().Add(ttl)}
 	return nil
 }
 

@@ -373,3 +373,28 @@ func TestClaimSerializesSubmitEditWithdraw(t *testing.T) {
 		t.Errorf("BeginSubmit after the release = %d, %v; want attempt 2", attempt, err)
 	}
 }
+
+func TestReviewClaimHoldsOffWithdrawal(t *testing.T) {
+	const ttl = 30 * time.Second
+	a, _ := New("instances/i", Product{Level: DV, Type: Single, MaxDomains: 1}, details("pay.example.com"), now)
+	_ = a.Submit(1, challenges("pay.example.com"), []string{"pay"}, now)
+	if next, err := a.DomainVerified(1, "challenges/pay.example.com", now, now); err != nil || next != PendingManualReview {
+		t.Fatalf("DomainVerified = %v, %v; want PENDING_MANUAL_REVIEW", next, err)
+	}
+	if err := a.BeginReview(PendingManualReview, 2, "r0", now, ttl); !errors.Is(err, ErrStale) {
+		t.Errorf("BeginReview for another attempt = %v; want ErrStale", err)
+	}
+	if err := a.BeginReview(PendingManualReview, 1, "r1", now, ttl); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.BeginWithdraw("w1", now, ttl); apierr.ReasonOf(err) != "APPLICATION_BUSY" || a.State != PendingManualReview {
+		t.Errorf("BeginWithdraw while the review is being opened = %v, %s; want APPLICATION_BUSY", err, a.State)
+	}
+	a.EndClaim("r1")
+	if err := a.BeginWithdraw("w1", now, ttl); err != nil || a.State != Withdrawn {
+		t.Errorf("BeginWithdraw after = %v, %s; want WITHDRAWN", err, a.State)
+	}
+	if err := a.BeginReview(PendingManualReview, 1, "r2", now, ttl); !errors.Is(err, ErrStale) {
+		t.Errorf("BeginReview of a withdrawn application = %v; want ErrStale", err)
+	}
+}
