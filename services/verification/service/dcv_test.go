@@ -485,3 +485,69 @@ func TestCheckCaa(t *testing.T) {
 		t.Errorf("CheckCaa(bad name) = %v; want InvalidArgument", err)
 	}
 }
+
+// TestProofAfterExpiryRefused: a proof that shows up only after its
+// challenge expired verifies nothing, whether CheckChallenge or the sweep
+// finds it; the challenge expires instead.
+func TestProofAfterExpiryRefused(t *testing.T) {
+	e := startDCV(t, late2026)
+	ctx := testenv.As(context.Background(), "alice", auth.Customer)
+	dnsResp, err := create(ctx, e, "applications/x1", verificationv1.ValidationMethod_VALIDATION_METHOD_DNS_TXT, "late.test", "swept.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, err := create(ctx, e, "applications/x2", verificationv1.ValidationMethod_VALIDATION_METHOD_HTTP_FILE, "late-web.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := append(dnsResp.Challenges, web.Challenges...)
+	// The sweep looks once while nothing is published; the test clock
+	// stands still, so it does not look again until the clock moves.
+	for _, c := range all {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			got, err := e.client.GetChallenge(ctx, &verificationv1.GetChallengeRequest{Name: c.Name})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.CheckCount > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("challenge %s never checked by the sweep", c.Name)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// The proofs are published, then the challenges expire (lifetime 1h).
+	for _, c := range dnsResp.Challenges {
+		e.dns.SetTXT(c.DnsRecordName, c.DnsRecordValue)
+	}
+	u, _ := parsePath(web.Challenges[0].HttpUrl)
+	e.files.Store(u, web.Challenges[0].HttpContent)
+	e.clock.Advance(time.Hour + time.Second)
+
+	for _, c := range []*verificationv1.Challenge{dnsResp.Challenges[0], web.Challenges[0]} {
+		got, err := e.client.CheckChallenge(ctx, &verificationv1.CheckChallengeRequest{Name: c.Name})
+		// The sweep may get there first: then the challenge is no longer pending.
+		if r := dcvReason(err); testenv.Code(err) != codes.FailedPrecondition || (r != "CHALLENGE_EXPIRED" && r != "CHALLENGE_NOT_PENDING") {
+			t.Errorf("CheckChallenge(%s) after expiry with the proof published = %v, %v; want FailedPrecondition CHALLENGE_EXPIRED", c.Domain, got.GetState(), err)
+		}
+	}
+	for _, c := range all {
+		failed := e.waitState(t, ctx, c.Name, verificationv1.Challenge_FAILED)
+		if failed.VerifyTime != nil || !strings.Contains(failed.LastError, "expired") {
+			t.Errorf("challenge %s after expiry = verified at %v, %q; want never verified, a cause saying it expired", c.Domain, failed.VerifyTime, failed.LastError)
+		}
+	}
+	failedEvs := dcvEvents(t, e, events.DomainFailed, func(msgs [][]byte) bool { return len(msgs) >= len(all) })
+	if len(failedEvs) != len(all) {
+		t.Errorf("DomainValidationFailed events = %d; want %d", len(failedEvs), len(all))
+	}
+	dcvEvents(t, e, events.DomainVerified, func(msgs [][]byte) bool {
+		if len(msgs) != 0 {
+			t.Fatalf("%d DomainVerified events for expired challenges; want none", len(msgs))
+		}
+		return true
+	})
+}

@@ -212,10 +212,15 @@ func (a *App) List(ctx context.Context, account string, state domain.State, offs
 }
 
 // Update edits an application's details. etag, if given, must be the
-// current one.
+// current one. An edit is refused while a submit or a withdrawal holds the
+// application (domain.Claim): the submit's challenges are for the names it
+// read.
 func (a *App) Update(ctx context.Context, account, id, etag string, edit func(d *domain.Details)) (*Record, error) {
 	return a.apps.UpdateRecord(ctx, account, id, func(r *Record) ([]events.Event, error) {
 		if err := CheckEtag(r, etag); err != nil {
+			return nil, err
+		}
+		if err := r.Doc.CheckFree("", a.now()); err != nil {
 			return nil, err
 		}
 		d := r.Doc.Details
@@ -235,50 +240,85 @@ func CheckEtag(rec *Record, etag string) error {
 // Etag is the application's current etag.
 func Etag(rec *Record) string { return strconv.FormatInt(rec.Revision, 10) }
 
+// claimTTL bounds a claim (domain.Claim) whose holder died; callTimeout
+// bounds the holder's calls to other services, so they end before the
+// claim does and nobody else acts meanwhile.
+const (
+	claimTTL    = 30 * time.Second
+	callTimeout = 20 * time.Second
+)
+
+// testHook, when set by a test, is called at the named points of the use
+// cases where another request could slip in (the window a race needs).
+var testHook func(point string)
+
+func hook(point string) {
+	if testHook != nil {
+		testHook(point)
+	}
+}
+
 // Submit sends the application to the CA: binds the instance, gets one
-// challenge per name and moves to PENDING_DOMAIN_VERIFICATION. Each call it
-// makes is idempotent, so a retry after a failure part-way completes it.
+// challenge per name and moves to PENDING_DOMAIN_VERIFICATION. It first
+// claims the application (domain.Claim) in a write guarded by its version,
+// so concurrent submits, edits and withdrawals have one winner: the others
+// are refused with Aborted and told to retry. The challenges are made for
+// the names of the claimed version, and the final write applies the submit
+// only to that same version (compare-and-swap on the revision). A failure
+// part-way undoes, still under the claim, what this submit did.
 func (a *App) Submit(ctx context.Context, account, id string) (*Record, error) {
-	rec, err := a.apps.Get(ctx, account, id)
-	if err != nil {
+	if err := a.checkDocuments(ctx, account, id); err != nil {
 		return nil, err
 	}
-	app := rec.Doc
-	if err := app.CheckSubmittable(); err != nil {
-		return nil, err
-	}
-	// Re-check the details: rules may have changed since the draft was saved.
-	if _, err := app.Details.Normalize(app.Product); err != nil {
-		return nil, err
-	}
-	// Checked before the instance is bound, so a refusal leaves nothing
-	// half done.
-	if ok, why := certpolicy.EmailDCV(a.now()); app.Details.Method == domain.Email && !ok {
-		return nil, apierr.New(apierr.FailedPrecondition, "METHOD_NOT_ALLOWED", "%s", why)
-	}
-	attempt := app.Attempt + 1
-	sctx := system(ctx, account)
-	if app.Product.Level != domain.DV {
-		n, err := a.verifier.CountDocuments(sctx, name(id))
-		if err != nil {
+	token := docstore.NewID()
+	var attempt int
+	rec, err := a.apps.Update(ctx, account, id, func(app *domain.Application) ([]events.Event, error) {
+		now := a.now()
+		if err := app.CheckSubmittable(); err != nil {
 			return nil, err
 		}
-		if n == 0 {
-			return nil, apierr.New(apierr.FailedPrecondition, "DOCUMENTS_REQUIRED",
-				"%s certificates need the organization's qualification documents: upload at least one PNG or JPEG image (at most 500 KB) with POST /v1/%s/documents, then submit", app.Product.Level, name(id))
+		// Re-check the details: rules may have changed since the draft was saved.
+		if _, err := app.Details.Normalize(app.Product); err != nil {
+			return nil, err
 		}
-	}
-	if err := a.orders.BindInstance(sctx, app.Instance, name(id)); err != nil {
+		// Checked before the instance is bound, so a refusal leaves nothing
+		// half done.
+		if ok, why := certpolicy.EmailDCV(now); app.Details.Method == domain.Email && !ok {
+			return nil, apierr.New(apierr.FailedPrecondition, "METHOD_NOT_ALLOWED", "%s", why)
+		}
+		var err error
+		attempt, err = app.BeginSubmit(token, now, claimTTL)
 		return nil, err
-	}
-	challenges, err := a.verifier.CreateChallenges(sctx, name(id), attempt, app.Details.Domains, app.Details.Method, app.Details.ApproverMailbox)
+	})
 	if err != nil {
 		return nil, err
 	}
-	flagged := domain.FlaggedWords(app.Details.Domains, a.reviewWords)
-	return a.apps.Update(ctx, account, id, func(app *domain.Application) ([]events.Event, error) {
+	hook("submit:claimed")
+	claimed := rec.Revision
+	app := rec.Doc
+	// The instance is the application's only while it is between attempts
+	// after a failure; otherwise this submit binds it and must release it
+	// should it not go on.
+	held := app.State == domain.ValidationFailed
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	challenges, flagged, err := a.submitCalls(cctx, account, id, attempt, &app)
+	if err != nil {
+		a.abandonSubmit(context.WithoutCancel(ctx), account, id, token, app.Instance, !held)
+		return nil, err
+	}
+	hook("submit:challenged")
+	out, err := a.apps.UpdateRecord(ctx, account, id, func(r *Record) ([]events.Event, error) {
+		if r.Revision != claimed {
+			// Only possible once the claim expired and another request
+			// took the application: what this submit made is not its own
+			// to undo any more.
+			return nil, apierr.New(apierr.Aborted, "CONCURRENT_SUBMIT",
+				"the submit took too long and another request changed the application meanwhile; read it again and resubmit")
+		}
+		app := &r.Doc
 		now := a.now()
-		if err := app.Submit(attempt, challenges, flagged, now); err != nil {
+		if err := app.FinishSubmit(token, attempt, challenges, flagged, now); err != nil {
 			return nil, err
 		}
 		msg := &eventsv1.ApplicationSubmitted{
@@ -312,17 +352,105 @@ func (a *App) Submit(ctx context.Context, account, id string) (*Record, error) {
 		}
 		return evs, nil
 	})
+	if err != nil && apierr.ReasonOf(err) != "CONCURRENT_SUBMIT" {
+		// The claim is still this submit's unless the write went through
+		// (abandonSubmit checks), so the calls can still be undone.
+		a.abandonSubmit(context.WithoutCancel(ctx), account, id, token, app.Instance, !held)
+	}
+	return out, err
 }
 
-// Withdraw cancels the application before issuance. The instance is
-// released and the challenges cancelled here and, should this process stop
-// first, by the handler of the withdrawn event.
+// checkDocuments refuses to submit an OV/EV application without
+// qualification documents, before anything is claimed or bound. (They are
+// the verification service's, not part of the application document.)
+func (a *App) checkDocuments(ctx context.Context, account, id string) error {
+	rec, err := a.apps.Get(ctx, account, id)
+	if err != nil || rec.Doc.Product.Level == domain.DV {
+		return err
+	}
+	n, err := a.verifier.CountDocuments(system(ctx, account), name(id))
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return apierr.New(apierr.FailedPrecondition, "DOCUMENTS_REQUIRED",
+			"%s certificates need the organization's qualification documents: upload at least one PNG or JPEG image (at most 500 KB) with POST /v1/%s/documents, then submit", rec.Doc.Product.Level, name(id))
+	}
+	return nil
+}
+
+// submitCalls makes a claimed submit's calls to other services for app as
+// claimed: the binding and the challenges.
+func (a *App) submitCalls(ctx context.Context, account, id string, attempt int, app *domain.Application) ([]domain.Challenge, []string, error) {
+	sctx := system(ctx, account)
+	if err := a.orders.BindInstance(sctx, app.Instance, name(id)); err != nil {
+		return nil, nil, err
+	}
+	challenges, err := a.verifier.CreateChallenges(sctx, name(id), attempt, app.Details.Domains, app.Details.Method, app.Details.ApproverMailbox)
+	if err != nil {
+		return nil, nil, err
+	}
+	return challenges, domain.FlaggedWords(app.Details.Domains, a.reviewWords), nil
+}
+
+// abandonSubmit undoes a failed submit while token still holds the
+// application: nobody else can have bound the instance or made challenges
+// meanwhile, so cancelling the application's pending challenges and
+// releasing the instance (if the submit bound it) touch only its own.
+// Then the claim ends.
+func (a *App) abandonSubmit(ctx context.Context, account, id, token, instance string, release bool) {
+	rec, err := a.apps.Get(ctx, account, id)
+	if err != nil || !rec.Doc.Holds(token, a.now()) {
+		return
+	}
+	cctx, cancel := context.WithDeadline(ctx, a.callDeadline(rec.Doc.Claim))
+	defer cancel()
+	sctx := system(cctx, account)
+	if err := a.verifier.CancelChallenges(sctx, name(id)); err != nil {
+		a.log.Warn("abandoned submit: challenges not cancelled", "application", id, "err", err)
+	}
+	if release {
+		if err := a.orders.ReleaseInstance(sctx, instance, name(id)); err != nil {
+			a.log.Warn("abandoned submit: instance not released", "application", id, "err", err)
+		}
+	}
+	a.endClaim(ctx, account, id, token)
+}
+
+// callDeadline is when a claim's holder must have stopped calling other
+// services: callTimeout from now, and never later than callTimeout after
+// the claim was taken or renewed (claimTTL - callTimeout before it ends).
+func (a *App) callDeadline(c *domain.Claim) time.Time {
+	left := c.Until.Sub(a.now()) - (claimTTL - callTimeout)
+	return time.Now().Add(min(left, callTimeout))
+}
+
+func (a *App) endClaim(ctx context.Context, account, id, token string) *Record {
+	rec, err := a.apps.Update(ctx, account, id, func(app *domain.Application) ([]events.Event, error) {
+		if !app.EndClaim(token) {
+			return nil, docstore.ErrUnchanged
+		}
+		return nil, nil
+	})
+	if err != nil {
+		a.log.Warn("claim not ended; it expires", "application", id, "err", err)
+		return nil
+	}
+	return rec
+}
+
+// Withdraw cancels the application before issuance. The same write claims
+// it (domain.Claim) until the challenges and reviews are cancelled and the
+// instance released, so no submit can bind the instance before that
+// release. Should this process fail or stop first, the handler of the
+// withdrawn event finishes the release.
 func (a *App) Withdraw(ctx context.Context, account, id string) (*Record, error) {
+	token := docstore.NewID()
 	var from domain.State
 	rec, err := a.apps.Update(ctx, account, id, func(app *domain.Application) ([]events.Event, error) {
 		now := a.now()
 		from = app.State
-		if err := app.Withdraw(now); err != nil {
+		if err := app.BeginWithdraw(token, now, claimTTL); err != nil {
 			return nil, err
 		}
 		ev, err := a.event(events.ApplicationWithdrawn, id, now, &eventsv1.ApplicationWithdrawn{
@@ -333,10 +461,64 @@ func (a *App) Withdraw(ctx context.Context, account, id string) (*Record, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := a.afterWithdraw(ctx, account, id, rec.Doc.Instance); err != nil {
+	hook("withdraw:claimed")
+	if done, err := a.release(context.WithoutCancel(ctx), account, id, token, rec); err != nil {
 		a.log.Warn("withdraw side effects deferred to the event handler", "application", id, "err", err)
+	} else if done != nil {
+		rec = done
 	}
 	return rec, nil
+}
+
+// release carries out a withdrawal held by token and ends the claim.
+func (a *App) release(ctx context.Context, account, id, token string, rec *Record) (*Record, error) {
+	cctx, cancel := context.WithDeadline(ctx, a.callDeadline(rec.Doc.Claim))
+	defer cancel()
+	if err := a.afterWithdraw(cctx, account, id, rec.Doc.Instance); err != nil {
+		return nil, err
+	}
+	return a.endClaim(ctx, account, id, token), nil
+}
+
+// finishWithdrawal is the withdrawn event's handler: it finishes a release
+// that the withdrawal's own request did not (see Withdraw).
+func (a *App) finishWithdrawal(ctx context.Context, account, id string, attempt int) error {
+	token := docstore.NewID()
+	var rec *Record
+	var err error
+	// The event usually arrives while the withdrawal's own request is
+	// still releasing (a few milliseconds): wait a little for it rather
+	// than fail the delivery.
+	for wait := time.Now().Add(2 * time.Second); ; {
+		rec, err = a.apps.Update(ctx, account, id, func(app *domain.Application) ([]events.Event, error) {
+			return nil, stale(app.TakeOverRelease(attempt, token, a.now(), claimTTL))
+		})
+		if apierr.ReasonOf(err) != "APPLICATION_BUSY" || time.Now().After(wait) {
+			break
+		}
+		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	if err != nil {
+		return err // still held: redelivered later
+	}
+	if rec.Doc.Claim == nil || rec.Doc.Claim.Token != token {
+		return nil // released already, or resubmitted since
+	}
+	_, err = a.release(ctx, account, id, token, rec)
+	return err
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 func (a *App) afterWithdraw(ctx context.Context, account, id, instance string) error {
@@ -347,6 +529,7 @@ func (a *App) afterWithdraw(ctx context.Context, account, id, instance string) e
 	if err := a.reviews.CancelReviews(sctx, name(id)); err != nil {
 		return fmt.Errorf("cancel reviews: %w", err)
 	}
+	hook("withdraw:released")
 	if err := a.orders.ReleaseInstance(sctx, instance, name(id)); err != nil {
 		return fmt.Errorf("release instance: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	eventsv1 "github.com/certflow/certflow/gen/go/certflow/events/v1"
 	"github.com/certflow/certflow/pkg/apierr"
+	"github.com/certflow/certflow/pkg/docstore"
 	"github.com/certflow/certflow/pkg/events"
 	"github.com/certflow/certflow/pkg/grpcclient"
 	"github.com/certflow/certflow/services/application/internal/domain"
@@ -80,16 +81,10 @@ func (a *App) HandleEvent(ctx context.Context, ev events.Event) error {
 		if err != nil {
 			return err
 		}
-		rec, err := a.apps.Get(ctx, m.Account, id)
-		if err != nil {
-			return err
-		}
-		// Only while still withdrawn: once the customer has resubmitted, the
-		// instance and the challenges belong to the new attempt.
-		if rec.Doc.State != domain.Withdrawn || rec.Doc.Attempt != int(m.Attempt) {
-			return nil
-		}
-		return a.afterWithdraw(ctx, m.Account, id, rec.Doc.Instance)
+		// Only while the withdrawal's release is unfinished: once it is
+		// done the application may have been resubmitted, and the instance
+		// and the challenges belong to the new attempt.
+		return a.finishWithdrawal(ctx, m.Account, id, int(m.Attempt))
 	case events.ApplicationFailed:
 		var m eventsv1.ApplicationFailed
 		if err := unmarshal(ev, &m); err != nil {
@@ -172,9 +167,23 @@ func (a *App) onStateChanged(ctx context.Context, ev events.Event, m *eventsv1.A
 	if string(app.State) != m.ToState || app.Attempt != int(m.Attempt) {
 		return nil // moved on (withdrawn, failed, resubmitted) meanwhile
 	}
-	sctx := system(ctx, m.Account)
 	review := func(kind domain.ReviewKind) error {
-		return a.reviews.CreateReview(sctx, ReviewRequest{
+		// Under a claim (domain.Claim): a withdrawal meanwhile waits, then
+		// cancels the review, instead of leaving it in the queue.
+		token := docstore.NewID()
+		claimed, err := a.apps.Update(ctx, m.Account, id, func(d *domain.Application) ([]events.Event, error) {
+			return nil, stale(d.BeginReview(app.State, app.Attempt, token, a.now(), claimTTL))
+		})
+		if err != nil {
+			return err
+		}
+		if !claimed.Doc.Holds(token, a.now()) {
+			return nil // moved on meanwhile
+		}
+		defer a.endClaim(ctx, m.Account, id, token)
+		cctx, cancel := context.WithDeadline(ctx, a.callDeadline(claimed.Doc.Claim))
+		defer cancel()
+		return a.reviews.CreateReview(system(cctx, m.Account), ReviewRequest{
 			Kind: kind, Application: m.Application, Attempt: app.Attempt, Level: app.Product.Level, Domains: app.Details.Domains,
 			FlaggedWords: app.FlaggedWords, Applicant: app.Details.Applicant, Company: app.Details.Company,
 		})

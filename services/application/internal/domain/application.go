@@ -6,6 +6,7 @@ package domain
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/certflow/certflow/pkg/apierr"
@@ -181,6 +182,149 @@ type Application struct {
 	CreateTime        time.Time
 	SubmitTime        time.Time
 	ExpectedIssueTime time.Time
+	// Claim is set while one request calls other services for the
+	// application (see Claim); nil otherwise.
+	Claim *Claim `bson:",omitempty"`
+}
+
+// ClaimOp is what the holder of a claim is doing.
+type ClaimOp string
+
+// Claim operations.
+const (
+	// ClaimSubmit: binding the instance and getting challenges for the
+	// names as they were when the claim was taken.
+	ClaimSubmit ClaimOp = "SUBMIT"
+	// ClaimRelease: a withdrawal cancelling challenges and reviews and
+	// releasing the instance.
+	ClaimRelease ClaimOp = "RELEASE"
+	// ClaimReview: the saga opening a review in the CA staff's queue for
+	// the current attempt, which a withdrawal must then cancel.
+	ClaimReview ClaimOp = "REVIEW"
+)
+
+// Claim serializes the requests on one application that act outside it.
+// A submit must bind the instance and get challenges before it can move
+// the application, and a withdrawal must release the instance after it
+// did: neither call can be in the same write as the state change. The
+// claim is taken in a write guarded by the document's version, so one
+// request holds it; while it is held, no other request submits, edits or
+// withdraws the application (they are told to retry), so the holder's
+// calls to other services cannot interleave with anyone else's, and the
+// holder's final write finds the document as it left it. Until bounds
+// the claim should its holder die; the holder stops calling other
+// services before then.
+type Claim struct {
+	Token string
+	Op    ClaimOp
+	Until time.Time
+}
+
+// held reports whether a claim is in force at now.
+func (a *Application) held(now time.Time) bool {
+	return a.Claim != nil && now.Before(a.Claim.Until)
+}
+
+// Holds reports whether token holds the application's claim at now.
+func (a *Application) Holds(token string, now time.Time) bool {
+	return a.Claim != nil && a.Claim.Token == token && now.Before(a.Claim.Until)
+}
+
+// CheckFree returns an Aborted error while another request holds the
+// application (see Claim), and nil otherwise; op is the claim the caller
+// wants to take ("" for an edit, which takes none). A withdrawal whose
+// holder died still blocks a submit until the withdrawn event's handler
+// has released the instance (see TakeOverRelease).
+func (a *Application) CheckFree(op ClaimOp, now time.Time) error {
+	if a.Claim == nil {
+		return nil
+	}
+	if a.held(now) || (op == ClaimSubmit && a.Claim.Op == ClaimRelease) {
+		what := map[ClaimOp]string{ClaimSubmit: "submitting", ClaimRelease: "withdrawing", ClaimReview: "passing on for review"}[a.Claim.Op]
+		return apierr.New(apierr.Aborted, "APPLICATION_BUSY",
+			"another request is %s this application right now; read it again and retry in a moment", what).WithMeta("operation", string(a.Claim.Op))
+	}
+	return nil
+}
+
+// BeginSubmit claims a submittable application for a submit by token and
+// returns the attempt it will start.
+func (a *Application) BeginSubmit(token string, now time.Time, ttl time.Duration) (int, error) {
+	if err := a.CheckFree(ClaimSubmit, now); err != nil {
+		return 0, err
+	}
+	if err := a.CheckSubmittable(); err != nil {
+		return 0, err
+	}
+	a.Claim = &Claim{Token: token, Op: ClaimSubmit, Until: now.UTC().Add(ttl)}
+	return a.Attempt + 1, nil
+}
+
+// FinishSubmit applies the submit of token's claim (see Submit) and ends
+// the claim. It fails if the claim was lost (it expired and another
+// request took the application).
+func (a *Application) FinishSubmit(token string, attempt int, challenges []Challenge, flagged []string, now time.Time) error {
+	if !a.Holds(token, now) {
+		return apierr.New(apierr.Aborted, "CONCURRENT_SUBMIT",
+			"the submit took too long and another request changed the application meanwhile; read it again and resubmit")
+	}
+	if err := a.Submit(attempt, challenges, flagged, now); err != nil {
+		return err
+	}
+	a.Claim = nil
+	return nil
+}
+
+// BeginWithdraw withdraws the application (see Withdraw) and claims it
+// for token to release what the application held.
+func (a *Application) BeginWithdraw(token string, now time.Time, ttl time.Duration) error {
+	if err := a.CheckFree(ClaimRelease, now); err != nil {
+		return err
+	}
+	if err := a.Withdraw(now); err != nil {
+		return err
+	}
+	a.Claim = &Claim{Token: token, Op: ClaimRelease, Until: now.UTC().Add(ttl)}
+	return nil
+}
+
+// TakeOverRelease claims a withdrawn application whose release was not
+// finished (its holder died or failed) for token. It returns ErrStale when
+// there is nothing left to release, and an Aborted error while the
+// withdrawal's own request still holds the claim.
+func (a *Application) TakeOverRelease(attempt int, token string, now time.Time, ttl time.Duration) error {
+	if a.State != Withdrawn || a.Attempt != attempt || a.Claim == nil || a.Claim.Op != ClaimRelease {
+		return ErrStale
+	}
+	if a.held(now) {
+		return a.CheckFree(ClaimRelease, now)
+	}
+	a.Claim = &Claim{Token: token, Op: ClaimRelease, Until: now.UTC().Add(ttl)}
+	return nil
+}
+
+// BeginReview claims the application for the saga step that opens a
+// review of attempt in state, so that a withdrawal waits for the review to
+// exist and then cancels it. It returns ErrStale if the application has
+// moved on.
+func (a *Application) BeginReview(state State, attempt int, token string, now time.Time, ttl time.Duration) error {
+	if a.State != state || a.Attempt != attempt {
+		return ErrStale
+	}
+	if err := a.CheckFree(ClaimReview, now); err != nil {
+		return err
+	}
+	a.Claim = &Claim{Token: token, Op: ClaimReview, Until: now.UTC().Add(ttl)}
+	return nil
+}
+
+// EndClaim ends token's claim; it reports whether token held one.
+func (a *Application) EndClaim(token string) bool {
+	if a.Claim == nil || a.Claim.Token != token {
+		return false
+	}
+	a.Claim = nil
+	return true
 }
 
 // New makes a DRAFT after checking the details against the product.
@@ -236,6 +380,9 @@ func (a *Application) Submit(attempt int, challenges []Challenge, flagged []stri
 	if attempt != a.Attempt+1 {
 		return apierr.New(apierr.Aborted, "CONCURRENT_SUBMIT", "the application was submitted by another request; read it again")
 	}
+	if err := checkChallenged(a.Details.Domains, challenges); err != nil {
+		return err
+	}
 	a.Attempt = attempt
 	a.Challenges = challenges
 	a.FlaggedWords = flagged
@@ -245,6 +392,30 @@ func (a *Application) Submit(attempt int, challenges []Challenge, flagged []stri
 	a.ExpectedIssueTime = ExpectedIssueTime(a.Product.Level, now)
 	a.move(PendingDomainVerification, ActorCustomer, "", now)
 	return nil
+}
+
+// checkChallenged returns an error unless there is exactly one challenge
+// per name and none for another name: a submit must never start on
+// challenges made for other names than the application's.
+func checkChallenged(names []string, challenges []Challenge) error {
+	want := map[string]int{}
+	for _, n := range names {
+		want[canonical(n)]++
+	}
+	for _, c := range challenges {
+		want[canonical(c.Domain)]--
+	}
+	for n, k := range want {
+		if k != 0 {
+			return apierr.New(apierr.Aborted, "CHALLENGES_MISMATCH",
+				"the challenges do not match the application's names (%s); read the application again and resubmit", n)
+		}
+	}
+	return nil
+}
+
+func canonical(name string) string {
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(name)), ".")
 }
 
 // Advance moves a just-submitted application on when every challenge came

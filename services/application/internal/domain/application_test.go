@@ -304,3 +304,97 @@ func TestWithdrawRefusedOnceSigning(t *testing.T) {
 		t.Fatalf("Withdraw while signing = %v; want APPLICATION_BEING_ISSUED", err)
 	}
 }
+
+func TestClaimSerializesSubmitEditWithdraw(t *testing.T) {
+	const ttl = 30 * time.Second
+	a, err := New("instances/i", Product{Level: DV, Type: Multi, MaxDomains: 2}, details("a.example.com"), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	attempt, err := a.BeginSubmit("s1", now, ttl)
+	if err != nil || attempt != 1 {
+		t.Fatalf("BeginSubmit = %d, %v; want attempt 1", attempt, err)
+	}
+	busy := func(what string, err error) {
+		t.Helper()
+		if apierr.ReasonOf(err) != "APPLICATION_BUSY" || !errors.Is(err, apierr.ErrAborted) {
+			t.Errorf("%s while a submit holds the application = %v; want Aborted APPLICATION_BUSY", what, err)
+		}
+	}
+	_, err = a.BeginSubmit("s2", now, ttl)
+	busy("BeginSubmit", err)
+	busy("edit (CheckFree)", a.CheckFree("", now))
+	busy("BeginWithdraw", a.BeginWithdraw("w1", now, ttl))
+	if err := a.FinishSubmit("s1", 1, challenges("b.example.com"), nil, now); apierr.ReasonOf(err) != "CHALLENGES_MISMATCH" {
+		t.Errorf("FinishSubmit with challenges for another name = %v; want CHALLENGES_MISMATCH", err)
+	}
+	if err := a.FinishSubmit("s2", 1, challenges("a.example.com"), nil, now); apierr.ReasonOf(err) != "CONCURRENT_SUBMIT" {
+		t.Errorf("FinishSubmit by a request without the claim = %v; want CONCURRENT_SUBMIT", err)
+	}
+
+	// The holder died: once the claim ends another request takes over, and
+	// the first one's late write is refused.
+	later := now.Add(ttl)
+	if _, err := a.BeginSubmit("s2", later, ttl); err != nil {
+		t.Fatalf("BeginSubmit after the claim expired = %v", err)
+	}
+	if err := a.FinishSubmit("s1", 1, challenges("a.example.com"), nil, later); apierr.ReasonOf(err) != "CONCURRENT_SUBMIT" {
+		t.Errorf("FinishSubmit by the expired holder = %v; want CONCURRENT_SUBMIT", err)
+	}
+	if err := a.FinishSubmit("s2", 1, challenges("a.example.com"), nil, later); err != nil || a.State != PendingDomainVerification || a.Claim != nil {
+		t.Fatalf("FinishSubmit by the holder = %v, %s, claim %v; want PENDING_DOMAIN_VERIFICATION and no claim", err, a.State, a.Claim)
+	}
+
+	// A withdrawal holds the application until it released the instance,
+	// and a submit waits for that release even after the claim expired.
+	if err := a.BeginWithdraw("w1", later, ttl); err != nil || a.State != Withdrawn {
+		t.Fatalf("BeginWithdraw = %v, %s; want WITHDRAWN", err, a.State)
+	}
+	busy("edit (CheckFree) during a withdrawal", a.CheckFree("", later))
+	expired := later.Add(ttl)
+	_, err = a.BeginSubmit("s3", expired, ttl)
+	busy("BeginSubmit after an unfinished withdrawal", err)
+	if err := a.CheckFree("", expired); err != nil {
+		t.Errorf("edit after the withdrawal's claim expired = %v; want allowed", err)
+	}
+	if err := a.TakeOverRelease(1, "h1", later, ttl); apierr.ReasonOf(err) != "APPLICATION_BUSY" {
+		t.Errorf("TakeOverRelease while the withdrawal holds it = %v; want APPLICATION_BUSY", err)
+	}
+	if err := a.TakeOverRelease(1, "h1", expired, ttl); err != nil || !a.Holds("h1", expired) {
+		t.Fatalf("TakeOverRelease after expiry = %v; want the claim taken", err)
+	}
+	if !a.EndClaim("h1") || a.EndClaim("h1") {
+		t.Errorf("EndClaim = not once; want true then false")
+	}
+	if err := a.TakeOverRelease(1, "h2", expired, ttl); !errors.Is(err, ErrStale) {
+		t.Errorf("TakeOverRelease with nothing to release = %v; want ErrStale", err)
+	}
+	if attempt, err := a.BeginSubmit("s4", expired, ttl); err != nil || attempt != 2 {
+		t.Errorf("BeginSubmit after the release = %d, %v; want attempt 2", attempt, err)
+	}
+}
+
+func TestReviewClaimHoldsOffWithdrawal(t *testing.T) {
+	const ttl = 30 * time.Second
+	a, _ := New("instances/i", Product{Level: DV, Type: Single, MaxDomains: 1}, details("pay.example.com"), now)
+	_ = a.Submit(1, challenges("pay.example.com"), []string{"pay"}, now)
+	if next, err := a.DomainVerified(1, "challenges/pay.example.com", now, now); err != nil || next != PendingManualReview {
+		t.Fatalf("DomainVerified = %v, %v; want PENDING_MANUAL_REVIEW", next, err)
+	}
+	if err := a.BeginReview(PendingManualReview, 2, "r0", now, ttl); !errors.Is(err, ErrStale) {
+		t.Errorf("BeginReview for another attempt = %v; want ErrStale", err)
+	}
+	if err := a.BeginReview(PendingManualReview, 1, "r1", now, ttl); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.BeginWithdraw("w1", now, ttl); apierr.ReasonOf(err) != "APPLICATION_BUSY" || a.State != PendingManualReview {
+		t.Errorf("BeginWithdraw while the review is being opened = %v, %s; want APPLICATION_BUSY", err, a.State)
+	}
+	a.EndClaim("r1")
+	if err := a.BeginWithdraw("w1", now, ttl); err != nil || a.State != Withdrawn {
+		t.Errorf("BeginWithdraw after = %v, %s; want WITHDRAWN", err, a.State)
+	}
+	if err := a.BeginReview(PendingManualReview, 1, "r2", now, ttl); !errors.Is(err, ErrStale) {
+		t.Errorf("BeginReview of a withdrawn application = %v; want ErrStale", err)
+	}
+}

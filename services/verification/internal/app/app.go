@@ -306,7 +306,17 @@ func (a *App) CheckNow(ctx context.Context, account, id string) (*docstore.Recor
 		return nil, apierr.New(apierr.FailedPrecondition, "CHALLENGE_NOT_PENDING",
 			"challenge %s is %s and cannot be checked; resubmit the application for a new challenge", id, rec.Doc.State)
 	}
-	return a.check(ctx, rec)
+	got, err := a.check(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	if got.Doc.State == domain.Failed && got.Doc.Expired(a.now()) {
+		// The proof may well be there now; it came too late.
+		return nil, apierr.New(apierr.FailedPrecondition, "CHALLENGE_EXPIRED",
+			"challenge %s expired at %s and no longer accepts a proof; edit and resubmit the application for a new challenge",
+			id, got.Doc.ExpireTime.Format(time.RFC3339)).WithMeta("expire_time", got.Doc.ExpireTime.Format(time.RFC3339))
+	}
+	return got, nil
 }
 
 // check proves a challenge outside any lock (it does network I/O) and then
@@ -315,7 +325,13 @@ func (a *App) CheckNow(ctx context.Context, account, id string) (*docstore.Recor
 func (a *App) check(ctx context.Context, rec *docstore.Record[domain.Challenge]) (*docstore.Record[domain.Challenge], error) {
 	c := rec.Doc
 	var proofErr error
-	if c.Method != domain.Email {
+	// An expired challenge is not looked at: RecordCheck expires it
+	// whatever a look would find.
+	switch {
+	case c.Method == domain.Email:
+	case c.Expired(a.now()):
+		proofErr = errors.New("not looked for: the challenge had expired")
+	default:
 		proofErr = a.prover.Prove(ctx, &c)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

@@ -204,6 +204,10 @@ func (c *Challenge) Due(now time.Time) bool {
 	return c.State == Pending && !now.Before(c.NextCheckTime)
 }
 
+// Expired reports whether the challenge's random value is past its
+// lifetime at now: from then on no proof counts.
+func (c *Challenge) Expired(now time.Time) bool { return !now.Before(c.ExpireTime) }
+
 // Outcome is what happened to a challenge after a check.
 type Outcome int
 
@@ -229,17 +233,24 @@ func (c *Challenge) RecordCheck(checkErr error, p Policy, now time.Time) Outcome
 	}
 	c.CheckCount++
 	c.LastCheckTime = now
+	// Expiry first: a proof found after the challenge expired proves
+	// nothing (the random value is past its lifetime, BR 3.2.2.4), so the
+	// challenge expires instead of verifying, however the check went.
+	if c.Expired(now) {
+		c.State = Failed
+		last := "the proof was found too late"
+		if checkErr != nil {
+			last = checkErr.Error()
+		}
+		c.LastError = fmt.Sprintf("the challenge expired on %s before the proof was accepted (last check: %s); edit and resubmit the application to get a new one",
+			c.ExpireTime.Format(time.RFC3339), last)
+		return BecameFailed
+	}
 	if checkErr == nil {
 		c.verify(now)
 		return BecameVerified
 	}
 	c.LastError = checkErr.Error()
-	if !now.Before(c.ExpireTime) {
-		c.State = Failed
-		c.LastError = fmt.Sprintf("the challenge expired on %s without the proof being found (last check: %s); edit and resubmit the application to get a new one",
-			c.ExpireTime.Format(time.RFC3339), checkErr)
-		return BecameFailed
-	}
 	delay := p.RetryInitial
 	for i := 1; i < c.CheckCount && delay < p.RetryMax; i++ {
 		delay *= 2

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,5 +109,20 @@ func TestEmailCodeReplacedOnlyUntilSent(t *testing.T) {
 	}
 	if out, err := c.Confirm(second, now); err != nil || out != BecameVerified {
 		t.Errorf("Confirm(current code) = %v, %v; want verified", out, err)
+	}
+}
+
+func TestProofAfterExpiryRefused(t *testing.T) {
+	for _, at := range []time.Duration{0, time.Second, 48 * time.Hour} {
+		c, _, _ := NewChallenge(Spec{ID: "c", Application: "applications/a", Attempt: 1, Name: "example.com", Method: DNSTXT}, policy, now)
+		when := c.ExpireTime.Add(at)
+		if out := c.RecordCheck(nil, policy, when); out != BecameFailed || c.State != Failed || !c.VerifyTime.IsZero() || !strings.Contains(c.LastError, "expired") {
+			t.Errorf("RecordCheck(proof found) at expiry+%v = %v, %s, verified at %v (%q); want BecameFailed, FAILED, never verified, a cause saying it expired",
+				at, out, c.State, c.VerifyTime, c.LastError)
+		}
+	}
+	c, _, _ := NewChallenge(Spec{ID: "c", Application: "applications/a", Attempt: 1, Name: "example.com", Method: HTTPFile}, policy, now)
+	if out := c.RecordCheck(nil, policy, c.ExpireTime.Add(-time.Nanosecond)); out != BecameVerified {
+		t.Errorf("RecordCheck(proof found) just before expiry = %v; want BecameVerified", out)
 	}
 }
