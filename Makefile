@@ -10,6 +10,7 @@ PROTOC_GEN_GO_VERSION  := v1.36.12
 PROTOC_GEN_GRPC_VERSION:= v1.6.2
 GATEWAY_VERSION        := v2.32.0
 GOOGLE_PROTOS_VERSION  := 6.0.1
+PEBBLE_VERSION         := v2.10.1
 GOVULNCHECK_VERSION    := v1.9.0
 # Snapshot of golang.org/x/vulndb that scripts/vulndb.sh builds the database from.
 VULNDB_VERSION         := v0.0.0-20261105234957-e22db6528018
@@ -21,7 +22,7 @@ VAR     ?= ./var
 
 export GOBIN := $(BIN)
 
-.PHONY: all tools googleapis generate lint vet vulndb vulncheck test test-short bench run build clean fuzz
+.PHONY: bench-compare all tools googleapis generate lint vet vulndb vulncheck test test-short bench run build clean fuzz
 
 all: build
 
@@ -35,6 +36,8 @@ $(BIN)/protoc-gen-grpc-gateway:
 	go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@$(GATEWAY_VERSION)
 $(BIN)/protoc-gen-openapiv2:
 	go install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GATEWAY_VERSION)
+$(BIN)/pebble:
+	go install github.com/letsencrypt/pebble/v2/cmd/pebble@$(PEBBLE_VERSION)
 $(BIN)/govulncheck:
 	go install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
 
@@ -87,6 +90,12 @@ bench:
 	cd services/issuance && go test -run '^$$' -bench . -benchmem ./internal/ca/
 	cd services/suite && go run ./cmd/certflow-load -concurrency 1 -n 50
 	cd services/suite && go run ./cmd/certflow-load -concurrency 16 -n 200
+
+# The same DV certificates through Pebble (Let's Encrypt's ACME test CA, an
+# in-process ACME client over http-01) and through certflow's JSON API,
+# alternating, at concurrency 1 and 16, in one run (README, Benchmarks).
+bench-compare: $(BIN)/pebble
+	cd services/suite && go run ./cmd/certflow-compare -pebble $(BIN)/pebble -n 200 -concurrency 1,16
 
 # The whole suite on the embedded default: NATS, FerretDB, five services and
 # the gateway, data in $(VAR).

@@ -1,0 +1,183 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/proto"
+
+	eventsv1 "github.com/certflow/certflow/gen/go/certflow/events/v1"
+	"github.com/certflow/certflow/pkg/embedded"
+	"github.com/certflow/certflow/pkg/events"
+	"github.com/certflow/certflow/services/suite/suite"
+)
+
+// Certflow drives the DV path of an embedded suite through its JSON
+// gateway, as a customer would: buy, apply, submit, publish the TXT record
+// in the development DNS, check, and wait for the
+// certflow.application.issued event (read as the NATS reader user, as
+// another team would). The latency is submit → issued.
+type Certflow struct {
+	s    *suite.Suite
+	stop func()
+	nc   *nats.Conn
+	http *http.Client
+	run  atomic.Int64
+
+	mu      sync.Mutex
+	waiting map[string]chan string // application -> failure cause ("" when issued)
+}
+
+// StartCertflow starts the whole suite on the embedded default in dir
+// (loopback, random ports) and issues one warm-up certificate.
+func StartCertflow(ctx context.Context, dir string, log *slog.Logger) (*Certflow, error) {
+	any := "127.0.0.1:0"
+	s, err := suite.Start(ctx, suite.Options{
+		DataDir: dir, NATSAddr: any, MongoAddr: any, OrderAddr: any, ApplicationAddr: any, VerificationAddr: any,
+		IssuanceAddr: any, NotificationAddr: any, GatewayAddr: any, DevDNSAddr: any, Log: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(runCtx) }()
+	c := &Certflow{s: s, stop: func() { stop(); <-done }, waiting: map[string]chan string{},
+		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	reader, err := nats.NkeyOptionFromSeed(embedded.NATSSeedFile(s.NATSSeeds, events.Reader))
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	if c.nc, err = nats.Connect(s.NATSURL, reader, nats.CustomInboxPrefix(events.Inbox(events.Reader))); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if _, err := c.nc.Subscribe("certflow.application.*", func(m *nats.Msg) {
+		switch m.Subject {
+		case events.ApplicationIssued:
+			var ev eventsv1.ApplicationIssued
+			if proto.Unmarshal(m.Data, &ev) == nil {
+				c.finish(ev.Application, "")
+			}
+		case events.ApplicationFailed:
+			var ev eventsv1.ApplicationFailed
+			if proto.Unmarshal(m.Data, &ev) == nil {
+				c.finish(ev.Application, ev.Cause)
+			}
+		}
+	}); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if _, err := c.Issue(ctx, -1); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("warm-up: %w", err)
+	}
+	return c, nil
+}
+
+// NextRun gives the following Issue calls fresh names.
+func (c *Certflow) NextRun() { c.run.Add(1) }
+
+// Close stops the suite.
+func (c *Certflow) Close() {
+	if c.nc != nil {
+		c.nc.Close()
+	}
+	c.stop()
+}
+
+func (c *Certflow) wait(app string) chan string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch, ok := c.waiting[app]
+	if !ok {
+		ch = make(chan string, 1)
+		c.waiting[app] = ch
+	}
+	return ch
+}
+
+func (c *Certflow) finish(app, cause string) {
+	select {
+	case c.wait(app) <- cause:
+	default:
+	}
+}
+
+func (c *Certflow) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequestWithContext(ctx, method, c.s.GatewayURL+path, rd)
+	req.Header.Set("Authorization", "Bearer "+c.s.APIKey)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, data)
+	}
+	return json.Unmarshal(data, out)
+}
+
+type challenge struct {
+	Name        string `json:"name"`
+	RecordName  string `json:"dns_record_name"`
+	RecordValue string `json:"dns_record_value"`
+}
+
+type application struct {
+	Name       string      `json:"name"`
+	Challenges []challenge `json:"challenges"`
+}
+
+// Issue runs one DV application and returns the submit→issued time.
+func (c *Certflow) Issue(ctx context.Context, i int) (time.Duration, error) {
+	var order struct {
+		Instances []string `json:"instances"`
+	}
+	if err := c.do(ctx, "POST", "/v1/orders", map[string]any{"product": "products/dv-single-1y", "quantity": 1}, &order); err != nil {
+		return 0, err
+	}
+	var app application
+	if err := c.do(ctx, "POST", "/v1/applications", map[string]any{
+		"instance": order.Instances[0], "domains": []string{fmt.Sprintf("www%d.r%d.load.test", i+1, c.run.Load())},
+		"applicant": map[string]string{"name": "Load", "phone": "+1 555 0100", "email": "load@example.test"},
+	}, &app); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	if err := c.do(ctx, "POST", "/v1/"+app.Name+":submit", map[string]any{}, &app); err != nil {
+		return 0, err
+	}
+	ch := app.Challenges[0]
+	c.s.DevDNS.SetTXT(ch.RecordName, ch.RecordValue)
+	var checked challenge
+	if err := c.do(ctx, "POST", "/v1/"+ch.Name+":check", map[string]any{}, &checked); err != nil {
+		return 0, err
+	}
+	select {
+	case cause := <-c.wait(app.Name):
+		if cause != "" {
+			return 0, fmt.Errorf("%s failed: %s", app.Name, cause)
+		}
+		return time.Since(start), nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
