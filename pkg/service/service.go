@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"golang.org/x/sync/errgroup"
@@ -28,6 +29,7 @@ import (
 	"github.com/certflow/certflow/pkg/grpcserver"
 	"github.com/certflow/certflow/pkg/internalpki"
 	"github.com/certflow/certflow/pkg/mtls"
+	"github.com/certflow/certflow/pkg/tally"
 )
 
 // Config is what every service needs.
@@ -50,6 +52,9 @@ type Config struct {
 	PKI *internalpki.Authority
 	// NATSSeedFile is this service's nkey seed for NATS.
 	NATSSeedFile string
+	// Tally, if set, counts the service's database commands and the gRPC
+	// calls it serves (benchmarks' budget per lifecycle).
+	Tally *tally.Counters
 }
 
 // Flags registers the common settings on s with defaults for a service
@@ -94,7 +99,19 @@ func Start(ctx context.Context, cfg Config) (*Base, error) {
 	if err != nil {
 		return nil, err
 	}
-	client, err := mongo.Connect(options.Client().ApplyURI(cfg.MongoURI).SetAppName("certflow-" + cfg.Name))
+	mopts := options.Client().ApplyURI(cfg.MongoURI).SetAppName("certflow-" + cfg.Name)
+	var gopts []grpc.ServerOption
+	if cfg.Tally != nil {
+		name, t := cfg.Name, cfg.Tally
+		mopts.SetMonitor(&event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
+			t.Add("db "+name+" "+e.CommandName, 1)
+		}})
+		gopts = append(gopts, grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			t.Add("grpc "+info.FullMethod, 1)
+			return h(ctx, req)
+		}))
+	}
+	client, err := mongo.Connect(mopts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to MongoDB at %s: %w", cfg.MongoURI, err)
 	}
@@ -109,7 +126,7 @@ func Start(ctx context.Context, cfg Config) (*Base, error) {
 		_ = client.Disconnect(context.Background())
 		return nil, err
 	}
-	srv, err := grpcserver.New(log, cfg.GRPCAddr, id)
+	srv, err := grpcserver.New(log, cfg.GRPCAddr, id, gopts...)
 	if err != nil {
 		nc.Close()
 		_ = client.Disconnect(context.Background())

@@ -18,6 +18,7 @@ import (
 	eventsv1 "github.com/certflow/certflow/gen/go/certflow/events/v1"
 	"github.com/certflow/certflow/pkg/embedded"
 	"github.com/certflow/certflow/pkg/events"
+	"github.com/certflow/certflow/pkg/tally"
 	"github.com/certflow/certflow/services/suite/suite"
 )
 
@@ -38,12 +39,14 @@ type Certflow struct {
 }
 
 // StartCertflow starts the whole suite on the embedded default in dir
-// (loopback, random ports) and issues one warm-up certificate.
-func StartCertflow(ctx context.Context, dir string, log *slog.Logger) (*Certflow, error) {
+// (loopback, random ports) and issues one warm-up certificate. With tally
+// set, it counts the services' database commands and gRPC calls and every
+// event published.
+func StartCertflow(ctx context.Context, dir string, log *slog.Logger, t *tally.Counters) (*Certflow, error) {
 	any := "127.0.0.1:0"
 	s, err := suite.Start(ctx, suite.Options{
 		DataDir: dir, NATSAddr: any, MongoAddr: any, OrderAddr: any, ApplicationAddr: any, VerificationAddr: any,
-		IssuanceAddr: any, NotificationAddr: any, GatewayAddr: any, DevDNSAddr: any, Log: log,
+		IssuanceAddr: any, NotificationAddr: any, GatewayAddr: any, DevDNSAddr: any, Log: log, Tally: t,
 	})
 	if err != nil {
 		return nil, err
@@ -78,6 +81,12 @@ func StartCertflow(ctx context.Context, dir string, log *slog.Logger) (*Certflow
 	}); err != nil {
 		c.Close()
 		return nil, err
+	}
+	if t != nil {
+		if _, err := c.nc.Subscribe("certflow.>", func(m *nats.Msg) { t.Add("event "+m.Subject, 1) }); err != nil {
+			c.Close()
+			return nil, err
+		}
 	}
 	if _, err := c.Issue(ctx, -1); err != nil {
 		c.Close()

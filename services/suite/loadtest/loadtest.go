@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -108,7 +109,7 @@ func Run(ctx context.Context, name string, iss Issuer, n, c int, cpu CPUMeter, w
 	cpu0, start := cpu.Now(), time.Now()
 	for range c {
 		wg.Add(1)
-		go func() {
+		go pprof.Do(ctx, pprof.Labels("component", "load client"), func(ctx context.Context) {
 			defer wg.Done()
 			for {
 				i := next.Add(1) - 1
@@ -129,7 +130,7 @@ func Run(ctx context.Context, name string, iss Issuer, n, c int, cpu CPUMeter, w
 					fmt.Fprintf(w, "  %s c=%d: %d/%d issued\n", name, c, done, n)
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	r := Result{Name: name, N: n, Concurrency: c, Elapsed: time.Since(start), CPU: cpu.Now() - cpu0}

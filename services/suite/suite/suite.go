@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/certflow/certflow/pkg/embedded"
 	"github.com/certflow/certflow/pkg/internalpki"
 	"github.com/certflow/certflow/pkg/service"
+	"github.com/certflow/certflow/pkg/tally"
 	application "github.com/certflow/certflow/services/application/service"
 	gateway "github.com/certflow/certflow/services/gateway/service"
 	issuance "github.com/certflow/certflow/services/issuance/service"
@@ -67,6 +69,10 @@ type Options struct {
 	// DCV retry schedule; defaults suit a person at a terminal.
 	RetryInitial, RetryMax, SweepInterval time.Duration
 	ChallengeLifetime                     time.Duration
+
+	// Tally, if set, counts every service's database commands and the
+	// gRPC calls it serves.
+	Tally *tally.Counters
 
 	// PKI, if set, issues the component identities instead of the one
 	// kept in DataDir/pki (tests share one with their own clients).
@@ -205,7 +211,9 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("NATS credentials: %w", err)
 	}
-	nats, err := embedded.StartNATS(o.NATSAddr, filepath.Join(o.DataDir, "nats"), natsUsers)
+	nats, err := labelled("nats", func() (*embedded.NATS, error) {
+		return embedded.StartNATS(o.NATSAddr, filepath.Join(o.DataDir, "nats"), natsUsers)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +222,9 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	s.NATSURL = nats.URL()
 	s.MongoURI = o.MongoURI
 	if s.MongoURI == "" {
-		db, err := embedded.StartMongo(o.MongoAddr, filepath.Join(o.DataDir, "db"), nil)
+		db, err := labelled("database", func() (*embedded.Mongo, error) {
+			return embedded.StartMongo(o.MongoAddr, filepath.Join(o.DataDir, "db"), nil)
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -223,7 +233,9 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	}
 	dnsServers := o.DNSServers
 	if o.DevDNSAddr != "" {
-		s.DevDNS, err = devdns.Start(ctx, devdns.Options{Addr: o.DevDNSAddr, AdminAddr: o.DevDNSAdminAddr, DefaultA: "127.0.0.1", Logger: o.Log})
+		s.DevDNS, err = labelled("devdns", func() (*devdns.Server, error) {
+			return devdns.Start(ctx, devdns.Options{Addr: o.DevDNSAddr, AdminAddr: o.DevDNSAdminAddr, DefaultA: "127.0.0.1", Logger: o.Log})
+		})
 		if err != nil {
 			return nil, fmt.Errorf("development DNS: %w", err)
 		}
@@ -236,13 +248,13 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 
 	base := func(name, addr string) service.Config {
 		return service.Config{Name: name, GRPCAddr: addr, MongoURI: s.MongoURI, NATSURL: s.NATSURL, Log: o.Log,
-			PKI: pki, NATSSeedFile: embedded.NATSSeedFile(s.NATSSeeds, name)}
+			PKI: pki, NATSSeedFile: embedded.NATSSeedFile(s.NATSSeeds, name), Tally: o.Tally}
 	}
 	ord, err := order.New(ctx, order.Config{Config: base("order", o.OrderAddr), Now: o.Now})
 	if err != nil {
 		return nil, fmt.Errorf("order: %w", err)
 	}
-	s.add(ord.Run)
+	s.add("order", ord.Run)
 	not, err := notification.New(ctx, notification.Config{
 		Config: base("notification", o.NotificationAddr), SMTPAddr: o.SMTPAddr, Now: o.Now,
 		// The development run and tests deliver webhooks to this machine.
@@ -251,7 +263,7 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("notification: %w", err)
 	}
-	s.add(not.Run)
+	s.add("notification", not.Run)
 	ver, err := verification.New(ctx, verification.Config{
 		Config: base("verification", o.VerificationAddr), DNSServers: dnsServers, HTTPPort: o.DCVHTTPPort,
 		// EMAIL challenges' codes are mailed through the notification
@@ -264,14 +276,14 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("verification: %w", err)
 	}
-	s.add(ver.Run)
+	s.add("verification", ver.Run)
 	caDir := filepath.Join(o.DataDir, "ca")
 	// The CA asks verification before every signature.
 	iss, err := issuance.New(ctx, issuance.Config{Config: base("issuance", o.IssuanceAddr), CADir: caDir, KEK: kek, CAKEK: caKEK, VerificationAddr: ver.GRPC.Addr(), Now: o.Now})
 	if err != nil {
 		return nil, fmt.Errorf("issuance: %w", err)
 	}
-	s.add(iss.Run)
+	s.add("issuance", iss.Run)
 	s.RootCAPath = filepath.Join(caDir, "root.pem")
 	s.OrderAddr, s.VerificationAddr, s.IssuanceAddr, s.NotificationAddr = ord.GRPC.Addr(), ver.GRPC.Addr(), iss.GRPC.Addr(), not.GRPC.Addr()
 	app, err := application.New(ctx, application.Config{
@@ -281,7 +293,7 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("application: %w", err)
 	}
-	s.add(app.Run)
+	s.add("application", app.Run)
 	s.ApplicationAddr = app.GRPC.Addr()
 	gw, err := gateway.New(ctx, gateway.Config{
 		Addr: o.GatewayAddr, OrderAddr: s.OrderAddr, ApplicationAddr: s.ApplicationAddr, VerificationAddr: s.VerificationAddr,
@@ -290,12 +302,27 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	s.add(gw.Run)
+	s.add("gateway", gw.Run)
 	s.GatewayURL = gw.URL()
 	return s, nil
 }
 
-func (s *Suite) add(run func(context.Context) error) { s.runs = append(s.runs, run) }
+// add runs a component with the run. Its goroutines carry the pprof label
+// component=<name>, so that a CPU profile of the suite splits by component
+// (certflow-load -budget).
+func (s *Suite) add(name string, run func(context.Context) error) {
+	s.runs = append(s.runs, func(ctx context.Context) (err error) {
+		pprof.Do(ctx, pprof.Labels("component", name), func(ctx context.Context) { err = run(ctx) })
+		return err
+	})
+}
+
+// labelled runs start with the pprof label component=name, so that the
+// goroutines it starts (an embedded server's) carry it.
+func labelled[T any](name string, start func() (T, error)) (v T, err error) {
+	pprof.Do(context.Background(), pprof.Labels("component", name), func(context.Context) { v, err = start() })
+	return v, err
+}
 
 // Run serves until ctx is done, then stops the services and the embedded
 // servers, in that order.

@@ -61,7 +61,7 @@ func run(pebblePath string, n int, levels string, timeout time.Duration) (bool, 
 		return false, err
 	}
 	defer peb.Close()
-	cf, err := loadtest.StartCertflow(ctx, dir+"/certflow", slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	cf, err := loadtest.StartCertflow(ctx, dir+"/certflow", slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), nil)
 	if err != nil {
 		return false, err
 	}
