@@ -226,7 +226,10 @@ func (m model) String() string {
 // own.
 func TestRaceSubmitEditWithdraw(t *testing.T) {
 	// About 50 s on two cores that other work keeps busy (load 7), much less
-	// on idle ones; testenv skips it under -short.
+	// on idle ones.
+	if testing.Short() {
+		t.Skip("races real services; skipped with -short")
+	}
 	const runs = 200
 	// Each batch of runs gets a fresh stack: FerretDB's SQLite backend
 	// scans a collection for most queries, so a run costs in proportion to
