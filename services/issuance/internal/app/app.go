@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/certflow/certflow/pkg/docstore"
 	"github.com/certflow/certflow/pkg/domainname"
 	"github.com/certflow/certflow/pkg/events"
+	"github.com/certflow/certflow/pkg/goodkey"
 	"github.com/certflow/certflow/services/issuance/internal/ca"
 	"github.com/certflow/certflow/services/issuance/internal/domain"
 )
@@ -298,16 +300,23 @@ func (a *App) Download(ctx context.Context, account, id string) (*Bundle, error)
 // CA returns the root and intermediate PEM.
 func (a *App) CA() (root, intermediate string) { return a.ca.RootPEM(), a.ca.ChainPEM() }
 
-// csrError is the client's error for a refused CSR: InvalidArgument on the
-// csr field with the refusal's reason (CSR_* or the key policy's KEY_*).
-// Errors that are not refusals (a blocklist that could not be read) are
-// returned as they are.
+// csrError is the caller's error for a refused CSR. A refusal of the key
+// policy (KEY_*) is FailedPrecondition: the CSR was accepted when the
+// application was submitted, with the checks that need no lists, and the CA
+// refuses to sign it now (a Debian weak key, a compromised key, its own
+// key), so the application service fails the application with this cause
+// rather than ask again. Any other refusal (CSR_*) is InvalidArgument on
+// csr. Errors that are not refusals (a blocklist that could not be read)
+// are returned as they are.
 func csrError(err error) error {
 	var e *csr.Error
-	if errors.As(err, &e) {
-		return apierr.Invalid("csr", string(e.Reason), "%v", err)
+	if !errors.As(err, &e) {
+		return err
 	}
-	return err
+	if slices.Contains(goodkey.Reasons, string(e.Reason)) {
+		return apierr.New(apierr.FailedPrecondition, string(e.Reason), "%s", e.Detail)
+	}
+	return apierr.Invalid("csr", string(e.Reason), "%v", err)
 }
 
 // ReasonGeneratedKeyRefused: the key policy refused a key the service made

@@ -121,9 +121,10 @@ func makeCSR(t *testing.T, key crypto.Signer) string {
 }
 
 // TestIssueKeyPolicy: a pasted CSR and a key made here both go through the
-// service's key policy; a customer's refused key is InvalidArgument on csr
-// with the policy's reason, a refused key of ours is Internal with the
-// policy's refusal as its cause.
+// service's key policy; a customer's refused key is FailedPrecondition with
+// the policy's reason (the application service then fails the application
+// with it), a refused key of ours is Internal with the policy's refusal as
+// its cause (retried: the next key is new).
 func TestIssueKeyPolicy(t *testing.T) {
 	f := newFixture(t)
 	good, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -157,7 +158,8 @@ func TestIssueKeyPolicy(t *testing.T) {
 	}{
 		{"pasted good CSR", f.app(t), makeCSR(t, good), 0, "", ""},
 		{"made good key", f.app(t), "", 0, "", ""},
-		{"pasted compromised key", f.app(t), makeCSR(t, compromised), apierr.InvalidArgument, goodkey.ReasonCompromised, goodkey.ReasonCompromised},
+		{"pasted compromised key", f.app(t), makeCSR(t, compromised), apierr.FailedPrecondition, goodkey.ReasonCompromised, goodkey.ReasonCompromised},
+		{"pasted CSR that is not PEM", f.app(t), "hello", apierr.InvalidArgument, string(csr.ReasonNotPEM), string(csr.ReasonNotPEM)},
 		{"made compromised key", f.app(t, gen(compromised)), "", apierr.Internal, app.ReasonGeneratedKeyRefused, goodkey.ReasonCompromised},
 		{"made key with a small factor", f.app(t, gen(smallFactor)), "", apierr.Internal, app.ReasonGeneratedKeyRefused, goodkey.ReasonSmallFactor},
 	}
