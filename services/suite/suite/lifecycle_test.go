@@ -23,6 +23,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -31,6 +33,7 @@ import (
 	"time"
 
 	"github.com/certflow/certflow/pkg/devdns"
+	"github.com/certflow/certflow/services/suite/suite"
 )
 
 // Helpers for the whole-lifecycle tests (the seeds' every step through the
@@ -526,6 +529,33 @@ func TestManualCSR(t *testing.T) {
 	leaf, _ := x509.ParseCertificate(block.Bytes)
 	if !leaf.PublicKey.(*ecdsa.PublicKey).Equal(&p256.PublicKey) {
 		t.Fatalf("certificate is not for the customer's key")
+	}
+}
+
+// TestBlockedKeyRefusedAtSigning: a CSR whose key is on the CA's
+// blocked-keys file passes the application service's checks (it has no
+// lists) but the CA refuses to sign it; the application fails with the
+// reason and what to do, instead of being retried forever.
+func TestBlockedKeyRefusedAtSigning(t *testing.T) {
+	blockedKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	spki, err := x509.MarshalPKIXPublicKey(blockedKey.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(spki)
+	blockedFile := filepath.Join(t.TempDir(), "blocked-keys")
+	if err := os.WriteFile(blockedFile, []byte("# compromised test key\n"+hex.EncodeToString(sum[:])+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := startWith(t, func(o *suite.Options) { o.BlockedKeysFile = blockedFile })
+	key := e.s.APIKey
+	inst := e.buy(t, key, "products/dv-single-1y", 1)
+	names := []string{"blocked.csr.test"}
+	app := e.apply(t, obj{"instance": inst[0], "domains": names, "applicant": applicant(), "csr_mode": "CSR_MODE_MANUAL", "csr": makeCSR(t, blockedKey, names...)})
+	e.prove(t, e.submit(t, app))
+	failed := e.waitState(t, key, app, "VALIDATION_FAILED")
+	if cause := fmt.Sprint(failed["failure_cause"]); !strings.Contains(cause, "KEY_COMPROMISED") || !strings.Contains(cause, "make a new key") {
+		t.Fatalf("failure cause = %q; want KEY_COMPROMISED and what to do", cause)
 	}
 }
 
