@@ -6,7 +6,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"math/big"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/certflow/certflow/pkg/apierr"
@@ -71,4 +75,34 @@ func FuzzCheckRSA(f *testing.F) {
 		}
 		checkResult(t, "RSA", p.Check(ctx, &rsa.PublicKey{N: n, E: e}))
 	})
+}
+
+// TestFuzzCheckDERSeeds makes sure the committed seeds reach the checks
+// they are named for, so the fuzzer starts from every path.
+func TestFuzzCheckDERSeeds(t *testing.T) {
+	want := map[string]string{
+		"p256": "", "p384": "", "rsa2048": "", "rsa4096": "",
+		"p224": ReasonCurve, "p521": ReasonCurve, "rsa1024": ReasonSize, "rsa2048_e3": ReasonExponent,
+		"rsa2048_small_factor": ReasonSmallFactor, "rsa2048_roca": ReasonROCA, "rsa2048_close_primes": ReasonClosePrimes,
+		"ed25519": ReasonUnsupported,
+	}
+	p := Default()
+	for name, reason := range want {
+		b, err := os.ReadFile(filepath.Join("testdata", "fuzz", "FuzzCheckDER", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, lit, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+		s, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lit, "[]byte("), ")"))
+		if err != nil {
+			t.Fatalf("seed %s: %v", name, err)
+		}
+		pub, err := x509.ParsePKIXPublicKey([]byte(s))
+		if err != nil {
+			t.Fatalf("seed %s: %v", name, err)
+		}
+		if got := apierr.ReasonOf(p.Check(context.Background(), pub)); got != reason {
+			t.Errorf("Check(seed %s) reason = %q; want %q", name, got, reason)
+		}
+	}
 }
