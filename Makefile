@@ -86,7 +86,7 @@ test-short:
 # Go benchmarks of the hot crypto paths, then the DV path end to end on the
 # embedded default at concurrency 1 and 16 (see README, Benchmarks).
 bench:
-	go test -run '^$$' -bench . -benchmem ./pkg/csr/ ./pkg/domainname/
+	go test -run '^$$' -bench . -benchmem ./pkg/csr/ ./pkg/domainname/ ./pkg/goodkey/
 	cd services/issuance && go test -run '^$$' -bench . -benchmem ./internal/ca/
 	cd services/suite && go run ./cmd/certflow-load -concurrency 1 -n 50
 	cd services/suite && go run ./cmd/certflow-load -concurrency 16 -n 200

@@ -1,10 +1,12 @@
 // Package csr builds and checks PKCS#10 certificate signing requests.
 //
 // Every refusal is an *Error whose Reason clients can switch on and whose
-// Detail tells a person what is wrong and how to fix it.
+// Detail tells a person what is wrong and how to fix it. The key is judged
+// by a key policy (pkg/goodkey); its refusals keep their KEY_* reasons.
 package csr
 
 import (
+	"context"
 	"crypto"
 	"crypto/dsa" //nolint:staticcheck // only to recognise and refuse DSA keys
 	"crypto/ecdh"
@@ -21,14 +23,16 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/certflow/certflow/pkg/apierr"
+	"github.com/certflow/certflow/pkg/goodkey"
 )
 
 // KeyAlgorithm names a key type and size that certflow accepts.
 type KeyAlgorithm string
 
 // The key algorithms GenerateKey can make. Algorithm may also return
-// "RSA-<bits>" for other RSA sizes between 2048 and 8192 bits, which are
-// accepted in CSRs.
+// "RSA-<bits>" for other RSA sizes the key policy accepts in CSRs (3072).
 const (
 	ECDSAP256 KeyAlgorithm = "ECDSA-P256"
 	ECDSAP384 KeyAlgorithm = "ECDSA-P384"
@@ -37,11 +41,6 @@ const (
 )
 
 const (
-	minRSABits = 2048
-	// maxRSABits bounds the cost of verifying a signature from an
-	// untrusted client.
-	maxRSABits = 8192
-	rsaE       = 65537
 	// maxCNLength is ub-common-name from RFC 5280: longer DNS names can
 	// only be SANs.
 	maxCNLength = 64
@@ -94,13 +93,40 @@ func Build(key crypto.Signer, domains []string) ([]byte, error) {
 }
 
 // Algorithm names the algorithm of a public key, or returns an *Error
-// (ReasonWeakKey or ReasonUnsupportedKey) for a key certflow does not accept.
+// (ReasonUnsupportedKey, or the reason of the default key policy) for a key
+// certflow does not accept. It applies the checks of goodkey.Default, which
+// need no lists; see Checker for a policy with lists.
 func Algorithm(pub crypto.PublicKey) (KeyAlgorithm, error) {
-	alg, e := checkKey(pub)
-	if e != nil {
-		return "", e
+	alg, err := checkKey(context.Background(), defaultPolicy, pub)
+	if err != nil {
+		return "", err
 	}
 	return alg, nil
+}
+
+// KeyPolicy judges a public key; *goodkey.Policy is one. A refusal is an
+// InvalidArgument *apierr.Error whose reason becomes the *Error's Reason;
+// any other error (a blocklist that could not be read) is returned as is.
+type KeyPolicy interface {
+	Check(ctx context.Context, pub crypto.PublicKey) error
+}
+
+// defaultPolicy is the policy of Parse, Check and Algorithm: the checks of
+// goodkey.Default, which need no lists (no Debian weak keys, no blocklist,
+// no CA keys). The issuance service checks again with its full policy.
+var defaultPolicy KeyPolicy = goodkey.Default()
+
+// Checker parses and checks CSRs under a key policy. The zero Checker uses
+// the default one, like Parse and Check.
+type Checker struct {
+	Keys KeyPolicy
+}
+
+func (c Checker) keys() KeyPolicy {
+	if c.Keys == nil {
+		return defaultPolicy
+	}
+	return c.Keys
 }
 
 // Reason says why a CSR was refused; clients switch on it.
@@ -116,10 +142,9 @@ const (
 	ReasonNotCSR Reason = "CSR_NOT_A_CSR"
 	// ReasonBadSignature: the CSR's self-signature does not verify.
 	ReasonBadSignature Reason = "CSR_BAD_SIGNATURE"
-	// ReasonWeakKey: RSA under 2048 bits, or an RSA exponent other than 65537.
-	ReasonWeakKey Reason = "CSR_WEAK_KEY"
-	// ReasonUnsupportedKey: DSA, Ed25519, X25519, ECDSA curves other than
-	// P-256/P-384, RSA over 8192 bits, or an unknown algorithm.
+	// ReasonUnsupportedKey: DSA, Ed25519, X25519, or an unknown algorithm.
+	// An RSA or ECDSA key the key policy refuses has the policy's reason
+	// instead (goodkey.Reasons: KEY_SIZE, KEY_EXPONENT, KEY_CURVE, ...).
 	ReasonUnsupportedKey Reason = "CSR_UNSUPPORTED_KEY"
 	// ReasonNameMismatch: the CSR's names are not exactly the bound domains.
 	ReasonNameMismatch Reason = "CSR_NAME_MISMATCH"
@@ -144,18 +169,36 @@ func refuse(r Reason, format string, args ...any) *Error {
 
 const pemHint = "send exactly one PEM block from -----BEGIN CERTIFICATE REQUEST----- to -----END CERTIFICATE REQUEST-----, as written by openssl req -new -out request.csr"
 
-// Parse decodes one PEM CSR and checks its format, key, signature and that it
-// asks for nothing but DNS names. It does not check which names; see
-// CheckNames. Every error is an *Error.
+// Parse decodes one PEM CSR and checks its format, key (under the default
+// key policy), signature and that it asks for nothing but DNS names. It
+// does not check which names; see CheckNames. Every error is an *Error.
 func Parse(pemText string) (*x509.CertificateRequest, error) {
-	req, e := parse(pemText)
-	if e != nil {
-		return nil, e
+	return Checker{}.Parse(context.Background(), pemText)
+}
+
+// Parse is the package's Parse under c's key policy. Every error is an
+// *Error except one of the key policy's that is not a refusal.
+func (c Checker) Parse(ctx context.Context, pemText string) (*x509.CertificateRequest, error) {
+	req, err := c.parse(ctx, pemText)
+	if err != nil {
+		return nil, err
 	}
 	return req, nil
 }
 
-func parse(pemText string) (*x509.CertificateRequest, *Error) {
+// Check is the package's Check under c's key policy.
+func (c Checker) Check(ctx context.Context, pemText string, domains []string) (*x509.CertificateRequest, error) {
+	req, err := c.Parse(ctx, pemText)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckNames(req, domains); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+func (c Checker) parse(ctx context.Context, pemText string) (*x509.CertificateRequest, error) {
 	text := strings.TrimSpace(pemText)
 	// pem.Decode silently skips text before a block and would leave a
 	// second block in rest; both make it ambiguous what the client meant to
@@ -186,14 +229,14 @@ func parse(pemText string) (*x509.CertificateRequest, *Error) {
 		// as secp256k1); that is a key problem the client can fix, not
 		// a garbled request.
 		if curve, ok := unknownCurve(block.Bytes); ok {
-			return nil, refuse(ReasonUnsupportedKey, "the ECDSA key uses the curve %s; make a P-256 or P-384 key (openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 ...)", curve)
+			return nil, refuse(Reason(goodkey.ReasonCurve), "the ECDSA key uses the curve %s; make a P-256 or P-384 key (openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 ...)", curve)
 		}
 		return nil, refuse(ReasonNotCSR, "the CERTIFICATE REQUEST block does not hold a valid PKCS#10 request (%v); make a new CSR", err)
 	}
 	// Check the key before the signature: verifying with a weak or
 	// unsupported key either fails for the wrong reason or costs too much.
-	if _, e := checkKey(req.PublicKey); e != nil {
-		return nil, e
+	if _, err := checkKey(ctx, c.keys(), req.PublicKey); err != nil {
+		return nil, err
 	}
 	if err := req.CheckSignature(); err != nil {
 		return nil, refuse(ReasonBadSignature, "the CSR's signature does not verify (%v); the request was altered after signing or uses an insecure signature algorithm: make it again (openssl req -new ...) and send it unchanged", err)
@@ -204,29 +247,23 @@ func parse(pemText string) (*x509.CertificateRequest, *Error) {
 	return req, nil
 }
 
-// checkKey names pub's algorithm or says why it is refused.
-func checkKey(pub crypto.PublicKey) (KeyAlgorithm, *Error) {
+// checkKey names pub's algorithm, or says why it is refused: CSR
+// ReasonUnsupportedKey for a kind of key certflow never certifies, else the
+// reason of the key policy.
+func checkKey(ctx context.Context, keys KeyPolicy, pub crypto.PublicKey) (KeyAlgorithm, error) {
+	var alg KeyAlgorithm
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
 		if k == nil || k.N == nil {
 			return "", refuse(ReasonUnsupportedKey, "the RSA key is empty; make a new key")
 		}
-		bits := k.N.BitLen()
-		switch {
-		case bits < minRSABits:
-			return "", refuse(ReasonWeakKey, "the RSA key has %d bits; make a key of at least %d bits (openssl req -newkey rsa:2048 ...)", bits, minRSABits)
-		case bits > maxRSABits:
-			return "", refuse(ReasonUnsupportedKey, "the RSA key has %d bits; make a key of at most %d bits (openssl req -newkey rsa:2048 ... or rsa:4096)", bits, maxRSABits)
-		case k.E != rsaE:
-			return "", refuse(ReasonWeakKey, "the RSA public exponent is %d; make a new key with the exponent 65537, which openssl and every current tool use by default", k.E)
-		}
-		switch bits {
+		switch bits := k.N.BitLen(); bits {
 		case 2048:
-			return RSA2048, nil
+			alg = RSA2048
 		case 4096:
-			return RSA4096, nil
+			alg = RSA4096
 		default:
-			return KeyAlgorithm(fmt.Sprintf("RSA-%d", bits)), nil
+			alg = KeyAlgorithm(fmt.Sprintf("RSA-%d", bits))
 		}
 	case *ecdsa.PublicKey:
 		if k == nil || k.Curve == nil {
@@ -234,11 +271,13 @@ func checkKey(pub crypto.PublicKey) (KeyAlgorithm, *Error) {
 		}
 		switch k.Curve {
 		case elliptic.P256():
-			return ECDSAP256, nil
+			alg = ECDSAP256
 		case elliptic.P384():
-			return ECDSAP384, nil
+			alg = ECDSAP384
+		default:
+			// The policy names the curve and refuses it.
+			alg = KeyAlgorithm("ECDSA-" + k.Curve.Params().Name)
 		}
-		return "", refuse(ReasonUnsupportedKey, "the ECDSA key uses the curve %s; make a P-256 or P-384 key (openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 ...)", k.Curve.Params().Name)
 	case ed25519.PublicKey:
 		return "", refuse(ReasonUnsupportedKey, "Ed25519 keys are not allowed in publicly-trusted TLS certificates; make an ECDSA P-256 key (openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 ...) or an RSA key of at least 2048 bits")
 	case *dsa.PublicKey:
@@ -250,6 +289,14 @@ func checkKey(pub crypto.PublicKey) (KeyAlgorithm, *Error) {
 	default:
 		return "", refuse(ReasonUnsupportedKey, "%T keys are not supported; make an ECDSA P-256 key or an RSA key of at least 2048 bits", pub)
 	}
+	if err := keys.Check(ctx, pub); err != nil {
+		var e *apierr.Error
+		if errors.As(err, &e) && e.Kind == apierr.InvalidArgument {
+			return "", &Error{Reason: Reason(e.Reason), Detail: e.Message}
+		}
+		return "", fmt.Errorf("csr: checking the key: %w", err)
+	}
+	return alg, nil
 }
 
 // checkContent refuses SANs other than DNS names: certflow validates only
@@ -394,12 +441,5 @@ func CheckNames(req *x509.CertificateRequest, domains []string) error {
 // Check parses pemText (see Parse) and checks that it names exactly domains
 // (see CheckNames).
 func Check(pemText string, domains []string) (*x509.CertificateRequest, error) {
-	req, err := Parse(pemText)
-	if err != nil {
-		return nil, err
-	}
-	if err := CheckNames(req, domains); err != nil {
-		return nil, err
-	}
-	return req, nil
+	return Checker{}.Check(context.Background(), pemText, domains)
 }

@@ -2,6 +2,7 @@ package csr
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -19,6 +20,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/certflow/certflow/pkg/apierr"
+	"github.com/certflow/certflow/pkg/goodkey"
 )
 
 // RSA keys are slow to make, so each test binary makes each kind once.
@@ -242,13 +246,13 @@ func TestParse(t *testing.T) {
 		{"garbage DER", toPEM("CERTIFICATE REQUEST", []byte("this is not DER")), ReasonNotCSR},
 		{"DER with trailing bytes", toPEM("CERTIFICATE REQUEST", append(bytes.Clone(good), 0)), ReasonNotCSR},
 		{"flipped signature", toPEM("CERTIFICATE REQUEST", flipped), ReasonBadSignature},
-		{"RSA-1024", csrPEM(t, k1024, names("example.com", "example.com")), ReasonWeakKey},
-		{"RSA e=3", e3PEM, ReasonWeakKey},
-		{"RSA over 8192 bits", toPEM("CERTIFICATE REQUEST", withSPKI(t, good, hugeRSASPKI)), ReasonUnsupportedKey},
+		{"RSA-1024", csrPEM(t, k1024, names("example.com", "example.com")), goodkey.ReasonSize},
+		{"RSA e=3", e3PEM, goodkey.ReasonExponent},
+		{"RSA over 8192 bits", toPEM("CERTIFICATE REQUEST", withSPKI(t, good, hugeRSASPKI)), goodkey.ReasonSize},
 		{"Ed25519", csrPEM(t, edKey, names("example.com", "example.com")), ReasonUnsupportedKey},
-		{"ECDSA P-224", csrPEM(t, p224, names("example.com", "example.com")), ReasonUnsupportedKey},
-		{"ECDSA P-521", csrPEM(t, p521, names("example.com", "example.com")), ReasonUnsupportedKey},
-		{"ECDSA secp256k1", toPEM("CERTIFICATE REQUEST", withSPKI(t, good, secp256k1SPKI)), ReasonUnsupportedKey},
+		{"ECDSA P-224", csrPEM(t, p224, names("example.com", "example.com")), goodkey.ReasonCurve},
+		{"ECDSA P-521", csrPEM(t, p521, names("example.com", "example.com")), goodkey.ReasonCurve},
+		{"ECDSA secp256k1", toPEM("CERTIFICATE REQUEST", withSPKI(t, good, secp256k1SPKI)), goodkey.ReasonCurve},
 		{"DSA", toPEM("CERTIFICATE REQUEST", withSPKI(t, good, dsaSPKI)), ReasonUnsupportedKey},
 		{"IP SAN", csrPEM(t, ecKey, &x509.CertificateRequest{DNSNames: []string{"example.com"}, IPAddresses: []net.IP{net.ParseIP("192.0.2.1")}}), ReasonForbiddenContent},
 		{"email SAN", csrPEM(t, ecKey, &x509.CertificateRequest{DNSNames: []string{"example.com"}, EmailAddresses: []string{"a@example.com"}}), ReasonForbiddenContent},
@@ -302,8 +306,8 @@ func TestWeakKeyDetail(t *testing.T) {
 	if !strings.Contains(e.Detail, "1024 bits") || !strings.Contains(e.Detail, "2048") {
 		t.Errorf("Parse(RSA-1024) detail = %q; want it to name 1024 bits and 2048", e.Detail)
 	}
-	if got := e.Error(); !strings.HasPrefix(got, "csr: CSR_WEAK_KEY: ") {
-		t.Errorf("Error() = %q; want prefix %q", got, "csr: CSR_WEAK_KEY: ")
+	if got := e.Error(); !strings.HasPrefix(got, "csr: KEY_SIZE: ") {
+		t.Errorf("Error() = %q; want prefix %q", got, "csr: KEY_SIZE: ")
 	}
 }
 
@@ -457,8 +461,8 @@ func TestAlgorithm(t *testing.T) {
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	p521, _ := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
 	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
-	n3072 := new(big.Int).Lsh(big.NewInt(1), 3071)
-	n4096 := new(big.Int).Lsh(big.NewInt(1), 4095)
+	n3072 := roughModulus(t, 3072)
+	n4096 := roughModulus(t, 4096)
 	tests := []struct {
 		name       string
 		pub        crypto.PublicKey
@@ -470,9 +474,10 @@ func TestAlgorithm(t *testing.T) {
 		{"RSA-2048", k2048.Public(), RSA2048, ""},
 		{"RSA-3072", &rsa.PublicKey{N: n3072, E: 65537}, "RSA-3072", ""},
 		{"RSA-4096", &rsa.PublicKey{N: n4096, E: 65537}, RSA4096, ""},
-		{"RSA-1024", k1024.Public(), "", ReasonWeakKey},
-		{"RSA-4096 e=3", &rsa.PublicKey{N: n4096, E: 3}, "", ReasonWeakKey},
-		{"P-521", p521.Public(), "", ReasonUnsupportedKey},
+		{"RSA-1024", k1024.Public(), "", goodkey.ReasonSize},
+		{"RSA-4096 e=3", &rsa.PublicKey{N: n4096, E: 3}, "", goodkey.ReasonExponent},
+		{"RSA-4096 even", &rsa.PublicKey{N: new(big.Int).Lsh(big.NewInt(1), 4095), E: 65537}, "", goodkey.ReasonSmallFactor},
+		{"P-521", p521.Public(), "", goodkey.ReasonCurve},
 		{"Ed25519", edPub, "", ReasonUnsupportedKey},
 		{"nil", nil, "", ReasonUnsupportedKey},
 		{"nil RSA", (*rsa.PublicKey)(nil), "", ReasonUnsupportedKey},
@@ -482,6 +487,25 @@ func TestAlgorithm(t *testing.T) {
 		got, err := Algorithm(tc.pub)
 		if got != tc.want || reasonOf(err) != tc.wantReason {
 			t.Errorf("Algorithm(%s) = %q, %v; want %q, reason %q", tc.name, got, err, tc.want, tc.wantReason)
+		}
+	}
+}
+
+// roughModulus is a random odd number of bits bits without a prime factor
+// below 752: it passes the default key policy as a modulus (a product of
+// two unknown large factors, as far as the policy can tell) and is much
+// faster to make than an RSA key.
+func roughModulus(t testing.TB, bits int) *big.Int {
+	t.Helper()
+	small := goodkey.PrimesProduct(752)
+	for {
+		n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), uint(bits)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.SetBit(n, bits-1, 1).SetBit(n, 0, 1)
+		if new(big.Int).GCD(nil, nil, n, small).Cmp(big.NewInt(1)) == 0 {
+			return n
 		}
 	}
 }
@@ -516,4 +540,53 @@ func BenchmarkBuildP256(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestCheckerPolicy checks that a CSR goes through the policy it is given:
+// its refusals keep their reasons, and its other errors are not refusals.
+func TestCheckerPolicy(t *testing.T) {
+	key := p256(t)
+	pemText := csrPEM(t, key, names("example.com", "example.com"))
+	ctx := context.Background()
+
+	caKey := goodkey.Default()
+	if err := caKey.AddCAKey("intermediate", key.Public()); err != nil {
+		t.Fatal(err)
+	}
+	h, err := goodkey.SPKIHash(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocked := goodkey.Default()
+	blocked.Compromised = []goodkey.Blocklist{goodkey.NewSet(h)}
+	down := goodkey.Default()
+	down.Compromised = []goodkey.Blocklist{failingList{}}
+
+	tests := []struct {
+		name   string
+		keys   KeyPolicy
+		reason Reason // "" = accepted
+	}{
+		{"zero Checker (default policy)", nil, ""},
+		{"default policy", goodkey.Default(), ""},
+		{"the CA's key", caKey, goodkey.ReasonIsCAKey},
+		{"a compromised key", blocked, goodkey.ReasonCompromised},
+	}
+	for _, tc := range tests {
+		_, err := Checker{Keys: tc.keys}.Check(ctx, pemText, []string{"example.com"})
+		if got := reasonOf(err); got != tc.reason || (tc.reason == "" && err != nil) {
+			t.Errorf("Checker(%s).Check = %v; want reason %q", tc.name, err, tc.reason)
+		}
+	}
+	_, err = Checker{Keys: down}.Parse(ctx, pemText)
+	var e *Error
+	if err == nil || errors.As(err, &e) || !errors.Is(err, apierr.ErrUnavailable) {
+		t.Errorf("Checker(blocklist down).Parse = %v; want the Unavailable error, not a refusal", err)
+	}
+}
+
+type failingList struct{}
+
+func (failingList) Contains(context.Context, goodkey.Hash) (bool, error) {
+	return false, errors.New("store down")
 }

@@ -3,6 +3,8 @@ package csr
 import (
 	"errors"
 	"testing"
+
+	"github.com/certflow/certflow/pkg/goodkey"
 )
 
 // FuzzParse checks that Parse never panics, that every refusal is an *Error
@@ -17,8 +19,11 @@ func FuzzParse(f *testing.F) {
 	f.Add("")
 
 	known := map[Reason]bool{
-		ReasonNotPEM: true, ReasonNotCSR: true, ReasonBadSignature: true, ReasonWeakKey: true,
+		ReasonNotPEM: true, ReasonNotCSR: true, ReasonBadSignature: true,
 		ReasonUnsupportedKey: true, ReasonNameMismatch: true, ReasonForbiddenContent: true,
+	}
+	for _, r := range goodkey.Reasons {
+		known[Reason(r)] = true
 	}
 	f.Fuzz(func(t *testing.T, text string) {
 		req, err := Parse(text)

@@ -16,6 +16,7 @@ import (
 	"github.com/certflow/certflow/pkg/callpolicy"
 	"github.com/certflow/certflow/pkg/config"
 	"github.com/certflow/certflow/pkg/docstore"
+	"github.com/certflow/certflow/pkg/goodkey"
 	"github.com/certflow/certflow/pkg/sealbox"
 	"github.com/certflow/certflow/pkg/service"
 	"github.com/certflow/certflow/services/issuance/internal/app"
@@ -57,7 +58,14 @@ type Config struct {
 	// VerificationAddr is the verification service, asked immediately
 	// before each signature whether the names are validated and CAA permits.
 	VerificationAddr string
-	Now              func() time.Time
+	// DebianWeakKeysFile is a Debian openssl-blacklist file (truncated
+	// SHA-1s of "Modulus=..." lines; see goodkey.DebianWeakKeys) of keys
+	// never to certify; empty = no Debian list.
+	DebianWeakKeysFile string
+	// BlockedKeysFile lists keys never to certify, one hex SHA-256 of the
+	// SubjectPublicKeyInfo a line (see goodkey.LoadSet); empty = none.
+	BlockedKeysFile string
+	Now             func() time.Time
 }
 
 // Flags registers the issuance settings. The KEKs themselves come only from
@@ -70,6 +78,8 @@ func (c *Config) Flags(s *config.Set) {
 	s.SecretEnv(&c.KEK, "CERTFLOW_KEK")
 	s.SecretEnv(&c.CAKEK, "CERTFLOW_CA_KEK")
 	s.String(&c.VerificationAddr, "verification-addr", "CERTFLOW_VERIFICATION_ADDR", "127.0.0.1:9103", "verification service gRPC address (asked before each signature)")
+	s.String(&c.DebianWeakKeysFile, "debian-weak-keys-file", "CERTFLOW_DEBIAN_WEAK_KEYS_FILE", "", "Debian openssl-blacklist file of weak RSA keys to refuse (the last 20 hex digits of the SHA-1 of \"Modulus=<HEX>\\n\", one a line); empty = none")
+	s.String(&c.BlockedKeysFile, "blocked-keys-file", "CERTFLOW_BLOCKED_KEYS_FILE", "", "file of keys to refuse as compromised: the hex SHA-256 of each DER SubjectPublicKeyInfo, one a line; empty = none")
 	s.Duration(&c.Validity, "validity", "CERTFLOW_CERT_VALIDITY", 0, "certificate validity; 0 = one day under the CA/B Forum maximum (199 days in 2026)")
 }
 
@@ -111,6 +121,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CA in %s: %w", cfg.CADir, err)
 	}
+	keys, err := keyPolicy(cfg, authority)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("key policy ready", "service", "issuance", "debian_weak_keys", debianCount(keys), "blocked_keys_file", cfg.BlockedKeysFile)
 	if cfg.VerificationAddr == "" {
 		return nil, fmt.Errorf("no verification service address: the CA signs only names it confirms (set -verification-addr)")
 	}
@@ -126,7 +141,35 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err := certs.EnsureIndexes(ctx); err != nil {
 		return nil, err
 	}
-	b.GRPC.Register(&issuancev1.IssuanceService_ServiceDesc, &grpcapi.Server{App: app.New(certs, authority, sealer, verifier.Client{C: verificationv1.NewVerificationServiceClient(vc)}, cfg.Now, cfg.Validity)})
+	b.GRPC.Register(&issuancev1.IssuanceService_ServiceDesc, &grpcapi.Server{App: app.New(certs, authority, sealer, verifier.Client{C: verificationv1.NewVerificationServiceClient(vc)}, keys, cfg.Now, cfg.Validity)})
 	b.Log.Info("CA ready", "root", cfg.CADir+"/"+ca.RootCertFile, "subject", authority.Root().Subject.String())
 	return &Service{b}, nil
+}
+
+// keyPolicy is the policy every key to certify passes: goodkey's default
+// with the Debian weak keys and blocked keys of cfg's files, loaded once at
+// start, and the CA's own root and intermediate keys. Keys revoked for
+// keyCompromise are to be appended to its Compromised blocklists.
+func keyPolicy(cfg Config, authority *ca.Authority) (*goodkey.Policy, error) {
+	p, _, err := goodkey.Files{DebianWeakKeys: cfg.DebianWeakKeysFile, BlockedKeys: cfg.BlockedKeysFile}.Load()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.AddCAKey("root", authority.Root().PublicKey); err != nil {
+		return nil, err
+	}
+	if err := p.AddCAKey("intermediate", authority.Intermediate().PublicKey); err != nil {
+		return nil, err
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func debianCount(p *goodkey.Policy) int {
+	if p.DebianWeak == nil {
+		return 0
+	}
+	return p.DebianWeak.Len()
 }

@@ -2,6 +2,7 @@ package suite_test
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/hmac"
@@ -18,9 +19,12 @@ import (
 	"image/color"
 	"image/png"
 	"io"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -29,6 +33,7 @@ import (
 	"time"
 
 	"github.com/certflow/certflow/pkg/devdns"
+	"github.com/certflow/certflow/services/suite/suite"
 )
 
 // Helpers for the whole-lifecycle tests (the seeds' every step through the
@@ -494,8 +499,9 @@ func TestManualCSR(t *testing.T) {
 		{"not PEM", "hello", "CSR_NOT_PEM"},
 		{"not a CSR", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: csrDER(t, p256, names...)})), "CSR_NOT_A_CSR"},
 		{"bad signature", bad(func(b []byte) []byte { b[len(b)-3] ^= 0xff; return b }), "CSR_BAD_SIGNATURE"},
-		{"RSA 1024", makeCSR(t, rsa1024, names...), "CSR_WEAK_KEY"},
-		{"P-224", makeCSR(t, p224, names...), "CSR_UNSUPPORTED_KEY"},
+		{"RSA 1024", makeCSR(t, rsa1024, names...), "KEY_SIZE"},
+		{"P-224", makeCSR(t, p224, names...), "KEY_CURVE"},
+		{"RSA close primes", makeCSR(t, closePrimesKey(t), names...), "KEY_CLOSE_PRIMES"},
 		{"missing a name", makeCSR(t, p256, names[0]), "CSR_NAME_MISMATCH"},
 		{"extra name", makeCSR(t, p256, append(names, "c.csr.test")...), "CSR_NAME_MISMATCH"},
 	}
@@ -526,6 +532,33 @@ func TestManualCSR(t *testing.T) {
 	}
 }
 
+// TestBlockedKeyRefusedAtSigning: a CSR whose key is on the CA's
+// blocked-keys file passes the application service's checks (it has no
+// lists) but the CA refuses to sign it; the application fails with the
+// reason and what to do, instead of being retried forever.
+func TestBlockedKeyRefusedAtSigning(t *testing.T) {
+	blockedKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	spki, err := x509.MarshalPKIXPublicKey(blockedKey.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(spki)
+	blockedFile := filepath.Join(t.TempDir(), "blocked-keys")
+	if err := os.WriteFile(blockedFile, []byte("# compromised test key\n"+hex.EncodeToString(sum[:])+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := startWith(t, func(o *suite.Options) { o.BlockedKeysFile = blockedFile })
+	key := e.s.APIKey
+	inst := e.buy(t, key, "products/dv-single-1y", 1)
+	names := []string{"blocked.csr.test"}
+	app := e.apply(t, obj{"instance": inst[0], "domains": names, "applicant": applicant(), "csr_mode": "CSR_MODE_MANUAL", "csr": makeCSR(t, blockedKey, names...)})
+	e.prove(t, e.submit(t, app))
+	failed := e.waitState(t, key, app, "VALIDATION_FAILED")
+	if cause := fmt.Sprint(failed["failure_cause"]); !strings.Contains(cause, "KEY_COMPROMISED") || !strings.Contains(cause, "make a new key") {
+		t.Fatalf("failure cause = %q; want KEY_COMPROMISED and what to do", cause)
+	}
+}
+
 func csrDER(t *testing.T, key any, names ...string) []byte {
 	t.Helper()
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: names[0]}, DNSNames: names}, key)
@@ -533,6 +566,64 @@ func csrDER(t *testing.T, key any, names ...string) []byte {
 		t.Fatal(err)
 	}
 	return der
+}
+
+// closePrimesKey is a real RSA-2048 key whose primes are so close that
+// Fermat's method factors it at once: q is the first prime after p+2^100.
+// crypto/rsa refuses to sign with such a key, so it signs by hand
+// (PKCS #1 v1.5 with SHA-256, the textbook way).
+func closePrimesKey(t *testing.T) crypto.Signer {
+	t.Helper()
+	p, err := rand.Prime(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := new(big.Int).Add(p, new(big.Int).Lsh(big.NewInt(1), 100))
+	q.SetBit(q, 0, 1)
+	for !q.ProbablyPrime(20) {
+		q.Add(q, big.NewInt(2))
+	}
+	one := big.NewInt(1)
+	phi := new(big.Int).Mul(new(big.Int).Sub(p, one), new(big.Int).Sub(q, one))
+	d := new(big.Int).ModInverse(big.NewInt(65537), phi)
+	if d == nil {
+		t.Skip("65537 is not invertible for these primes; rare, run again")
+	}
+	k := rawRSA{pub: &rsa.PublicKey{N: new(big.Int).Mul(p, q), E: 65537}, d: d}
+	digest := sha256.Sum256([]byte("self-test"))
+	sig, err := k.Sign(nil, digest[:], crypto.SHA256)
+	if err == nil {
+		err = rsa.VerifyPKCS1v15(k.pub, crypto.SHA256, digest[:], sig)
+	}
+	if err != nil {
+		t.Fatalf("the hand-made RSA signer does not make valid signatures: %v", err)
+	}
+	return k
+}
+
+type rawRSA struct {
+	pub *rsa.PublicKey
+	d   *big.Int
+}
+
+func (k rawRSA) Public() crypto.PublicKey { return k.pub }
+
+func (k rawRSA) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if opts.HashFunc() != crypto.SHA256 {
+		return nil, fmt.Errorf("rawRSA signs SHA-256 only, not %v", opts.HashFunc())
+	}
+	// EMSA-PKCS1-v1_5: 00 01 FF..FF 00 DigestInfo(SHA-256) digest.
+	prefix := []byte{0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20}
+	size := (k.pub.N.BitLen() + 7) / 8
+	em := make([]byte, size)
+	em[1] = 1
+	tLen := len(prefix) + len(digest)
+	for i := 2; i < size-tLen-1; i++ {
+		em[i] = 0xff
+	}
+	copy(em[size-tLen:], append(prefix, digest...))
+	s := new(big.Int).Exp(new(big.Int).SetBytes(em), k.d, k.pub.N)
+	return s.FillBytes(make([]byte, size)), nil
 }
 
 func makeCSR(t *testing.T, key any, names ...string) string {

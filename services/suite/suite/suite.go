@@ -60,6 +60,10 @@ type Options struct {
 
 	// SMTPAddr sends notification mail through a server; empty logs it.
 	SMTPAddr string
+	// DebianWeakKeysFile and BlockedKeysFile are the issuance service's
+	// lists of keys never to certify (see its -debian-weak-keys-file and
+	// -blocked-keys-file); empty = none.
+	DebianWeakKeysFile, BlockedKeysFile string
 	// ExtraAPIKeys are more lines of the gateway's keys file (tests):
 	// `sha256:<hex> <account> [role]`, see gateway.HashAPIKey.
 	ExtraAPIKeys string
@@ -279,7 +283,8 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	s.add("verification", ver.Run)
 	caDir := filepath.Join(o.DataDir, "ca")
 	// The CA asks verification before every signature.
-	iss, err := issuance.New(ctx, issuance.Config{Config: base("issuance", o.IssuanceAddr), CADir: caDir, KEK: kek, CAKEK: caKEK, VerificationAddr: ver.GRPC.Addr(), Now: o.Now})
+	iss, err := issuance.New(ctx, issuance.Config{Config: base("issuance", o.IssuanceAddr), CADir: caDir, KEK: kek, CAKEK: caKEK, VerificationAddr: ver.GRPC.Addr(),
+		DebianWeakKeysFile: o.DebianWeakKeysFile, BlockedKeysFile: o.BlockedKeysFile, Now: o.Now})
 	if err != nil {
 		return nil, fmt.Errorf("issuance: %w", err)
 	}

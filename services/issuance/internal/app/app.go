@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/certflow/certflow/pkg/docstore"
 	"github.com/certflow/certflow/pkg/domainname"
 	"github.com/certflow/certflow/pkg/events"
+	"github.com/certflow/certflow/pkg/goodkey"
 	"github.com/certflow/certflow/services/issuance/internal/ca"
 	"github.com/certflow/certflow/services/issuance/internal/domain"
 )
@@ -67,19 +69,35 @@ type Authorization struct {
 
 // App runs the use cases.
 type App struct {
-	certs      Certificates
-	ca         *ca.Authority
-	sealer     Sealer
-	authorizer Authorizer
-	now        func() time.Time
-	validity   time.Duration
+	certs       Certificates
+	ca          *ca.Authority
+	sealer      Sealer
+	authorizer  Authorizer
+	keys        csr.KeyPolicy
+	generateKey func(csr.KeyAlgorithm) (crypto.Signer, error)
+	now         func() time.Time
+	validity    time.Duration
+}
+
+// Option changes how the App works; for tests.
+type Option func(*App)
+
+// WithKeyGenerator makes the keys of automatic CSRs with gen instead of
+// csr.GenerateKey.
+func WithKeyGenerator(gen func(csr.KeyAlgorithm) (crypto.Signer, error)) Option {
+	return func(a *App) { a.generateKey = gen }
 }
 
 // New returns the use cases. validity 0 means certpolicy.DefaultValidity at
 // the time of issue; a larger one than the ballot SC-081 maximum is refused
-// at issue time. Nothing is signed without authorizer's yes.
-func New(certs Certificates, authority *ca.Authority, sealer Sealer, authorizer Authorizer, now func() time.Time, validity time.Duration) *App {
-	return &App{certs: certs, ca: authority, sealer: sealer, authorizer: authorizer, now: now, validity: validity}
+// at issue time. Nothing is signed without authorizer's yes, and no key
+// (a customer's or one made here) that keys refuses.
+func New(certs Certificates, authority *ca.Authority, sealer Sealer, authorizer Authorizer, keys csr.KeyPolicy, now func() time.Time, validity time.Duration, opts ...Option) *App {
+	a := &App{certs: certs, ca: authority, sealer: sealer, authorizer: authorizer, keys: keys, generateKey: csr.GenerateKey, now: now, validity: validity}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
 }
 
 // IssueRequest is what to sign.
@@ -126,10 +144,11 @@ func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*doc
 		sealed []byte
 		alg    csr.KeyAlgorithm
 	)
+	checker := csr.Checker{Keys: a.keys}
 	if strings.TrimSpace(req.CSR) != "" {
-		cr, err := csr.Check(req.CSR, domains)
+		cr, err := checker.Check(ctx, req.CSR, domains)
 		if err != nil {
-			return nil, apierr.Invalid("csr", csrReason(err), "%v", err)
+			return nil, csrError(err)
 		}
 		pub = cr.PublicKey
 	} else {
@@ -137,9 +156,14 @@ func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*doc
 		if alg == "" {
 			alg = csr.ECDSAP256
 		}
-		key, err := csr.GenerateKey(alg)
+		key, err := a.generateKey(alg)
 		if err != nil {
 			return nil, apierr.Invalid("key_algorithm", "UNSUPPORTED_KEY_ALGORITHM", "%v", err)
+		}
+		// The key made here passes the same policy as a customer's; a
+		// refusal is our fault, not the client's.
+		if err := a.keys.Check(ctx, key.Public()); err != nil {
+			return nil, generatedKeyError(err)
 		}
 		// The CSR is built and checked even though we hold the key, so the
 		// automatic path goes through the same checks as a pasted CSR.
@@ -147,7 +171,7 @@ func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*doc
 		if err != nil {
 			return nil, fmt.Errorf("build csr: %w", err)
 		}
-		cr, err := csr.Check(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})), domains)
+		cr, err := checker.Check(ctx, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})), domains)
 		if err != nil {
 			return nil, fmt.Errorf("check own csr: %w", err)
 		}
@@ -158,7 +182,7 @@ func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*doc
 	}
 	if alg == "" {
 		if alg, err = csr.Algorithm(pub); err != nil {
-			return nil, apierr.Invalid("csr", csrReason(err), "%v", err)
+			return nil, csrError(err)
 		}
 	}
 	// The key is made: from here to the signature nothing slow happens, so
@@ -276,10 +300,39 @@ func (a *App) Download(ctx context.Context, account, id string) (*Bundle, error)
 // CA returns the root and intermediate PEM.
 func (a *App) CA() (root, intermediate string) { return a.ca.RootPEM(), a.ca.ChainPEM() }
 
-func csrReason(err error) string {
+// csrError is the caller's error for a refused CSR. A refusal of the key
+// policy (KEY_*) is FailedPrecondition: the CSR was accepted when the
+// application was submitted, with the checks that need no lists, and the CA
+// refuses to sign it now (a Debian weak key, a compromised key, its own
+// key), so the application service fails the application with this cause
+// rather than ask again. Any other refusal (CSR_*) is InvalidArgument on
+// csr. Errors that are not refusals (a blocklist that could not be read)
+// are returned as they are.
+func csrError(err error) error {
 	var e *csr.Error
-	if errors.As(err, &e) {
-		return string(e.Reason)
+	if !errors.As(err, &e) {
+		return err
 	}
-	return "INVALID_CSR"
+	if slices.Contains(goodkey.Reasons, string(e.Reason)) {
+		return apierr.New(apierr.FailedPrecondition, string(e.Reason), "%s", e.Detail)
+	}
+	return apierr.Invalid("csr", string(e.Reason), "%v", err)
+}
+
+// ReasonGeneratedKeyRefused: the key policy refused a key the service made
+// itself; the key's reason is in the metadata key_reason and in the cause.
+const ReasonGeneratedKeyRefused = "GENERATED_KEY_REFUSED"
+
+// generatedKeyError turns a refusal of a key the service made into an
+// Internal error: the client sent nothing wrong and may retry (a new key is
+// made each time). The refusal stays the cause, so errors.Is finds its
+// reason.
+func generatedKeyError(err error) error {
+	var e *apierr.Error
+	if !errors.As(err, &e) || e.Kind != apierr.InvalidArgument {
+		return err
+	}
+	return apierr.Wrap(err, apierr.Internal, ReasonGeneratedKeyRefused,
+		"the key made for this certificate was refused by the key policy (%s); retry, and report it if it persists", e.Reason).
+		WithMeta("key_reason", e.Reason)
 }

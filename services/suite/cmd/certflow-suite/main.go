@@ -29,6 +29,8 @@ func main() {
 	s.String(&o.DevDNSAdminAddr, "dev-dns-admin-addr", "CERTFLOW_DEV_DNS_ADMIN_ADDR", "127.0.0.1:8054", "its admin API, to publish TXT records with curl")
 	s.Int(&dcvWeb, "dcv-http-port", "CERTFLOW_DCV_HTTP_PORT", 8088, "port HTTP proof files are fetched from (names resolve to 127.0.0.1)")
 	s.String(&o.SMTPAddr, "smtp-addr", "CERTFLOW_SMTP_ADDR", "", "SMTP server for notification mail; empty logs mail instead")
+	s.String(&o.DebianWeakKeysFile, "debian-weak-keys-file", "CERTFLOW_DEBIAN_WEAK_KEYS_FILE", "", "Debian openssl-blacklist file of weak RSA keys the CA refuses; empty = none")
+	s.String(&o.BlockedKeysFile, "blocked-keys-file", "CERTFLOW_BLOCKED_KEYS_FILE", "", "keys the CA refuses as compromised, the hex SHA-256 of each DER SubjectPublicKeyInfo a line; empty = none")
 	s.String(&level, "log-level", "CERTFLOW_LOG_LEVEL", "info", "log level")
 	if err := s.Parse(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, err)
