@@ -49,6 +49,10 @@ type Config struct {
 	// CAAIdentities are the issuer domain names CAA issue records must name
 	// for this CA, comma-separated; default "certflow.test".
 	CAAIdentities string
+	// CAAAccountURIBase is the prefix of account URIs in CAA accounturi
+	// parameters (RFC 8657): <base>/<account id>; default
+	// "https://certflow.test/accounts".
+	CAAAccountURIBase string
 	// NotificationAddr is the notification service, which mails EMAIL
 	// challenges' codes (SendDomainValidationEmail).
 	NotificationAddr string
@@ -67,6 +71,7 @@ func (c *Config) Flags(s *config.Set) {
 	s.Duration(&c.SweepInterval, "sweep-interval", "CERTFLOW_DCV_SWEEP_INTERVAL", time.Second, "how often due challenges are checked")
 	s.String(&c.CNAMEZone, "cname-zone", "CERTFLOW_DCV_CNAME_ZONE", defaultCNAMEZone, "zone under which DNS_CNAME challenge targets are made")
 	s.String(&c.NotificationAddr, "notification-addr", "CERTFLOW_NOTIFICATION_ADDR", "127.0.0.1:9105", "notification service gRPC address, which mails email validation codes")
+	s.String(&c.CAAAccountURIBase, "caa-account-uri-base", "CERTFLOW_CAA_ACCOUNT_URI_BASE", defaultCAAAccountURIBase, "prefix of the account URIs CAA accounturi parameters name: <base>/<account id> (RFC 8657)")
 	s.String(&c.CAAIdentities, "caa-identities", "CERTFLOW_CAA_IDENTITIES", defaultCAAIdentities, "issuer domain names that CAA issue records must name for this CA, comma-separated")
 }
 

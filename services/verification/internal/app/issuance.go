@@ -26,7 +26,7 @@ import (
 
 // CAAChecker decides CAA for normalized names (caa.Checker).
 type CAAChecker interface {
-	Check(ctx context.Context, names []string) (caa.Result, error)
+	Check(ctx context.Context, q caa.Query) (caa.Result, error)
 }
 
 // MaxIssuanceNames bounds the names of one certificate checked at once.
@@ -101,7 +101,13 @@ func (a *App) AuthorizeIssuance(ctx context.Context, account string, req Issuanc
 	if a.caa == nil {
 		return nil, apierr.New(apierr.Unavailable, "CAA_NOT_CONFIGURED", "CAA checking is not configured on this server; retry against a configured one")
 	}
-	r, err := a.caa.Check(ctx, names)
+	// RFC 8657: the account the CA signs for, and the method each name's
+	// evidence was made by.
+	methods := make(map[string][]string, len(out.Names))
+	for i, n := range out.Names {
+		methods[names[i]] = n.Method.CAALabels()
+	}
+	r, err := a.caa.Check(ctx, caa.Query{Names: names, Account: account, Methods: func(name string) []string { return methods[name] }})
 	if err != nil {
 		return nil, err
 	}
