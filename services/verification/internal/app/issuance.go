@@ -54,6 +54,9 @@ type NameEvidence struct {
 type IssuanceAuthorization struct {
 	Names     []NameEvidence
 	CheckTime time.Time
+	// CAAPerspectives are the remote perspectives' CAA results at
+	// CheckTime.
+	CAAPerspectives []domain.PerspectiveResult
 }
 
 // AuthorizeIssuance decides whether the account may have req signed now.
@@ -107,7 +110,8 @@ func (a *App) AuthorizeIssuance(ctx context.Context, account string, req Issuanc
 	for i, n := range out.Names {
 		methods[names[i]] = n.Method.CAALabels()
 	}
-	r, err := a.caa.Check(ctx, caa.Query{Names: names, Account: account, Methods: func(name string) []string { return methods[name] }})
+	q := caa.Query{Names: names, Account: account, Methods: func(name string) []string { return methods[name] }}
+	r, err := a.caa.Check(ctx, q)
 	if err != nil {
 		return nil, err
 	}
@@ -118,6 +122,11 @@ func (a *App) AuthorizeIssuance(ctx context.Context, account string, req Issuanc
 			WithMeta("domain", r.Domain)
 	case !r.Allowed:
 		return nil, domain.Refusal(domain.ReasonCAAForbids, r.Domain, "CAA forbids issuance for %s: %s", r.Domain, r.Reason)
+	}
+	// CAA permits here; the remote perspectives must agree (BR 3.2.2.9).
+	out.CAAPerspectives, err = a.mpic.CAA(ctx, q)
+	if err != nil {
+		return nil, domain.Refusal(domain.ReasonNotCorroborated, names[0], "%v", err)
 	}
 	return out, nil
 }
