@@ -125,17 +125,25 @@ func perspectiveAddrs(s string) ([][2]string, error) {
 	return out, nil
 }
 
-// corroborator dials the configured perspectives. Fewer than the quorum in
-// force now is a configuration error: issuance would be refused anyway.
-func corroborator(cfg Config, dial func(peer, addr string) (verificationv1.PerspectiveServiceClient, error)) (*mpic.Corroborator, error) {
+// checkPerspectives parses -perspectives; fewer than the quorum in force
+// now is a configuration error: issuance would be refused anyway.
+func checkPerspectives(cfg Config) ([][2]string, error) {
 	addrs, err := perspectiveAddrs(cfg.Perspectives)
 	if err != nil {
 		return nil, err
 	}
-	now := cfg.Now()
-	if q := certpolicy.PerspectiveQuorum(now); len(addrs) < q.Remote {
+	if q := certpolicy.PerspectiveQuorum(cfg.Now()); len(addrs) < q.Remote {
 		return nil, fmt.Errorf("%d remote perspective(s) configured (-perspectives), and the Baseline Requirements require %d from %s (BR 3.2.2.9)",
 			len(addrs), q.Remote, q.From.Format(time.DateOnly))
+	}
+	return addrs, nil
+}
+
+// corroborator dials the configured perspectives.
+func corroborator(cfg Config, dial func(peer, addr string) (verificationv1.PerspectiveServiceClient, error)) (*mpic.Corroborator, error) {
+	addrs, err := checkPerspectives(cfg)
+	if err != nil {
+		return nil, err
 	}
 	m := &mpic.Corroborator{Now: cfg.Now, Timeout: cfg.PerspectiveTimeout}
 	for _, a := range addrs {

@@ -112,7 +112,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	prover := newProver(cfg, resolver)
-	if _, err := perspectiveAddrs(cfg.Perspectives); err != nil {
+	if _, err := checkPerspectives(cfg); err != nil {
 		return nil, err
 	}
 	if cfg.NotificationAddr == "" {
