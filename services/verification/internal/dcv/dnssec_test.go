@@ -2,11 +2,12 @@ package dcv_test
 
 // The DNSSEC test: Unbound from Debian (.ci/run installs it) is the
 // validating resolver, in front of a small authoritative server in this
-// file that serves test. (unsigned), secure.test. (signed with a test key,
-// an NSEC chain, one TXT and one CAA record tampered with after signing)
-// and insecure.test. (unsigned). Unbound trusts the test key as the trust
-// anchor of secure.test.; everything else has no chain of trust and is
-// insecure.
+// file. It serves test. signed with a test key (Unbound's trust anchor),
+// which delegates secure.test. with a DS (a chain of trust; the child is
+// signed, one TXT and one CAA record tampered with after signing, one CAA
+// set with its signature stripped) and insecure.test. without one (an
+// NSEC proves there is no DS: an unsigned, insecure zone), and
+// brokenchain.test. with a DS of another key than the one it signs with.
 
 import (
 	"bytes"
@@ -90,6 +91,9 @@ func (z *zone) sign(t *testing.T) *dns.DNSKEY {
 	for o, sets := range z.rrs {
 		z.sigs[o] = map[uint16]*dns.RRSIG{}
 		for typ, set := range sets {
+			if typ == dns.TypeNS && o != z.origin {
+				continue // a delegation's NS set is not signed (RFC 4035 §2.2)
+			}
 			sig := &dns.RRSIG{Hdr: dns.RR_Header{Ttl: 300}, Algorithm: dns.ECDSAP256SHA256, KeyTag: key.KeyTag(), SignerName: z.origin,
 				Inception: uint32(now.Add(-time.Hour).Unix()), Expiration: uint32(now.Add(24 * time.Hour).Unix())}
 			if err := sig.Sign(priv.(crypto.Signer), set); err != nil {
@@ -203,8 +207,12 @@ func (a *authServer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	do := r.IsEdns0() != nil && r.IsEdns0().Do()
 	a.mu.Lock()
 	var best *zone
+	qname := dns.CanonicalName(q.Name)
 	for _, z := range a.zones {
-		if dns.IsSubDomain(z.origin, dns.CanonicalName(q.Name)) && (best == nil || len(z.origin) > len(best.origin)) {
+		if q.Qtype == dns.TypeDS && z.origin == qname {
+			continue // a DS lives in the parent zone
+		}
+		if dns.IsSubDomain(z.origin, qname) && (best == nil || len(z.origin) > len(best.origin)) {
 			best = z
 		}
 	}
@@ -221,7 +229,7 @@ func (a *authServer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 }
 
 // startUnbound runs Unbound as a validating resolver for test. in front
-// of auth, trusting anchor for secure.test.
+// of auth, trusting anchors.
 func startUnbound(t *testing.T, auth string, anchors ...*dns.DNSKEY) string {
 	t.Helper()
 	bin, err := exec.LookPath("unbound")
@@ -328,7 +336,7 @@ func TestDNSSEC(t *testing.T) {
 		`caa.tampered.secure.test. 300 IN CAA 0 issue "other-ca.example"`,
 		`nosig.secure.test. 300 IN CAA 0 issue "certflow.test"`,
 	)
-	anchor := secure.sign(t)
+	childKey := secure.sign(t)
 	// An attacker's answers: the signatures are the zone's, the data not.
 	secure.tamper(`_certflow-challenge.tampered.secure.test. 300 IN TXT "the-attackers-token"`)
 	secure.tamper(`caa.tampered.secure.test. 300 IN CAA 0 issue "certflow.test"`)
@@ -337,8 +345,19 @@ func TestDNSSEC(t *testing.T) {
 		`_certflow-challenge.insecure.test. 300 IN TXT "plain-token"`,
 		`insecure.test. 300 IN CAA 0 issue "certflow.test"`,
 	)
-	parent := newZone("test.")
-	auth := startAuth(t, parent, secure, insecure)
+	// A signed zone whose parent's DS names another key: a broken chain.
+	broken := newZone("brokenchain.test.", `_certflow-challenge.brokenchain.test. 300 IN TXT "token"`)
+	broken.sign(t)
+	stranger := newZone("brokenchain.test.")
+	parent := newZone("test.",
+		"secure.test. 300 IN NS ns.secure.test.",
+		childKey.ToDS(dns.SHA256).String(),
+		"brokenchain.test. 300 IN NS ns.brokenchain.test.",
+		stranger.sign(t).ToDS(dns.SHA256).String(),
+		"insecure.test. 300 IN NS ns.insecure.test.", // no DS: insecure
+	)
+	anchor := parent.sign(t)
+	auth := startAuth(t, parent, secure, insecure, broken)
 	resolver := startUnbound(t, auth.addr, anchor)
 
 	r, err := dcv.NewResolver(dcv.ResolverOptions{Servers: []string{resolver}, Timeout: 3 * time.Second})
@@ -377,6 +396,9 @@ func TestDNSSEC(t *testing.T) {
 			t.Errorf("CheckTXT(tampered, %q) = %v; want a bogus lookup failure", want, err)
 		}
 	}
+	if err := checker.CheckTXT(ctx, "_certflow-challenge.brokenchain.test", "token"); !errors.Is(err, dcv.ErrDNSSECBogus) {
+		t.Errorf("CheckTXT(zone whose DS names another key) = %v; want a bogus lookup failure", err)
+	}
 	if _, err := r.LookupTXT(ctx, "_certflow-challenge.tampered.secure.test"); err == nil || !strings.Contains(err.Error(), "DNSSEC") {
 		t.Errorf("LookupTXT(tampered) = %v; want an error naming DNSSEC (Unbound's extended error)", err)
 	} else {
@@ -395,6 +417,7 @@ func TestDNSSEC(t *testing.T) {
 		{"secure.test", true, false},
 		{"www.secure.test", true, false},
 		{"nothere.secure.test", true, false}, // NXDOMAIN, proven by NSEC
+		{"nothere.test", true, false},        // likewise in the parent; CAA at test. is a signed NODATA
 		{"insecure.test", true, false},
 		{"caa.tampered.secure.test", false, true},
 		{"nosig.secure.test", false, true},
