@@ -232,6 +232,9 @@ func (a *authServer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 // of auth, trusting anchors.
 func startUnbound(t *testing.T, auth string, anchors ...*dns.DNSKEY) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: runs unbound (not with -short)")
+	}
 	bin, err := exec.LookPath("unbound")
 	if err != nil {
 		if _, serr := os.Stat("/usr/sbin/unbound"); serr == nil {
