@@ -145,7 +145,7 @@ func corroborator(cfg Config, dial func(peer, addr string) (verificationv1.Persp
 	if err != nil {
 		return nil, err
 	}
-	m := &mpic.Corroborator{Now: cfg.Now, Timeout: cfg.PerspectiveTimeout}
+	m := &mpic.Corroborator{Now: cfg.Now, Timeout: cfg.PerspectiveTimeout, Log: cfg.Log}
 	for _, a := range addrs {
 		c, err := dial(callpolicy.Perspective, a[1])
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sort"
 	"strings"
@@ -44,6 +45,8 @@ type Corroborator struct {
 	Now          func() time.Time
 	// Timeout bounds each perspective's answer; default 15s.
 	Timeout time.Duration
+	// Log, if set, gets why a perspective did not answer.
+	Log *slog.Logger
 }
 
 // methodsPB maps methods to the perspective API.
@@ -106,7 +109,12 @@ func (m *Corroborator) ask(ctx context.Context, call func(context.Context, Persp
 			r, err := call(cctx, p)
 			switch {
 			case err != nil:
-				out[i] = domain.PerspectiveResult{Perspective: p.Name, Detail: "unreachable: " + status.Convert(err).Message()}
+				// The customer sees the detail: the code only, not the
+				// perspective's address; the log has the rest.
+				if m.Log != nil {
+					m.Log.Warn("remote perspective did not answer", "perspective", p.Name, "err", err)
+				}
+				out[i] = domain.PerspectiveResult{Perspective: p.Name, Detail: "unreachable: " + status.Code(err).String()}
 			case r.GetPerspective() != p.Name:
 				out[i] = domain.PerspectiveResult{Perspective: p.Name, Detail: fmt.Sprintf("answered as %q, not as the configured %q", r.GetPerspective(), p.Name)}
 			case !slices.Contains(certpolicy.RIRs, r.GetRir()):
