@@ -188,6 +188,12 @@ func TestCorroboration(t *testing.T) {
 		t.Errorf("AuthorizeIssuance evidence: validation perspectives %v, CAA perspectives %v; want 5 each", got.Validations[0].Perspectives, got.CaaPerspectives)
 	}
 
+	// A reuse of that validation carries what the perspectives saw then.
+	resp, err := create(alice, e.env, "applications/one-again", verificationv1.ValidationMethod_VALIDATION_METHOD_DNS_TXT, "one.test")
+	if err != nil || !resp.Challenges[0].Reused || strings.Join(disagreeing(resp.Challenges[0].Perspectives), ",") != "eu-west" || len(resp.Challenges[0].Perspectives) != 5 {
+		t.Fatalf("reused challenge = %v, %v; want reused with the original 5 perspectives (eu-west disagreeing)", resp, err)
+	}
+
 	// Two disagree: not validated; the cause names both.
 	c = e.check(t, alice, "applications/two", "two.test", "eu-west", "ap-southeast")
 	if c.State != verificationv1.Challenge_PENDING || len(c.Perspectives) != 5 ||

@@ -33,8 +33,8 @@ type Evidence struct {
 	ValidationTime time.Time
 	RuleVersion    string
 	Reused         bool
-	// Perspectives corroborated the validation (none for a reused one:
-	// its original challenge has them).
+	// Perspectives corroborated the validation (for a reused one, the
+	// original validation's).
 	Perspectives []PerspectiveResult
 }
 
