@@ -21,13 +21,17 @@ const (
 	Verification = "verification"
 	Issuance     = "issuance"
 	Notification = "notification"
+	// Perspective is the verification service in its perspective role
+	// (BR 3.2.2.9): every remote perspective has this one identity; the
+	// primary tells them apart by address and configured name.
+	Perspective = "perspective"
 	// Operator is a person with grpcurl: health and reflection, nothing
 	// that reads or changes an account's data.
 	Operator = "operator"
 )
 
 // Components lists every known component.
-var Components = []string{Gateway, Order, Application, Verification, Issuance, Notification, Operator}
+var Components = []string{Gateway, Order, Application, Verification, Issuance, Notification, Perspective, Operator}
 
 // Asserts lists the roles each component may claim in x-certflow-role
 // metadata. The gateway authenticates API keys, so it speaks for customers
@@ -103,6 +107,10 @@ var Methods = map[string][]string{
 	"/certflow.verification.v1.ReviewService/RejectReview":            public,
 	"/certflow.verification.v1.ReviewService/CreateReview":            {Application},
 	"/certflow.verification.v1.ReviewService/CancelReviews":           {Application},
+	// Remote perspectives (BR 3.2.2.9) answer only the primary
+	// verification service; they need no account metadata.
+	"/certflow.verification.v1.PerspectiveService/CorroborateChallenge": {Verification},
+	"/certflow.verification.v1.PerspectiveService/CorroborateCaa":       {Verification},
 
 	// Issuance service: only the application service gets a certificate
 	// signed.

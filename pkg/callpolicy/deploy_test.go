@@ -17,7 +17,13 @@ var update = flag.Bool("update", false, "rewrite the generated deploy files")
 // ports are the services' gRPC ports in deploy/k8s.
 var ports = map[string]int{
 	callpolicy.Order: 9101, callpolicy.Application: 9102, callpolicy.Verification: 9103,
-	callpolicy.Issuance: 9104, callpolicy.Notification: 9105,
+	callpolicy.Issuance: 9104, callpolicy.Notification: 9105, callpolicy.Perspective: 9106,
+}
+
+// servedBy names the component serving a gRPC service whose package is
+// not its own: the perspective role of the verification binary.
+var servedBy = map[string]string{
+	"certflow.verification.v1.PerspectiveService": callpolicy.Perspective,
 }
 
 // callersOf derives, from the method table, which components call each
@@ -30,6 +36,9 @@ func callersOf() map[string][]string {
 			continue // health: probed from inside the pod; reflection: port-forward
 		}
 		svc, _, _ := strings.Cut(rest, ".")
+		if c, ok := servedBy[strings.SplitN(strings.TrimPrefix(method, "/"), "/", 2)[0]]; ok {
+			svc = c
+		}
 		for _, c := range callers {
 			if c != callpolicy.Operator && !slices.Contains(out[svc], c) {
 				out[svc] = append(out[svc], c)

@@ -150,3 +150,42 @@ func MethodAllowed(method string, wildcard bool, t time.Time) (bool, string) {
 	}
 	return false, "validation method " + method + " is not one the Baseline Requirements allow certflow to use"
 }
+
+// Quorum is what multi-perspective issuance corroboration (BR 3.2.2.9)
+// requires at a date: at least Remote remote perspectives are asked, at most
+// MaxNonCorroborating of them may disagree (a perspective that does not
+// answer disagrees), and the corroborating ones are in at least MinRIRs
+// Regional Internet Registries' service regions. Remote 0 means no
+// corroboration is required.
+type Quorum struct {
+	From                time.Time
+	Remote              int
+	MaxNonCorroborating int
+	MinRIRs             int
+}
+
+// quorums is the BR 3.2.2.9 phase-in, newest first: 2 remote perspectives
+// from 2025-09-15, 3 from 2026-03-15, 4 from 2026-06-15, 5 from
+// 2026-12-15; with up to 5 perspectives at most one may disagree, and the
+// corroborating ones span at least 2 RIRs.
+var quorums = []Quorum{
+	{date(2026, time.December, 15), 5, 1, 2},
+	{date(2026, time.June, 15), 4, 1, 2},
+	{date(2026, time.March, 15), 3, 1, 2},
+	{date(2025, time.September, 15), 2, 1, 2},
+	{time.Time{}, 0, 0, 0},
+}
+
+// PerspectiveQuorum is the corroboration quorum in force at t.
+func PerspectiveQuorum(t time.Time) Quorum {
+	for _, q := range quorums {
+		if !t.Before(q.From) {
+			return q
+		}
+	}
+	return quorums[len(quorums)-1]
+}
+
+// RIRs are the five Regional Internet Registries a perspective's region
+// may be in.
+var RIRs = []string{"AFRINIC", "APNIC", "ARIN", "LACNIC", "RIPE"}

@@ -133,3 +133,27 @@ func TestMethodAllowed(t *testing.T) {
 		}
 	}
 }
+
+func TestPerspectiveQuorum(t *testing.T) {
+	tests := []struct {
+		at                      time.Time
+		remote, maxBad, minRIRs int
+	}{
+		{date(2025, time.September, 14).Add(23 * time.Hour), 0, 0, 0},
+		{date(2025, time.September, 15), 2, 1, 2},
+		{date(2026, time.March, 14).Add(23*time.Hour + 59*time.Minute), 2, 1, 2},
+		{date(2026, time.March, 15), 3, 1, 2},
+		{date(2026, time.June, 14), 3, 1, 2},
+		{date(2026, time.June, 15), 4, 1, 2},
+		{date(2026, time.December, 2), 4, 1, 2},
+		{date(2026, time.December, 15).Add(-time.Nanosecond), 4, 1, 2},
+		{date(2026, time.December, 15), 5, 1, 2},
+		{date(2030, time.January, 1), 5, 1, 2},
+	}
+	for _, tt := range tests {
+		q := PerspectiveQuorum(tt.at)
+		if q.Remote != tt.remote || q.MaxNonCorroborating != tt.maxBad || q.MinRIRs != tt.minRIRs {
+			t.Errorf("PerspectiveQuorum(%v) = %+v; want %d remote, at most %d disagreeing, %d RIRs", tt.at, q, tt.remote, tt.maxBad, tt.minRIRs)
+		}
+	}
+}

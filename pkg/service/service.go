@@ -263,13 +263,14 @@ func Main(name string, setup func(s *config.Set) func(ctx context.Context, log *
 	s.String(&level, "log-level", "CERTFLOW_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	s.String(&format, "log-format", "CERTFLOW_LOG_FORMAT", "text", "log format: text or json")
 	probe := s.FS.Bool("probe", false, "check this service's gRPC health over mutual TLS with its own identity and exit 0 if SERVING (a Kubernetes exec probe: kubelet's own gRPC probe speaks only plaintext)")
+	probeAs := s.FS.String("probe-as", name, "with -probe: the component identity the server has and the probe presents, when the binary serves another role (perspective for verification -role perspective)")
 	run := setup(s)
 	if err := s.Parse(os.Args[1:]); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		os.Exit(2)
 	}
 	if *probe {
-		if err := Probe(name, s); err != nil {
+		if err := Probe(*probeAs, s); err != nil {
 			fmt.Fprintf(os.Stderr, "%s: probe: %v\n", name, err)
 			os.Exit(1)
 		}

@@ -80,13 +80,21 @@ func start(t *testing.T, at time.Time) *env {
 	}
 	testenv.Run(t, not.Run)
 	_, vdb := testenv.Database(t)
-	ver, err := verification.New(context.Background(), verification.Config{
+	vcfg := verification.Config{
 		NotificationAddr: not.GRPC.Addr(),
 		Config:           service.Config{GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: vdb, NATSURL: natsURL, NATSSeedFile: testenv.NATSSeed(t, natsURL, "verification"), PKI: testenv.PKI(t), Log: testenv.Logger(t), RelayInterval: 100 * time.Millisecond},
 		DNSServers:       e.dns.Addr(), HTTPPort: 80,
 		ChallengeLifetime: time.Hour, RetryInitial: time.Minute, RetryMax: time.Minute, SweepInterval: time.Hour,
 		Now: e.clock.Now,
-	})
+	}
+	perspectives, err := verification.StartLocal(context.Background(), &vcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range perspectives {
+		testenv.Run(t, p.Run)
+	}
+	ver, err := verification.New(context.Background(), vcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -268,7 +268,7 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 		return nil, fmt.Errorf("notification: %w", err)
 	}
 	s.add("notification", not.Run)
-	ver, err := verification.New(ctx, verification.Config{
+	vcfg := verification.Config{
 		Config: base("verification", o.VerificationAddr), DNSServers: dnsServers, HTTPPort: o.DCVHTTPPort,
 		// EMAIL challenges' codes are mailed through the notification
 		// service, in a call, never through the stream.
@@ -276,7 +276,17 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 		// The development run validates names that resolve to this machine.
 		AllowPrivateAddresses: true,
 		ChallengeLifetime:     o.ChallengeLifetime, RetryInitial: o.RetryInitial, RetryMax: o.RetryMax, SweepInterval: o.SweepInterval, Now: o.Now,
-	})
+	}
+	// The remote perspectives (BR 3.2.2.9) the quorum needs, on loopback
+	// ports with the same resolvers, each in its own region and RIR.
+	perspectives, err := verification.StartLocal(ctx, &vcfg)
+	if err != nil {
+		return nil, fmt.Errorf("verification perspectives: %w", err)
+	}
+	for _, p := range perspectives {
+		s.add("perspective", p.Run)
+	}
+	ver, err := verification.New(ctx, vcfg)
 	if err != nil {
 		return nil, fmt.Errorf("verification: %w", err)
 	}

@@ -2,6 +2,7 @@ package service
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -19,6 +20,9 @@ import (
 const (
 	defaultCNAMEZone     = "dcv.certflow.test"
 	defaultCAAIdentities = "certflow.test"
+	// defaultCAAAccountURIBase makes account URIs such as
+	// https://certflow.test/accounts/acct-1 (RFC 8657 accounturi).
+	defaultCAAAccountURIBase = "https://certflow.test/accounts"
 )
 
 // dcvSettings are the checked domain validation settings.
@@ -53,7 +57,14 @@ func domainValidation(cfg Config, resolver *dcv.Resolver) (dcvSettings, error) {
 		}
 		identities = append(identities, id)
 	}
-	return dcvSettings{cnameZone: zone, caa: &caa.Checker{Resolver: resolver, Identities: identities}}, nil
+	base := strings.TrimSuffix(strings.TrimSpace(cfg.CAAAccountURIBase), "/")
+	if base == "" {
+		base = defaultCAAAccountURIBase
+	}
+	if u, err := url.Parse(base); err != nil || u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(base, "; \"") {
+		return dcvSettings{}, fmt.Errorf("caa account uri base %q is not an https URL without query or fragment", cfg.CAAAccountURIBase)
+	}
+	return dcvSettings{cnameZone: zone, caa: &caa.Checker{Resolver: resolver, Identities: identities, AccountURIBase: base}}, nil
 }
 
 // validationStore keeps each account's latest validation of each name, for

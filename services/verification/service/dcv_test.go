@@ -55,7 +55,7 @@ func startDCV(t *testing.T, at time.Time) *env {
 	e.mail = startNotification(t)
 	natsURL := testenv.NATS(t)
 	_, db := testenv.Database(t)
-	svc, err := verification.New(context.Background(), verification.Config{
+	svc, err := newVerification(t, verification.Config{
 		Config:                service.Config{GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, NATSSeedFile: testenv.NATSSeed(t, natsURL, "verification"), PKI: testenv.PKI(t), Log: testenv.Logger(t), RelayInterval: 100 * time.Millisecond},
 		DNSServers:            e.dns.Addr(),
 		NotificationAddr:      e.mail.addr,

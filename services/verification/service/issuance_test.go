@@ -61,6 +61,14 @@ func TestAuthorizeIssuance(t *testing.T) {
 	e.dns.SetCAA("caa.test", devdns.CAA{Tag: "issue", Value: "other-ca.example"})
 	proveDNS(t, alice, e, "applications/broken", "www.broken.test")
 	e.dns.FailWith("www.broken.test", dns.RcodeServerFailure)
+	// RFC 8657: alice's account URI and the DNS_TXT method (dns-01) are
+	// named; another account or method is not.
+	proveDNS(t, alice, e, "applications/acct", "www.acct.test")
+	e.dns.SetCAA("acct.test", devdns.CAA{Tag: "issue", Value: "certflow.test; accounturi=https://certflow.test/accounts/alice; validationmethods=dns-01"})
+	proveDNS(t, alice, e, "applications/otheracct", "www.otheracct.test")
+	e.dns.SetCAA("otheracct.test", devdns.CAA{Tag: "issue", Value: "certflow.test; accounturi=https://certflow.test/accounts/bob"})
+	proveDNS(t, alice, e, "applications/othermethod", "www.othermethod.test")
+	e.dns.SetCAA("othermethod.test", devdns.CAA{Tag: "issue", Value: "certflow.test; validationmethods=http-01,ca-http-file"})
 	mail, err := create(alice, e, "applications/mail", verificationv1.ValidationMethod_VALIDATION_METHOD_EMAIL, "mail.good.test")
 	if err != nil {
 		t.Fatal(err)
@@ -101,6 +109,9 @@ func TestAuthorizeIssuance(t *testing.T) {
 		{"email before 2028-03-15", alice, "applications/mail", 1, []string{"mail.good.test"}, now, codes.OK, "", ""},
 		{"email from 2028-03-15", alice, "applications/mail", 1, []string{"mail.good.test"}, time.Date(2028, time.March, 15, 0, 0, 0, 0, time.UTC), codes.FailedPrecondition, "METHOD_NOT_ALLOWED", "mail.good.test"},
 		{"CAA now forbids", alice, "applications/caa", 1, []string{"www.caa.test"}, now, codes.FailedPrecondition, "CAA_FORBIDS", "www.caa.test"},
+		{"CAA names the account and method", alice, "applications/acct", 1, []string{"www.acct.test"}, now, codes.OK, "", ""},
+		{"CAA names another account", alice, "applications/otheracct", 1, []string{"www.otheracct.test"}, now, codes.FailedPrecondition, "CAA_FORBIDS", "www.otheracct.test"},
+		{"CAA names other methods", alice, "applications/othermethod", 1, []string{"www.othermethod.test"}, now, codes.FailedPrecondition, "CAA_FORBIDS", "www.othermethod.test"},
 		{"CAA lookup fails", alice, "applications/broken", 1, []string{"www.broken.test"}, now, codes.Unavailable, "CAA_LOOKUP_FAILED", "www.broken.test"},
 		{"extra name", alice, "applications/good", 1, []string{"www.good.test", "*.good.test", "extra.good.test"}, now, codes.FailedPrecondition, "NAMES_MISMATCH", "extra.good.test"},
 		{"missing name", alice, "applications/good", 1, []string{"www.good.test"}, now, codes.FailedPrecondition, "NAMES_MISMATCH", "*.good.test"},

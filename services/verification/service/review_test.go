@@ -41,7 +41,7 @@ func startOrg(t *testing.T) *orgEnv {
 	e := &orgEnv{clock: &clock{t: time.Date(2026, time.November, 2, 9, 0, 0, 0, time.UTC)}}
 	natsURL := testenv.NATS(t)
 	_, db := testenv.Database(t)
-	svc, err := verification.New(context.Background(), verification.Config{
+	svc, err := newVerification(t, verification.Config{
 		Config:            service.Config{GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, NATSSeedFile: testenv.NATSSeed(t, natsURL, "verification"), PKI: testenv.PKI(t), Log: testenv.Logger(t), RelayInterval: 100 * time.Millisecond},
 		DNSServers:        "127.0.0.1:1", // never asked: no challenges here
 		NotificationAddr:  "127.0.0.1:1", // never called: no EMAIL challenges

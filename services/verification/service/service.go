@@ -5,7 +5,6 @@ package service
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -49,10 +48,23 @@ type Config struct {
 	// CAAIdentities are the issuer domain names CAA issue records must name
 	// for this CA, comma-separated; default "certflow.test".
 	CAAIdentities string
+	// CAAAccountURIBase is the prefix of account URIs in CAA accounturi
+	// parameters (RFC 8657): <base>/<account id>; default
+	// "https://certflow.test/accounts".
+	CAAAccountURIBase string
 	// NotificationAddr is the notification service, which mails EMAIL
 	// challenges' codes (SendDomainValidationEmail).
 	NotificationAddr string
-	Now              func() time.Time
+	// Role is RolePrimary (the service) or RolePerspective (a remote
+	// perspective: NewPerspective, in Region and RIR).
+	Role        string
+	Region, RIR string
+	// Perspectives are the remote perspectives the primary asks (BR
+	// 3.2.2.9): comma-separated region=host:port.
+	Perspectives string
+	// PerspectiveTimeout bounds each perspective's answer (default 15s).
+	PerspectiveTimeout time.Duration
+	Now                func() time.Time
 }
 
 // Flags registers the verification settings.
@@ -67,6 +79,12 @@ func (c *Config) Flags(s *config.Set) {
 	s.Duration(&c.SweepInterval, "sweep-interval", "CERTFLOW_DCV_SWEEP_INTERVAL", time.Second, "how often due challenges are checked")
 	s.String(&c.CNAMEZone, "cname-zone", "CERTFLOW_DCV_CNAME_ZONE", defaultCNAMEZone, "zone under which DNS_CNAME challenge targets are made")
 	s.String(&c.NotificationAddr, "notification-addr", "CERTFLOW_NOTIFICATION_ADDR", "127.0.0.1:9105", "notification service gRPC address, which mails email validation codes")
+	s.String(&c.Role, "role", "CERTFLOW_VERIFICATION_ROLE", RolePrimary, "primary (the verification service) or perspective (a remote perspective for multi-perspective corroboration, BR 3.2.2.9)")
+	s.String(&c.Region, "region", "CERTFLOW_PERSPECTIVE_REGION", "", "perspective role: this perspective's region, which names it, e.g. us-east")
+	s.String(&c.RIR, "rir", "CERTFLOW_PERSPECTIVE_RIR", "", "perspective role: the Regional Internet Registry of its region: ARIN, RIPE, APNIC, LACNIC or AFRINIC")
+	s.String(&c.Perspectives, "perspectives", "CERTFLOW_PERSPECTIVES", "", "primary role: remote perspectives to corroborate every validation and CAA check, comma-separated region=host:port")
+	s.Duration(&c.PerspectiveTimeout, "perspective-timeout", "CERTFLOW_PERSPECTIVE_TIMEOUT", 15*time.Second, "primary role: how long a remote perspective may take to answer (one that does not counts as disagreeing)")
+	s.String(&c.CAAAccountURIBase, "caa-account-uri-base", "CERTFLOW_CAA_ACCOUNT_URI_BASE", defaultCAAAccountURIBase, "prefix of the account URIs CAA accounturi parameters name: <base>/<account id> (RFC 8657)")
 	s.String(&c.CAAIdentities, "caa-identities", "CERTFLOW_CAA_IDENTITIES", defaultCAAIdentities, "issuer domain names that CAA issue records must name for this CA, comma-separated")
 }
 
@@ -82,24 +100,20 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.ChallengeLifetime <= 0 || cfg.RetryInitial <= 0 || cfg.RetryMax < cfg.RetryInitial || cfg.SweepInterval <= 0 {
 		return nil, fmt.Errorf("challenge lifetime, retry and sweep intervals must be positive and retry-max >= retry-initial")
 	}
-	var servers []string
-	for _, s := range strings.Split(cfg.DNSServers, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			servers = append(servers, s)
-		}
+	if cfg.Role != "" && cfg.Role != RolePrimary {
+		return nil, fmt.Errorf("role %q: New starts the primary; a perspective starts with NewPerspective", cfg.Role)
 	}
-	resolver, err := dcv.NewResolver(dcv.ResolverOptions{Servers: servers})
+	resolver, err := newResolver(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("dns servers %q: %w", cfg.DNSServers, err)
+		return nil, err
 	}
 	dcvCfg, err := domainValidation(cfg, resolver)
 	if err != nil {
 		return nil, err
 	}
-	policy := dcv.AddressPolicy{AllowPrivate: cfg.AllowPrivateAddresses}
-	prover := prover{
-		dns:  dcv.DNSChecker{Resolver: resolver},
-		http: dcv.HTTPChecker{Resolver: resolver, Policy: policy, Port: cfg.HTTPPort},
+	prover := newProver(cfg, resolver)
+	if _, err := checkPerspectives(cfg); err != nil {
+		return nil, err
 	}
 	if cfg.NotificationAddr == "" {
 		return nil, fmt.Errorf("no notification service address: email validation codes are mailed through it (-notification-addr)")
@@ -112,6 +126,16 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	corr, err := corroborator(cfg, func(peer, addr string) (verificationv1.PerspectiveServiceClient, error) {
+		cc, err := b.Dial(peer, addr)
+		if err != nil {
+			return nil, err
+		}
+		return verificationv1.NewPerspectiveServiceClient(cc), nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	store := docstore.New[domain.Challenge](b.DB.Collection("challenges"), "challenge", b.OutboxStoreOptions(cfg.Now)...)
 	// The sweep finds due challenges by state and next check time; lists
 	// and cancels find an application's challenges.
@@ -121,7 +145,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	); err != nil {
 		return nil, err
 	}
-	a := app.New(store, validationStore(b, cfg.Now), prover, mailer{notificationv1.NewNotificationServiceClient(nc)}, dcvCfg.caa, domain.Policy{
+	a := app.New(store, validationStore(b, cfg.Now), prover, corr, mailer{notificationv1.NewNotificationServiceClient(nc)}, dcvCfg.caa, domain.Policy{
 		Lifetime: cfg.ChallengeLifetime, RetryInitial: cfg.RetryInitial, RetryMax: cfg.RetryMax, HTTPPort: cfg.HTTPPort,
 		CNAMEZone: dcvCfg.cnameZone,
 	}, cfg.Now, b.Log)

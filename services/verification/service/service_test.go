@@ -65,7 +65,7 @@ func start(t *testing.T) *env {
 	e.mail = startNotification(t)
 	natsURL := testenv.NATS(t)
 	_, db := testenv.Database(t)
-	svc, err := verification.New(context.Background(), verification.Config{
+	svc, err := newVerification(t, verification.Config{
 		Config:                service.Config{GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, NATSSeedFile: testenv.NATSSeed(t, natsURL, "verification"), PKI: testenv.PKI(t), Log: testenv.Logger(t), RelayInterval: 100 * time.Millisecond},
 		DNSServers:            e.dns.Addr(),
 		NotificationAddr:      e.mail.addr,
@@ -238,4 +238,18 @@ func parsePath(u string) (string, error) {
 		return "", err
 	}
 	return req.URL.Path, nil
+}
+
+// newVerification starts the remote perspectives cfg needs (on cfg's
+// resolvers) and then the primary.
+func newVerification(t *testing.T, cfg verification.Config) (*verification.Service, error) {
+	t.Helper()
+	ps, err := verification.StartLocal(context.Background(), &cfg)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range ps {
+		testenv.Run(t, p.Run)
+	}
+	return verification.New(context.Background(), cfg)
 }

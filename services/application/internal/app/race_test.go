@@ -77,10 +77,18 @@ func startStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	testenv.Run(t, not.Run)
-	ver, err := verification.New(ctx, verification.Config{
+	vcfg := verification.Config{
 		Config: base("verification"), NotificationAddr: not.GRPC.Addr(), DNSServers: s.dns.Addr(), HTTPPort: 80, AllowPrivateAddresses: true,
 		ChallengeLifetime: time.Hour, RetryInitial: time.Hour, RetryMax: time.Hour, SweepInterval: time.Hour,
-	})
+	}
+	perspectives, err := verification.StartLocal(ctx, &vcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range perspectives {
+		testenv.Run(t, p.Run)
+	}
+	ver, err := verification.New(ctx, vcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 // Command verification serves the verification service: domain control
 // validation (DNS TXT, DNS CNAME, HTTP file, email), CAA checks, and
-// organization validation.
+// organization validation. With -role perspective it is a remote
+// perspective for multi-perspective corroboration instead.
 package main
 
 import (
@@ -18,6 +19,15 @@ func main() {
 		cfg.Flags(s)
 		return func(ctx context.Context, log *slog.Logger) error {
 			cfg.Log = log
+			if cfg.Role == verification.RolePerspective {
+				// A remote perspective (BR 3.2.2.9): -region, -rir, its own
+				// -dns-servers; no database or NATS.
+				p, err := verification.NewPerspective(ctx, cfg)
+				if err != nil {
+					return err
+				}
+				return p.Run(ctx)
+			}
 			svc, err := verification.New(ctx, cfg)
 			if err != nil {
 				return err

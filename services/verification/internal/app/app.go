@@ -20,6 +20,7 @@ import (
 	"github.com/certflow/certflow/pkg/certpolicy"
 	"github.com/certflow/certflow/pkg/docstore"
 	"github.com/certflow/certflow/pkg/events"
+	"github.com/certflow/certflow/services/verification/internal/caa"
 	"github.com/certflow/certflow/services/verification/internal/domain"
 )
 
@@ -67,11 +68,20 @@ type ValidationEmail struct {
 	ExpireTime  time.Time
 }
 
+// Corroborator asks the remote perspectives to repeat a check that passed
+// here (BR 3.2.2.9; mpic.Corroborator). The results come back whatever the
+// decision; the error says why they do not corroborate.
+type Corroborator interface {
+	Challenge(ctx context.Context, c *domain.Challenge) ([]domain.PerspectiveResult, error)
+	CAA(ctx context.Context, q caa.Query) ([]domain.PerspectiveResult, error)
+}
+
 // App runs the use cases.
 type App struct {
 	store       Challenges
 	validations Validations
 	prover      Prover
+	mpic        Corroborator
 	caa         CAAChecker
 	mailer      Mailer
 	policy      domain.Policy
@@ -80,9 +90,10 @@ type App struct {
 }
 
 // New returns the use cases. mailer sends EMAIL challenges' codes; caa
-// decides CAA when the CA asks to sign (issuance.go).
-func New(store Challenges, validations Validations, prover Prover, mailer Mailer, caa CAAChecker, policy domain.Policy, now func() time.Time, log *slog.Logger) *App {
-	return &App{store: store, validations: validations, prover: prover, mailer: mailer, caa: caa, policy: policy, now: now, log: log}
+// decides CAA when the CA asks to sign (issuance.go); mpic corroborates
+// every DNS or HTTP proof and CAA decision from the remote perspectives.
+func New(store Challenges, validations Validations, prover Prover, mpic Corroborator, mailer Mailer, caa CAAChecker, policy domain.Policy, now func() time.Time, log *slog.Logger) *App {
+	return &App{store: store, validations: validations, prover: prover, mpic: mpic, mailer: mailer, caa: caa, policy: policy, now: now, log: log}
 }
 
 // Policy returns the challenge policy.
@@ -324,7 +335,10 @@ func (a *App) CheckNow(ctx context.Context, account, id string) (*docstore.Recor
 // not proven by looking: they are only failed at expiry.
 func (a *App) check(ctx context.Context, rec *docstore.Record[domain.Challenge]) (*docstore.Record[domain.Challenge], error) {
 	c := rec.Doc
-	var proofErr error
+	var (
+		proofErr     error
+		perspectives []domain.PerspectiveResult
+	)
 	// An expired challenge is not looked at: RecordCheck expires it
 	// whatever a look would find.
 	switch {
@@ -333,6 +347,10 @@ func (a *App) check(ctx context.Context, rec *docstore.Record[domain.Challenge])
 		proofErr = errors.New("not looked for: the challenge had expired")
 	default:
 		proofErr = a.prover.Prove(ctx, &c)
+		if proofErr == nil {
+			// Found here: the remote perspectives must see it too.
+			perspectives, proofErr = a.mpic.Challenge(ctx, &c)
+		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -340,6 +358,9 @@ func (a *App) check(ctx context.Context, rec *docstore.Record[domain.Challenge])
 	var verified bool
 	got, err := a.store.Update(ctx, rec.Account, rec.ID, func(c *domain.Challenge) ([]events.Event, error) {
 		now := a.now()
+		if perspectives != nil && c.State == domain.Pending {
+			c.Perspectives = perspectives
+		}
 		out := c.RecordCheck(proofErr, a.policy, now)
 		verified = out == domain.BecameVerified
 		return a.outcomeEvents(out, rec.Account, rec.ID, c, now)

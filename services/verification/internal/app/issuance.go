@@ -26,7 +26,7 @@ import (
 
 // CAAChecker decides CAA for normalized names (caa.Checker).
 type CAAChecker interface {
-	Check(ctx context.Context, names []string) (caa.Result, error)
+	Check(ctx context.Context, q caa.Query) (caa.Result, error)
 }
 
 // MaxIssuanceNames bounds the names of one certificate checked at once.
@@ -54,6 +54,9 @@ type NameEvidence struct {
 type IssuanceAuthorization struct {
 	Names     []NameEvidence
 	CheckTime time.Time
+	// CAAPerspectives are the remote perspectives' CAA results at
+	// CheckTime.
+	CAAPerspectives []domain.PerspectiveResult
 }
 
 // AuthorizeIssuance decides whether the account may have req signed now.
@@ -101,7 +104,14 @@ func (a *App) AuthorizeIssuance(ctx context.Context, account string, req Issuanc
 	if a.caa == nil {
 		return nil, apierr.New(apierr.Unavailable, "CAA_NOT_CONFIGURED", "CAA checking is not configured on this server; retry against a configured one")
 	}
-	r, err := a.caa.Check(ctx, names)
+	// RFC 8657: the account the CA signs for, and the method each name's
+	// evidence was made by.
+	methods := make(map[string][]string, len(out.Names))
+	for i, n := range out.Names {
+		methods[names[i]] = n.Method.CAALabels()
+	}
+	q := caa.Query{Names: names, Account: account, Methods: func(name string) []string { return methods[name] }}
+	r, err := a.caa.Check(ctx, q)
 	if err != nil {
 		return nil, err
 	}
@@ -112,6 +122,11 @@ func (a *App) AuthorizeIssuance(ctx context.Context, account string, req Issuanc
 			WithMeta("domain", r.Domain)
 	case !r.Allowed:
 		return nil, domain.Refusal(domain.ReasonCAAForbids, r.Domain, "CAA forbids issuance for %s: %s", r.Domain, r.Reason)
+	}
+	// CAA permits here; the remote perspectives must agree (BR 3.2.2.9).
+	out.CAAPerspectives, err = a.mpic.CAA(ctx, q)
+	if err != nil {
+		return nil, domain.Refusal(domain.ReasonNotCorroborated, names[0], "%v", err)
 	}
 	return out, nil
 }

@@ -1,6 +1,15 @@
 // Package dcv checks domain-control-validation proofs for real: it asks DNS
 // through configured servers and fetches HTTP files over the network,
 // refusing to reach addresses it must not.
+//
+// DNSSEC: the configured servers are DNSSEC-validating resolvers that the
+// service trusts (reached over loopback or a trusted network). Every query
+// sets the DO bit and asks for the AD bit (RFC 6840 §5.7), never CD, so the
+// resolver validates. A bogus answer is SERVFAIL from such a resolver: it is
+// a failed lookup (ErrDNSSECBogus wraps ErrLookupFailed), never "no record"
+// and never permission; the resolver's Extended DNS Error (RFC 8914), if
+// any, is in the message. An answer from an unsigned (insecure) zone has no
+// AD bit and is used as it is.
 package dcv
 
 import (
@@ -22,6 +31,10 @@ var (
 	// ErrLookupFailed means no server gave a definite answer (SERVFAIL,
 	// REFUSED, timeout, ...): "could not look", never "no record".
 	ErrLookupFailed = errors.New("dns lookup failed")
+	// ErrDNSSECBogus means the validating resolver found the answer bogus
+	// (a signature that does not verify, missing or expired signatures, a
+	// broken chain of trust): it wraps ErrLookupFailed.
+	ErrDNSSECBogus = fmt.Errorf("%w: DNSSEC validation failed (bogus)", ErrLookupFailed)
 )
 
 // CAARecord is one CAA record (RFC 8659).
@@ -226,9 +239,12 @@ func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) ([]dns
 func (r *Resolver) exchange(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
 	m := new(dns.Msg)
 	m.SetQuestion(name, qtype)
-	m.SetEdns0(ednsSize, false)
+	m.SetEdns0(ednsSize, true) // DO: the resolver validates and says so
+	m.AuthenticatedData = true
+	m.CheckingDisabled = false
 
 	var problems []string
+	bogus := false
 	for _, server := range r.servers {
 		resp, err := r.exchangeServer(ctx, m, server)
 		switch {
@@ -237,17 +253,26 @@ func (r *Resolver) exchange(ctx context.Context, name string, qtype uint16) (*dn
 		case resp.Rcode == dns.RcodeSuccess || resp.Rcode == dns.RcodeNameError:
 			return resp, nil
 		default:
-			problems = append(problems, fmt.Sprintf("%s answered %s", server, dns.RcodeToString[resp.Rcode]))
+			p := fmt.Sprintf("%s answered %s", server, dns.RcodeToString[resp.Rcode])
+			if ede, ok := dnssecError(resp); ok {
+				p += " (" + ede + ")"
+				bogus = true
+			}
+			problems = append(problems, p)
 		}
 		if ctx.Err() != nil {
 			break
 		}
 	}
 	typ := dns.TypeToString[qtype]
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%w: %s %s: %s: %w", ErrLookupFailed, typ, name, strings.Join(problems, "; "), err)
+	kind := ErrLookupFailed
+	if bogus {
+		kind = ErrDNSSECBogus
 	}
-	return nil, fmt.Errorf("%w: %s %s: %s", ErrLookupFailed, typ, name, strings.Join(problems, "; "))
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %s %s: %s: %w", kind, typ, name, strings.Join(problems, "; "), err)
+	}
+	return nil, fmt.Errorf("%w: %s %s: %s", kind, typ, name, strings.Join(problems, "; "))
 }
 
 // exchangeServer asks one server over UDP, repeating on error, and over TCP
@@ -295,6 +320,31 @@ func (r *Resolver) exchangeOnce(ctx context.Context, m *dns.Msg, server, network
 		return nil, fmt.Errorf("%s: answer is for another question", network)
 	}
 	return resp, nil
+}
+
+// dnssecError describes the DNSSEC Extended DNS Error (RFC 8914 codes 1-12:
+// unsupported algorithm or digest, DNSSEC Bogus, signature expired or not
+// yet valid, DNSKEY, RRSIG or NSEC missing, ...) in a failed answer.
+func dnssecError(resp *dns.Msg) (string, bool) {
+	opt := resp.IsEdns0()
+	if opt == nil {
+		return "", false
+	}
+	for _, o := range opt.Option {
+		ede, ok := o.(*dns.EDNS0_EDE)
+		if !ok || ede.InfoCode < dns.ExtendedErrorCodeUnsupportedDNSKEYAlgorithm || ede.InfoCode > dns.ExtendedErrorCodeNSECMissing {
+			continue
+		}
+		s := "DNSSEC: " + dns.ExtendedErrorCodeToString[ede.InfoCode]
+		if t := strings.TrimSpace(ede.ExtraText); t != "" {
+			if len(t) > 200 {
+				t = t[:200] + "..."
+			}
+			s += ": " + t
+		}
+		return s, true
+	}
+	return "", false
 }
 
 // fqdn validates name and returns it fully qualified and lower-case.

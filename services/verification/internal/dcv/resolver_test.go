@@ -3,8 +3,10 @@ package dcv
 import (
 	"context"
 	"errors"
+	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -257,6 +259,54 @@ func TestInvalidName(t *testing.T) {
 	for _, name := range []string{"", ".", "a..b"} {
 		if _, err := r.LookupTXT(testContext(t), name); err == nil || errors.Is(err, ErrLookupFailed) || errors.Is(err, ErrNoRecords) {
 			t.Errorf("LookupTXT(%q) = %v; want an invalid-name error", name, err)
+		}
+	}
+}
+
+// TestLookupDNSSECBits: every query asks a validating resolver to validate
+// (DO and AD set, CD clear), and a SERVFAIL carrying a DNSSEC Extended DNS
+// Error is ErrDNSSECBogus, a kind of ErrLookupFailed; one without is only
+// ErrLookupFailed. (TestDNSSEC does the same through Unbound.)
+func TestLookupDNSSECBits(t *testing.T) {
+	var mu sync.Mutex
+	var asked []*dns.Msg
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		mu.Lock()
+		asked = append(asked, r)
+		mu.Unlock()
+		m := new(dns.Msg)
+		m.SetRcode(r, dns.RcodeServerFailure)
+		if strings.HasPrefix(r.Question[0].Name, "bogus.") {
+			m.SetEdns0(1232, true)
+			opt := m.IsEdns0()
+			opt.Option = append(opt.Option, &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeDNSBogus, ExtraText: "signature mismatch"})
+		}
+		_ = w.WriteMsg(m)
+	})}
+	go func() { _ = srv.ActivateAndServe() }()
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	r, err := NewResolver(ResolverOptions{Servers: []string{pc.LocalAddr().String()}, Timeout: time.Second, Retries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	_, err = r.LookupTXT(ctx, "bogus.example.test")
+	if !errors.Is(err, ErrDNSSECBogus) || !errors.Is(err, ErrLookupFailed) || !strings.Contains(err.Error(), "DNSSEC Bogus: signature mismatch") {
+		t.Errorf("LookupTXT(bogus) = %v; want ErrDNSSECBogus with the extended error", err)
+	}
+	_, err = r.LookupCAA(ctx, "servfail.example.test")
+	if !errors.Is(err, ErrLookupFailed) || errors.Is(err, ErrDNSSECBogus) {
+		t.Errorf("LookupCAA(plain SERVFAIL) = %v; want ErrLookupFailed, not bogus", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, q := range asked {
+		if opt := q.IsEdns0(); opt == nil || !opt.Do() || !q.AuthenticatedData || q.CheckingDisabled {
+			t.Errorf("query %s: EDNS %v, AD %v, CD %v; want DO, AD and no CD", q.Question[0].Name, q.IsEdns0(), q.AuthenticatedData, q.CheckingDisabled)
 		}
 	}
 }

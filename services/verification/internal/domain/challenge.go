@@ -99,6 +99,10 @@ type Challenge struct {
 	// ValidationTime is then when that validation was done.
 	Reused         bool
 	ValidationTime time.Time
+	// Perspectives are the remote perspectives' results (BR 3.2.2.9) of
+	// the check that verified the challenge, or of the last check that
+	// asked them.
+	Perspectives []PerspectiveResult
 }
 
 // Policy is the challenge lifetime and retry schedule.

@@ -19,6 +19,9 @@ const (
 	ReasonCAAForbids        = "CAA_FORBIDS"
 	ReasonCAALookupFailed   = "CAA_LOOKUP_FAILED"
 	ReasonNamesMismatch     = "NAMES_MISMATCH"
+	// ReasonNotCorroborated: the remote perspectives (BR 3.2.2.9) did not
+	// corroborate CAA at signing time.
+	ReasonNotCorroborated = "NOT_CORROBORATED"
 )
 
 // Evidence is what a VERIFIED challenge proves about its name: control
@@ -30,6 +33,9 @@ type Evidence struct {
 	ValidationTime time.Time
 	RuleVersion    string
 	Reused         bool
+	// Perspectives corroborated the validation (for a reused one, the
+	// original validation's).
+	Perspectives []PerspectiveResult
 }
 
 // Evidence returns what c proves, and false when it proves nothing (it is
@@ -45,7 +51,7 @@ func (c Challenge) Evidence() (Evidence, bool) {
 	if at.IsZero() {
 		return Evidence{}, false
 	}
-	return Evidence{Domain: c.Domain, Method: c.Method, ValidationTime: at, RuleVersion: c.RuleVersion, Reused: c.Reused}, true
+	return Evidence{Domain: c.Domain, Method: c.Method, ValidationTime: at, RuleVersion: c.RuleVersion, Reused: c.Reused, Perspectives: c.Perspectives}, true
 }
 
 // ExpireTime is when e stops being usable under the rules in force at t.

@@ -2,6 +2,7 @@ package domain
 
 import (
 	"errors"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -184,13 +185,15 @@ func TestValidationCovers(t *testing.T) {
 }
 
 func TestNewReusedChallenge(t *testing.T) {
-	orig := Validation{Domain: "example.com", Method: DNSCNAME, VerifyTime: now.Add(-10 * 24 * time.Hour), RuleVersion: "BR-old", Challenge: "c0"}
+	orig := Validation{Domain: "example.com", Method: DNSCNAME, VerifyTime: now.Add(-10 * 24 * time.Hour), RuleVersion: "BR-old", Challenge: "c0",
+		Perspectives: []PerspectiveResult{{Perspective: "us-east", RIR: "ARIN", Corroborates: true}}}
 	c := NewReusedChallenge(Spec{ID: "c1", Application: "applications/b", Attempt: 2, Name: "example.com", Method: HTTPFile}, orig, now)
-	if c.State != Verified || !c.Reused || c.Method != DNSCNAME || c.RuleVersion != "BR-old" || !c.ValidationTime.Equal(orig.VerifyTime) || c.Application != "applications/b" {
+	if c.State != Verified || !c.Reused || c.Method != DNSCNAME || c.RuleVersion != "BR-old" || !c.ValidationTime.Equal(orig.VerifyTime) || c.Application != "applications/b" ||
+		!reflect.DeepEqual(c.Perspectives, orig.Perspectives) {
 		t.Fatalf("NewReusedChallenge = %+v; want VERIFIED, reused, DNS_CNAME, BR-old, validation time %v", c, orig.VerifyTime)
 	}
 	var latest Validation
-	if !latest.Newer(orig) || latest.Newer(Validation{VerifyTime: orig.VerifyTime.Add(-time.Hour)}) || latest != orig {
+	if !latest.Newer(orig) || latest.Newer(Validation{VerifyTime: orig.VerifyTime.Add(-time.Hour)}) || !reflect.DeepEqual(latest, orig) {
 		t.Fatalf("Newer did not keep the latest validation: %+v", latest)
 	}
 }

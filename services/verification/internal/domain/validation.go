@@ -17,11 +17,13 @@ type Validation struct {
 	RuleVersion string
 	// Challenge is the id of the challenge that proved it.
 	Challenge string
+	// Perspectives corroborated it (BR 3.2.2.9); a reuse carries them.
+	Perspectives []PerspectiveResult
 }
 
 // ValidationOf is the validation a verified challenge stands for.
 func ValidationOf(id string, c Challenge) Validation {
-	return Validation{Domain: c.Domain, Method: c.Method, VerifyTime: c.VerifyTime, RuleVersion: c.RuleVersion, Challenge: id}
+	return Validation{Domain: c.Domain, Method: c.Method, VerifyTime: c.VerifyTime, RuleVersion: c.RuleVersion, Challenge: id, Perspectives: c.Perspectives}
 }
 
 // Newer keeps the later of v and n in v and reports whether v changed.
@@ -66,6 +68,6 @@ func NewReusedChallenge(s Spec, v Validation, now time.Time) Challenge {
 		Application: s.Application, Attempt: s.Attempt, Domain: v.Domain, Method: v.Method, State: Verified,
 		RuleVersion: v.RuleVersion, CreateTime: now, VerifyTime: now, NextCheckTime: now,
 		ExpireTime: v.VerifyTime.Add(certpolicy.DomainValidationReuse(now)),
-		Reused:     true, ValidationTime: v.VerifyTime,
+		Reused:     true, ValidationTime: v.VerifyTime, Perspectives: v.Perspectives,
 	}
 }

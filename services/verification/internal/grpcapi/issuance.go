@@ -38,12 +38,13 @@ func (s *Server) AuthorizeIssuance(ctx context.Context, req *verificationv1.Auth
 	if err != nil {
 		return nil, err
 	}
-	resp := &verificationv1.AuthorizeIssuanceResponse{CheckTime: timestamppb.New(got.CheckTime), RuleVersion: certpolicy.Version(got.CheckTime)}
+	resp := &verificationv1.AuthorizeIssuanceResponse{CheckTime: timestamppb.New(got.CheckTime), RuleVersion: certpolicy.Version(got.CheckTime),
+		CaaPerspectives: PerspectivesPB(got.CAAPerspectives)}
 	for _, n := range got.Names {
 		resp.Validations = append(resp.Validations, &verificationv1.DomainValidation{
 			Domain: n.Domain, Method: methodsPB[n.Method], ValidationTime: timestamppb.New(n.ValidationTime),
 			Challenge: resname.Name("challenges", n.Challenge), Reused: n.Reused, RuleVersion: n.RuleVersion,
-			ExpireTime: timestamppb.New(n.ExpireTime),
+			ExpireTime: timestamppb.New(n.ExpireTime), Perspectives: PerspectivesPB(n.Perspectives),
 		})
 	}
 	return resp, nil

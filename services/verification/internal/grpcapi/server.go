@@ -166,6 +166,7 @@ func ChallengePB(r *docstore.Record[domain.Challenge]) *verificationv1.Challenge
 		CheckCount:    int32(c.CheckCount),
 		LastCheckTime: ts(c.LastCheckTime, timestamppb.New(c.LastCheckTime)),
 		LastError:     c.LastError,
+		Perspectives:  PerspectivesPB(c.Perspectives),
 	}
 	if c.State == domain.Pending {
 		pb.NextCheckTime = timestamppb.New(c.NextCheckTime)

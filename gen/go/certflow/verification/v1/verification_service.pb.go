@@ -185,7 +185,10 @@ type Challenge struct {
 	// For a reused validation, when the name was first validated.
 	ValidationTime *timestamppb.Timestamp `protobuf:"bytes,22,opt,name=validation_time,json=validationTime,proto3" json:"validation_time,omitempty"`
 	// A warning about the method, for example that EMAIL is being phased out.
-	Warning       string `protobuf:"bytes,23,opt,name=warning,proto3" json:"warning,omitempty"`
+	Warning string `protobuf:"bytes,23,opt,name=warning,proto3" json:"warning,omitempty"`
+	// What each remote perspective saw at the check that verified the
+	// challenge, or at the last check (BR 3.2.2.9).
+	Perspectives  []*PerspectiveResult `protobuf:"bytes,24,rep,name=perspectives,proto3" json:"perspectives,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -379,6 +382,13 @@ func (x *Challenge) GetWarning() string {
 		return x.Warning
 	}
 	return ""
+}
+
+func (x *Challenge) GetPerspectives() []*PerspectiveResult {
+	if x != nil {
+		return x.Perspectives
+	}
+	return nil
 }
 
 type GetChallengeRequest struct {
@@ -1042,9 +1052,11 @@ type AuthorizeIssuanceResponse struct {
 	// The time the rules were applied at.
 	CheckTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=check_time,json=checkTime,proto3" json:"check_time,omitempty"`
 	// The Baseline Requirements rule set in force at check_time.
-	RuleVersion   string `protobuf:"bytes,3,opt,name=rule_version,json=ruleVersion,proto3" json:"rule_version,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RuleVersion string `protobuf:"bytes,3,opt,name=rule_version,json=ruleVersion,proto3" json:"rule_version,omitempty"`
+	// What each remote perspective saw of CAA at check_time (BR 3.2.2.9).
+	CaaPerspectives []*PerspectiveResult `protobuf:"bytes,4,rep,name=caa_perspectives,json=caaPerspectives,proto3" json:"caa_perspectives,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *AuthorizeIssuanceResponse) Reset() {
@@ -1098,6 +1110,13 @@ func (x *AuthorizeIssuanceResponse) GetRuleVersion() string {
 	return ""
 }
 
+func (x *AuthorizeIssuanceResponse) GetCaaPerspectives() []*PerspectiveResult {
+	if x != nil {
+		return x.CaaPerspectives
+	}
+	return nil
+}
+
 // The validation a name of a certificate rests on.
 type DomainValidation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1113,7 +1132,9 @@ type DomainValidation struct {
 	// The rule set the validation was done under.
 	RuleVersion string `protobuf:"bytes,6,opt,name=rule_version,json=ruleVersion,proto3" json:"rule_version,omitempty"`
 	// When the validation stops being usable under the rules at check_time.
-	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// What each remote perspective saw when the name was validated.
+	Perspectives  []*PerspectiveResult `protobuf:"bytes,8,rep,name=perspectives,proto3" json:"perspectives,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1193,6 +1214,13 @@ func (x *DomainValidation) GetRuleVersion() string {
 func (x *DomainValidation) GetExpireTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *DomainValidation) GetPerspectives() []*PerspectiveResult {
+	if x != nil {
+		return x.Perspectives
 	}
 	return nil
 }
@@ -1521,11 +1549,94 @@ func (x *GetDocumentRequest) GetName() string {
 	return ""
 }
 
+// What one remote perspective saw.
+type PerspectiveResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The perspective's configured name (its region), e.g. "us-east".
+	Perspective string `protobuf:"bytes,1,opt,name=perspective,proto3" json:"perspective,omitempty"`
+	Region      string `protobuf:"bytes,2,opt,name=region,proto3" json:"region,omitempty"`
+	// Its Regional Internet Registry: ARIN, RIPE, APNIC, LACNIC or AFRINIC.
+	Rir string `protobuf:"bytes,3,opt,name=rir,proto3" json:"rir,omitempty"`
+	// Whether it saw what the primary saw (the proof; CAA allowing).
+	Corroborates bool `protobuf:"varint,4,opt,name=corroborates,proto3" json:"corroborates,omitempty"`
+	// Why not, or what it saw; "unreachable: ..." for a perspective that did
+	// not answer (counted as disagreeing).
+	Detail        string `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PerspectiveResult) Reset() {
+	*x = PerspectiveResult{}
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PerspectiveResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PerspectiveResult) ProtoMessage() {}
+
+func (x *PerspectiveResult) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PerspectiveResult.ProtoReflect.Descriptor instead.
+func (*PerspectiveResult) Descriptor() ([]byte, []int) {
+	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *PerspectiveResult) GetPerspective() string {
+	if x != nil {
+		return x.Perspective
+	}
+	return ""
+}
+
+func (x *PerspectiveResult) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *PerspectiveResult) GetRir() string {
+	if x != nil {
+		return x.Rir
+	}
+	return ""
+}
+
+func (x *PerspectiveResult) GetCorroborates() bool {
+	if x != nil {
+		return x.Corroborates
+	}
+	return false
+}
+
+func (x *PerspectiveResult) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
 var File_certflow_verification_v1_verification_service_proto protoreflect.FileDescriptor
 
 const file_certflow_verification_v1_verification_service_proto_rawDesc = "" +
 	"\n" +
-	"3certflow/verification/v1/verification_service.proto\x12\x18certflow.verification.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb7\t\n" +
+	"3certflow/verification/v1/verification_service.proto\x12\x18certflow.verification.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8d\n" +
+	"\n" +
 	"\tChallenge\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x03R\x04name\x12%\n" +
 	"\vapplication\x18\x02 \x01(\tB\x03\xe0A\x03R\vapplication\x12\x1d\n" +
@@ -1555,7 +1666,8 @@ const file_certflow_verification_v1_verification_service_proto_rawDesc = "" +
 	"\frule_version\x18\x14 \x01(\tB\x03\xe0A\x03R\vruleVersion\x12\x1b\n" +
 	"\x06reused\x18\x15 \x01(\bB\x03\xe0A\x03R\x06reused\x12H\n" +
 	"\x0fvalidation_time\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\x0evalidationTime\x12\x1d\n" +
-	"\awarning\x18\x17 \x01(\tB\x03\xe0A\x03R\awarning\"T\n" +
+	"\awarning\x18\x17 \x01(\tB\x03\xe0A\x03R\awarning\x12T\n" +
+	"\fperspectives\x18\x18 \x03(\v2+.certflow.verification.v1.PerspectiveResultB\x03\xe0A\x03R\fperspectives\"T\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aPENDING\x10\x01\x12\f\n" +
@@ -1607,12 +1719,13 @@ const file_certflow_verification_v1_verification_service_proto_rawDesc = "" +
 	"\vapplication\x18\x01 \x01(\tB\x03\xe0A\x02R\vapplication\x12\x1d\n" +
 	"\aattempt\x18\x02 \x01(\x05B\x03\xe0A\x02R\aattempt\x12\x1d\n" +
 	"\adomains\x18\x03 \x03(\tB\x03\xe0A\x02R\adomains\x12<\n" +
-	"\tsign_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x02R\bsignTime\"\xc7\x01\n" +
+	"\tsign_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x02R\bsignTime\"\x9f\x02\n" +
 	"\x19AuthorizeIssuanceResponse\x12L\n" +
 	"\vvalidations\x18\x01 \x03(\v2*.certflow.verification.v1.DomainValidationR\vvalidations\x129\n" +
 	"\n" +
 	"check_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tcheckTime\x12!\n" +
-	"\frule_version\x18\x03 \x01(\tR\vruleVersion\"\xc9\x02\n" +
+	"\frule_version\x18\x03 \x01(\tR\vruleVersion\x12V\n" +
+	"\x10caa_perspectives\x18\x04 \x03(\v2+.certflow.verification.v1.PerspectiveResultR\x0fcaaPerspectives\"\x9a\x03\n" +
 	"\x10DomainValidation\x12\x16\n" +
 	"\x06domain\x18\x01 \x01(\tR\x06domain\x12B\n" +
 	"\x06method\x18\x02 \x01(\x0e2*.certflow.verification.v1.ValidationMethodR\x06method\x12C\n" +
@@ -1621,7 +1734,8 @@ const file_certflow_verification_v1_verification_service_proto_rawDesc = "" +
 	"\x06reused\x18\x05 \x01(\bR\x06reused\x12!\n" +
 	"\frule_version\x18\x06 \x01(\tR\vruleVersion\x12;\n" +
 	"\vexpire_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"\xc3\x02\n" +
+	"expireTime\x12O\n" +
+	"\fperspectives\x18\b \x03(\v2+.certflow.verification.v1.PerspectiveResultR\fperspectives\"\xc3\x02\n" +
 	"\bDocument\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x03R\x04name\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12\x18\n" +
@@ -1646,7 +1760,13 @@ const file_certflow_verification_v1_verification_service_proto_rawDesc = "" +
 	"\tdocuments\x18\x01 \x03(\v2\".certflow.verification.v1.DocumentR\tdocuments\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"-\n" +
 	"\x12GetDocumentRequest\x12\x17\n" +
-	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name*\xb3\x01\n" +
+	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name\"\x9b\x01\n" +
+	"\x11PerspectiveResult\x12 \n" +
+	"\vperspective\x18\x01 \x01(\tR\vperspective\x12\x16\n" +
+	"\x06region\x18\x02 \x01(\tR\x06region\x12\x10\n" +
+	"\x03rir\x18\x03 \x01(\tR\x03rir\x12\"\n" +
+	"\fcorroborates\x18\x04 \x01(\bR\fcorroborates\x12\x16\n" +
+	"\x06detail\x18\x05 \x01(\tR\x06detail*\xb3\x01\n" +
 	"\x10ValidationMethod\x12!\n" +
 	"\x1dVALIDATION_METHOD_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19VALIDATION_METHOD_DNS_TXT\x10\x01\x12\x1f\n" +
@@ -1679,7 +1799,7 @@ func file_certflow_verification_v1_verification_service_proto_rawDescGZIP() []by
 }
 
 var file_certflow_verification_v1_verification_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_certflow_verification_v1_verification_service_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_certflow_verification_v1_verification_service_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_certflow_verification_v1_verification_service_proto_goTypes = []any{
 	(ValidationMethod)(0),             // 0: certflow.verification.v1.ValidationMethod
 	(Challenge_State)(0),              // 1: certflow.verification.v1.Challenge.State
@@ -1703,57 +1823,61 @@ var file_certflow_verification_v1_verification_service_proto_goTypes = []any{
 	(*ListDocumentsRequest)(nil),      // 19: certflow.verification.v1.ListDocumentsRequest
 	(*ListDocumentsResponse)(nil),     // 20: certflow.verification.v1.ListDocumentsResponse
 	(*GetDocumentRequest)(nil),        // 21: certflow.verification.v1.GetDocumentRequest
-	(*timestamppb.Timestamp)(nil),     // 22: google.protobuf.Timestamp
+	(*PerspectiveResult)(nil),         // 22: certflow.verification.v1.PerspectiveResult
+	(*timestamppb.Timestamp)(nil),     // 23: google.protobuf.Timestamp
 }
 var file_certflow_verification_v1_verification_service_proto_depIdxs = []int32{
 	0,  // 0: certflow.verification.v1.Challenge.method:type_name -> certflow.verification.v1.ValidationMethod
 	1,  // 1: certflow.verification.v1.Challenge.state:type_name -> certflow.verification.v1.Challenge.State
-	22, // 2: certflow.verification.v1.Challenge.create_time:type_name -> google.protobuf.Timestamp
-	22, // 3: certflow.verification.v1.Challenge.expire_time:type_name -> google.protobuf.Timestamp
-	22, // 4: certflow.verification.v1.Challenge.verify_time:type_name -> google.protobuf.Timestamp
-	22, // 5: certflow.verification.v1.Challenge.last_check_time:type_name -> google.protobuf.Timestamp
-	22, // 6: certflow.verification.v1.Challenge.next_check_time:type_name -> google.protobuf.Timestamp
-	22, // 7: certflow.verification.v1.Challenge.validation_time:type_name -> google.protobuf.Timestamp
-	2,  // 8: certflow.verification.v1.ListChallengesResponse.challenges:type_name -> certflow.verification.v1.Challenge
-	0,  // 9: certflow.verification.v1.CreateChallengesRequest.method:type_name -> certflow.verification.v1.ValidationMethod
-	2,  // 10: certflow.verification.v1.CreateChallengesResponse.challenges:type_name -> certflow.verification.v1.Challenge
-	2,  // 11: certflow.verification.v1.CancelChallengesResponse.challenges:type_name -> certflow.verification.v1.Challenge
-	22, // 12: certflow.verification.v1.AuthorizeIssuanceRequest.sign_time:type_name -> google.protobuf.Timestamp
-	16, // 13: certflow.verification.v1.AuthorizeIssuanceResponse.validations:type_name -> certflow.verification.v1.DomainValidation
-	22, // 14: certflow.verification.v1.AuthorizeIssuanceResponse.check_time:type_name -> google.protobuf.Timestamp
-	0,  // 15: certflow.verification.v1.DomainValidation.method:type_name -> certflow.verification.v1.ValidationMethod
-	22, // 16: certflow.verification.v1.DomainValidation.validation_time:type_name -> google.protobuf.Timestamp
-	22, // 17: certflow.verification.v1.DomainValidation.expire_time:type_name -> google.protobuf.Timestamp
-	22, // 18: certflow.verification.v1.Document.create_time:type_name -> google.protobuf.Timestamp
-	17, // 19: certflow.verification.v1.UploadDocumentRequest.document:type_name -> certflow.verification.v1.Document
-	17, // 20: certflow.verification.v1.ListDocumentsResponse.documents:type_name -> certflow.verification.v1.Document
-	3,  // 21: certflow.verification.v1.VerificationService.GetChallenge:input_type -> certflow.verification.v1.GetChallengeRequest
-	4,  // 22: certflow.verification.v1.VerificationService.ListChallenges:input_type -> certflow.verification.v1.ListChallengesRequest
-	6,  // 23: certflow.verification.v1.VerificationService.CheckChallenge:input_type -> certflow.verification.v1.CheckChallengeRequest
-	7,  // 24: certflow.verification.v1.VerificationService.CreateChallenges:input_type -> certflow.verification.v1.CreateChallengesRequest
-	9,  // 25: certflow.verification.v1.VerificationService.CancelChallenges:input_type -> certflow.verification.v1.CancelChallengesRequest
-	11, // 26: certflow.verification.v1.VerificationService.ConfirmChallenge:input_type -> certflow.verification.v1.ConfirmChallengeRequest
-	12, // 27: certflow.verification.v1.VerificationService.CheckCaa:input_type -> certflow.verification.v1.CheckCaaRequest
-	14, // 28: certflow.verification.v1.VerificationService.AuthorizeIssuance:input_type -> certflow.verification.v1.AuthorizeIssuanceRequest
-	18, // 29: certflow.verification.v1.VerificationService.UploadDocument:input_type -> certflow.verification.v1.UploadDocumentRequest
-	19, // 30: certflow.verification.v1.VerificationService.ListDocuments:input_type -> certflow.verification.v1.ListDocumentsRequest
-	21, // 31: certflow.verification.v1.VerificationService.GetDocument:input_type -> certflow.verification.v1.GetDocumentRequest
-	2,  // 32: certflow.verification.v1.VerificationService.GetChallenge:output_type -> certflow.verification.v1.Challenge
-	5,  // 33: certflow.verification.v1.VerificationService.ListChallenges:output_type -> certflow.verification.v1.ListChallengesResponse
-	2,  // 34: certflow.verification.v1.VerificationService.CheckChallenge:output_type -> certflow.verification.v1.Challenge
-	8,  // 35: certflow.verification.v1.VerificationService.CreateChallenges:output_type -> certflow.verification.v1.CreateChallengesResponse
-	10, // 36: certflow.verification.v1.VerificationService.CancelChallenges:output_type -> certflow.verification.v1.CancelChallengesResponse
-	2,  // 37: certflow.verification.v1.VerificationService.ConfirmChallenge:output_type -> certflow.verification.v1.Challenge
-	13, // 38: certflow.verification.v1.VerificationService.CheckCaa:output_type -> certflow.verification.v1.CheckCaaResponse
-	15, // 39: certflow.verification.v1.VerificationService.AuthorizeIssuance:output_type -> certflow.verification.v1.AuthorizeIssuanceResponse
-	17, // 40: certflow.verification.v1.VerificationService.UploadDocument:output_type -> certflow.verification.v1.Document
-	20, // 41: certflow.verification.v1.VerificationService.ListDocuments:output_type -> certflow.verification.v1.ListDocumentsResponse
-	17, // 42: certflow.verification.v1.VerificationService.GetDocument:output_type -> certflow.verification.v1.Document
-	32, // [32:43] is the sub-list for method output_type
-	21, // [21:32] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	23, // 2: certflow.verification.v1.Challenge.create_time:type_name -> google.protobuf.Timestamp
+	23, // 3: certflow.verification.v1.Challenge.expire_time:type_name -> google.protobuf.Timestamp
+	23, // 4: certflow.verification.v1.Challenge.verify_time:type_name -> google.protobuf.Timestamp
+	23, // 5: certflow.verification.v1.Challenge.last_check_time:type_name -> google.protobuf.Timestamp
+	23, // 6: certflow.verification.v1.Challenge.next_check_time:type_name -> google.protobuf.Timestamp
+	23, // 7: certflow.verification.v1.Challenge.validation_time:type_name -> google.protobuf.Timestamp
+	22, // 8: certflow.verification.v1.Challenge.perspectives:type_name -> certflow.verification.v1.PerspectiveResult
+	2,  // 9: certflow.verification.v1.ListChallengesResponse.challenges:type_name -> certflow.verification.v1.Challenge
+	0,  // 10: certflow.verification.v1.CreateChallengesRequest.method:type_name -> certflow.verification.v1.ValidationMethod
+	2,  // 11: certflow.verification.v1.CreateChallengesResponse.challenges:type_name -> certflow.verification.v1.Challenge
+	2,  // 12: certflow.verification.v1.CancelChallengesResponse.challenges:type_name -> certflow.verification.v1.Challenge
+	23, // 13: certflow.verification.v1.AuthorizeIssuanceRequest.sign_time:type_name -> google.protobuf.Timestamp
+	16, // 14: certflow.verification.v1.AuthorizeIssuanceResponse.validations:type_name -> certflow.verification.v1.DomainValidation
+	23, // 15: certflow.verification.v1.AuthorizeIssuanceResponse.check_time:type_name -> google.protobuf.Timestamp
+	22, // 16: certflow.verification.v1.AuthorizeIssuanceResponse.caa_perspectives:type_name -> certflow.verification.v1.PerspectiveResult
+	0,  // 17: certflow.verification.v1.DomainValidation.method:type_name -> certflow.verification.v1.ValidationMethod
+	23, // 18: certflow.verification.v1.DomainValidation.validation_time:type_name -> google.protobuf.Timestamp
+	23, // 19: certflow.verification.v1.DomainValidation.expire_time:type_name -> google.protobuf.Timestamp
+	22, // 20: certflow.verification.v1.DomainValidation.perspectives:type_name -> certflow.verification.v1.PerspectiveResult
+	23, // 21: certflow.verification.v1.Document.create_time:type_name -> google.protobuf.Timestamp
+	17, // 22: certflow.verification.v1.UploadDocumentRequest.document:type_name -> certflow.verification.v1.Document
+	17, // 23: certflow.verification.v1.ListDocumentsResponse.documents:type_name -> certflow.verification.v1.Document
+	3,  // 24: certflow.verification.v1.VerificationService.GetChallenge:input_type -> certflow.verification.v1.GetChallengeRequest
+	4,  // 25: certflow.verification.v1.VerificationService.ListChallenges:input_type -> certflow.verification.v1.ListChallengesRequest
+	6,  // 26: certflow.verification.v1.VerificationService.CheckChallenge:input_type -> certflow.verification.v1.CheckChallengeRequest
+	7,  // 27: certflow.verification.v1.VerificationService.CreateChallenges:input_type -> certflow.verification.v1.CreateChallengesRequest
+	9,  // 28: certflow.verification.v1.VerificationService.CancelChallenges:input_type -> certflow.verification.v1.CancelChallengesRequest
+	11, // 29: certflow.verification.v1.VerificationService.ConfirmChallenge:input_type -> certflow.verification.v1.ConfirmChallengeRequest
+	12, // 30: certflow.verification.v1.VerificationService.CheckCaa:input_type -> certflow.verification.v1.CheckCaaRequest
+	14, // 31: certflow.verification.v1.VerificationService.AuthorizeIssuance:input_type -> certflow.verification.v1.AuthorizeIssuanceRequest
+	18, // 32: certflow.verification.v1.VerificationService.UploadDocument:input_type -> certflow.verification.v1.UploadDocumentRequest
+	19, // 33: certflow.verification.v1.VerificationService.ListDocuments:input_type -> certflow.verification.v1.ListDocumentsRequest
+	21, // 34: certflow.verification.v1.VerificationService.GetDocument:input_type -> certflow.verification.v1.GetDocumentRequest
+	2,  // 35: certflow.verification.v1.VerificationService.GetChallenge:output_type -> certflow.verification.v1.Challenge
+	5,  // 36: certflow.verification.v1.VerificationService.ListChallenges:output_type -> certflow.verification.v1.ListChallengesResponse
+	2,  // 37: certflow.verification.v1.VerificationService.CheckChallenge:output_type -> certflow.verification.v1.Challenge
+	8,  // 38: certflow.verification.v1.VerificationService.CreateChallenges:output_type -> certflow.verification.v1.CreateChallengesResponse
+	10, // 39: certflow.verification.v1.VerificationService.CancelChallenges:output_type -> certflow.verification.v1.CancelChallengesResponse
+	2,  // 40: certflow.verification.v1.VerificationService.ConfirmChallenge:output_type -> certflow.verification.v1.Challenge
+	13, // 41: certflow.verification.v1.VerificationService.CheckCaa:output_type -> certflow.verification.v1.CheckCaaResponse
+	15, // 42: certflow.verification.v1.VerificationService.AuthorizeIssuance:output_type -> certflow.verification.v1.AuthorizeIssuanceResponse
+	17, // 43: certflow.verification.v1.VerificationService.UploadDocument:output_type -> certflow.verification.v1.Document
+	20, // 44: certflow.verification.v1.VerificationService.ListDocuments:output_type -> certflow.verification.v1.ListDocumentsResponse
+	17, // 45: certflow.verification.v1.VerificationService.GetDocument:output_type -> certflow.verification.v1.Document
+	35, // [35:46] is the sub-list for method output_type
+	24, // [24:35] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_certflow_verification_v1_verification_service_proto_init() }
@@ -1767,7 +1891,7 @@ func file_certflow_verification_v1_verification_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certflow_verification_v1_verification_service_proto_rawDesc), len(file_certflow_verification_v1_verification_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
