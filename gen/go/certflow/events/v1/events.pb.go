@@ -1589,6 +1589,135 @@ func (x *CertificateIssued) GetNotAfter() *timestamppb.Timestamp {
 	return nil
 }
 
+// certflow.certificate.revoked: a certificate was revoked; it is on the
+// issuing CA's CRL within a minute.
+type CertificateRevoked struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	EventId      string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	OccurredAt   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	Account      string                 `protobuf:"bytes,3,opt,name=account,proto3" json:"account,omitempty"`
+	Certificate  string                 `protobuf:"bytes,4,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	Application  string                 `protobuf:"bytes,5,opt,name=application,proto3" json:"application,omitempty"`
+	SerialNumber string                 `protobuf:"bytes,6,opt,name=serial_number,json=serialNumber,proto3" json:"serial_number,omitempty"`
+	RevokeTime   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
+	// The RFC 5280 CRLReason code (0 unspecified, 1 keyCompromise, ...).
+	ReasonCode int32 `protobuf:"varint,8,opt,name=reason_code,json=reasonCode,proto3" json:"reason_code,omitempty"`
+	// The RFC 5280 name of the reason, for example keyCompromise.
+	Reason string `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Who revoked it: customer or reviewer.
+	RevokedBy     string   `protobuf:"bytes,10,opt,name=revoked_by,json=revokedBy,proto3" json:"revoked_by,omitempty"`
+	Domains       []string `protobuf:"bytes,11,rep,name=domains,proto3" json:"domains,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CertificateRevoked) Reset() {
+	*x = CertificateRevoked{}
+	mi := &file_certflow_events_v1_events_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificateRevoked) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificateRevoked) ProtoMessage() {}
+
+func (x *CertificateRevoked) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_events_v1_events_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificateRevoked.ProtoReflect.Descriptor instead.
+func (*CertificateRevoked) Descriptor() ([]byte, []int) {
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CertificateRevoked) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *CertificateRevoked) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *CertificateRevoked) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *CertificateRevoked) GetCertificate() string {
+	if x != nil {
+		return x.Certificate
+	}
+	return ""
+}
+
+func (x *CertificateRevoked) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *CertificateRevoked) GetSerialNumber() string {
+	if x != nil {
+		return x.SerialNumber
+	}
+	return ""
+}
+
+func (x *CertificateRevoked) GetRevokeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokeTime
+	}
+	return nil
+}
+
+func (x *CertificateRevoked) GetReasonCode() int32 {
+	if x != nil {
+		return x.ReasonCode
+	}
+	return 0
+}
+
+func (x *CertificateRevoked) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *CertificateRevoked) GetRevokedBy() string {
+	if x != nil {
+		return x.RevokedBy
+	}
+	return ""
+}
+
+func (x *CertificateRevoked) GetDomains() []string {
+	if x != nil {
+		return x.Domains
+	}
+	return nil
+}
+
 // certflow.domain.email_sent: an EMAIL challenge's code was mailed to the
 // constructed address. The code itself is never in an event: the
 // verification service hands it to the notification service in an
@@ -1609,7 +1738,7 @@ type DomainEmailChallenge struct {
 
 func (x *DomainEmailChallenge) Reset() {
 	*x = DomainEmailChallenge{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[15]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1621,7 +1750,7 @@ func (x *DomainEmailChallenge) String() string {
 func (*DomainEmailChallenge) ProtoMessage() {}
 
 func (x *DomainEmailChallenge) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[15]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1634,7 +1763,7 @@ func (x *DomainEmailChallenge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainEmailChallenge.ProtoReflect.Descriptor instead.
 func (*DomainEmailChallenge) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{15}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DomainEmailChallenge) GetEventId() string {
@@ -1710,7 +1839,7 @@ type ReviewCreated struct {
 
 func (x *ReviewCreated) Reset() {
 	*x = ReviewCreated{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[16]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1722,7 +1851,7 @@ func (x *ReviewCreated) String() string {
 func (*ReviewCreated) ProtoMessage() {}
 
 func (x *ReviewCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[16]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1735,7 +1864,7 @@ func (x *ReviewCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReviewCreated.ProtoReflect.Descriptor instead.
 func (*ReviewCreated) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{16}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReviewCreated) GetEventId() string {
@@ -1804,7 +1933,7 @@ type PhoneCallRecorded struct {
 
 func (x *PhoneCallRecorded) Reset() {
 	*x = PhoneCallRecorded{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[17]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1816,7 +1945,7 @@ func (x *PhoneCallRecorded) String() string {
 func (*PhoneCallRecorded) ProtoMessage() {}
 
 func (x *PhoneCallRecorded) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[17]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1829,7 +1958,7 @@ func (x *PhoneCallRecorded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PhoneCallRecorded.ProtoReflect.Descriptor instead.
 func (*PhoneCallRecorded) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{17}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PhoneCallRecorded) GetEventId() string {
@@ -1906,7 +2035,7 @@ type ReviewDecided struct {
 
 func (x *ReviewDecided) Reset() {
 	*x = ReviewDecided{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[18]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1918,7 +2047,7 @@ func (x *ReviewDecided) String() string {
 func (*ReviewDecided) ProtoMessage() {}
 
 func (x *ReviewDecided) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[18]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1931,7 +2060,7 @@ func (x *ReviewDecided) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReviewDecided.ProtoReflect.Descriptor instead.
 func (*ReviewDecided) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{18}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReviewDecided) GetEventId() string {
@@ -2183,7 +2312,24 @@ const file_certflow_events_v1_events_proto_rawDesc = "" +
 	"\n" +
 	"not_before\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tnotBefore\x127\n" +
 	"\tnot_after\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"\xc7\x02\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"\x9e\x03\n" +
+	"\x12CertificateRevoked\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
+	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x12\x18\n" +
+	"\aaccount\x18\x03 \x01(\tR\aaccount\x12 \n" +
+	"\vcertificate\x18\x04 \x01(\tR\vcertificate\x12 \n" +
+	"\vapplication\x18\x05 \x01(\tR\vapplication\x12#\n" +
+	"\rserial_number\x18\x06 \x01(\tR\fserialNumber\x12;\n" +
+	"\vrevoke_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"revokeTime\x12\x1f\n" +
+	"\vreason_code\x18\b \x01(\x05R\n" +
+	"reasonCode\x12\x16\n" +
+	"\x06reason\x18\t \x01(\tR\x06reason\x12\x1d\n" +
+	"\n" +
+	"revoked_by\x18\n" +
+	" \x01(\tR\trevokedBy\x12\x18\n" +
+	"\adomains\x18\v \x03(\tR\adomains\"\xc7\x02\n" +
 	"\x14DomainEmailChallenge\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
 	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -2240,7 +2386,7 @@ func file_certflow_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_certflow_events_v1_events_proto_rawDescData
 }
 
-var file_certflow_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_certflow_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_certflow_events_v1_events_proto_goTypes = []any{
 	(*OrderCreated)(nil),            // 0: certflow.events.v1.OrderCreated
 	(*InstanceBound)(nil),           // 1: certflow.events.v1.InstanceBound
@@ -2257,43 +2403,46 @@ var file_certflow_events_v1_events_proto_goTypes = []any{
 	(*DomainValidationFailed)(nil),  // 12: certflow.events.v1.DomainValidationFailed
 	(*ChallengeCancelled)(nil),      // 13: certflow.events.v1.ChallengeCancelled
 	(*CertificateIssued)(nil),       // 14: certflow.events.v1.CertificateIssued
-	(*DomainEmailChallenge)(nil),    // 15: certflow.events.v1.DomainEmailChallenge
-	(*ReviewCreated)(nil),           // 16: certflow.events.v1.ReviewCreated
-	(*PhoneCallRecorded)(nil),       // 17: certflow.events.v1.PhoneCallRecorded
-	(*ReviewDecided)(nil),           // 18: certflow.events.v1.ReviewDecided
-	(*timestamppb.Timestamp)(nil),   // 19: google.protobuf.Timestamp
+	(*CertificateRevoked)(nil),      // 15: certflow.events.v1.CertificateRevoked
+	(*DomainEmailChallenge)(nil),    // 16: certflow.events.v1.DomainEmailChallenge
+	(*ReviewCreated)(nil),           // 17: certflow.events.v1.ReviewCreated
+	(*PhoneCallRecorded)(nil),       // 18: certflow.events.v1.PhoneCallRecorded
+	(*ReviewDecided)(nil),           // 19: certflow.events.v1.ReviewDecided
+	(*timestamppb.Timestamp)(nil),   // 20: google.protobuf.Timestamp
 }
 var file_certflow_events_v1_events_proto_depIdxs = []int32{
-	19, // 0: certflow.events.v1.OrderCreated.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 1: certflow.events.v1.InstanceBound.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 2: certflow.events.v1.InstanceReleased.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 3: certflow.events.v1.InstanceIssued.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 4: certflow.events.v1.ChallengeInstructions.expire_time:type_name -> google.protobuf.Timestamp
-	19, // 5: certflow.events.v1.ApplicationCreated.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 6: certflow.events.v1.ApplicationSubmitted.occurred_at:type_name -> google.protobuf.Timestamp
+	20, // 0: certflow.events.v1.OrderCreated.occurred_at:type_name -> google.protobuf.Timestamp
+	20, // 1: certflow.events.v1.InstanceBound.occurred_at:type_name -> google.protobuf.Timestamp
+	20, // 2: certflow.events.v1.InstanceReleased.occurred_at:type_name -> google.protobuf.Timestamp
+	20, // 3: certflow.events.v1.InstanceIssued.occurred_at:type_name -> google.protobuf.Timestamp
+	20, // 4: certflow.events.v1.ChallengeInstructions.expire_time:type_name -> google.protobuf.Timestamp
+	20, // 5: certflow.events.v1.ApplicationCreated.occurred_at:type_name -> google.protobuf.Timestamp
+	20, // 6: certflow.events.v1.ApplicationSubmitted.occurred_at:type_name -> google.protobuf.Timestamp
 	4,  // 7: certflow.events.v1.ApplicationSubmitted.challenges:type_name -> certflow.events.v1.ChallengeInstructions
-	19, // 8: certflow.events.v1.ApplicationSubmitted.expected_issue_time:type_name -> google.protobuf.Timestamp
-	19, // 9: certflow.events.v1.ApplicationStateChanged.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 10: certflow.events.v1.ApplicationFailed.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 11: certflow.events.v1.ApplicationWithdrawn.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 12: certflow.events.v1.ApplicationIssued.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 13: certflow.events.v1.DomainVerified.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 14: certflow.events.v1.DomainVerified.verify_time:type_name -> google.protobuf.Timestamp
-	19, // 15: certflow.events.v1.DomainValidationFailed.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 16: certflow.events.v1.ChallengeCancelled.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 17: certflow.events.v1.CertificateIssued.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 18: certflow.events.v1.CertificateIssued.not_before:type_name -> google.protobuf.Timestamp
-	19, // 19: certflow.events.v1.CertificateIssued.not_after:type_name -> google.protobuf.Timestamp
-	19, // 20: certflow.events.v1.DomainEmailChallenge.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 21: certflow.events.v1.DomainEmailChallenge.expire_time:type_name -> google.protobuf.Timestamp
-	19, // 22: certflow.events.v1.ReviewCreated.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 23: certflow.events.v1.PhoneCallRecorded.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 24: certflow.events.v1.ReviewDecided.occurred_at:type_name -> google.protobuf.Timestamp
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	20, // 8: certflow.events.v1.ApplicationSubmitted.expected_issue_time:type_name -> google.protobuf.Timestamp
+	20, // 9: certflow.events.v1.ApplicationStateChanged.occurred_at:type_name -> google.protobuf.Timestamp
+	20, // 10: certflow.events.v1.ApplicationFailed.occurred_at:type_name -> google.protobuf.Timestamp
+	20, // 11: certflow.events.v1.ApplicationWithdrawn.occurred_at:type_name -> google.protobuf.Timestamp
+	20, // 12: certflow.events.v1.ApplicationIssued.occurred_at:type_name -> google.protobuf.Timestamp
+	20, // 13: certflow.events.v1.DomainVerified.occurred_at:type_name -> google.protobuf.Timestamp
+	20, // 14: certflow.events.v1.DomainVerified.verify_time:type_name -> google.protobuf.Timestamp
+	20, // 15: certflow.events.v1.DomainValidationFailed.occurred_at:type_name -> google.protobuf.Timestamp
+	20, // 16: certflow.events.v1.ChallengeCancelled.occurred_at:type_name -> google.protobuf.Timestamp
+	20, // 17: certflow.events.v1.CertificateIssued.occurred_at:type_name -> google.protobuf.Timestamp
+	20, // 18: certflow.events.v1.CertificateIssued.not_before:type_name -> google.protobuf.Timestamp
+	20, // 19: certflow.events.v1.CertificateIssued.not_after:type_name -> google.protobuf.Timestamp
+	20, // 20: certflow.events.v1.CertificateRevoked.occurred_at:type_name -> google.protobuf.Timestamp
+	20, // 21: certflow.events.v1.CertificateRevoked.revoke_time:type_name -> google.protobuf.Timestamp
+	20, // 22: certflow.events.v1.DomainEmailChallenge.occurred_at:type_name -> google.protobuf.Timestamp
+	20, // 23: certflow.events.v1.DomainEmailChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	20, // 24: certflow.events.v1.ReviewCreated.occurred_at:type_name -> google.protobuf.Timestamp
+	20, // 25: certflow.events.v1.PhoneCallRecorded.occurred_at:type_name -> google.protobuf.Timestamp
+	20, // 26: certflow.events.v1.ReviewDecided.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_certflow_events_v1_events_proto_init() }
@@ -2307,7 +2456,7 @@ func file_certflow_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certflow_events_v1_events_proto_rawDesc), len(file_certflow_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
