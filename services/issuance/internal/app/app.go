@@ -34,6 +34,7 @@ type Certificates interface {
 	Create(ctx context.Context, id, account string, doc domain.Certificate, evs ...events.Event) (*docstore.Record[domain.Certificate], bool, error)
 	Get(ctx context.Context, account, id string) (*docstore.Record[domain.Certificate], error)
 	List(ctx context.Context, account string, o docstore.ListOptions) ([]*docstore.Record[domain.Certificate], bool, error)
+	Update(ctx context.Context, account, id string, fn docstore.Mutation[domain.Certificate]) (*docstore.Record[domain.Certificate], error)
 }
 
 // Sealer encrypts private keys at rest.
@@ -73,6 +74,7 @@ type App struct {
 	authorizer Authorizer
 	now        func() time.Time
 	validity   time.Duration
+	revocation Revocation
 }
 
 // New returns the use cases. validity 0 means certpolicy.DefaultValidity at
@@ -80,6 +82,13 @@ type App struct {
 // at issue time. Nothing is signed without authorizer's yes.
 func New(certs Certificates, authority *ca.Authority, sealer Sealer, authorizer Authorizer, now func() time.Time, validity time.Duration) *App {
 	return &App{certs: certs, ca: authority, sealer: sealer, authorizer: authorizer, now: now, validity: validity}
+}
+
+// WithRevocation enables RevokeCertificate and the compromised-key check
+// of Issue (revoke.go).
+func (a *App) WithRevocation(r Revocation) *App {
+	a.revocation = r
+	return a
 }
 
 // IssueRequest is what to sign.
@@ -160,6 +169,9 @@ func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*doc
 		if alg, err = csr.Algorithm(pub); err != nil {
 			return nil, apierr.Invalid("csr", csrReason(err), "%v", err)
 		}
+	}
+	if err := a.checkKeyNotCompromised(ctx, pub); err != nil {
+		return nil, err
 	}
 	// The key is made: from here to the signature nothing slow happens, so
 	// the check is made at the signing time itself.
