@@ -25,7 +25,9 @@ import (
 const account = "ca"
 
 // Store is the blocked-key collection.
-type Store struct{ S *docstore.Store[domain.BlockedKey] }
+type Store struct {
+	S *docstore.Store[domain.BlockedKey]
+}
 
 // Hash is the SHA-256 of pub's DER SubjectPublicKeyInfo.
 func Hash(pub crypto.PublicKey) ([32]byte, error) {
