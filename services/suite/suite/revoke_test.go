@@ -139,4 +139,3 @@ func fetchCRL(t *testing.T, url string) *x509.RevocationList {
 	}
 	return crl
 }
-
