@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,6 +118,23 @@ func TestRevokeThroughGateway(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("events: %d %s, %d %s; want 2 of each", c, events.CertificateRevoked, i, events.InstanceRevoked)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// The applicant is told of both.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var revokedMails []string
+		for _, m := range e.smtp.Messages() {
+			if s := subjectOf(m.Data); strings.Contains(s, "was revoked") {
+				revokedMails = append(revokedMails, s)
+			}
+		}
+		if len(revokedMails) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("revocation mails %q; want 2", revokedMails)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
