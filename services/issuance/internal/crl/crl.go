@@ -187,7 +187,11 @@ func (g *Generator) sign(ctx context.Context, issuer string, entries []x509.Revo
 	signWith func(*x509.RevocationList) (*x509.RevocationList, error)) error {
 	sort.Slice(entries, func(i, j int) bool { return entries[i].SerialNumber.Cmp(entries[j].SerialNumber) < 0 })
 	digest := digestOf(entries)
-	if _, _, err := g.cfg.CRLs.Create(ctx, issuer, "ca", domain.CRL{Issuer: issuer}); err != nil {
+	if _, err := g.cfg.CRLs.Get(ctx, "", issuer); errors.Is(err, apierr.ErrNotFound) {
+		if _, _, err := g.cfg.CRLs.Create(ctx, issuer, "ca", domain.CRL{Issuer: issuer}); err != nil {
+			return err
+		}
+	} else if err != nil {
 		return err
 	}
 	var signed *domain.CRL
