@@ -25,7 +25,9 @@ import (
 	"github.com/certflow/certflow/pkg/auth"
 	"github.com/certflow/certflow/pkg/csr"
 	"github.com/certflow/certflow/pkg/events"
+	"github.com/certflow/certflow/pkg/service"
 	"github.com/certflow/certflow/pkg/testenv"
+	issuance "github.com/certflow/certflow/services/issuance/service"
 )
 
 // issue validates names for application and has a certificate signed, with
@@ -342,22 +344,28 @@ func TestOpenSSLRefusesRevoked(t *testing.T) {
 		return p
 	}
 	rootPEM, interPEM := write("root.pem", ca.RootPem), write("intermediate.pem", ca.IntermediatePem)
-	crlPEM := write("crl.pem", string(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})))
+	interCRL := string(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}))
+	crlPEM := write("crl.pem", interCRL)
+	_, rootDER, _ := e.waitCRLAt(t, "/crl/root.crl", nil)
+	// -crl_check_all also checks the intermediate against the root's CRL.
+	bothPEM := write("crls.pem", interCRL+string(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: rootDER})))
 	at := strconv.FormatInt(now.Add(time.Hour).Unix(), 10)
-	verify := func(c *issuancev1.Certificate) (string, error) {
+	verify := func(c *issuancev1.Certificate, check, crls string) (string, error) {
 		b, err := e.client.DownloadCertificate(alice, &issuancev1.DownloadCertificateRequest{Name: c.Name})
 		if err != nil {
 			t.Fatal(err)
 		}
 		leaf := write(strings.ReplaceAll(c.Name, "/", "_")+".pem", b.CertificatePem)
-		out, err := exec.Command("openssl", "verify", "-attime", at, "-crl_check", "-CAfile", rootPEM, "-untrusted", interPEM, "-CRLfile", crlPEM, leaf).CombinedOutput()
+		out, err := exec.Command("openssl", "verify", "-attime", at, check, "-CAfile", rootPEM, "-untrusted", interPEM, "-CRLfile", crls, leaf).CombinedOutput()
 		return string(out), err
 	}
-	if out, err := verify(revoked); err == nil || !strings.Contains(out, "certificate revoked") {
-		t.Errorf("openssl verify -crl_check of the revoked certificate = %v:\n%s\nwant \"certificate revoked\"", err, out)
-	}
-	if out, err := verify(good); err != nil {
-		t.Errorf("openssl verify -crl_check of an unrevoked certificate = %v:\n%s", err, out)
+	for _, check := range []struct{ flag, crls string }{{"-crl_check", crlPEM}, {"-crl_check_all", bothPEM}} {
+		if out, err := verify(revoked, check.flag, check.crls); err == nil || !strings.Contains(out, "certificate revoked") {
+			t.Errorf("openssl verify %s of the revoked certificate = %v:\n%s\nwant \"certificate revoked\"", check.flag, err, out)
+		}
+		if out, err := verify(good, check.flag, check.crls); err != nil {
+			t.Errorf("openssl verify %s of an unrevoked certificate = %v:\n%s", check.flag, err, out)
+		}
 	}
 }
 
@@ -372,4 +380,19 @@ func parsePEMCert(t *testing.T, s string) *x509.Certificate {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestCRLScheduleBounds: a check interval over a minute, or a refresh that
+// would let a CRL near its nextUpdate, is refused at start.
+func TestCRLScheduleBounds(t *testing.T) {
+	for _, cfg := range []issuance.Config{
+		{CRLCheckInterval: 2 * time.Minute},
+		{CRLRefresh: 5 * 24 * time.Hour},
+	} {
+		cfg.Config = service.Config{GRPCAddr: "127.0.0.1:0", MongoURI: "mongodb://127.0.0.1:1/", NATSURL: "nats://127.0.0.1:1"}
+		cfg.CADir = t.TempDir()
+		if _, err := issuance.New(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "CRL") {
+			t.Errorf("New(check %v, refresh %v) = %v; want a refusal naming the CRL", cfg.CRLCheckInterval, cfg.CRLRefresh, err)
+		}
+	}
 }

@@ -104,6 +104,12 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.CRLCheckInterval > time.Minute {
+		return nil, fmt.Errorf("CRL check interval %s is over a minute: a revocation must reach the CRL within one", cfg.CRLCheckInterval)
+	}
+	if cfg.CRLRefresh > 3*24*time.Hour {
+		return nil, fmt.Errorf("CRL refresh %s is too long: CRLs must be renewed well before their 7-day nextUpdate (at most 3 days)", cfg.CRLRefresh)
+	}
 	kek, err := sealbox.LoadKEK("customer key-encryption key", cfg.KEK, cfg.KEKFile, "-kek-file or CERTFLOW_KEK")
 	if err != nil {
 		return nil, err
@@ -147,12 +153,6 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	certs := docstore.New[domain.Certificate](b.DB.Collection("certificates"), "certificate", b.OutboxStoreOptions(cfg.Now)...)
 	if err := certs.EnsureIndexes(ctx); err != nil {
 		return nil, err
-	}
-	if cfg.CRLCheckInterval > time.Minute {
-		return nil, fmt.Errorf("CRL check interval %s is over a minute: a revocation must reach the CRL within one", cfg.CRLCheckInterval)
-	}
-	if cfg.CRLRefresh > 3*24*time.Hour {
-		return nil, fmt.Errorf("CRL refresh %s is too long: CRLs must be renewed well before their 7-day nextUpdate (at most 3 days)", cfg.CRLRefresh)
 	}
 	revocations := docstore.New[domain.Revocation](b.DB.Collection("revocations"), "revocation", b.StoreOptions(cfg.Now)...)
 	blocked := docstore.New[domain.BlockedKey](b.DB.Collection("blockedkeys"), "blocked key", b.StoreOptions(cfg.Now)...)
