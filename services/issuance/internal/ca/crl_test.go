@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,13 +52,20 @@ func TestSignCRL(t *testing.T) {
 	}
 
 	// The lints refuse what the BRs forbid, and nothing is signed.
-	for name, bad := range map[string]*x509.RevocationList{
-		"nextUpdate 11 days on": {Number: big.NewInt(8), ThisUpdate: now, NextUpdate: now.Add(11 * 24 * time.Hour)},
-		"certificateHold":       {Number: big.NewInt(8), ThisUpdate: now, NextUpdate: now.Add(24 * time.Hour), RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: serial, RevocationTime: now, ReasonCode: 6}}},
+	for _, tt := range []struct {
+		name, lint string
+		crl        *x509.RevocationList
+	}{
+		{"nextUpdate 11 days on", "e_crl_next_update_invalid", &x509.RevocationList{Number: big.NewInt(8), ThisUpdate: now, NextUpdate: now.Add(11 * 24 * time.Hour)}},
+		{"certificateHold", "e_cab_crl_has_valid_reason_code", &x509.RevocationList{Number: big.NewInt(8), ThisUpdate: now, NextUpdate: now.Add(24 * time.Hour),
+			RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: serial, RevocationTime: now, ReasonCode: 6}}}},
+		{"revoked after thisUpdate", "e_crl_revocation_time_after_this_update", &x509.RevocationList{Number: big.NewInt(8), ThisUpdate: now, NextUpdate: now.Add(24 * time.Hour),
+			RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: serial, RevocationTime: now.Add(time.Hour)}}}},
 	} {
 		var le *lint.CRLError
-		if _, err := a.SignCRL(bad); !errors.As(err, &le) {
-			t.Errorf("SignCRL(%s) = %v; want a lint refusal", name, err)
+		_, err := a.SignCRL(tt.crl)
+		if !errors.As(err, &le) || !strings.Contains(err.Error(), tt.lint) {
+			t.Errorf("SignCRL(%s) = %v; want a refusal by %s", tt.name, err, tt.lint)
 		}
 	}
 }
