@@ -307,8 +307,8 @@ func TestKeyCompromiseBlocksKey(t *testing.T) {
 		_, err := e.client.IssueCertificate(tt.ctx, &issuancev1.IssueCertificateRequest{
 			RequestId: tt.app + "/attempts/1", Application: tt.app, Attempt: 1, Domains: tt.names, Csr: pemCSR(t, key, tt.names...),
 		})
-		if r, _ := reason(err); testenv.Code(err) != codes.InvalidArgument || r != "KEY_COMPROMISED" {
-			t.Errorf("IssueCertificate(%s) with the compromised key = %v (%s); want InvalidArgument KEY_COMPROMISED", tt.app, err, r)
+		if r, _ := reason(err); testenv.Code(err) != codes.FailedPrecondition || r != "KEY_COMPROMISED" {
+			t.Errorf("IssueCertificate(%s) with the compromised key = %v (%s); want FailedPrecondition KEY_COMPROMISED", tt.app, err, r)
 		}
 	}
 	// A new key is fine.

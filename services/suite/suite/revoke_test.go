@@ -1,6 +1,9 @@
 package suite_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
@@ -156,4 +159,28 @@ func fetchCRL(t *testing.T, url string) *x509.RevocationList {
 		t.Fatal(err)
 	}
 	return crl
+}
+
+// TestCompromisedKeyRefusedThroughGateway: after the customer revokes a
+// certificate for keyCompromise, an application with a CSR of the same key
+// fails with KEY_COMPROMISED as its cause.
+func TestCompromisedKeyRefusedThroughGateway(t *testing.T) {
+	e := start(t)
+	key := e.s.APIKey
+	inst := e.buy(t, key, "products/dv-single-1y", 2)
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	apply := func(instance string) string {
+		app := e.apply(t, obj{"instance": instance, "domains": []string{"k.csr.test"}, "applicant": applicant(), "csr_mode": "CSR_MODE_MANUAL", "csr": makeCSR(t, p256, "k.csr.test")})
+		e.prove(t, e.submit(t, app))
+		return app
+	}
+	issued := e.waitState(t, key, apply(inst[0]), "ISSUED")
+	var out obj
+	if code := e.call(t, key, "POST", "/v1/"+issued["certificate"].(string)+":revoke", obj{"reason": "REVOCATION_REASON_KEY_COMPROMISE"}, &out); code != 200 {
+		t.Fatalf("revoke = %d %v", code, out)
+	}
+	failed := e.waitState(t, key, apply(inst[1]), "VALIDATION_FAILED")
+	if cause, _ := failed["failure_cause"].(string); !strings.Contains(cause, "KEY_COMPROMISED") {
+		t.Fatalf("failure cause %q; want KEY_COMPROMISED", cause)
+	}
 }

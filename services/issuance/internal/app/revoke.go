@@ -162,8 +162,10 @@ func (a *App) checkKeyNotCompromised(ctx context.Context, pub crypto.PublicKey) 
 		return fmt.Errorf("check the key blocklist: %w", err)
 	}
 	if blocked {
-		return apierr.Invalid("csr", "KEY_COMPROMISED",
-			"the CSR's key was reported compromised when a certificate with it was revoked (keyCompromise); make a new key and a new CSR")
+		// FailedPrecondition, not InvalidArgument: the same CSR was fine
+		// before the revocation; the CA's state refuses it now.
+		return apierr.New(apierr.FailedPrecondition, "KEY_COMPROMISED",
+			"the key was reported compromised when a certificate with it was revoked (keyCompromise); make a new key and a new CSR")
 	}
 	return nil
 }

@@ -49,7 +49,8 @@ type IssuanceServiceClient interface {
 	// the verification service whether every name is validated for the account
 	// at the signing time and CAA permits it; if not, it fails with
 	// FailedPrecondition and the reason (VALIDATION_MISSING, VALIDATION_EXPIRED,
-	// METHOD_NOT_ALLOWED, CAA_FORBIDS, NAMES_MISMATCH). Calling again with the
+	// METHOD_NOT_ALLOWED, CAA_FORBIDS, NAMES_MISMATCH, KEY_COMPROMISED: the key
+	// is that of a certificate revoked for keyCompromise). Calling again with the
 	// same request_id returns the same certificate.
 	IssueCertificate(ctx context.Context, in *IssueCertificateRequest, opts ...grpc.CallOption) (*Certificate, error)
 	// Revokes a certificate (AIP-136 custom method). A customer revokes its own
@@ -155,7 +156,8 @@ type IssuanceServiceServer interface {
 	// the verification service whether every name is validated for the account
 	// at the signing time and CAA permits it; if not, it fails with
 	// FailedPrecondition and the reason (VALIDATION_MISSING, VALIDATION_EXPIRED,
-	// METHOD_NOT_ALLOWED, CAA_FORBIDS, NAMES_MISMATCH). Calling again with the
+	// METHOD_NOT_ALLOWED, CAA_FORBIDS, NAMES_MISMATCH, KEY_COMPROMISED: the key
+	// is that of a certificate revoked for keyCompromise). Calling again with the
 	// same request_id returns the same certificate.
 	IssueCertificate(context.Context, *IssueCertificateRequest) (*Certificate, error)
 	// Revokes a certificate (AIP-136 custom method). A customer revokes its own
