@@ -73,6 +73,9 @@ var Methods = map[string][]string{
 	"/certflow.order.v1.OrderService/BindInstance":       {Application},
 	"/certflow.order.v1.OrderService/ReleaseInstance":    {Application},
 	"/certflow.order.v1.OrderService/MarkInstanceIssued": {Application},
+	// The application service follows certificate.revoked and marks the
+	// instance (the saga's orchestrator calls; others never call back).
+	"/certflow.order.v1.OrderService/MarkInstanceRevoked": {Application},
 
 	// Application service.
 	"/certflow.application.v1.ApplicationService/CreateApplication":   public,
@@ -119,6 +122,9 @@ var Methods = map[string][]string{
 	"/certflow.issuance.v1.IssuanceService/ListCertificates":    public,
 	"/certflow.issuance.v1.IssuanceService/DownloadCertificate": public,
 	"/certflow.issuance.v1.IssuanceService/GetCaCertificates":   public,
+	// Customers revoke their own certificates, reviewers any (the role
+	// decides inside the method).
+	"/certflow.issuance.v1.IssuanceService/RevokeCertificate": public,
 
 	// Notification service.
 	"/certflow.notification.v1.NotificationService/ListNotifications":     public,

@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
 	issuancev1 "github.com/certflow/certflow/gen/go/certflow/issuance/v1"
 	verificationv1 "github.com/certflow/certflow/gen/go/certflow/verification/v1"
 	"github.com/certflow/certflow/pkg/callpolicy"
@@ -20,7 +22,9 @@ import (
 	"github.com/certflow/certflow/pkg/sealbox"
 	"github.com/certflow/certflow/pkg/service"
 	"github.com/certflow/certflow/services/issuance/internal/app"
+	"github.com/certflow/certflow/services/issuance/internal/blockedkeys"
 	"github.com/certflow/certflow/services/issuance/internal/ca"
+	"github.com/certflow/certflow/services/issuance/internal/crl"
 	"github.com/certflow/certflow/services/issuance/internal/domain"
 	"github.com/certflow/certflow/services/issuance/internal/grpcapi"
 	"github.com/certflow/certflow/services/issuance/internal/keyseal"
@@ -65,7 +69,16 @@ type Config struct {
 	// BlockedKeysFile lists keys never to certify, one hex SHA-256 of the
 	// SubjectPublicKeyInfo a line (see goodkey.LoadSet); empty = none.
 	BlockedKeysFile string
-	Now             func() time.Time
+	// HTTPAddr is where the CRLs are served over plain HTTP
+	// (/crl/intermediate.crl, /crl/root.crl); "" is any loopback port.
+	HTTPAddr string
+	// CRLCheckInterval is how often the CRLs are checked for new
+	// revocations (default 30s, so a revocation is on the CRL within a
+	// minute); CRLRefresh how old one may get before it is signed again
+	// anyway (default a day; nextUpdate is 7 days on).
+	CRLCheckInterval time.Duration
+	CRLRefresh       time.Duration
+	Now              func() time.Time
 }
 
 // Flags registers the issuance settings. The KEKs themselves come only from
@@ -80,17 +93,32 @@ func (c *Config) Flags(s *config.Set) {
 	s.String(&c.VerificationAddr, "verification-addr", "CERTFLOW_VERIFICATION_ADDR", "127.0.0.1:9103", "verification service gRPC address (asked before each signature)")
 	s.String(&c.DebianWeakKeysFile, "debian-weak-keys-file", "CERTFLOW_DEBIAN_WEAK_KEYS_FILE", "", "Debian openssl-blacklist file of weak RSA keys to refuse (the last 20 hex digits of the SHA-1 of \"Modulus=<HEX>\\n\", one a line); empty = none")
 	s.String(&c.BlockedKeysFile, "blocked-keys-file", "CERTFLOW_BLOCKED_KEYS_FILE", "", "file of keys to refuse as compromised: the hex SHA-256 of each DER SubjectPublicKeyInfo, one a line; empty = none")
+	s.String(&c.HTTPAddr, "http-addr", "CERTFLOW_ISSUANCE_HTTP_ADDR", "127.0.0.1:9180", "plain-HTTP listen address of the CRLs")
+	s.Duration(&c.CRLCheckInterval, "crl-check-interval", "CERTFLOW_CRL_CHECK_INTERVAL", crl.DefaultCheckInterval, "how often the CRLs are checked for new revocations (at most a minute)")
+	s.Duration(&c.CRLRefresh, "crl-refresh", "CERTFLOW_CRL_REFRESH", crl.DefaultRefresh, "how old a CRL may get before it is signed again though nothing changed (below its 7-day nextUpdate)")
 	s.Duration(&c.Validity, "validity", "CERTFLOW_CERT_VALIDITY", 0, "certificate validity; 0 = one day under the CA/B Forum maximum (199 days in 2026)")
 }
 
 // Service is a running issuance service.
-type Service struct{ *service.Base }
+type Service struct {
+	*service.Base
+	http *httpServer
+}
+
+// HTTPAddr is the address the CRLs are served on.
+func (s *Service) HTTPAddr() string { return s.http.ln.Addr().String() }
 
 // New loads or creates the CA, connects and listens; call Run to serve.
 func New(ctx context.Context, cfg Config) (*Service, error) {
 	cfg.Name = "issuance"
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.CRLCheckInterval > time.Minute {
+		return nil, fmt.Errorf("CRL check interval %s is over a minute: a revocation must reach the CRL within one", cfg.CRLCheckInterval)
+	}
+	if cfg.CRLRefresh > 3*24*time.Hour {
+		return nil, fmt.Errorf("CRL refresh %s is too long: CRLs must be renewed well before their 7-day nextUpdate (at most 3 days)", cfg.CRLRefresh)
 	}
 	kek, err := sealbox.LoadKEK("customer key-encryption key", cfg.KEK, cfg.KEKFile, "-kek-file or CERTFLOW_KEK")
 	if err != nil {
@@ -141,9 +169,32 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err := certs.EnsureIndexes(ctx); err != nil {
 		return nil, err
 	}
-	b.GRPC.Register(&issuancev1.IssuanceService_ServiceDesc, &grpcapi.Server{App: app.New(certs, authority, sealer, verifier.Client{C: verificationv1.NewVerificationServiceClient(vc)}, keys, cfg.Now, cfg.Validity)})
-	b.Log.Info("CA ready", "root", cfg.CADir+"/"+ca.RootCertFile, "subject", authority.Root().Subject.String())
-	return &Service{b}, nil
+	revocations := docstore.New[domain.Revocation](b.DB.Collection("revocations"), "revocation", b.StoreOptions(cfg.Now)...)
+	blocked := docstore.New[domain.BlockedKey](b.DB.Collection("blockedkeys"), "blocked key", b.StoreOptions(cfg.Now)...)
+	crls := docstore.New[domain.CRL](b.DB.Collection("crls"), "CRL", b.StoreOptions(cfg.Now)...)
+	for _, ensure := range []func(context.Context, ...mongo.IndexModel) error{revocations.EnsureIndexes, blocked.EnsureIndexes, crls.EnsureIndexes} {
+		if err := ensure(ctx); err != nil {
+			return nil, err
+		}
+	}
+	gen := crl.New(crl.Config{
+		Revocations: revocations, CRLs: crls, Signer: authority, Now: cfg.Now, Log: b.Log,
+		Refresh: cfg.CRLRefresh, CheckInterval: cfg.CRLCheckInterval,
+	})
+	a := app.New(certs, authority, sealer, verifier.Client{C: verificationv1.NewVerificationServiceClient(vc)}, keys, cfg.Now, cfg.Validity).
+		WithRevocation(app.Revocation{Entries: revocations, Blocked: blockedkeys.Store{S: blocked}, Hash: blockedkeys.Hash, Changed: gen.Kick})
+	b.GRPC.Register(&issuancev1.IssuanceService_ServiceDesc, &grpcapi.Server{App: a})
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = "127.0.0.1:0" // a program embedding the service, a test
+	}
+	hs, err := listenHTTP(cfg.HTTPAddr, gen.Handler())
+	if err != nil {
+		return nil, err
+	}
+	b.Go(gen.Run)
+	b.Go(hs.serve)
+	b.Log.Info("CA ready", "root", cfg.CADir+"/"+ca.RootCertFile, "subject", authority.Root().Subject.String(), "crl_http", hs.ln.Addr().String())
+	return &Service{Base: b, http: hs}, nil
 }
 
 // keyPolicy is the policy every key to certify passes: goodkey's default

@@ -55,6 +55,8 @@ type env struct {
 	smtp   *smtptest.Server
 	conn   *events.Conn
 	clock  *clock
+	// http is the CRLs' base URL.
+	http string
 }
 
 func start(t *testing.T, at time.Time) *env {
@@ -107,6 +109,8 @@ func start(t *testing.T, at time.Time) *env {
 		CAKEK:            base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)),
 		VerificationAddr: ver.GRPC.Addr(),
 		Now:              e.clock.Now,
+		HTTPAddr:         "127.0.0.1:0",
+		CRLCheckInterval: 200 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -115,6 +119,7 @@ func start(t *testing.T, at time.Time) *env {
 	e.client = issuancev1.NewIssuanceServiceClient(testenv.Dial(t, svc.GRPC.Addr()))
 	e.verify = verificationv1.NewVerificationServiceClient(testenv.Dial(t, ver.GRPC.Addr()))
 	e.conn = testenv.Conn(t, natsURL)
+	e.http = "http://" + svc.HTTPAddr()
 	return e
 }
 

@@ -46,6 +46,8 @@ type Options struct {
 	NATSAddr, MongoAddr                                        string
 	OrderAddr, ApplicationAddr, VerificationAddr, IssuanceAddr string
 	NotificationAddr, GatewayAddr                              string
+	// IssuanceHTTPAddr serves the CRLs over plain HTTP.
+	IssuanceHTTPAddr string
 	// MongoURI, if set, is used instead of starting FerretDB (a real
 	// MongoDB for tests).
 	MongoURI string
@@ -99,6 +101,7 @@ func (o *Options) defaults() {
 	def(&o.VerificationAddr, fmt.Sprintf("127.0.0.1:%d", verification.DefaultPort))
 	def(&o.IssuanceAddr, fmt.Sprintf("127.0.0.1:%d", issuance.DefaultPort))
 	def(&o.NotificationAddr, fmt.Sprintf("127.0.0.1:%d", notification.DefaultPort))
+	def(&o.IssuanceHTTPAddr, "127.0.0.1:9180")
 	def(&o.GatewayAddr, gateway.DefaultAddr)
 	if o.DCVHTTPPort == 0 {
 		o.DCVHTTPPort = 80
@@ -148,6 +151,9 @@ type Suite struct {
 	DevDNS    *devdns.Server
 	// Service gRPC addresses, for gRPC clients.
 	OrderAddr, ApplicationAddr, VerificationAddr, IssuanceAddr, NotificationAddr string
+	// IssuanceHTTPURL is the base URL of the CRLs: IssuanceHTTPURL +
+	// /crl/intermediate.crl and /crl/root.crl.
+	IssuanceHTTPURL string
 
 	runs    []func(context.Context) error
 	closers []func()
@@ -294,13 +300,14 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	caDir := filepath.Join(o.DataDir, "ca")
 	// The CA asks verification before every signature.
 	iss, err := issuance.New(ctx, issuance.Config{Config: base("issuance", o.IssuanceAddr), CADir: caDir, KEK: kek, CAKEK: caKEK, VerificationAddr: ver.GRPC.Addr(),
-		DebianWeakKeysFile: o.DebianWeakKeysFile, BlockedKeysFile: o.BlockedKeysFile, Now: o.Now})
+		DebianWeakKeysFile: o.DebianWeakKeysFile, BlockedKeysFile: o.BlockedKeysFile, HTTPAddr: o.IssuanceHTTPAddr, Now: o.Now})
 	if err != nil {
 		return nil, fmt.Errorf("issuance: %w", err)
 	}
 	s.add("issuance", iss.Run)
 	s.RootCAPath = filepath.Join(caDir, "root.pem")
 	s.OrderAddr, s.VerificationAddr, s.IssuanceAddr, s.NotificationAddr = ord.GRPC.Addr(), ver.GRPC.Addr(), iss.GRPC.Addr(), not.GRPC.Addr()
+	s.IssuanceHTTPURL = "http://" + iss.HTTPAddr()
 	app, err := application.New(ctx, application.Config{
 		Config: base("application", o.ApplicationAddr), OrderAddr: s.OrderAddr, VerificationAddr: s.VerificationAddr, IssuanceAddr: s.IssuanceAddr,
 		RetryDelay: 200 * time.Millisecond, Now: o.Now,

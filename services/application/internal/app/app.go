@@ -55,6 +55,7 @@ type Orders interface {
 	BindInstance(ctx context.Context, name, application string) error
 	ReleaseInstance(ctx context.Context, name, application string) error
 	MarkInstanceIssued(ctx context.Context, name, application, certificate string) error
+	MarkInstanceRevoked(ctx context.Context, name, application, certificate string) error
 }
 
 // Verifier is the verification service.

@@ -19,7 +19,7 @@ import (
 )
 
 // ExternalSubjects are the other services' events the application follows.
-var ExternalSubjects = []string{events.DomainVerified, events.DomainFailed, events.CertificateIssued, events.ReviewApproved, events.ReviewRejected}
+var ExternalSubjects = []string{events.DomainVerified, events.DomainFailed, events.CertificateIssued, events.CertificateRevoked, events.ReviewApproved, events.ReviewRejected}
 
 // SagaSubjects are its own events whose side effects it carries out.
 var SagaSubjects = []string{events.ApplicationStateChanged, events.ApplicationWithdrawn, events.ApplicationFailed}
@@ -66,6 +66,12 @@ func (a *App) HandleEvent(ctx context.Context, ev events.Event) error {
 			return err
 		}
 		return a.onCertificateIssued(ctx, &m)
+	case events.CertificateRevoked:
+		var m eventsv1.CertificateRevoked
+		if err := unmarshal(ev, &m); err != nil {
+			return err
+		}
+		return a.onCertificateRevoked(ctx, &m)
 	case events.ApplicationStateChanged:
 		var m eventsv1.ApplicationStateChanged
 		if err := unmarshal(ev, &m); err != nil {
@@ -316,4 +322,29 @@ func (a *App) onCertificateIssued(ctx context.Context, m *eventsv1.CertificateIs
 		return a.orders.MarkInstanceIssued(system(ctx, m.Account), rec.Doc.Instance, appName, m.Certificate)
 	}
 	return nil
+}
+
+// onCertificateRevoked marks the application's instance REVOKED when the
+// revoked certificate is the one the application got. The application
+// itself stays ISSUED: its work is done; the certificate and the instance
+// carry the revocation.
+func (a *App) onCertificateRevoked(ctx context.Context, m *eventsv1.CertificateRevoked) error {
+	if m.Application == "" {
+		return nil
+	}
+	id, err := idOf(m.Application)
+	if err != nil {
+		return err
+	}
+	rec, err := a.apps.Get(ctx, m.Account, id)
+	if errors.Is(err, apierr.ErrNotFound) {
+		return nil // a certificate signed for no application of ours
+	}
+	if err != nil {
+		return err
+	}
+	if rec.Doc.Certificate != m.Certificate || rec.Doc.Instance == "" {
+		return nil
+	}
+	return a.orders.MarkInstanceRevoked(system(ctx, m.Account), rec.Doc.Instance, m.Application, m.Certificate)
 }

@@ -62,6 +62,12 @@ func (o Orders) MarkInstanceIssued(ctx context.Context, name, application, certi
 	return err
 }
 
+// MarkInstanceRevoked records that an instance's certificate was revoked.
+func (o Orders) MarkInstanceRevoked(ctx context.Context, name, application, certificate string) error {
+	_, err := o.C.MarkInstanceRevoked(ctx, &orderv1.MarkInstanceRevokedRequest{Name: name, Application: application, Certificate: certificate})
+	return err
+}
+
 // Verifier is app.Verifier over gRPC.
 type Verifier struct {
 	C verificationv1.VerificationServiceClient

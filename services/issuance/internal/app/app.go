@@ -36,6 +36,7 @@ type Certificates interface {
 	Create(ctx context.Context, id, account string, doc domain.Certificate, evs ...events.Event) (*docstore.Record[domain.Certificate], bool, error)
 	Get(ctx context.Context, account, id string) (*docstore.Record[domain.Certificate], error)
 	List(ctx context.Context, account string, o docstore.ListOptions) ([]*docstore.Record[domain.Certificate], bool, error)
+	Update(ctx context.Context, account, id string, fn docstore.Mutation[domain.Certificate]) (*docstore.Record[domain.Certificate], error)
 }
 
 // Sealer encrypts private keys at rest.
@@ -77,6 +78,7 @@ type App struct {
 	generateKey func(csr.KeyAlgorithm) (crypto.Signer, error)
 	now         func() time.Time
 	validity    time.Duration
+	revocation  Revocation
 }
 
 // Option changes how the App works; for tests.
@@ -97,6 +99,13 @@ func New(certs Certificates, authority *ca.Authority, sealer Sealer, authorizer 
 	for _, o := range opts {
 		o(a)
 	}
+	return a
+}
+
+// WithRevocation enables RevokeCertificate and the compromised-key check
+// of Issue (revoke.go).
+func (a *App) WithRevocation(r Revocation) *App {
+	a.revocation = r
 	return a
 }
 
@@ -184,6 +193,9 @@ func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*doc
 		if alg, err = csr.Algorithm(pub); err != nil {
 			return nil, csrError(err)
 		}
+	}
+	if err := a.checkKeyNotCompromised(ctx, pub); err != nil {
+		return nil, err
 	}
 	// The key is made: from here to the signature nothing slow happens, so
 	// the check is made at the signing time itself.

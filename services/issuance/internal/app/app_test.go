@@ -11,50 +11,19 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/certflow/certflow/pkg/apierr"
 	"github.com/certflow/certflow/pkg/csr"
 	"github.com/certflow/certflow/pkg/docstore"
-	"github.com/certflow/certflow/pkg/events"
 	"github.com/certflow/certflow/pkg/goodkey"
+	"github.com/certflow/certflow/pkg/testenv"
 	"github.com/certflow/certflow/services/issuance/internal/app"
 	"github.com/certflow/certflow/services/issuance/internal/ca"
 	"github.com/certflow/certflow/services/issuance/internal/domain"
 	"github.com/certflow/certflow/services/issuance/internal/keyseal"
 )
-
-// memCerts is an in-memory certificate repository.
-type memCerts struct {
-	mu sync.Mutex
-	m  map[string]*docstore.Record[domain.Certificate]
-}
-
-func (c *memCerts) Create(_ context.Context, id, account string, doc domain.Certificate, _ ...events.Event) (*docstore.Record[domain.Certificate], bool, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if r, ok := c.m[id]; ok {
-		return r, false, nil
-	}
-	r := &docstore.Record[domain.Certificate]{ID: id, Account: account, Version: 1, Revision: 1, Doc: doc}
-	c.m[id] = r
-	return r, true, nil
-}
-
-func (c *memCerts) Get(_ context.Context, account, id string) (*docstore.Record[domain.Certificate], error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if r, ok := c.m[id]; ok && r.Account == account {
-		return r, nil
-	}
-	return nil, apierr.NotFoundf("certificate")
-}
-
-func (c *memCerts) List(context.Context, string, docstore.ListOptions) ([]*docstore.Record[domain.Certificate], bool, error) {
-	return nil, false, nil
-}
 
 // yes authorizes every name.
 type yes struct{}
@@ -100,8 +69,13 @@ func (f *fixture) app(t *testing.T, opts ...app.Option) *app.App {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return app.New(&memCerts{m: map[string]*docstore.Record[domain.Certificate]{}}, f.authority, sealer, yes{}, f.policy,
-		func() time.Time { return f.now }, 0, opts...)
+	// The certificates go to a real store on the test database.
+	db, _ := testenv.Database(t)
+	certs := docstore.New[domain.Certificate](db.Collection("certificates"), "certificate", docstore.WithClock(func() time.Time { return f.now }))
+	if err := certs.EnsureIndexes(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return app.New(certs, f.authority, sealer, yes{}, f.policy, func() time.Time { return f.now }, 0, opts...)
 }
 
 func issue(a *app.App, id, csrPEM string) error {
@@ -212,3 +186,5 @@ func smallFactorModulus(t *testing.T) *big.Int {
 		}
 	}
 }
+
+func TestMain(m *testing.M) { testenv.Main(m) }

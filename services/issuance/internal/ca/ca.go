@@ -120,6 +120,7 @@ func (o Options) withDefaults() Options {
 type Authority struct {
 	root, intermediate *x509.Certificate
 	signer             crypto.Signer // the intermediate's key
+	rootSigner         crypto.Signer // the root's key: signs the root's CRL (crl.go)
 	roots, inters      *x509.CertPool
 	rootPEM, chainPEM  string
 }
@@ -273,7 +274,7 @@ func create(dir string, sealer *keyseal.Sealer, opts Options) (*Authority, error
 	if err := syncDir(dir); err != nil {
 		return nil, err
 	}
-	return newAuthority(root, inter, interKey)
+	return newAuthority(root, inter, interKey, rootKey)
 }
 
 func load(dir string, sealer *keyseal.Sealer, opts Options) (*Authority, error) {
@@ -285,7 +286,7 @@ func load(dir string, sealer *keyseal.Sealer, opts Options) (*Authority, error) 
 	if err != nil {
 		return nil, err
 	}
-	// The root key is not needed to issue, but opening it proves the
+	// The root key signs only the root's CRL; opening it also proves the
 	// folder and the KEK still belong together.
 	rootKey, rootOld, err := readKey(dir, RootKeyFile, sealer, opts.PreviousSealer, rootKeyOwner)
 	if err != nil {
@@ -331,14 +332,15 @@ func load(dir string, sealer *keyseal.Sealer, opts Options) (*Authority, error) 
 			opts.Log("CA key was sealed under the previous key-encryption key; re-sealed under the CA key-encryption key", "file", filepath.Join(dir, k.file))
 		}
 	}
-	return newAuthority(root, inter, interKey)
+	return newAuthority(root, inter, interKey, rootKey)
 }
 
-func newAuthority(root, inter *x509.Certificate, signer crypto.Signer) (*Authority, error) {
+func newAuthority(root, inter *x509.Certificate, signer, rootSigner crypto.Signer) (*Authority, error) {
 	a := &Authority{
 		root:         root,
 		intermediate: inter,
 		signer:       signer,
+		rootSigner:   rootSigner,
 		roots:        x509.NewCertPool(),
 		inters:       x509.NewCertPool(),
 		rootPEM:      string(pemCert(root.Raw)),

@@ -30,6 +30,16 @@ type Certificate struct {
 	Validations []Validation
 	// RuleVersion is the Baseline Requirements rule set at signing.
 	RuleVersion string
+	// State is Issued (or "" for a record older than revocation) or
+	// Revoked.
+	State State
+	// Revocation, when Revoked.
+	RevokeTime       time.Time
+	RevocationReason Reason
+	RevokedBy        Revoker
+	// RevokeRequestID is the request_id of the revocation, so a retry
+	// returns the revoked certificate.
+	RevokeRequestID string
 }
 
 // Validation is the evidence of control of one name of a certificate.

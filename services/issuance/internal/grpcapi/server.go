@@ -105,6 +105,20 @@ func (s *Server) GetCaCertificates(ctx context.Context, req *issuancev1.GetCaCer
 	return &issuancev1.GetCaCertificatesResponse{RootPem: root, IntermediatePem: inter}, nil
 }
 
+// RevokeCertificate revokes a certificate: a customer its own, a reviewer
+// any (the use case checks role and reason).
+func (s *Server) RevokeCertificate(ctx context.Context, req *issuancev1.RevokeCertificateRequest) (*issuancev1.Certificate, error) {
+	id, err := resname.ID("name", "certificates", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	rec, err := s.App.Revoke(ctx, id, domain.Reason(req.GetReason()), req.GetRequestId())
+	if err != nil {
+		return nil, err
+	}
+	return certPB(rec), nil
+}
+
 func target(ctx context.Context, name string) (string, string, error) {
 	acct, err := auth.Account(ctx)
 	if err != nil {
@@ -116,7 +130,7 @@ func target(ctx context.Context, name string) (string, string, error) {
 
 func certPB(r *docstore.Record[domain.Certificate]) *issuancev1.Certificate {
 	d := r.Doc
-	return &issuancev1.Certificate{
+	c := &issuancev1.Certificate{
 		Name:              resname.Name("certificates", r.ID),
 		Application:       d.Application,
 		Domains:           d.Domains,
@@ -128,5 +142,12 @@ func certPB(r *docstore.Record[domain.Certificate]) *issuancev1.Certificate {
 		Sha256Fingerprint: d.Fingerprint,
 		Issuer:            d.Issuer,
 		CreateTime:        timestamppb.New(d.CreateTime),
+		State:             issuancev1.Certificate_ISSUED,
 	}
+	if d.State == domain.Revoked {
+		c.State = issuancev1.Certificate_REVOKED
+		c.RevokeTime = timestamppb.New(d.RevokeTime)
+		c.RevocationReason = issuancev1.RevocationReason(d.RevocationReason)
+	}
+	return c
 }

@@ -175,6 +175,8 @@ func (a *App) notify(ctx context.Context, ev events.Event) error {
 		)
 	case events.DomainVerified:
 		return a.domainVerified(ctx, ev)
+	case events.CertificateRevoked:
+		return a.certificateRevoked(ctx, ev)
 	}
 	// certflow.domain.email_sent only announces a validation email: the
 	// mail itself was sent through SendDomainValidationEmail, the one way
@@ -213,6 +215,35 @@ func (a *App) applicationEvent(ctx context.Context, ev events.Event, m applicati
 		return domain.Contact{}, err
 	}
 	return c, nil
+}
+
+// certificateRevoked mails the applicant of the certificate's application,
+// if one is known: the event names no contact of its own.
+func (a *App) certificateRevoked(ctx context.Context, ev events.Event) error {
+	m := &eventsv1.CertificateRevoked{}
+	if err := decode(ev, m); err != nil {
+		return err
+	}
+	if m.GetApplication() == "" {
+		return nil
+	}
+	id, err := resname.ID("application", "applications", m.GetApplication())
+	if err != nil {
+		return events.Permanent(fmt.Errorf("%s %s: %w", ev.Type, ev.ID, err))
+	}
+	c, err := a.contacts.Get(ctx, id)
+	if errors.Is(err, apierr.ErrNotFound) {
+		return nil // a certificate signed without an application we saw
+	}
+	if err != nil {
+		return err
+	}
+	if c.Account != m.GetAccount() {
+		return events.Permanent(fmt.Errorf("%s %s: application %s belongs to account %q, the event names %q", ev.Type, ev.ID, m.GetApplication(), c.Account, m.GetAccount()))
+	}
+	return a.email(ctx, ev, c, m.GetApplication(), domain.RevokedMail{
+		Application: m.GetApplication(), Certificate: m.GetCertificate(), Domains: m.GetDomains(), Reason: m.GetReason(), By: m.GetRevokedBy(),
+	})
 }
 
 func (a *App) domainVerified(ctx context.Context, ev events.Event) error {

@@ -278,6 +278,8 @@ var eventMessages = map[string]func() proto.Message{
 	events.ChallengeCancelled:      func() proto.Message { return &eventsv1.ChallengeCancelled{} },
 	events.DomainEmailChallenge:    func() proto.Message { return &eventsv1.DomainEmailChallenge{} },
 	events.CertificateIssued:       func() proto.Message { return &eventsv1.CertificateIssued{} },
+	events.CertificateRevoked:      func() proto.Message { return &eventsv1.CertificateRevoked{} },
+	events.InstanceRevoked:         func() proto.Message { return &eventsv1.InstanceRevoked{} },
 	events.ReviewCreated:           func() proto.Message { return &eventsv1.ReviewCreated{} },
 	events.PhoneCallRecorded:       func() proto.Message { return &eventsv1.PhoneCallRecorded{} },
 	events.ReviewApproved:          func() proto.Message { return &eventsv1.ReviewDecided{} },

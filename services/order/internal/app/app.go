@@ -168,6 +168,18 @@ func (a *App) MarkInstanceIssued(ctx context.Context, account, instanceID, app, 
 	})
 }
 
+// MarkInstanceRevoked records that the certificate of an instance bound to
+// app was revoked; a certificate the instance no longer holds changes
+// nothing.
+func (a *App) MarkInstanceRevoked(ctx context.Context, account, instanceID, app, cert string) (*InstanceView, error) {
+	return a.transition(ctx, account, instanceID, func(in *domain.Instance, now time.Time) (string, proto.Message, error) {
+		if err := in.MarkRevoked(app, cert, now); err != nil {
+			return "", nil, err
+		}
+		return events.InstanceRevoked, &eventsv1.InstanceRevoked{Account: account, Instance: "instances/" + instanceID, Application: app, Certificate: cert}, nil
+	})
+}
+
 type decide func(in *domain.Instance, now time.Time) (string, proto.Message, error)
 
 func (a *App) transition(ctx context.Context, account, instanceID string, fn decide) (*InstanceView, error) {

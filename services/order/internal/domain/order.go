@@ -139,3 +139,20 @@ func (in *Instance) MarkIssued(app, cert string, now time.Time) error {
 	in.State, in.Certificate, in.UpdateTime = Issued, cert, now.UTC()
 	return nil
 }
+
+// MarkRevoked records that cert, the instance's certificate for app, was
+// revoked (ISSUED -> REVOKED). An older certificate of a reissued instance,
+// or one already marked, changes nothing.
+func (in *Instance) MarkRevoked(app, cert string, now time.Time) error {
+	switch {
+	case in.State == Revoked && in.Certificate == cert:
+		return ErrNoChange
+	case in.Application != app || in.Certificate != cert:
+		return ErrNoChange
+	case in.State != Issued:
+		return apierr.New(apierr.FailedPrecondition, "INSTANCE_NOT_ISSUED",
+			"instance %s is %s, not ISSUED", in.ID, in.State)
+	}
+	in.State, in.UpdateTime = Revoked, now.UTC()
+	return nil
+}

@@ -93,6 +93,19 @@ func TestInstanceTransitions(t *testing.T) {
 	if err := in.Release("applications/a", now); !errors.Is(err, ErrNoChange) || in.State != Issued {
 		t.Fatalf("Release after issue = %v, state %s; want no change, ISSUED", err, in.State)
 	}
+	// Revocation: only of the instance's own certificate, once.
+	if err := in.MarkRevoked("applications/a", "certificates/older", now); !errors.Is(err, ErrNoChange) || in.State != Issued {
+		t.Fatalf("MarkRevoked of another certificate = %v, state %s; want no change, ISSUED", err, in.State)
+	}
+	if err := in.MarkRevoked("applications/a", "certificates/c", now); err != nil || in.State != Revoked {
+		t.Fatalf("MarkRevoked = %v, state %s; want REVOKED", err, in.State)
+	}
+	if err := in.MarkRevoked("applications/a", "certificates/c", now); !errors.Is(err, ErrNoChange) {
+		t.Fatalf("MarkRevoked again = %v; want ErrNoChange", err)
+	}
+	if err := in.Bind("applications/b", now); !errors.Is(err, apierr.ErrFailedPrecondition) {
+		t.Fatalf("Bind a REVOKED instance = %v; want FailedPrecondition", err)
+	}
 	o2, _ := NewOrder("o2", "dv-single-1y", 1, 0, now)
 	if err := o2.Instances[0].Bind("applications/x", now.AddDate(1, 0, 1)); apierr.ReasonOf(err) != "SUBSCRIPTION_ENDED" {
 		t.Fatalf("Bind after subscription end = %v; want SUBSCRIPTION_ENDED", err)

@@ -216,6 +216,17 @@ func (s *Server) MarkInstanceIssued(ctx context.Context, req *orderv1.MarkInstan
 	})
 }
 
+// MarkInstanceRevoked is internal: the application service marks when the
+// instance's certificate is revoked.
+func (s *Server) MarkInstanceRevoked(ctx context.Context, req *orderv1.MarkInstanceRevokedRequest) (*orderv1.Instance, error) {
+	if _, err := resname.ID("certificate", "certificates", req.GetCertificate()); err != nil {
+		return nil, err
+	}
+	return s.internal(ctx, req.GetName(), req.GetApplication(), func(acct, id string) (*app.InstanceView, error) {
+		return s.App.MarkInstanceRevoked(ctx, acct, id, req.GetApplication(), req.GetCertificate())
+	})
+}
+
 func (s *Server) internal(ctx context.Context, name, application string, fn func(acct, id string) (*app.InstanceView, error)) (*orderv1.Instance, error) {
 	acct, err := auth.Account(ctx)
 	if err != nil {

@@ -346,6 +346,91 @@ func (x *InstanceIssued) GetCertificate() string {
 	return ""
 }
 
+// certflow.instance.revoked: the instance's certificate was revoked.
+type InstanceRevoked struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EventId       string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	OccurredAt    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	Account       string                 `protobuf:"bytes,3,opt,name=account,proto3" json:"account,omitempty"`
+	Instance      string                 `protobuf:"bytes,4,opt,name=instance,proto3" json:"instance,omitempty"`
+	Application   string                 `protobuf:"bytes,5,opt,name=application,proto3" json:"application,omitempty"`
+	Certificate   string                 `protobuf:"bytes,6,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InstanceRevoked) Reset() {
+	*x = InstanceRevoked{}
+	mi := &file_certflow_events_v1_events_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InstanceRevoked) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InstanceRevoked) ProtoMessage() {}
+
+func (x *InstanceRevoked) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_events_v1_events_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InstanceRevoked.ProtoReflect.Descriptor instead.
+func (*InstanceRevoked) Descriptor() ([]byte, []int) {
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *InstanceRevoked) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *InstanceRevoked) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *InstanceRevoked) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *InstanceRevoked) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+func (x *InstanceRevoked) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *InstanceRevoked) GetCertificate() string {
+	if x != nil {
+		return x.Certificate
+	}
+	return ""
+}
+
 // What the customer must publish for one name.
 type ChallengeInstructions struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -367,7 +452,7 @@ type ChallengeInstructions struct {
 
 func (x *ChallengeInstructions) Reset() {
 	*x = ChallengeInstructions{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[4]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -379,7 +464,7 @@ func (x *ChallengeInstructions) String() string {
 func (*ChallengeInstructions) ProtoMessage() {}
 
 func (x *ChallengeInstructions) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[4]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -392,7 +477,7 @@ func (x *ChallengeInstructions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChallengeInstructions.ProtoReflect.Descriptor instead.
 func (*ChallengeInstructions) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{4}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ChallengeInstructions) GetChallenge() string {
@@ -481,7 +566,7 @@ type ApplicationCreated struct {
 
 func (x *ApplicationCreated) Reset() {
 	*x = ApplicationCreated{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[5]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -493,7 +578,7 @@ func (x *ApplicationCreated) String() string {
 func (*ApplicationCreated) ProtoMessage() {}
 
 func (x *ApplicationCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[5]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -506,7 +591,7 @@ func (x *ApplicationCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplicationCreated.ProtoReflect.Descriptor instead.
 func (*ApplicationCreated) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{5}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ApplicationCreated) GetEventId() string {
@@ -583,7 +668,7 @@ type ApplicationSubmitted struct {
 
 func (x *ApplicationSubmitted) Reset() {
 	*x = ApplicationSubmitted{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[6]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -595,7 +680,7 @@ func (x *ApplicationSubmitted) String() string {
 func (*ApplicationSubmitted) ProtoMessage() {}
 
 func (x *ApplicationSubmitted) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[6]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -608,7 +693,7 @@ func (x *ApplicationSubmitted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplicationSubmitted.ProtoReflect.Descriptor instead.
 func (*ApplicationSubmitted) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{6}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ApplicationSubmitted) GetEventId() string {
@@ -724,7 +809,7 @@ type ApplicationStateChanged struct {
 
 func (x *ApplicationStateChanged) Reset() {
 	*x = ApplicationStateChanged{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[7]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -736,7 +821,7 @@ func (x *ApplicationStateChanged) String() string {
 func (*ApplicationStateChanged) ProtoMessage() {}
 
 func (x *ApplicationStateChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[7]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -749,7 +834,7 @@ func (x *ApplicationStateChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplicationStateChanged.ProtoReflect.Descriptor instead.
 func (*ApplicationStateChanged) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{7}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ApplicationStateChanged) GetEventId() string {
@@ -847,7 +932,7 @@ type ApplicationFailed struct {
 
 func (x *ApplicationFailed) Reset() {
 	*x = ApplicationFailed{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[8]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -859,7 +944,7 @@ func (x *ApplicationFailed) String() string {
 func (*ApplicationFailed) ProtoMessage() {}
 
 func (x *ApplicationFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[8]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -872,7 +957,7 @@ func (x *ApplicationFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplicationFailed.ProtoReflect.Descriptor instead.
 func (*ApplicationFailed) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{8}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ApplicationFailed) GetEventId() string {
@@ -954,7 +1039,7 @@ type ApplicationWithdrawn struct {
 
 func (x *ApplicationWithdrawn) Reset() {
 	*x = ApplicationWithdrawn{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[9]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -966,7 +1051,7 @@ func (x *ApplicationWithdrawn) String() string {
 func (*ApplicationWithdrawn) ProtoMessage() {}
 
 func (x *ApplicationWithdrawn) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[9]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -979,7 +1064,7 @@ func (x *ApplicationWithdrawn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplicationWithdrawn.ProtoReflect.Descriptor instead.
 func (*ApplicationWithdrawn) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{9}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ApplicationWithdrawn) GetEventId() string {
@@ -1049,7 +1134,7 @@ type ApplicationIssued struct {
 
 func (x *ApplicationIssued) Reset() {
 	*x = ApplicationIssued{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[10]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1061,7 +1146,7 @@ func (x *ApplicationIssued) String() string {
 func (*ApplicationIssued) ProtoMessage() {}
 
 func (x *ApplicationIssued) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[10]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1074,7 +1159,7 @@ func (x *ApplicationIssued) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplicationIssued.ProtoReflect.Descriptor instead.
 func (*ApplicationIssued) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{10}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ApplicationIssued) GetEventId() string {
@@ -1164,7 +1249,7 @@ type DomainVerified struct {
 
 func (x *DomainVerified) Reset() {
 	*x = DomainVerified{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[11]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1176,7 +1261,7 @@ func (x *DomainVerified) String() string {
 func (*DomainVerified) ProtoMessage() {}
 
 func (x *DomainVerified) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[11]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1189,7 +1274,7 @@ func (x *DomainVerified) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainVerified.ProtoReflect.Descriptor instead.
 func (*DomainVerified) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{11}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DomainVerified) GetEventId() string {
@@ -1287,7 +1372,7 @@ type DomainValidationFailed struct {
 
 func (x *DomainValidationFailed) Reset() {
 	*x = DomainValidationFailed{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[12]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1299,7 +1384,7 @@ func (x *DomainValidationFailed) String() string {
 func (*DomainValidationFailed) ProtoMessage() {}
 
 func (x *DomainValidationFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[12]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1312,7 +1397,7 @@ func (x *DomainValidationFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainValidationFailed.ProtoReflect.Descriptor instead.
 func (*DomainValidationFailed) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{12}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DomainValidationFailed) GetEventId() string {
@@ -1394,7 +1479,7 @@ type ChallengeCancelled struct {
 
 func (x *ChallengeCancelled) Reset() {
 	*x = ChallengeCancelled{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[13]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1406,7 +1491,7 @@ func (x *ChallengeCancelled) String() string {
 func (*ChallengeCancelled) ProtoMessage() {}
 
 func (x *ChallengeCancelled) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[13]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1419,7 +1504,7 @@ func (x *ChallengeCancelled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChallengeCancelled.ProtoReflect.Descriptor instead.
 func (*ChallengeCancelled) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{13}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ChallengeCancelled) GetEventId() string {
@@ -1491,7 +1576,7 @@ type CertificateIssued struct {
 
 func (x *CertificateIssued) Reset() {
 	*x = CertificateIssued{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[14]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1503,7 +1588,7 @@ func (x *CertificateIssued) String() string {
 func (*CertificateIssued) ProtoMessage() {}
 
 func (x *CertificateIssued) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[14]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1516,7 +1601,7 @@ func (x *CertificateIssued) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateIssued.ProtoReflect.Descriptor instead.
 func (*CertificateIssued) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{14}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CertificateIssued) GetEventId() string {
@@ -1589,6 +1674,135 @@ func (x *CertificateIssued) GetNotAfter() *timestamppb.Timestamp {
 	return nil
 }
 
+// certflow.certificate.revoked: a certificate was revoked; it is on the
+// issuing CA's CRL within a minute.
+type CertificateRevoked struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	EventId      string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	OccurredAt   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	Account      string                 `protobuf:"bytes,3,opt,name=account,proto3" json:"account,omitempty"`
+	Certificate  string                 `protobuf:"bytes,4,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	Application  string                 `protobuf:"bytes,5,opt,name=application,proto3" json:"application,omitempty"`
+	SerialNumber string                 `protobuf:"bytes,6,opt,name=serial_number,json=serialNumber,proto3" json:"serial_number,omitempty"`
+	RevokeTime   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
+	// The RFC 5280 CRLReason code (0 unspecified, 1 keyCompromise, ...).
+	ReasonCode int32 `protobuf:"varint,8,opt,name=reason_code,json=reasonCode,proto3" json:"reason_code,omitempty"`
+	// The RFC 5280 name of the reason, for example keyCompromise.
+	Reason string `protobuf:"bytes,9,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Who revoked it: customer or reviewer.
+	RevokedBy     string   `protobuf:"bytes,10,opt,name=revoked_by,json=revokedBy,proto3" json:"revoked_by,omitempty"`
+	Domains       []string `protobuf:"bytes,11,rep,name=domains,proto3" json:"domains,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CertificateRevoked) Reset() {
+	*x = CertificateRevoked{}
+	mi := &file_certflow_events_v1_events_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificateRevoked) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificateRevoked) ProtoMessage() {}
+
+func (x *CertificateRevoked) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_events_v1_events_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificateRevoked.ProtoReflect.Descriptor instead.
+func (*CertificateRevoked) Descriptor() ([]byte, []int) {
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *CertificateRevoked) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *CertificateRevoked) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *CertificateRevoked) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *CertificateRevoked) GetCertificate() string {
+	if x != nil {
+		return x.Certificate
+	}
+	return ""
+}
+
+func (x *CertificateRevoked) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *CertificateRevoked) GetSerialNumber() string {
+	if x != nil {
+		return x.SerialNumber
+	}
+	return ""
+}
+
+func (x *CertificateRevoked) GetRevokeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokeTime
+	}
+	return nil
+}
+
+func (x *CertificateRevoked) GetReasonCode() int32 {
+	if x != nil {
+		return x.ReasonCode
+	}
+	return 0
+}
+
+func (x *CertificateRevoked) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *CertificateRevoked) GetRevokedBy() string {
+	if x != nil {
+		return x.RevokedBy
+	}
+	return ""
+}
+
+func (x *CertificateRevoked) GetDomains() []string {
+	if x != nil {
+		return x.Domains
+	}
+	return nil
+}
+
 // certflow.domain.email_sent: an EMAIL challenge's code was mailed to the
 // constructed address. The code itself is never in an event: the
 // verification service hands it to the notification service in an
@@ -1609,7 +1823,7 @@ type DomainEmailChallenge struct {
 
 func (x *DomainEmailChallenge) Reset() {
 	*x = DomainEmailChallenge{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[15]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1621,7 +1835,7 @@ func (x *DomainEmailChallenge) String() string {
 func (*DomainEmailChallenge) ProtoMessage() {}
 
 func (x *DomainEmailChallenge) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[15]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1634,7 +1848,7 @@ func (x *DomainEmailChallenge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainEmailChallenge.ProtoReflect.Descriptor instead.
 func (*DomainEmailChallenge) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{15}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DomainEmailChallenge) GetEventId() string {
@@ -1710,7 +1924,7 @@ type ReviewCreated struct {
 
 func (x *ReviewCreated) Reset() {
 	*x = ReviewCreated{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[16]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1722,7 +1936,7 @@ func (x *ReviewCreated) String() string {
 func (*ReviewCreated) ProtoMessage() {}
 
 func (x *ReviewCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[16]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1735,7 +1949,7 @@ func (x *ReviewCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReviewCreated.ProtoReflect.Descriptor instead.
 func (*ReviewCreated) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{16}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReviewCreated) GetEventId() string {
@@ -1804,7 +2018,7 @@ type PhoneCallRecorded struct {
 
 func (x *PhoneCallRecorded) Reset() {
 	*x = PhoneCallRecorded{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[17]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1816,7 +2030,7 @@ func (x *PhoneCallRecorded) String() string {
 func (*PhoneCallRecorded) ProtoMessage() {}
 
 func (x *PhoneCallRecorded) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[17]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1829,7 +2043,7 @@ func (x *PhoneCallRecorded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PhoneCallRecorded.ProtoReflect.Descriptor instead.
 func (*PhoneCallRecorded) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{17}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PhoneCallRecorded) GetEventId() string {
@@ -1906,7 +2120,7 @@ type ReviewDecided struct {
 
 func (x *ReviewDecided) Reset() {
 	*x = ReviewDecided{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[18]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1918,7 +2132,7 @@ func (x *ReviewDecided) String() string {
 func (*ReviewDecided) ProtoMessage() {}
 
 func (x *ReviewDecided) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[18]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1931,7 +2145,7 @@ func (x *ReviewDecided) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReviewDecided.ProtoReflect.Descriptor instead.
 func (*ReviewDecided) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{18}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ReviewDecided) GetEventId() string {
@@ -2039,6 +2253,14 @@ const file_certflow_events_v1_events_proto_rawDesc = "" +
 	"\binstance\x18\x04 \x01(\tR\binstance\x12 \n" +
 	"\vapplication\x18\x05 \x01(\tR\vapplication\"\xe2\x01\n" +
 	"\x0eInstanceIssued\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
+	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x12\x18\n" +
+	"\aaccount\x18\x03 \x01(\tR\aaccount\x12\x1a\n" +
+	"\binstance\x18\x04 \x01(\tR\binstance\x12 \n" +
+	"\vapplication\x18\x05 \x01(\tR\vapplication\x12 \n" +
+	"\vcertificate\x18\x06 \x01(\tR\vcertificate\"\xe3\x01\n" +
+	"\x0fInstanceRevoked\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
 	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"occurredAt\x12\x18\n" +
@@ -2183,7 +2405,24 @@ const file_certflow_events_v1_events_proto_rawDesc = "" +
 	"\n" +
 	"not_before\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tnotBefore\x127\n" +
 	"\tnot_after\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"\xc7\x02\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"\x9e\x03\n" +
+	"\x12CertificateRevoked\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
+	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x12\x18\n" +
+	"\aaccount\x18\x03 \x01(\tR\aaccount\x12 \n" +
+	"\vcertificate\x18\x04 \x01(\tR\vcertificate\x12 \n" +
+	"\vapplication\x18\x05 \x01(\tR\vapplication\x12#\n" +
+	"\rserial_number\x18\x06 \x01(\tR\fserialNumber\x12;\n" +
+	"\vrevoke_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"revokeTime\x12\x1f\n" +
+	"\vreason_code\x18\b \x01(\x05R\n" +
+	"reasonCode\x12\x16\n" +
+	"\x06reason\x18\t \x01(\tR\x06reason\x12\x1d\n" +
+	"\n" +
+	"revoked_by\x18\n" +
+	" \x01(\tR\trevokedBy\x12\x18\n" +
+	"\adomains\x18\v \x03(\tR\adomains\"\xc7\x02\n" +
 	"\x14DomainEmailChallenge\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
 	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -2240,60 +2479,65 @@ func file_certflow_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_certflow_events_v1_events_proto_rawDescData
 }
 
-var file_certflow_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_certflow_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_certflow_events_v1_events_proto_goTypes = []any{
 	(*OrderCreated)(nil),            // 0: certflow.events.v1.OrderCreated
 	(*InstanceBound)(nil),           // 1: certflow.events.v1.InstanceBound
 	(*InstanceReleased)(nil),        // 2: certflow.events.v1.InstanceReleased
 	(*InstanceIssued)(nil),          // 3: certflow.events.v1.InstanceIssued
-	(*ChallengeInstructions)(nil),   // 4: certflow.events.v1.ChallengeInstructions
-	(*ApplicationCreated)(nil),      // 5: certflow.events.v1.ApplicationCreated
-	(*ApplicationSubmitted)(nil),    // 6: certflow.events.v1.ApplicationSubmitted
-	(*ApplicationStateChanged)(nil), // 7: certflow.events.v1.ApplicationStateChanged
-	(*ApplicationFailed)(nil),       // 8: certflow.events.v1.ApplicationFailed
-	(*ApplicationWithdrawn)(nil),    // 9: certflow.events.v1.ApplicationWithdrawn
-	(*ApplicationIssued)(nil),       // 10: certflow.events.v1.ApplicationIssued
-	(*DomainVerified)(nil),          // 11: certflow.events.v1.DomainVerified
-	(*DomainValidationFailed)(nil),  // 12: certflow.events.v1.DomainValidationFailed
-	(*ChallengeCancelled)(nil),      // 13: certflow.events.v1.ChallengeCancelled
-	(*CertificateIssued)(nil),       // 14: certflow.events.v1.CertificateIssued
-	(*DomainEmailChallenge)(nil),    // 15: certflow.events.v1.DomainEmailChallenge
-	(*ReviewCreated)(nil),           // 16: certflow.events.v1.ReviewCreated
-	(*PhoneCallRecorded)(nil),       // 17: certflow.events.v1.PhoneCallRecorded
-	(*ReviewDecided)(nil),           // 18: certflow.events.v1.ReviewDecided
-	(*timestamppb.Timestamp)(nil),   // 19: google.protobuf.Timestamp
+	(*InstanceRevoked)(nil),         // 4: certflow.events.v1.InstanceRevoked
+	(*ChallengeInstructions)(nil),   // 5: certflow.events.v1.ChallengeInstructions
+	(*ApplicationCreated)(nil),      // 6: certflow.events.v1.ApplicationCreated
+	(*ApplicationSubmitted)(nil),    // 7: certflow.events.v1.ApplicationSubmitted
+	(*ApplicationStateChanged)(nil), // 8: certflow.events.v1.ApplicationStateChanged
+	(*ApplicationFailed)(nil),       // 9: certflow.events.v1.ApplicationFailed
+	(*ApplicationWithdrawn)(nil),    // 10: certflow.events.v1.ApplicationWithdrawn
+	(*ApplicationIssued)(nil),       // 11: certflow.events.v1.ApplicationIssued
+	(*DomainVerified)(nil),          // 12: certflow.events.v1.DomainVerified
+	(*DomainValidationFailed)(nil),  // 13: certflow.events.v1.DomainValidationFailed
+	(*ChallengeCancelled)(nil),      // 14: certflow.events.v1.ChallengeCancelled
+	(*CertificateIssued)(nil),       // 15: certflow.events.v1.CertificateIssued
+	(*CertificateRevoked)(nil),      // 16: certflow.events.v1.CertificateRevoked
+	(*DomainEmailChallenge)(nil),    // 17: certflow.events.v1.DomainEmailChallenge
+	(*ReviewCreated)(nil),           // 18: certflow.events.v1.ReviewCreated
+	(*PhoneCallRecorded)(nil),       // 19: certflow.events.v1.PhoneCallRecorded
+	(*ReviewDecided)(nil),           // 20: certflow.events.v1.ReviewDecided
+	(*timestamppb.Timestamp)(nil),   // 21: google.protobuf.Timestamp
 }
 var file_certflow_events_v1_events_proto_depIdxs = []int32{
-	19, // 0: certflow.events.v1.OrderCreated.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 1: certflow.events.v1.InstanceBound.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 2: certflow.events.v1.InstanceReleased.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 3: certflow.events.v1.InstanceIssued.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 4: certflow.events.v1.ChallengeInstructions.expire_time:type_name -> google.protobuf.Timestamp
-	19, // 5: certflow.events.v1.ApplicationCreated.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 6: certflow.events.v1.ApplicationSubmitted.occurred_at:type_name -> google.protobuf.Timestamp
-	4,  // 7: certflow.events.v1.ApplicationSubmitted.challenges:type_name -> certflow.events.v1.ChallengeInstructions
-	19, // 8: certflow.events.v1.ApplicationSubmitted.expected_issue_time:type_name -> google.protobuf.Timestamp
-	19, // 9: certflow.events.v1.ApplicationStateChanged.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 10: certflow.events.v1.ApplicationFailed.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 11: certflow.events.v1.ApplicationWithdrawn.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 12: certflow.events.v1.ApplicationIssued.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 13: certflow.events.v1.DomainVerified.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 14: certflow.events.v1.DomainVerified.verify_time:type_name -> google.protobuf.Timestamp
-	19, // 15: certflow.events.v1.DomainValidationFailed.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 16: certflow.events.v1.ChallengeCancelled.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 17: certflow.events.v1.CertificateIssued.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 18: certflow.events.v1.CertificateIssued.not_before:type_name -> google.protobuf.Timestamp
-	19, // 19: certflow.events.v1.CertificateIssued.not_after:type_name -> google.protobuf.Timestamp
-	19, // 20: certflow.events.v1.DomainEmailChallenge.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 21: certflow.events.v1.DomainEmailChallenge.expire_time:type_name -> google.protobuf.Timestamp
-	19, // 22: certflow.events.v1.ReviewCreated.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 23: certflow.events.v1.PhoneCallRecorded.occurred_at:type_name -> google.protobuf.Timestamp
-	19, // 24: certflow.events.v1.ReviewDecided.occurred_at:type_name -> google.protobuf.Timestamp
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	21, // 0: certflow.events.v1.OrderCreated.occurred_at:type_name -> google.protobuf.Timestamp
+	21, // 1: certflow.events.v1.InstanceBound.occurred_at:type_name -> google.protobuf.Timestamp
+	21, // 2: certflow.events.v1.InstanceReleased.occurred_at:type_name -> google.protobuf.Timestamp
+	21, // 3: certflow.events.v1.InstanceIssued.occurred_at:type_name -> google.protobuf.Timestamp
+	21, // 4: certflow.events.v1.InstanceRevoked.occurred_at:type_name -> google.protobuf.Timestamp
+	21, // 5: certflow.events.v1.ChallengeInstructions.expire_time:type_name -> google.protobuf.Timestamp
+	21, // 6: certflow.events.v1.ApplicationCreated.occurred_at:type_name -> google.protobuf.Timestamp
+	21, // 7: certflow.events.v1.ApplicationSubmitted.occurred_at:type_name -> google.protobuf.Timestamp
+	5,  // 8: certflow.events.v1.ApplicationSubmitted.challenges:type_name -> certflow.events.v1.ChallengeInstructions
+	21, // 9: certflow.events.v1.ApplicationSubmitted.expected_issue_time:type_name -> google.protobuf.Timestamp
+	21, // 10: certflow.events.v1.ApplicationStateChanged.occurred_at:type_name -> google.protobuf.Timestamp
+	21, // 11: certflow.events.v1.ApplicationFailed.occurred_at:type_name -> google.protobuf.Timestamp
+	21, // 12: certflow.events.v1.ApplicationWithdrawn.occurred_at:type_name -> google.protobuf.Timestamp
+	21, // 13: certflow.events.v1.ApplicationIssued.occurred_at:type_name -> google.protobuf.Timestamp
+	21, // 14: certflow.events.v1.DomainVerified.occurred_at:type_name -> google.protobuf.Timestamp
+	21, // 15: certflow.events.v1.DomainVerified.verify_time:type_name -> google.protobuf.Timestamp
+	21, // 16: certflow.events.v1.DomainValidationFailed.occurred_at:type_name -> google.protobuf.Timestamp
+	21, // 17: certflow.events.v1.ChallengeCancelled.occurred_at:type_name -> google.protobuf.Timestamp
+	21, // 18: certflow.events.v1.CertificateIssued.occurred_at:type_name -> google.protobuf.Timestamp
+	21, // 19: certflow.events.v1.CertificateIssued.not_before:type_name -> google.protobuf.Timestamp
+	21, // 20: certflow.events.v1.CertificateIssued.not_after:type_name -> google.protobuf.Timestamp
+	21, // 21: certflow.events.v1.CertificateRevoked.occurred_at:type_name -> google.protobuf.Timestamp
+	21, // 22: certflow.events.v1.CertificateRevoked.revoke_time:type_name -> google.protobuf.Timestamp
+	21, // 23: certflow.events.v1.DomainEmailChallenge.occurred_at:type_name -> google.protobuf.Timestamp
+	21, // 24: certflow.events.v1.DomainEmailChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	21, // 25: certflow.events.v1.ReviewCreated.occurred_at:type_name -> google.protobuf.Timestamp
+	21, // 26: certflow.events.v1.PhoneCallRecorded.occurred_at:type_name -> google.protobuf.Timestamp
+	21, // 27: certflow.events.v1.ReviewDecided.occurred_at:type_name -> google.protobuf.Timestamp
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_certflow_events_v1_events_proto_init() }
@@ -2307,7 +2551,7 @@ func file_certflow_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certflow_events_v1_events_proto_rawDesc), len(file_certflow_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -23,6 +23,80 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// RFC 5280 CRLReason codes the Baseline Requirements allow (BR 7.2.2): the
+// enum numbers are the RFC 5280 values. certificateHold (6) is never used
+// (BR 4.9.13), removeFromCRL (8) and aACompromise (10) do not apply.
+type RevocationReason int32
+
+const (
+	// unspecified (0): no reasonCode in the CRL entry (BR 7.2.2).
+	RevocationReason_REVOCATION_REASON_UNSPECIFIED RevocationReason = 0
+	// keyCompromise (1): the private key is, or may be, known to someone else.
+	// The key is blocked for later requests.
+	RevocationReason_REVOCATION_REASON_KEY_COMPROMISE RevocationReason = 1
+	// cACompromise (2): only for CA certificates on the root's CRL; never
+	// accepted by RevokeCertificate.
+	RevocationReason_REVOCATION_REASON_CA_COMPROMISE RevocationReason = 2
+	// affiliationChanged (3): the subject's name or other information changed.
+	RevocationReason_REVOCATION_REASON_AFFILIATION_CHANGED RevocationReason = 3
+	// superseded (4): replaced by a new certificate.
+	RevocationReason_REVOCATION_REASON_SUPERSEDED RevocationReason = 4
+	// cessationOfOperation (5): the names are no longer used or controlled.
+	RevocationReason_REVOCATION_REASON_CESSATION_OF_OPERATION RevocationReason = 5
+	// privilegeWithdrawn (9): the CA withdraws it (a reviewer only), for
+	// example a violated subscriber agreement.
+	RevocationReason_REVOCATION_REASON_PRIVILEGE_WITHDRAWN RevocationReason = 9
+)
+
+// Enum value maps for RevocationReason.
+var (
+	RevocationReason_name = map[int32]string{
+		0: "REVOCATION_REASON_UNSPECIFIED",
+		1: "REVOCATION_REASON_KEY_COMPROMISE",
+		2: "REVOCATION_REASON_CA_COMPROMISE",
+		3: "REVOCATION_REASON_AFFILIATION_CHANGED",
+		4: "REVOCATION_REASON_SUPERSEDED",
+		5: "REVOCATION_REASON_CESSATION_OF_OPERATION",
+		9: "REVOCATION_REASON_PRIVILEGE_WITHDRAWN",
+	}
+	RevocationReason_value = map[string]int32{
+		"REVOCATION_REASON_UNSPECIFIED":            0,
+		"REVOCATION_REASON_KEY_COMPROMISE":         1,
+		"REVOCATION_REASON_CA_COMPROMISE":          2,
+		"REVOCATION_REASON_AFFILIATION_CHANGED":    3,
+		"REVOCATION_REASON_SUPERSEDED":             4,
+		"REVOCATION_REASON_CESSATION_OF_OPERATION": 5,
+		"REVOCATION_REASON_PRIVILEGE_WITHDRAWN":    9,
+	}
+)
+
+func (x RevocationReason) Enum() *RevocationReason {
+	p := new(RevocationReason)
+	*p = x
+	return p
+}
+
+func (x RevocationReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RevocationReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_certflow_issuance_v1_issuance_service_proto_enumTypes[0].Descriptor()
+}
+
+func (RevocationReason) Type() protoreflect.EnumType {
+	return &file_certflow_issuance_v1_issuance_service_proto_enumTypes[0]
+}
+
+func (x RevocationReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RevocationReason.Descriptor instead.
+func (RevocationReason) EnumDescriptor() ([]byte, []int) {
+	return file_certflow_issuance_v1_issuance_service_proto_rawDescGZIP(), []int{0}
+}
+
 // The key the service makes when no CSR is given.
 type KeyAlgorithm int32
 
@@ -64,11 +138,11 @@ func (x KeyAlgorithm) String() string {
 }
 
 func (KeyAlgorithm) Descriptor() protoreflect.EnumDescriptor {
-	return file_certflow_issuance_v1_issuance_service_proto_enumTypes[0].Descriptor()
+	return file_certflow_issuance_v1_issuance_service_proto_enumTypes[1].Descriptor()
 }
 
 func (KeyAlgorithm) Type() protoreflect.EnumType {
-	return &file_certflow_issuance_v1_issuance_service_proto_enumTypes[0]
+	return &file_certflow_issuance_v1_issuance_service_proto_enumTypes[1]
 }
 
 func (x KeyAlgorithm) Number() protoreflect.EnumNumber {
@@ -77,7 +151,59 @@ func (x KeyAlgorithm) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use KeyAlgorithm.Descriptor instead.
 func (KeyAlgorithm) EnumDescriptor() ([]byte, []int) {
-	return file_certflow_issuance_v1_issuance_service_proto_rawDescGZIP(), []int{0}
+	return file_certflow_issuance_v1_issuance_service_proto_rawDescGZIP(), []int{1}
+}
+
+// The lifecycle of a certificate; expiry is read from not_after.
+type Certificate_State int32
+
+const (
+	Certificate_STATE_UNSPECIFIED Certificate_State = 0
+	// Signed and not revoked.
+	Certificate_ISSUED Certificate_State = 1
+	// Revoked: on the issuing CA's CRL.
+	Certificate_REVOKED Certificate_State = 2
+)
+
+// Enum value maps for Certificate_State.
+var (
+	Certificate_State_name = map[int32]string{
+		0: "STATE_UNSPECIFIED",
+		1: "ISSUED",
+		2: "REVOKED",
+	}
+	Certificate_State_value = map[string]int32{
+		"STATE_UNSPECIFIED": 0,
+		"ISSUED":            1,
+		"REVOKED":           2,
+	}
+)
+
+func (x Certificate_State) Enum() *Certificate_State {
+	p := new(Certificate_State)
+	*p = x
+	return p
+}
+
+func (x Certificate_State) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Certificate_State) Descriptor() protoreflect.EnumDescriptor {
+	return file_certflow_issuance_v1_issuance_service_proto_enumTypes[2].Descriptor()
+}
+
+func (Certificate_State) Type() protoreflect.EnumType {
+	return &file_certflow_issuance_v1_issuance_service_proto_enumTypes[2]
+}
+
+func (x Certificate_State) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Certificate_State.Descriptor instead.
+func (Certificate_State) EnumDescriptor() ([]byte, []int) {
+	return file_certflow_issuance_v1_issuance_service_proto_rawDescGZIP(), []int{0, 0}
 }
 
 // An issued certificate.
@@ -100,8 +226,13 @@ type Certificate struct {
 	Sha256Fingerprint string                 `protobuf:"bytes,9,opt,name=sha256_fingerprint,json=sha256Fingerprint,proto3" json:"sha256_fingerprint,omitempty"`
 	Issuer            string                 `protobuf:"bytes,10,opt,name=issuer,proto3" json:"issuer,omitempty"`
 	CreateTime        *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	State             Certificate_State      `protobuf:"varint,12,opt,name=state,proto3,enum=certflow.issuance.v1.Certificate_State" json:"state,omitempty"`
+	// When it was revoked; unset unless REVOKED.
+	RevokeTime *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
+	// Why it was revoked, as on the CRL; meaningful only when REVOKED.
+	RevocationReason RevocationReason `protobuf:"varint,14,opt,name=revocation_reason,json=revocationReason,proto3,enum=certflow.issuance.v1.RevocationReason" json:"revocation_reason,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Certificate) Reset() {
@@ -209,6 +340,27 @@ func (x *Certificate) GetCreateTime() *timestamppb.Timestamp {
 		return x.CreateTime
 	}
 	return nil
+}
+
+func (x *Certificate) GetState() Certificate_State {
+	if x != nil {
+		return x.State
+	}
+	return Certificate_STATE_UNSPECIFIED
+}
+
+func (x *Certificate) GetRevokeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokeTime
+	}
+	return nil
+}
+
+func (x *Certificate) GetRevocationReason() RevocationReason {
+	if x != nil {
+		return x.RevocationReason
+	}
+	return RevocationReason_REVOCATION_REASON_UNSPECIFIED
 }
 
 type GetCertificateRequest struct {
@@ -662,11 +814,74 @@ func (x *IssueCertificateRequest) GetAttempt() int32 {
 	return 0
 }
 
+type RevokeCertificateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// certificates/{certificate}
+	Name   string           `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Reason RevocationReason `protobuf:"varint,2,opt,name=reason,proto3,enum=certflow.issuance.v1.RevocationReason" json:"reason,omitempty"`
+	// Makes the call idempotent (AIP-155): a retry with the same id returns the
+	// revoked certificate. A UUID is recommended.
+	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeCertificateRequest) Reset() {
+	*x = RevokeCertificateRequest{}
+	mi := &file_certflow_issuance_v1_issuance_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeCertificateRequest) ProtoMessage() {}
+
+func (x *RevokeCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_issuance_v1_issuance_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeCertificateRequest.ProtoReflect.Descriptor instead.
+func (*RevokeCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_certflow_issuance_v1_issuance_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RevokeCertificateRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RevokeCertificateRequest) GetReason() RevocationReason {
+	if x != nil {
+		return x.Reason
+	}
+	return RevocationReason_REVOCATION_REASON_UNSPECIFIED
+}
+
+func (x *RevokeCertificateRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 var File_certflow_issuance_v1_issuance_service_proto protoreflect.FileDescriptor
 
 const file_certflow_issuance_v1_issuance_service_proto_rawDesc = "" +
 	"\n" +
-	"+certflow/issuance/v1/issuance_service.proto\x12\x14certflow.issuance.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x04\n" +
+	"+certflow/issuance/v1/issuance_service.proto\x12\x14certflow.issuance.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x06\n" +
 	"\vCertificate\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x03R\x04name\x12%\n" +
 	"\vapplication\x18\x02 \x01(\tB\x03\xe0A\x03R\vapplication\x12\x1d\n" +
@@ -681,7 +896,16 @@ const file_certflow_issuance_v1_issuance_service_proto_rawDesc = "" +
 	"\x06issuer\x18\n" +
 	" \x01(\tB\x03\xe0A\x03R\x06issuer\x12@\n" +
 	"\vcreate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
-	"createTime\"0\n" +
+	"createTime\x12B\n" +
+	"\x05state\x18\f \x01(\x0e2'.certflow.issuance.v1.Certificate.StateB\x03\xe0A\x03R\x05state\x12@\n" +
+	"\vrevoke_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
+	"revokeTime\x12X\n" +
+	"\x11revocation_reason\x18\x0e \x01(\x0e2&.certflow.issuance.v1.RevocationReasonB\x03\xe0A\x03R\x10revocationReason\"7\n" +
+	"\x05State\x12\x15\n" +
+	"\x11STATE_UNSPECIFIED\x10\x00\x12\n" +
+	"\n" +
+	"\x06ISSUED\x10\x01\x12\v\n" +
+	"\aREVOKED\x10\x02\"0\n" +
 	"\x15GetCertificateRequest\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name\"U\n" +
 	"\x17ListCertificatesRequest\x12\x1b\n" +
@@ -710,19 +934,33 @@ const file_certflow_issuance_v1_issuance_service_proto_rawDesc = "" +
 	"\adomains\x18\x03 \x03(\tB\x03\xe0A\x02R\adomains\x12\x10\n" +
 	"\x03csr\x18\x04 \x01(\tR\x03csr\x12G\n" +
 	"\rkey_algorithm\x18\x05 \x01(\x0e2\".certflow.issuance.v1.KeyAlgorithmR\fkeyAlgorithm\x12\x1d\n" +
-	"\aattempt\x18\x06 \x01(\x05B\x03\xe0A\x02R\aattempt*\xa1\x01\n" +
+	"\aattempt\x18\x06 \x01(\x05B\x03\xe0A\x02R\aattempt\"\x92\x01\n" +
+	"\x18RevokeCertificateRequest\x12\x17\n" +
+	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name\x12>\n" +
+	"\x06reason\x18\x02 \x01(\x0e2&.certflow.issuance.v1.RevocationReasonR\x06reason\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId*\xa6\x02\n" +
+	"\x10RevocationReason\x12!\n" +
+	"\x1dREVOCATION_REASON_UNSPECIFIED\x10\x00\x12$\n" +
+	" REVOCATION_REASON_KEY_COMPROMISE\x10\x01\x12#\n" +
+	"\x1fREVOCATION_REASON_CA_COMPROMISE\x10\x02\x12)\n" +
+	"%REVOCATION_REASON_AFFILIATION_CHANGED\x10\x03\x12 \n" +
+	"\x1cREVOCATION_REASON_SUPERSEDED\x10\x04\x12,\n" +
+	"(REVOCATION_REASON_CESSATION_OF_OPERATION\x10\x05\x12)\n" +
+	"%REVOCATION_REASON_PRIVILEGE_WITHDRAWN\x10\t*\xa1\x01\n" +
 	"\fKeyAlgorithm\x12\x1d\n" +
 	"\x19KEY_ALGORITHM_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18KEY_ALGORITHM_ECDSA_P256\x10\x01\x12\x1c\n" +
 	"\x18KEY_ALGORITHM_ECDSA_P384\x10\x02\x12\x1a\n" +
 	"\x16KEY_ALGORITHM_RSA_2048\x10\x03\x12\x1a\n" +
-	"\x16KEY_ALGORITHM_RSA_4096\x10\x042\xbd\x05\n" +
+	"\x16KEY_ALGORITHM_RSA_4096\x10\x042\xd3\x06\n" +
 	"\x0fIssuanceService\x12\x83\x01\n" +
 	"\x0eGetCertificate\x12+.certflow.issuance.v1.GetCertificateRequest\x1a!.certflow.issuance.v1.Certificate\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/{name=certificates/*}\x12\x8b\x01\n" +
 	"\x10ListCertificates\x12-.certflow.issuance.v1.ListCertificatesRequest\x1a..certflow.issuance.v1.ListCertificatesResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/certificates\x12\x9c\x01\n" +
 	"\x13DownloadCertificate\x120.certflow.issuance.v1.DownloadCertificateRequest\x1a'.certflow.issuance.v1.CertificateBundle\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/{name=certificates/*}:download\x12\x90\x01\n" +
 	"\x11GetCaCertificates\x12..certflow.issuance.v1.GetCaCertificatesRequest\x1a/.certflow.issuance.v1.GetCaCertificatesResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/caCertificates\x12d\n" +
-	"\x10IssueCertificate\x12-.certflow.issuance.v1.IssueCertificateRequest\x1a!.certflow.issuance.v1.CertificateBEZCgithub.com/certflow/certflow/gen/go/certflow/issuance/v1;issuancev1b\x06proto3"
+	"\x10IssueCertificate\x12-.certflow.issuance.v1.IssueCertificateRequest\x1a!.certflow.issuance.v1.Certificate\x12\x93\x01\n" +
+	"\x11RevokeCertificate\x12..certflow.issuance.v1.RevokeCertificateRequest\x1a!.certflow.issuance.v1.Certificate\"+\x82\xd3\xe4\x93\x02%:\x01*\" /v1/{name=certificates/*}:revokeBEZCgithub.com/certflow/certflow/gen/go/certflow/issuance/v1;issuancev1b\x06proto3"
 
 var (
 	file_certflow_issuance_v1_issuance_service_proto_rawDescOnce sync.Once
@@ -736,42 +974,51 @@ func file_certflow_issuance_v1_issuance_service_proto_rawDescGZIP() []byte {
 	return file_certflow_issuance_v1_issuance_service_proto_rawDescData
 }
 
-var file_certflow_issuance_v1_issuance_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_certflow_issuance_v1_issuance_service_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_certflow_issuance_v1_issuance_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_certflow_issuance_v1_issuance_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_certflow_issuance_v1_issuance_service_proto_goTypes = []any{
-	(KeyAlgorithm)(0),                  // 0: certflow.issuance.v1.KeyAlgorithm
-	(*Certificate)(nil),                // 1: certflow.issuance.v1.Certificate
-	(*GetCertificateRequest)(nil),      // 2: certflow.issuance.v1.GetCertificateRequest
-	(*ListCertificatesRequest)(nil),    // 3: certflow.issuance.v1.ListCertificatesRequest
-	(*ListCertificatesResponse)(nil),   // 4: certflow.issuance.v1.ListCertificatesResponse
-	(*DownloadCertificateRequest)(nil), // 5: certflow.issuance.v1.DownloadCertificateRequest
-	(*CertificateBundle)(nil),          // 6: certflow.issuance.v1.CertificateBundle
-	(*GetCaCertificatesRequest)(nil),   // 7: certflow.issuance.v1.GetCaCertificatesRequest
-	(*GetCaCertificatesResponse)(nil),  // 8: certflow.issuance.v1.GetCaCertificatesResponse
-	(*IssueCertificateRequest)(nil),    // 9: certflow.issuance.v1.IssueCertificateRequest
-	(*timestamppb.Timestamp)(nil),      // 10: google.protobuf.Timestamp
+	(RevocationReason)(0),              // 0: certflow.issuance.v1.RevocationReason
+	(KeyAlgorithm)(0),                  // 1: certflow.issuance.v1.KeyAlgorithm
+	(Certificate_State)(0),             // 2: certflow.issuance.v1.Certificate.State
+	(*Certificate)(nil),                // 3: certflow.issuance.v1.Certificate
+	(*GetCertificateRequest)(nil),      // 4: certflow.issuance.v1.GetCertificateRequest
+	(*ListCertificatesRequest)(nil),    // 5: certflow.issuance.v1.ListCertificatesRequest
+	(*ListCertificatesResponse)(nil),   // 6: certflow.issuance.v1.ListCertificatesResponse
+	(*DownloadCertificateRequest)(nil), // 7: certflow.issuance.v1.DownloadCertificateRequest
+	(*CertificateBundle)(nil),          // 8: certflow.issuance.v1.CertificateBundle
+	(*GetCaCertificatesRequest)(nil),   // 9: certflow.issuance.v1.GetCaCertificatesRequest
+	(*GetCaCertificatesResponse)(nil),  // 10: certflow.issuance.v1.GetCaCertificatesResponse
+	(*IssueCertificateRequest)(nil),    // 11: certflow.issuance.v1.IssueCertificateRequest
+	(*RevokeCertificateRequest)(nil),   // 12: certflow.issuance.v1.RevokeCertificateRequest
+	(*timestamppb.Timestamp)(nil),      // 13: google.protobuf.Timestamp
 }
 var file_certflow_issuance_v1_issuance_service_proto_depIdxs = []int32{
-	10, // 0: certflow.issuance.v1.Certificate.not_before:type_name -> google.protobuf.Timestamp
-	10, // 1: certflow.issuance.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
-	10, // 2: certflow.issuance.v1.Certificate.create_time:type_name -> google.protobuf.Timestamp
-	1,  // 3: certflow.issuance.v1.ListCertificatesResponse.certificates:type_name -> certflow.issuance.v1.Certificate
-	0,  // 4: certflow.issuance.v1.IssueCertificateRequest.key_algorithm:type_name -> certflow.issuance.v1.KeyAlgorithm
-	2,  // 5: certflow.issuance.v1.IssuanceService.GetCertificate:input_type -> certflow.issuance.v1.GetCertificateRequest
-	3,  // 6: certflow.issuance.v1.IssuanceService.ListCertificates:input_type -> certflow.issuance.v1.ListCertificatesRequest
-	5,  // 7: certflow.issuance.v1.IssuanceService.DownloadCertificate:input_type -> certflow.issuance.v1.DownloadCertificateRequest
-	7,  // 8: certflow.issuance.v1.IssuanceService.GetCaCertificates:input_type -> certflow.issuance.v1.GetCaCertificatesRequest
-	9,  // 9: certflow.issuance.v1.IssuanceService.IssueCertificate:input_type -> certflow.issuance.v1.IssueCertificateRequest
-	1,  // 10: certflow.issuance.v1.IssuanceService.GetCertificate:output_type -> certflow.issuance.v1.Certificate
-	4,  // 11: certflow.issuance.v1.IssuanceService.ListCertificates:output_type -> certflow.issuance.v1.ListCertificatesResponse
-	6,  // 12: certflow.issuance.v1.IssuanceService.DownloadCertificate:output_type -> certflow.issuance.v1.CertificateBundle
-	8,  // 13: certflow.issuance.v1.IssuanceService.GetCaCertificates:output_type -> certflow.issuance.v1.GetCaCertificatesResponse
-	1,  // 14: certflow.issuance.v1.IssuanceService.IssueCertificate:output_type -> certflow.issuance.v1.Certificate
-	10, // [10:15] is the sub-list for method output_type
-	5,  // [5:10] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	13, // 0: certflow.issuance.v1.Certificate.not_before:type_name -> google.protobuf.Timestamp
+	13, // 1: certflow.issuance.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
+	13, // 2: certflow.issuance.v1.Certificate.create_time:type_name -> google.protobuf.Timestamp
+	2,  // 3: certflow.issuance.v1.Certificate.state:type_name -> certflow.issuance.v1.Certificate.State
+	13, // 4: certflow.issuance.v1.Certificate.revoke_time:type_name -> google.protobuf.Timestamp
+	0,  // 5: certflow.issuance.v1.Certificate.revocation_reason:type_name -> certflow.issuance.v1.RevocationReason
+	3,  // 6: certflow.issuance.v1.ListCertificatesResponse.certificates:type_name -> certflow.issuance.v1.Certificate
+	1,  // 7: certflow.issuance.v1.IssueCertificateRequest.key_algorithm:type_name -> certflow.issuance.v1.KeyAlgorithm
+	0,  // 8: certflow.issuance.v1.RevokeCertificateRequest.reason:type_name -> certflow.issuance.v1.RevocationReason
+	4,  // 9: certflow.issuance.v1.IssuanceService.GetCertificate:input_type -> certflow.issuance.v1.GetCertificateRequest
+	5,  // 10: certflow.issuance.v1.IssuanceService.ListCertificates:input_type -> certflow.issuance.v1.ListCertificatesRequest
+	7,  // 11: certflow.issuance.v1.IssuanceService.DownloadCertificate:input_type -> certflow.issuance.v1.DownloadCertificateRequest
+	9,  // 12: certflow.issuance.v1.IssuanceService.GetCaCertificates:input_type -> certflow.issuance.v1.GetCaCertificatesRequest
+	11, // 13: certflow.issuance.v1.IssuanceService.IssueCertificate:input_type -> certflow.issuance.v1.IssueCertificateRequest
+	12, // 14: certflow.issuance.v1.IssuanceService.RevokeCertificate:input_type -> certflow.issuance.v1.RevokeCertificateRequest
+	3,  // 15: certflow.issuance.v1.IssuanceService.GetCertificate:output_type -> certflow.issuance.v1.Certificate
+	6,  // 16: certflow.issuance.v1.IssuanceService.ListCertificates:output_type -> certflow.issuance.v1.ListCertificatesResponse
+	8,  // 17: certflow.issuance.v1.IssuanceService.DownloadCertificate:output_type -> certflow.issuance.v1.CertificateBundle
+	10, // 18: certflow.issuance.v1.IssuanceService.GetCaCertificates:output_type -> certflow.issuance.v1.GetCaCertificatesResponse
+	3,  // 19: certflow.issuance.v1.IssuanceService.IssueCertificate:output_type -> certflow.issuance.v1.Certificate
+	3,  // 20: certflow.issuance.v1.IssuanceService.RevokeCertificate:output_type -> certflow.issuance.v1.Certificate
+	15, // [15:21] is the sub-list for method output_type
+	9,  // [9:15] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_certflow_issuance_v1_issuance_service_proto_init() }
@@ -784,8 +1031,8 @@ func file_certflow_issuance_v1_issuance_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certflow_issuance_v1_issuance_service_proto_rawDesc), len(file_certflow_issuance_v1_issuance_service_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   9,
+			NumEnums:      3,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

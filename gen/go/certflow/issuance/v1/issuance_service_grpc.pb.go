@@ -24,6 +24,7 @@ const (
 	IssuanceService_DownloadCertificate_FullMethodName = "/certflow.issuance.v1.IssuanceService/DownloadCertificate"
 	IssuanceService_GetCaCertificates_FullMethodName   = "/certflow.issuance.v1.IssuanceService/GetCaCertificates"
 	IssuanceService_IssueCertificate_FullMethodName    = "/certflow.issuance.v1.IssuanceService/IssueCertificate"
+	IssuanceService_RevokeCertificate_FullMethodName   = "/certflow.issuance.v1.IssuanceService/RevokeCertificate"
 )
 
 // IssuanceServiceClient is the client API for IssuanceService service.
@@ -48,9 +49,21 @@ type IssuanceServiceClient interface {
 	// the verification service whether every name is validated for the account
 	// at the signing time and CAA permits it; if not, it fails with
 	// FailedPrecondition and the reason (VALIDATION_MISSING, VALIDATION_EXPIRED,
-	// METHOD_NOT_ALLOWED, CAA_FORBIDS, NAMES_MISMATCH). Calling again with the
+	// METHOD_NOT_ALLOWED, CAA_FORBIDS, NAMES_MISMATCH, KEY_COMPROMISED: the key
+	// is that of a certificate revoked for keyCompromise). Calling again with the
 	// same request_id returns the same certificate.
 	IssueCertificate(ctx context.Context, in *IssueCertificateRequest, opts ...grpc.CallOption) (*Certificate, error)
+	// Revokes a certificate (AIP-136 custom method). A customer revokes its own
+	// certificates, with a reason BR 4.9.1.1 / 7.2.2 lets a subscriber give:
+	// UNSPECIFIED, KEY_COMPROMISE, AFFILIATION_CHANGED, SUPERSEDED or
+	// CESSATION_OF_OPERATION; another account's certificate is NotFound. A
+	// reviewer (CA staff) revokes any certificate, also with
+	// PRIVILEGE_WITHDRAWN. The certificate is on the intermediate's CRL within
+	// a minute. KEY_COMPROMISE also blocks the certificate's key: every later
+	// request with it is refused (KEY_COMPROMISED). Calling again with the same
+	// request_id returns the revoked certificate; revoking a revoked
+	// certificate otherwise is FailedPrecondition (CERTIFICATE_ALREADY_REVOKED).
+	RevokeCertificate(ctx context.Context, in *RevokeCertificateRequest, opts ...grpc.CallOption) (*Certificate, error)
 }
 
 type issuanceServiceClient struct {
@@ -111,6 +124,16 @@ func (c *issuanceServiceClient) IssueCertificate(ctx context.Context, in *IssueC
 	return out, nil
 }
 
+func (c *issuanceServiceClient) RevokeCertificate(ctx context.Context, in *RevokeCertificateRequest, opts ...grpc.CallOption) (*Certificate, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Certificate)
+	err := c.cc.Invoke(ctx, IssuanceService_RevokeCertificate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IssuanceServiceServer is the server API for IssuanceService service.
 // All implementations must embed UnimplementedIssuanceServiceServer
 // for forward compatibility.
@@ -133,9 +156,21 @@ type IssuanceServiceServer interface {
 	// the verification service whether every name is validated for the account
 	// at the signing time and CAA permits it; if not, it fails with
 	// FailedPrecondition and the reason (VALIDATION_MISSING, VALIDATION_EXPIRED,
-	// METHOD_NOT_ALLOWED, CAA_FORBIDS, NAMES_MISMATCH). Calling again with the
+	// METHOD_NOT_ALLOWED, CAA_FORBIDS, NAMES_MISMATCH, KEY_COMPROMISED: the key
+	// is that of a certificate revoked for keyCompromise). Calling again with the
 	// same request_id returns the same certificate.
 	IssueCertificate(context.Context, *IssueCertificateRequest) (*Certificate, error)
+	// Revokes a certificate (AIP-136 custom method). A customer revokes its own
+	// certificates, with a reason BR 4.9.1.1 / 7.2.2 lets a subscriber give:
+	// UNSPECIFIED, KEY_COMPROMISE, AFFILIATION_CHANGED, SUPERSEDED or
+	// CESSATION_OF_OPERATION; another account's certificate is NotFound. A
+	// reviewer (CA staff) revokes any certificate, also with
+	// PRIVILEGE_WITHDRAWN. The certificate is on the intermediate's CRL within
+	// a minute. KEY_COMPROMISE also blocks the certificate's key: every later
+	// request with it is refused (KEY_COMPROMISED). Calling again with the same
+	// request_id returns the revoked certificate; revoking a revoked
+	// certificate otherwise is FailedPrecondition (CERTIFICATE_ALREADY_REVOKED).
+	RevokeCertificate(context.Context, *RevokeCertificateRequest) (*Certificate, error)
 	mustEmbedUnimplementedIssuanceServiceServer()
 }
 
@@ -160,6 +195,9 @@ func (UnimplementedIssuanceServiceServer) GetCaCertificates(context.Context, *Ge
 }
 func (UnimplementedIssuanceServiceServer) IssueCertificate(context.Context, *IssueCertificateRequest) (*Certificate, error) {
 	return nil, status.Error(codes.Unimplemented, "method IssueCertificate not implemented")
+}
+func (UnimplementedIssuanceServiceServer) RevokeCertificate(context.Context, *RevokeCertificateRequest) (*Certificate, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeCertificate not implemented")
 }
 func (UnimplementedIssuanceServiceServer) mustEmbedUnimplementedIssuanceServiceServer() {}
 func (UnimplementedIssuanceServiceServer) testEmbeddedByValue()                         {}
@@ -272,6 +310,24 @@ func _IssuanceService_IssueCertificate_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IssuanceService_RevokeCertificate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeCertificateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IssuanceServiceServer).RevokeCertificate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IssuanceService_RevokeCertificate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IssuanceServiceServer).RevokeCertificate(ctx, req.(*RevokeCertificateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // IssuanceService_ServiceDesc is the grpc.ServiceDesc for IssuanceService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -298,6 +354,10 @@ var IssuanceService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "IssueCertificate",
 			Handler:    _IssuanceService_IssueCertificate_Handler,
+		},
+		{
+			MethodName: "RevokeCertificate",
+			Handler:    _IssuanceService_RevokeCertificate_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1212,6 +1212,66 @@ func (x *MarkInstanceIssuedRequest) GetCertificate() string {
 	return ""
 }
 
+type MarkInstanceRevokedRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Application   string                 `protobuf:"bytes,2,opt,name=application,proto3" json:"application,omitempty"`
+	Certificate   string                 `protobuf:"bytes,3,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MarkInstanceRevokedRequest) Reset() {
+	*x = MarkInstanceRevokedRequest{}
+	mi := &file_certflow_order_v1_order_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkInstanceRevokedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkInstanceRevokedRequest) ProtoMessage() {}
+
+func (x *MarkInstanceRevokedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_order_v1_order_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkInstanceRevokedRequest.ProtoReflect.Descriptor instead.
+func (*MarkInstanceRevokedRequest) Descriptor() ([]byte, []int) {
+	return file_certflow_order_v1_order_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *MarkInstanceRevokedRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *MarkInstanceRevokedRequest) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *MarkInstanceRevokedRequest) GetCertificate() string {
+	if x != nil {
+		return x.Certificate
+	}
+	return ""
+}
+
 var File_certflow_order_v1_order_service_proto protoreflect.FileDescriptor
 
 const file_certflow_order_v1_order_service_proto_rawDesc = "" +
@@ -1305,6 +1365,10 @@ const file_certflow_order_v1_order_service_proto_rawDesc = "" +
 	"\x19MarkInstanceIssuedRequest\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name\x12%\n" +
 	"\vapplication\x18\x02 \x01(\tB\x03\xe0A\x02R\vapplication\x12%\n" +
+	"\vcertificate\x18\x03 \x01(\tB\x03\xe0A\x02R\vcertificate\"\x83\x01\n" +
+	"\x1aMarkInstanceRevokedRequest\x12\x17\n" +
+	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name\x12%\n" +
+	"\vapplication\x18\x02 \x01(\tB\x03\xe0A\x02R\vapplication\x12%\n" +
 	"\vcertificate\x18\x03 \x01(\tB\x03\xe0A\x02R\vcertificate*~\n" +
 	"\x0fValidationLevel\x12 \n" +
 	"\x1cVALIDATION_LEVEL_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -1316,7 +1380,7 @@ const file_certflow_order_v1_order_service_proto_rawDesc = "" +
 	"\x17DOMAIN_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12DOMAIN_TYPE_SINGLE\x10\x01\x12\x15\n" +
 	"\x11DOMAIN_TYPE_MULTI\x10\x02\x12\x18\n" +
-	"\x14DOMAIN_TYPE_WILDCARD\x10\x032\xb4\b\n" +
+	"\x14DOMAIN_TYPE_WILDCARD\x10\x032\x97\t\n" +
 	"\fOrderService\x12u\n" +
 	"\fListProducts\x12&.certflow.order.v1.ListProductsRequest\x1a'.certflow.order.v1.ListProductsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\f/v1/products\x12m\n" +
 	"\n" +
@@ -1331,7 +1395,8 @@ const file_certflow_order_v1_order_service_proto_rawDesc = "" +
 	"\rListInstances\x12'.certflow.order.v1.ListInstancesRequest\x1a(.certflow.order.v1.ListInstancesResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/instances\x12S\n" +
 	"\fBindInstance\x12&.certflow.order.v1.BindInstanceRequest\x1a\x1b.certflow.order.v1.Instance\x12Y\n" +
 	"\x0fReleaseInstance\x12).certflow.order.v1.ReleaseInstanceRequest\x1a\x1b.certflow.order.v1.Instance\x12_\n" +
-	"\x12MarkInstanceIssued\x12,.certflow.order.v1.MarkInstanceIssuedRequest\x1a\x1b.certflow.order.v1.InstanceB?Z=github.com/certflow/certflow/gen/go/certflow/order/v1;orderv1b\x06proto3"
+	"\x12MarkInstanceIssued\x12,.certflow.order.v1.MarkInstanceIssuedRequest\x1a\x1b.certflow.order.v1.Instance\x12a\n" +
+	"\x13MarkInstanceRevoked\x12-.certflow.order.v1.MarkInstanceRevokedRequest\x1a\x1b.certflow.order.v1.InstanceB?Z=github.com/certflow/certflow/gen/go/certflow/order/v1;orderv1b\x06proto3"
 
 var (
 	file_certflow_order_v1_order_service_proto_rawDescOnce sync.Once
@@ -1346,42 +1411,43 @@ func file_certflow_order_v1_order_service_proto_rawDescGZIP() []byte {
 }
 
 var file_certflow_order_v1_order_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_certflow_order_v1_order_service_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_certflow_order_v1_order_service_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_certflow_order_v1_order_service_proto_goTypes = []any{
-	(ValidationLevel)(0),              // 0: certflow.order.v1.ValidationLevel
-	(DomainType)(0),                   // 1: certflow.order.v1.DomainType
-	(Instance_State)(0),               // 2: certflow.order.v1.Instance.State
-	(*Product)(nil),                   // 3: certflow.order.v1.Product
-	(*ListProductsRequest)(nil),       // 4: certflow.order.v1.ListProductsRequest
-	(*ListProductsResponse)(nil),      // 5: certflow.order.v1.ListProductsResponse
-	(*GetProductRequest)(nil),         // 6: certflow.order.v1.GetProductRequest
-	(*Order)(nil),                     // 7: certflow.order.v1.Order
-	(*CreateOrderRequest)(nil),        // 8: certflow.order.v1.CreateOrderRequest
-	(*GetOrderRequest)(nil),           // 9: certflow.order.v1.GetOrderRequest
-	(*ListOrdersRequest)(nil),         // 10: certflow.order.v1.ListOrdersRequest
-	(*ListOrdersResponse)(nil),        // 11: certflow.order.v1.ListOrdersResponse
-	(*Instance)(nil),                  // 12: certflow.order.v1.Instance
-	(*GetInstanceRequest)(nil),        // 13: certflow.order.v1.GetInstanceRequest
-	(*ListInstancesRequest)(nil),      // 14: certflow.order.v1.ListInstancesRequest
-	(*ListInstancesResponse)(nil),     // 15: certflow.order.v1.ListInstancesResponse
-	(*BindInstanceRequest)(nil),       // 16: certflow.order.v1.BindInstanceRequest
-	(*ReleaseInstanceRequest)(nil),    // 17: certflow.order.v1.ReleaseInstanceRequest
-	(*MarkInstanceIssuedRequest)(nil), // 18: certflow.order.v1.MarkInstanceIssuedRequest
-	(*timestamppb.Timestamp)(nil),     // 19: google.protobuf.Timestamp
+	(ValidationLevel)(0),               // 0: certflow.order.v1.ValidationLevel
+	(DomainType)(0),                    // 1: certflow.order.v1.DomainType
+	(Instance_State)(0),                // 2: certflow.order.v1.Instance.State
+	(*Product)(nil),                    // 3: certflow.order.v1.Product
+	(*ListProductsRequest)(nil),        // 4: certflow.order.v1.ListProductsRequest
+	(*ListProductsResponse)(nil),       // 5: certflow.order.v1.ListProductsResponse
+	(*GetProductRequest)(nil),          // 6: certflow.order.v1.GetProductRequest
+	(*Order)(nil),                      // 7: certflow.order.v1.Order
+	(*CreateOrderRequest)(nil),         // 8: certflow.order.v1.CreateOrderRequest
+	(*GetOrderRequest)(nil),            // 9: certflow.order.v1.GetOrderRequest
+	(*ListOrdersRequest)(nil),          // 10: certflow.order.v1.ListOrdersRequest
+	(*ListOrdersResponse)(nil),         // 11: certflow.order.v1.ListOrdersResponse
+	(*Instance)(nil),                   // 12: certflow.order.v1.Instance
+	(*GetInstanceRequest)(nil),         // 13: certflow.order.v1.GetInstanceRequest
+	(*ListInstancesRequest)(nil),       // 14: certflow.order.v1.ListInstancesRequest
+	(*ListInstancesResponse)(nil),      // 15: certflow.order.v1.ListInstancesResponse
+	(*BindInstanceRequest)(nil),        // 16: certflow.order.v1.BindInstanceRequest
+	(*ReleaseInstanceRequest)(nil),     // 17: certflow.order.v1.ReleaseInstanceRequest
+	(*MarkInstanceIssuedRequest)(nil),  // 18: certflow.order.v1.MarkInstanceIssuedRequest
+	(*MarkInstanceRevokedRequest)(nil), // 19: certflow.order.v1.MarkInstanceRevokedRequest
+	(*timestamppb.Timestamp)(nil),      // 20: google.protobuf.Timestamp
 }
 var file_certflow_order_v1_order_service_proto_depIdxs = []int32{
 	0,  // 0: certflow.order.v1.Product.validation_level:type_name -> certflow.order.v1.ValidationLevel
 	1,  // 1: certflow.order.v1.Product.domain_type:type_name -> certflow.order.v1.DomainType
 	3,  // 2: certflow.order.v1.ListProductsResponse.products:type_name -> certflow.order.v1.Product
-	19, // 3: certflow.order.v1.Order.create_time:type_name -> google.protobuf.Timestamp
+	20, // 3: certflow.order.v1.Order.create_time:type_name -> google.protobuf.Timestamp
 	7,  // 4: certflow.order.v1.CreateOrderRequest.order:type_name -> certflow.order.v1.Order
 	7,  // 5: certflow.order.v1.ListOrdersResponse.orders:type_name -> certflow.order.v1.Order
 	0,  // 6: certflow.order.v1.Instance.validation_level:type_name -> certflow.order.v1.ValidationLevel
 	1,  // 7: certflow.order.v1.Instance.domain_type:type_name -> certflow.order.v1.DomainType
 	2,  // 8: certflow.order.v1.Instance.state:type_name -> certflow.order.v1.Instance.State
-	19, // 9: certflow.order.v1.Instance.create_time:type_name -> google.protobuf.Timestamp
-	19, // 10: certflow.order.v1.Instance.subscription_end_time:type_name -> google.protobuf.Timestamp
-	19, // 11: certflow.order.v1.Instance.update_time:type_name -> google.protobuf.Timestamp
+	20, // 9: certflow.order.v1.Instance.create_time:type_name -> google.protobuf.Timestamp
+	20, // 10: certflow.order.v1.Instance.subscription_end_time:type_name -> google.protobuf.Timestamp
+	20, // 11: certflow.order.v1.Instance.update_time:type_name -> google.protobuf.Timestamp
 	12, // 12: certflow.order.v1.ListInstancesResponse.instances:type_name -> certflow.order.v1.Instance
 	4,  // 13: certflow.order.v1.OrderService.ListProducts:input_type -> certflow.order.v1.ListProductsRequest
 	6,  // 14: certflow.order.v1.OrderService.GetProduct:input_type -> certflow.order.v1.GetProductRequest
@@ -1393,18 +1459,20 @@ var file_certflow_order_v1_order_service_proto_depIdxs = []int32{
 	16, // 20: certflow.order.v1.OrderService.BindInstance:input_type -> certflow.order.v1.BindInstanceRequest
 	17, // 21: certflow.order.v1.OrderService.ReleaseInstance:input_type -> certflow.order.v1.ReleaseInstanceRequest
 	18, // 22: certflow.order.v1.OrderService.MarkInstanceIssued:input_type -> certflow.order.v1.MarkInstanceIssuedRequest
-	5,  // 23: certflow.order.v1.OrderService.ListProducts:output_type -> certflow.order.v1.ListProductsResponse
-	3,  // 24: certflow.order.v1.OrderService.GetProduct:output_type -> certflow.order.v1.Product
-	7,  // 25: certflow.order.v1.OrderService.CreateOrder:output_type -> certflow.order.v1.Order
-	7,  // 26: certflow.order.v1.OrderService.GetOrder:output_type -> certflow.order.v1.Order
-	11, // 27: certflow.order.v1.OrderService.ListOrders:output_type -> certflow.order.v1.ListOrdersResponse
-	12, // 28: certflow.order.v1.OrderService.GetInstance:output_type -> certflow.order.v1.Instance
-	15, // 29: certflow.order.v1.OrderService.ListInstances:output_type -> certflow.order.v1.ListInstancesResponse
-	12, // 30: certflow.order.v1.OrderService.BindInstance:output_type -> certflow.order.v1.Instance
-	12, // 31: certflow.order.v1.OrderService.ReleaseInstance:output_type -> certflow.order.v1.Instance
-	12, // 32: certflow.order.v1.OrderService.MarkInstanceIssued:output_type -> certflow.order.v1.Instance
-	23, // [23:33] is the sub-list for method output_type
-	13, // [13:23] is the sub-list for method input_type
+	19, // 23: certflow.order.v1.OrderService.MarkInstanceRevoked:input_type -> certflow.order.v1.MarkInstanceRevokedRequest
+	5,  // 24: certflow.order.v1.OrderService.ListProducts:output_type -> certflow.order.v1.ListProductsResponse
+	3,  // 25: certflow.order.v1.OrderService.GetProduct:output_type -> certflow.order.v1.Product
+	7,  // 26: certflow.order.v1.OrderService.CreateOrder:output_type -> certflow.order.v1.Order
+	7,  // 27: certflow.order.v1.OrderService.GetOrder:output_type -> certflow.order.v1.Order
+	11, // 28: certflow.order.v1.OrderService.ListOrders:output_type -> certflow.order.v1.ListOrdersResponse
+	12, // 29: certflow.order.v1.OrderService.GetInstance:output_type -> certflow.order.v1.Instance
+	15, // 30: certflow.order.v1.OrderService.ListInstances:output_type -> certflow.order.v1.ListInstancesResponse
+	12, // 31: certflow.order.v1.OrderService.BindInstance:output_type -> certflow.order.v1.Instance
+	12, // 32: certflow.order.v1.OrderService.ReleaseInstance:output_type -> certflow.order.v1.Instance
+	12, // 33: certflow.order.v1.OrderService.MarkInstanceIssued:output_type -> certflow.order.v1.Instance
+	12, // 34: certflow.order.v1.OrderService.MarkInstanceRevoked:output_type -> certflow.order.v1.Instance
+	24, // [24:35] is the sub-list for method output_type
+	13, // [13:24] is the sub-list for method input_type
 	13, // [13:13] is the sub-list for extension type_name
 	13, // [13:13] is the sub-list for extension extendee
 	0,  // [0:13] is the sub-list for field type_name
@@ -1421,7 +1489,7 @@ func file_certflow_order_v1_order_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certflow_order_v1_order_service_proto_rawDesc), len(file_certflow_order_v1_order_service_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,16 +19,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	OrderService_ListProducts_FullMethodName       = "/certflow.order.v1.OrderService/ListProducts"
-	OrderService_GetProduct_FullMethodName         = "/certflow.order.v1.OrderService/GetProduct"
-	OrderService_CreateOrder_FullMethodName        = "/certflow.order.v1.OrderService/CreateOrder"
-	OrderService_GetOrder_FullMethodName           = "/certflow.order.v1.OrderService/GetOrder"
-	OrderService_ListOrders_FullMethodName         = "/certflow.order.v1.OrderService/ListOrders"
-	OrderService_GetInstance_FullMethodName        = "/certflow.order.v1.OrderService/GetInstance"
-	OrderService_ListInstances_FullMethodName      = "/certflow.order.v1.OrderService/ListInstances"
-	OrderService_BindInstance_FullMethodName       = "/certflow.order.v1.OrderService/BindInstance"
-	OrderService_ReleaseInstance_FullMethodName    = "/certflow.order.v1.OrderService/ReleaseInstance"
-	OrderService_MarkInstanceIssued_FullMethodName = "/certflow.order.v1.OrderService/MarkInstanceIssued"
+	OrderService_ListProducts_FullMethodName        = "/certflow.order.v1.OrderService/ListProducts"
+	OrderService_GetProduct_FullMethodName          = "/certflow.order.v1.OrderService/GetProduct"
+	OrderService_CreateOrder_FullMethodName         = "/certflow.order.v1.OrderService/CreateOrder"
+	OrderService_GetOrder_FullMethodName            = "/certflow.order.v1.OrderService/GetOrder"
+	OrderService_ListOrders_FullMethodName          = "/certflow.order.v1.OrderService/ListOrders"
+	OrderService_GetInstance_FullMethodName         = "/certflow.order.v1.OrderService/GetInstance"
+	OrderService_ListInstances_FullMethodName       = "/certflow.order.v1.OrderService/ListInstances"
+	OrderService_BindInstance_FullMethodName        = "/certflow.order.v1.OrderService/BindInstance"
+	OrderService_ReleaseInstance_FullMethodName     = "/certflow.order.v1.OrderService/ReleaseInstance"
+	OrderService_MarkInstanceIssued_FullMethodName  = "/certflow.order.v1.OrderService/MarkInstanceIssued"
+	OrderService_MarkInstanceRevoked_FullMethodName = "/certflow.order.v1.OrderService/MarkInstanceRevoked"
 )
 
 // OrderServiceClient is the client API for OrderService service.
@@ -64,6 +65,10 @@ type OrderServiceClient interface {
 	// Internal: records that the instance's certificate was issued (APPLYING ->
 	// ISSUED).
 	MarkInstanceIssued(ctx context.Context, in *MarkInstanceIssuedRequest, opts ...grpc.CallOption) (*Instance, error)
+	// Internal: records that the instance's certificate was revoked (ISSUED ->
+	// REVOKED). A no-op when the instance is already REVOKED for it, or holds
+	// another certificate (reissued since).
+	MarkInstanceRevoked(ctx context.Context, in *MarkInstanceRevokedRequest, opts ...grpc.CallOption) (*Instance, error)
 }
 
 type orderServiceClient struct {
@@ -174,6 +179,16 @@ func (c *orderServiceClient) MarkInstanceIssued(ctx context.Context, in *MarkIns
 	return out, nil
 }
 
+func (c *orderServiceClient) MarkInstanceRevoked(ctx context.Context, in *MarkInstanceRevokedRequest, opts ...grpc.CallOption) (*Instance, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Instance)
+	err := c.cc.Invoke(ctx, OrderService_MarkInstanceRevoked_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // OrderServiceServer is the server API for OrderService service.
 // All implementations must embed UnimplementedOrderServiceServer
 // for forward compatibility.
@@ -207,6 +222,10 @@ type OrderServiceServer interface {
 	// Internal: records that the instance's certificate was issued (APPLYING ->
 	// ISSUED).
 	MarkInstanceIssued(context.Context, *MarkInstanceIssuedRequest) (*Instance, error)
+	// Internal: records that the instance's certificate was revoked (ISSUED ->
+	// REVOKED). A no-op when the instance is already REVOKED for it, or holds
+	// another certificate (reissued since).
+	MarkInstanceRevoked(context.Context, *MarkInstanceRevokedRequest) (*Instance, error)
 	mustEmbedUnimplementedOrderServiceServer()
 }
 
@@ -246,6 +265,9 @@ func (UnimplementedOrderServiceServer) ReleaseInstance(context.Context, *Release
 }
 func (UnimplementedOrderServiceServer) MarkInstanceIssued(context.Context, *MarkInstanceIssuedRequest) (*Instance, error) {
 	return nil, status.Error(codes.Unimplemented, "method MarkInstanceIssued not implemented")
+}
+func (UnimplementedOrderServiceServer) MarkInstanceRevoked(context.Context, *MarkInstanceRevokedRequest) (*Instance, error) {
+	return nil, status.Error(codes.Unimplemented, "method MarkInstanceRevoked not implemented")
 }
 func (UnimplementedOrderServiceServer) mustEmbedUnimplementedOrderServiceServer() {}
 func (UnimplementedOrderServiceServer) testEmbeddedByValue()                      {}
@@ -448,6 +470,24 @@ func _OrderService_MarkInstanceIssued_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OrderService_MarkInstanceRevoked_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MarkInstanceRevokedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrderServiceServer).MarkInstanceRevoked(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrderService_MarkInstanceRevoked_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrderServiceServer).MarkInstanceRevoked(ctx, req.(*MarkInstanceRevokedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // OrderService_ServiceDesc is the grpc.ServiceDesc for OrderService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -494,6 +534,10 @@ var OrderService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "MarkInstanceIssued",
 			Handler:    _OrderService_MarkInstanceIssued_Handler,
+		},
+		{
+			MethodName: "MarkInstanceRevoked",
+			Handler:    _OrderService_MarkInstanceRevoked_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
