@@ -213,6 +213,7 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	s.closers = append(s.closers, nats.Close)
 	s.NATSURL = nats.URL()
 	s.MongoURI = o.MongoURI
+	var embeddedDB *embedded.Mongo
 	if s.MongoURI == "" {
 		db, err := embedded.StartMongo(o.MongoAddr, filepath.Join(o.DataDir, "db"), nil)
 		if err != nil {
@@ -220,6 +221,7 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 		}
 		s.closers = append(s.closers, db.Close)
 		s.MongoURI = db.URI()
+		embeddedDB = db
 	}
 	dnsServers := o.DNSServers
 	if o.DevDNSAddr != "" {
@@ -292,6 +294,13 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	}
 	s.add(gw.Run)
 	s.GatewayURL = gw.URL()
+	if embeddedDB != nil {
+		// The services have made their collections (EnsureIndexes): give
+		// them the _id index now rather than at the server's next pass.
+		if err := embeddedDB.IndexIDs(ctx); err != nil {
+			o.Log.Warn("index _id of the embedded database; the server retries", "err", err)
+		}
+	}
 	return s, nil
 }
 
