@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -91,6 +92,55 @@ func BenchmarkByID(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkScans measures, at benchDocs records, the query shapes that
+// FerretDB v1 cannot push down to SQLite (any filter but exactly {_id: …}):
+// it reads and decodes the whole collection for each. These are the
+// periodic sweeps (the relay's outbox sweep, a due-time sweep like
+// verification's and notification's) and a list page.
+//
+//	go test -run '^$' -bench Scans ./pkg/docstore
+func BenchmarkScans(b *testing.B) {
+	if testing.Short() {
+		b.Skip("needs a database")
+	}
+	srv, err := embedded.StartMongo("127.0.0.1:0", b.TempDir(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	client, err := mongo.Connect(options.Client().ApplyURI(srv.URI()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer client.Disconnect(context.Background())
+	s := docstore.New[widget](client.Database("bench").Collection("widgets"), "widget", docstore.SingleWriter())
+	seed(b, s)
+	ctx := context.Background()
+	relay := docstore.NewRelay(nil, testenv.Logger(b), time.Hour)
+	relay.Watch(s.Collection())
+	b.Run("RelaySweep/ferretdb", func(b *testing.B) {
+		for b.Loop() {
+			if err := relay.Pass(ctx); err != nil { // no outbox is pending: nothing published
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("FindDue/ferretdb", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := s.Find(ctx, bson.D{{Key: "doc.state", Value: "DUE"}, {Key: "updated", Value: bson.D{{Key: "$lte", Value: time.Now()}}}}, 200); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ListPage/ferretdb", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := s.List(ctx, "acct", docstore.ListOptions{Limit: 20}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 func benchID(i int) string { return fmt.Sprintf("bench%06d", i) }
