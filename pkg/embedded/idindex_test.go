@@ -172,3 +172,36 @@ func TestIndexIDsLaterCollectionsConcurrentWritesRestart(t *testing.T) {
 		t.Fatalf("IndexIDs after a database drop = %v", err)
 	}
 }
+
+// BenchmarkIndexIDs is the server's pass every IDIndexInterval when there
+// is nothing to do: 6 databases of 4 collections, as the suite has.
+//
+//	go test -run '^$' -bench IndexIDs ./pkg/embedded
+func BenchmarkIndexIDs(b *testing.B) {
+	srv, err := embedded.StartMongo("127.0.0.1:0", b.TempDir(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	client, err := mongo.Connect(options.Client().ApplyURI(srv.URI()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer client.Disconnect(context.Background())
+	ctx := context.Background()
+	for d := range 6 {
+		for c := range 4 {
+			if _, err := client.Database(fmt.Sprintf("db%d", d)).Collection(fmt.Sprintf("c%d", c)).InsertOne(ctx, bson.D{{Key: "_id", Value: "x"}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if err := srv.IndexIDs(ctx); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if err := srv.IndexIDs(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
