@@ -260,3 +260,68 @@ func TestUpsertAndUpdateEach(t *testing.T) {
 		t.Fatalf("UpdateEach touched another account's record")
 	}
 }
+
+// flaky fails its first fail publishes, then records what it publishes.
+type flaky struct {
+	mu   sync.Mutex
+	fail int
+	got  []string
+}
+
+func (p *flaky) Publish(_ context.Context, e events.Event) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fail > 0 {
+		p.fail--
+		return errors.New("broker unavailable")
+	}
+	p.got = append(p.got, e.ID)
+	return nil
+}
+
+func (p *flaky) published() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.got...)
+}
+
+// A single-writer relay does not sweep every interval, but it sweeps
+// after a failed publish, and every quietSweeps intervals as a net for an
+// outbox it was never told about.
+func TestSingleWriterRelaySweepsAfterFailure(t *testing.T) {
+	db, _ := testenv.Database(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pub := &flaky{fail: 1}
+	relay := docstore.NewRelay(pub, testenv.Logger(t), 10*time.Millisecond)
+	relay.SingleWriter()
+	s := docstore.New[widget](db.Collection("widgets"), "widget", docstore.WithRelay(relay), docstore.SingleWriter())
+	testenv.Run(t, relay.Run)
+	if _, _, err := s.Create(ctx, "w", "a", widget{}, ev("f1")); err != nil {
+		t.Fatal(err)
+	}
+	waitOutboxEmpty(ctx, t, s, "w")
+	// Behind the relay's back: only the net finds it.
+	rec := docstore.Record[widget]{ID: "hidden", Account: "a", Version: 1, Revision: 1, Outbox: []events.Event{ev("h1")}}
+	if _, err := s.Collection().InsertOne(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	waitOutboxEmpty(ctx, t, s, "hidden")
+	if got := pub.published(); len(got) != 2 || got[0] != "f1" || got[1] != "h1" {
+		t.Fatalf("published %v; want [f1 h1]", got)
+	}
+}
+
+func waitOutboxEmpty(ctx context.Context, t *testing.T, s *docstore.Store[widget], id string) {
+	t.Helper()
+	for {
+		rec, err := s.Get(ctx, "a", id)
+		if err == nil && len(rec.Outbox) == 0 {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("outbox of %s not published: %v, %v", id, rec, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

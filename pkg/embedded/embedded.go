@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
@@ -172,13 +173,37 @@ func NATSSeedFile(dir, user string) string { return filepath.Join(dir, user+".nk
 // each database as an SQLite file.
 type Mongo struct {
 	db     *ferretdb.FerretDB
+	dir    string
 	cancel context.CancelFunc
 	done   chan error
+	idDone chan struct{}
+	closed sync.Once
 }
 
+// IDIndexInterval is how often the server looks for collections without
+// the _id index of IndexIDs (a few cheap queries per database file).
+const IDIndexInterval = time.Second
+
+// MongoOption configures StartMongo.
+type MongoOption func(*mongoOptions)
+
+type mongoOptions struct{ noIDIndexes bool }
+
+// WithoutIDIndexes leaves FerretDB's tables as FerretDB makes them, so
+// every find and write by _id scans its table; benchmarks use it to
+// measure what IndexIDs saves.
+func WithoutIDIndexes() MongoOption { return func(o *mongoOptions) { o.noIDIndexes = true } }
+
 // StartMongo starts FerretDB on addr ("127.0.0.1:0" for a random port)
-// storing data under dir. log may be nil for a quiet server.
-func StartMongo(addr, dir string, log *slog.Logger) (*Mongo, error) {
+// storing data under dir. log may be nil for a quiet server. Every
+// collection gets an index for FerretDB's queries by _id (IndexIDs): those
+// in dir before the server accepts clients, later ones within
+// IDIndexInterval.
+func StartMongo(addr, dir string, log *slog.Logger, opts ...MongoOption) (*Mongo, error) {
+	var o mongoOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -200,18 +225,47 @@ func StartMongo(addr, dir string, log *slog.Logger) (*Mongo, error) {
 		return nil, fmt.Errorf("ferretdb: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &Mongo{db: db, cancel: cancel, done: make(chan error, 1)}
+	m := &Mongo{db: db, dir: abs, cancel: cancel, done: make(chan error, 1), idDone: make(chan struct{})}
+	if o.noIDIndexes {
+		close(m.idDone)
+	} else {
+		// FerretDB has opened the files; index what is there before the
+		// first client, so a restart on a large database does not scan.
+		if err := m.IndexIDs(ctx); err != nil {
+			log.Warn("index _id of existing collections; retrying in the background", "err", err)
+		}
+		go m.indexIDsEvery(ctx, log)
+	}
 	go func() { m.done <- db.Run(ctx) }()
 	return m, nil
+}
+
+func (m *Mongo) indexIDsEvery(ctx context.Context, log *slog.Logger) {
+	defer close(m.idDone)
+	t := time.NewTicker(IDIndexInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := m.IndexIDs(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("index _id of new collections", "err", err)
+			}
+		}
+	}
 }
 
 // URI is the MongoDB connection string.
 func (m *Mongo) URI() string { return m.db.MongoDBURI() }
 
-// Close stops the server and waits for it.
+// Close stops the server and waits for it; it may be called again.
 func (m *Mongo) Close() {
-	m.cancel()
-	<-m.done
+	m.closed.Do(func() {
+		m.cancel()
+		<-m.idDone
+		<-m.done
+	})
 }
 
 func splitHostPort(addr string) (string, int, error) {

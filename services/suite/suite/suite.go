@@ -231,6 +231,7 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	s.closers = append(s.closers, nats.Close)
 	s.NATSURL = nats.URL()
 	s.MongoURI = o.MongoURI
+	var embeddedDB *embedded.Mongo
 	if s.MongoURI == "" {
 		db, err := labelled("database", func() (*embedded.Mongo, error) {
 			return embedded.StartMongo(o.MongoAddr, filepath.Join(o.DataDir, "db"), nil)
@@ -240,6 +241,7 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 		}
 		s.closers = append(s.closers, db.Close)
 		s.MongoURI = db.URI()
+		embeddedDB = db
 	}
 	dnsServers := o.DNSServers
 	if o.DevDNSAddr != "" {
@@ -326,6 +328,13 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	}
 	s.add("gateway", gw.Run)
 	s.GatewayURL = gw.URL()
+	if embeddedDB != nil {
+		// The services have made their collections (EnsureIndexes): give
+		// them the _id index now rather than at the server's next pass.
+		if err := embeddedDB.IndexIDs(ctx); err != nil {
+			o.Log.Warn("index _id of the embedded database; the server retries", "err", err)
+		}
+	}
 	return s, nil
 }
 
