@@ -100,8 +100,13 @@ type Certificate struct {
 	Sha256Fingerprint string                 `protobuf:"bytes,9,opt,name=sha256_fingerprint,json=sha256Fingerprint,proto3" json:"sha256_fingerprint,omitempty"`
 	Issuer            string                 `protobuf:"bytes,10,opt,name=issuer,proto3" json:"issuer,omitempty"`
 	CreateTime        *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// DV, OV or EV: the issuance profile the certificate was signed under.
+	ValidationLevel string `protobuf:"bytes,12,opt,name=validation_level,json=validationLevel,proto3" json:"validation_level,omitempty"`
+	// zlint notices on the to-be-signed certificate (errors and warnings
+	// refuse the signature, so a certificate has none of those).
+	LintNotices   []string `protobuf:"bytes,13,rep,name=lint_notices,json=lintNotices,proto3" json:"lint_notices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Certificate) Reset() {
@@ -207,6 +212,20 @@ func (x *Certificate) GetIssuer() string {
 func (x *Certificate) GetCreateTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Certificate) GetValidationLevel() string {
+	if x != nil {
+		return x.ValidationLevel
+	}
+	return ""
+}
+
+func (x *Certificate) GetLintNotices() []string {
+	if x != nil {
+		return x.LintNotices
 	}
 	return nil
 }
@@ -666,7 +685,7 @@ var File_certflow_issuance_v1_issuance_service_proto protoreflect.FileDescriptor
 
 const file_certflow_issuance_v1_issuance_service_proto_rawDesc = "" +
 	"\n" +
-	"+certflow/issuance/v1/issuance_service.proto\x12\x14certflow.issuance.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x04\n" +
+	"+certflow/issuance/v1/issuance_service.proto\x12\x14certflow.issuance.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xda\x04\n" +
 	"\vCertificate\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x03R\x04name\x12%\n" +
 	"\vapplication\x18\x02 \x01(\tB\x03\xe0A\x03R\vapplication\x12\x1d\n" +
@@ -681,7 +700,9 @@ const file_certflow_issuance_v1_issuance_service_proto_rawDesc = "" +
 	"\x06issuer\x18\n" +
 	" \x01(\tB\x03\xe0A\x03R\x06issuer\x12@\n" +
 	"\vcreate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
-	"createTime\"0\n" +
+	"createTime\x12.\n" +
+	"\x10validation_level\x18\f \x01(\tB\x03\xe0A\x03R\x0fvalidationLevel\x12&\n" +
+	"\flint_notices\x18\r \x03(\tB\x03\xe0A\x03R\vlintNotices\"0\n" +
 	"\x15GetCertificateRequest\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name\"U\n" +
 	"\x17ListCertificatesRequest\x12\x1b\n" +
