@@ -9,6 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	issuancev1 "github.com/certflow/certflow/gen/go/certflow/issuance/v1"
@@ -23,6 +27,7 @@ import (
 	"github.com/certflow/certflow/services/issuance/internal/domain"
 	"github.com/certflow/certflow/services/issuance/internal/grpcapi"
 	"github.com/certflow/certflow/services/issuance/internal/keyseal"
+	"github.com/certflow/certflow/services/issuance/internal/publish"
 	"github.com/certflow/certflow/services/issuance/internal/verifier"
 )
 
@@ -57,7 +62,13 @@ type Config struct {
 	// VerificationAddr is the verification service, asked immediately
 	// before each signature whether the names are validated and CAA permits.
 	VerificationAddr string
-	Now              func() time.Time
+	// HTTPAddr is where the CA certificates (AIA) and CRLs are served over
+	// plain HTTP (internal/publish); PublicBaseURL is how relying parties
+	// reach it, written into every certificate. An empty PublicBaseURL, or
+	// one with port 0, follows the listener's actual address (tests).
+	HTTPAddr      string
+	PublicBaseURL string
+	Now           func() time.Time
 }
 
 // Flags registers the issuance settings. The KEKs themselves come only from
@@ -70,11 +81,45 @@ func (c *Config) Flags(s *config.Set) {
 	s.SecretEnv(&c.KEK, "CERTFLOW_KEK")
 	s.SecretEnv(&c.CAKEK, "CERTFLOW_CA_KEK")
 	s.String(&c.VerificationAddr, "verification-addr", "CERTFLOW_VERIFICATION_ADDR", "127.0.0.1:9103", "verification service gRPC address (asked before each signature)")
+	s.String(&c.HTTPAddr, "http-addr", "CERTFLOW_ISSUANCE_HTTP_ADDR", "127.0.0.1:9180", "plain-HTTP address serving the CA certificates (AIA) and CRLs")
+	s.String(&c.PublicBaseURL, "public-base-url", "CERTFLOW_ISSUANCE_PUBLIC_BASE_URL", "http://127.0.0.1:9180", "base URL of -http-addr as relying parties reach it, written into certificates (AIA caIssuers, CRL distribution point)")
 	s.Duration(&c.Validity, "validity", "CERTFLOW_CERT_VALIDITY", 0, "certificate validity; 0 = one day under the CA/B Forum maximum (199 days in 2026)")
 }
 
 // Service is a running issuance service.
-type Service struct{ *service.Base }
+type Service struct {
+	*service.Base
+	// Publish serves the AIA and CRL URLs; the revocation code mounts the
+	// CRLs on it (Publish.Handle).
+	Publish *publish.Server
+	// Authority is the CA.
+	Authority *ca.Authority
+	http      net.Listener
+	baseURL   string
+}
+
+// HTTPAddr is the address of the AIA and CRL listener.
+func (s *Service) HTTPAddr() string { return s.http.Addr().String() }
+
+// PublicBaseURL is the base of the URLs written into certificates.
+func (s *Service) PublicBaseURL() string { return s.baseURL }
+
+// baseURL is configured unless it is empty or has port 0: then the
+// listener's actual address.
+func baseURL(configured string, ln net.Listener) (string, error) {
+	if configured == "" {
+		return "http://" + ln.Addr().String(), nil
+	}
+	u, err := url.Parse(configured)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("-public-base-url %q is not an http URL", configured)
+	}
+	if u.Port() == "0" {
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		u.Host = net.JoinHostPort(u.Hostname(), port)
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
 
 // New loads or creates the CA, connects and listens; call Run to serve.
 func New(ctx context.Context, cfg Config) (*Service, error) {
@@ -105,10 +150,23 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	if cfg.HTTPAddr == "" {
+		return nil, errors.New("no HTTP address: the CA certificates and CRLs named in certificates must be served (set -http-addr)")
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("AIA/CRL listener: %w", err)
+	}
+	base, err := baseURL(cfg.PublicBaseURL, ln)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	authority, err := ca.LoadOrCreate(cfg.CADir, caSealer, ca.Options{
-		Now: cfg.Now, PreviousSealer: sealer, Log: log.With("service", "issuance").Warn,
+		Now: cfg.Now, PreviousSealer: sealer, Log: log.With("service", "issuance").Warn, URLs: ca.URLsFor(base),
 	})
 	if err != nil {
+		ln.Close()
 		return nil, fmt.Errorf("CA in %s: %w", cfg.CADir, err)
 	}
 	if cfg.VerificationAddr == "" {
@@ -116,8 +174,24 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	b, err := service.Start(ctx, cfg.Config)
 	if err != nil {
+		ln.Close()
 		return nil, err
 	}
+	pub := publish.New(authority.Root().Raw, authority.Intermediate().Raw)
+	hs := &http.Server{Handler: pub, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	b.Go(func(ctx context.Context) error {
+		errc := make(chan error, 1)
+		go func() { errc <- hs.Serve(ln) }()
+		select {
+		case err := <-errc:
+			return fmt.Errorf("AIA/CRL HTTP: %w", err)
+		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = hs.Shutdown(sctx)
+			return nil
+		}
+	})
 	vc, err := b.Dial(callpolicy.Verification, cfg.VerificationAddr)
 	if err != nil {
 		return nil, err
@@ -127,6 +201,6 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	b.GRPC.Register(&issuancev1.IssuanceService_ServiceDesc, &grpcapi.Server{App: app.New(certs, authority, sealer, verifier.Client{C: verificationv1.NewVerificationServiceClient(vc)}, cfg.Now, cfg.Validity)})
-	b.Log.Info("CA ready", "root", cfg.CADir+"/"+ca.RootCertFile, "subject", authority.Root().Subject.String())
-	return &Service{b}, nil
+	b.Log.Info("CA ready", "root", cfg.CADir+"/"+ca.RootCertFile, "subject", authority.Root().Subject.String(), "http", ln.Addr().String(), "public_base_url", base)
+	return &Service{Base: b, Publish: pub, Authority: authority, http: ln, baseURL: base}, nil
 }

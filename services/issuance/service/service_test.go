@@ -98,6 +98,7 @@ func start(t *testing.T, at time.Time) *env {
 		KEK:              base64.StdEncoding.EncodeToString(make([]byte, 32)),
 		CAKEK:            base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)),
 		VerificationAddr: ver.GRPC.Addr(),
+		HTTPAddr:         "127.0.0.1:0",
 		Now:              e.clock.Now,
 	})
 	if err != nil {

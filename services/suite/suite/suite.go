@@ -43,7 +43,11 @@ type Options struct {
 
 	NATSAddr, MongoAddr                                        string
 	OrderAddr, ApplicationAddr, VerificationAddr, IssuanceAddr string
-	NotificationAddr, GatewayAddr                              string
+	// IssuanceHTTPAddr serves the AIA and CRL URLs written into
+	// certificates (default 127.0.0.1:9180); their base URL follows the
+	// listener.
+	IssuanceHTTPAddr              string
+	NotificationAddr, GatewayAddr string
 	// MongoURI, if set, is used instead of starting FerretDB (a real
 	// MongoDB for tests).
 	MongoURI string
@@ -88,6 +92,7 @@ func (o *Options) defaults() {
 	def(&o.ApplicationAddr, fmt.Sprintf("127.0.0.1:%d", application.DefaultPort))
 	def(&o.VerificationAddr, fmt.Sprintf("127.0.0.1:%d", verification.DefaultPort))
 	def(&o.IssuanceAddr, fmt.Sprintf("127.0.0.1:%d", issuance.DefaultPort))
+	def(&o.IssuanceHTTPAddr, "127.0.0.1:9180")
 	def(&o.NotificationAddr, fmt.Sprintf("127.0.0.1:%d", notification.DefaultPort))
 	def(&o.GatewayAddr, gateway.DefaultAddr)
 	if o.DCVHTTPPort == 0 {
@@ -138,6 +143,10 @@ type Suite struct {
 	DevDNS    *devdns.Server
 	// Service gRPC addresses, for gRPC clients.
 	OrderAddr, ApplicationAddr, VerificationAddr, IssuanceAddr, NotificationAddr string
+	// IssuanceHTTPURL is the base URL of the AIA and CRL listener.
+	IssuanceHTTPURL string
+	// Issuance is the issuance service (its Publish mounts the CRLs).
+	Issuance *issuance.Service
 
 	runs    []func(context.Context) error
 	closers []func()
@@ -267,12 +276,14 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	s.add(ver.Run)
 	caDir := filepath.Join(o.DataDir, "ca")
 	// The CA asks verification before every signature.
-	iss, err := issuance.New(ctx, issuance.Config{Config: base("issuance", o.IssuanceAddr), CADir: caDir, KEK: kek, CAKEK: caKEK, VerificationAddr: ver.GRPC.Addr(), Now: o.Now})
+	iss, err := issuance.New(ctx, issuance.Config{Config: base("issuance", o.IssuanceAddr), CADir: caDir, KEK: kek, CAKEK: caKEK, VerificationAddr: ver.GRPC.Addr(), HTTPAddr: o.IssuanceHTTPAddr, Now: o.Now})
 	if err != nil {
 		return nil, fmt.Errorf("issuance: %w", err)
 	}
 	s.add(iss.Run)
 	s.RootCAPath = filepath.Join(caDir, "root.pem")
+	s.IssuanceHTTPURL = iss.PublicBaseURL()
+	s.Issuance = iss
 	s.OrderAddr, s.VerificationAddr, s.IssuanceAddr, s.NotificationAddr = ord.GRPC.Addr(), ver.GRPC.Addr(), iss.GRPC.Addr(), not.GRPC.Addr()
 	app, err := application.New(ctx, application.Config{
 		Config: base("application", o.ApplicationAddr), OrderAddr: s.OrderAddr, VerificationAddr: s.VerificationAddr, IssuanceAddr: s.IssuanceAddr,

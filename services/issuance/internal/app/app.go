@@ -25,6 +25,8 @@ import (
 	"github.com/certflow/certflow/pkg/events"
 	"github.com/certflow/certflow/services/issuance/internal/ca"
 	"github.com/certflow/certflow/services/issuance/internal/domain"
+	"github.com/certflow/certflow/services/issuance/internal/lint"
+	"github.com/certflow/certflow/services/issuance/internal/profile"
 )
 
 const source = "//certflow/issuance"
@@ -63,6 +65,16 @@ type AuthorizeRequest struct {
 type Authorization struct {
 	Validations []domain.Validation
 	RuleVersion string
+	// Organization is set for an OV or EV attempt: the organization as the
+	// reviewer approved it.
+	Organization *ApprovedOrganization
+}
+
+// ApprovedOrganization is the organization the CA staff approved.
+type ApprovedOrganization struct {
+	Review          string
+	ValidationLevel string
+	Organization    profile.Organization
 }
 
 // App runs the use cases.
@@ -172,14 +184,35 @@ func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*doc
 	if validity == 0 {
 		validity = certpolicy.DefaultValidity(now)
 	}
-	cert, err := a.ca.Sign(ca.LeafRequest{PublicKey: pub, Domains: domains, NotBefore: now, Validity: validity})
+	// The profile and the subject come from the verification service's
+	// answer at the signing time: the organization as the reviewer approved
+	// it, never the application's later edits.
+	leafReq := ca.LeafRequest{PublicKey: pub, Domains: domains, NotBefore: now, Validity: validity, Profile: profile.Profiles[profile.DV]}
+	level := profile.DV
+	if o := authz.Organization; o != nil {
+		p, err := profile.For(o.ValidationLevel)
+		if err != nil || p.Level == profile.DV {
+			return nil, apierr.New(apierr.FailedPrecondition, "PROFILE_NOT_ALLOWED", "the approved organization review is for validation level %q, which has no organization profile", o.ValidationLevel)
+		}
+		leafReq.Profile, leafReq.Organization, level = p, o.Organization, p.Level
+	}
+	signed, err := a.ca.SignLinted(leafReq)
 	if err != nil {
+		var le *lint.Error
+		if errors.As(err, &le) {
+			return nil, apierr.Wrap(err, apierr.FailedPrecondition, "LINT_FAILED",
+				"the certificate was not signed: it fails %s", strings.Join(le.Names(), ", ")).WithMeta("lints", strings.Join(le.Names(), ","))
+		}
+		if errors.Is(err, ca.ErrProfile) {
+			return nil, apierr.Wrap(err, apierr.FailedPrecondition, "PROFILE_NOT_SATISFIED", "%v", err)
+		}
 		if errors.Is(err, ca.ErrValidity) {
 			return nil, apierr.Wrap(err, apierr.FailedPrecondition, "VALIDITY_NOT_ALLOWED",
 				"the configured validity %s exceeds the %s allowed today (ballot SC-081); lower it", validity, certpolicy.MaxValidity(now))
 		}
 		return nil, fmt.Errorf("sign: %w", err)
 	}
+	cert := signed.Cert
 	fp := sha256.Sum256(cert.Raw)
 	doc := domain.Certificate{
 		Application:     req.Application,
@@ -198,6 +231,12 @@ func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*doc
 		CreateTime:      now.UTC(),
 		Validations:     authz.Validations,
 		RuleVersion:     authz.RuleVersion,
+		ValidationLevel: string(level),
+		LintNotices:     signed.Notices,
+	}
+	if o := authz.Organization; o != nil && level != profile.DV {
+		org := domain.Organization(o.Organization)
+		doc.Organization, doc.OrganizationReview = &org, o.Review
 	}
 	ev, err := events.Stamp(events.CertificateIssued, source, name, now, &eventsv1.CertificateIssued{
 		Account: account, Certificate: name, Application: req.Application, RequestId: req.RequestID,

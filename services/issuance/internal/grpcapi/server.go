@@ -128,5 +128,7 @@ func certPB(r *docstore.Record[domain.Certificate]) *issuancev1.Certificate {
 		Sha256Fingerprint: d.Fingerprint,
 		Issuer:            d.Issuer,
 		CreateTime:        timestamppb.New(d.CreateTime),
+		ValidationLevel:   d.ValidationLevel,
+		LintNotices:       d.LintNotices,
 	}
 }

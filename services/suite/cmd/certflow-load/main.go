@@ -64,7 +64,7 @@ func run(n, c int, timeout time.Duration) error {
 	any := "127.0.0.1:0"
 	s, err := suite.Start(ctx, suite.Options{
 		DataDir: dir, NATSAddr: any, MongoAddr: any, OrderAddr: any, ApplicationAddr: any, VerificationAddr: any,
-		IssuanceAddr: any, NotificationAddr: any, GatewayAddr: any, DevDNSAddr: any,
+		IssuanceAddr: any, IssuanceHTTPAddr: any, NotificationAddr: any, GatewayAddr: any, DevDNSAddr: any,
 		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 	})
 	if err != nil {
