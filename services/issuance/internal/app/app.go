@@ -297,7 +297,8 @@ func (a *App) Download(ctx context.Context, account, id string) (*Bundle, error)
 		return nil, err
 	}
 	leaf := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rec.Doc.DER}))
-	b := &Bundle{Certificate: leaf, Chain: a.ca.ChainPEM(), FullChain: leaf + a.ca.ChainPEM()}
+	chain := a.ca.ChainPEMFor(rec.Doc.DER)
+	b := &Bundle{Certificate: leaf, Chain: chain, FullChain: leaf + chain}
 	if rec.Doc.ServiceHoldsKey {
 		key, err := a.sealer.Open(rec.Doc.SealedKey, "certificates/"+id)
 		if err != nil {

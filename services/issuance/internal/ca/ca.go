@@ -210,6 +210,25 @@ type Authority struct {
 	rootPEM, chainPEM  string
 	urls               URLs
 	linter             *lint.Linter
+	// previous are intermediates the current one replaced (re-issued
+	// with the same key), newest last.
+	previous []*x509.Certificate
+}
+
+// ChainPEMFor returns the intermediate in PEM that issued leaf (DER): the
+// current one, or for a certificate issued before the intermediate was
+// re-issued under another name, the one it names as issuer.
+func (a *Authority) ChainPEMFor(leafDER []byte) string {
+	leaf, err := x509.ParseCertificate(leafDER)
+	if err != nil || bytes.Equal(leaf.RawIssuer, a.intermediate.RawSubject) {
+		return a.chainPEM
+	}
+	for i := len(a.previous) - 1; i >= 0; i-- {
+		if p := a.previous[i]; bytes.Equal(leaf.RawIssuer, p.RawSubject) && leaf.CheckSignatureFrom(p) == nil {
+			return string(pemCert(p.Raw))
+		}
+	}
+	return a.chainPEM
 }
 
 // LoadOrCreate loads the CA kept in dir, or creates one there when dir holds
@@ -471,7 +490,28 @@ func load(dir string, sealer *keyseal.Sealer, opts Options) (*Authority, error) 
 			return nil, err
 		}
 	}
-	return newAuthority(root, inter, interKey, opts)
+	a, err := newAuthority(root, inter, interKey, opts)
+	if err != nil {
+		return nil, err
+	}
+	// The intermediates this one replaced, for the chains of what they
+	// issued.
+	olds, err := filepath.Glob(filepath.Join(dir, "intermediate-*.pem"))
+	if err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	slices.Sort(olds)
+	for _, p := range olds {
+		c, err := readCert(p)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.CheckSignatureFrom(root); err != nil {
+			return nil, fmt.Errorf("ca: %s was not issued by %s: %w", p, RootCertFile, err)
+		}
+		a.previous = append(a.previous, c)
+	}
+	return a, nil
 }
 
 // reissue replaces an intermediate made by an earlier version (without AIA
@@ -483,12 +523,28 @@ func load(dir string, sealer *keyseal.Sealer, opts Options) (*Authority, error) 
 // intermediate-<serial>.pem. The root is never re-issued: its name and key
 // are what clients trust.
 func reissue(dir string, root, old *x509.Certificate, rootKey, interKey crypto.Signer, opts Options) (*x509.Certificate, error) {
-	inter, err := issueIntermediate(root, rootKey, interKey, old.RawSubject, old.NotBefore, old.NotAfter, opts)
+	rawSubject := old.RawSubject
+	if len(old.Subject.Country) == 0 {
+		// Earlier versions wrote no countryName, which a CA certificate
+		// must have (BR 7.1.2.10.2; zlint e_ca_country_name_missing): the
+		// re-issue adds it. Leaves of the old certificate name the old
+		// subject as their issuer, so they chain to the old certificate,
+		// kept beside it and still served with them (ChainPEMFor).
+		name := old.Subject
+		country := opts.Country
+		if country == "" {
+			country = DefaultCountry
+		}
+		name.Country = []string{country}
+		name.ExtraNames = nil
+		var err error
+		if rawSubject, err = asn1.Marshal(name.ToRDNSequence()); err != nil {
+			return nil, fmt.Errorf("ca: encoding intermediate subject: %w", err)
+		}
+	}
+	inter, err := issueIntermediate(root, rootKey, interKey, rawSubject, old.NotBefore, old.NotAfter, opts)
 	if err != nil {
 		return nil, fmt.Errorf("ca: re-issuing the intermediate with this version's extensions: %w", err)
-	}
-	if !bytes.Equal(inter.RawSubject, old.RawSubject) {
-		return nil, errors.New("ca: re-issued intermediate would change its subject")
 	}
 	backup := fmt.Sprintf("intermediate-%X.pem", old.SerialNumber)
 	if err := writeFileAtomic(dir, backup, pemCert(old.Raw), 0o644); err != nil {
