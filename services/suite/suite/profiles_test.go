@@ -3,14 +3,17 @@ package suite_test
 import (
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	zx509 "github.com/zmap/zcrypto/x509"
 	"github.com/zmap/zlint/v3"
@@ -114,5 +117,112 @@ func checkIssued(t *testing.T, e *env, key, certificate, level string) {
 	}
 	if err := leaf.CheckSignatureFrom(issuer); err != nil {
 		t.Errorf("the certificate from the AIA URL did not issue the leaf: %v", err)
+	}
+}
+
+// TestProfilesEndToEnd issues through the whole flow (order, application,
+// DNS validation, organization review for OV/EV, issuance) a wildcard, a
+// 250-name multi-domain certificate, RSA and ECDSA keys at each level, and
+// checks each one with checkIssued.
+func TestProfilesEndToEnd(t *testing.T) {
+	e := start(t)
+	key, rev := e.s.APIKey, e.s.ReviewerKey
+	many := make([]string, 250)
+	for i := range many {
+		many[i] = fmt.Sprintf("h%03d.many.test", i)
+	}
+	tests := []struct {
+		name, level, product, keyAlgorithm string
+		domains                            []string
+	}{
+		{"DV wildcard ECDSA P-384", "DV", "products/dv-wildcard-1y", "KEY_ALGORITHM_ECDSA_P384", []string{"*.wild.test", "wild.test"}},
+		{"DV RSA 4096", "DV", "products/dv-single-1y", "KEY_ALGORITHM_RSA_4096", []string{"rsa.single.test"}},
+		{"OV wildcard RSA 2048", "OV", "products/ov-wildcard-1y", "KEY_ALGORITHM_RSA_2048", []string{"*.ovwild.test"}},
+		{"OV multi ECDSA P-256", "OV", "products/ov-multi-1y", "KEY_ALGORITHM_ECDSA_P256", []string{"a.ovmulti.test", "b.ovmulti.test"}},
+		{"EV RSA 2048", "EV", "products/ev-single-1y", "KEY_ALGORITHM_RSA_2048", []string{"ev.rsa.test"}},
+		{"EV multi ECDSA P-384", "EV", "products/ev-multi-1y", "KEY_ALGORITHM_ECDSA_P384", []string{"a.evmulti.test", "b.evmulti.test"}},
+		// Last: 250 names take the validation worker a while.
+		{"DV 250 names ECDSA P-256", "DV", "products/dv-multi-1y", "KEY_ALGORITHM_ECDSA_P256", many},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			body := obj{"product": tc.product, "quantity": 1}
+			if strings.Contains(tc.product, "multi") {
+				body["domain_count"] = len(tc.domains)
+			}
+			var order obj
+			if code := e.call(t, key, "POST", "/v1/orders?request_id="+url.QueryEscape(tc.name), body, &order); code != 200 {
+				t.Fatalf("POST /v1/orders = %d %v", code, order)
+			}
+			draft := obj{"instance": order["instances"].([]any)[0], "domains": tc.domains, "applicant": ovApplicant(), "key_algorithm": tc.keyAlgorithm}
+			if tc.level != "DV" {
+				draft["company"] = company()
+			}
+			app := e.apply(t, draft)
+			if tc.level != "DV" {
+				e.upload(t, app, "licence.png", tinyPNG(t))
+			}
+			e.prove(t, e.submit(t, app))
+			if tc.level != "DV" {
+				// The first OV/EV application's review is approved by the
+				// reviewer; later ones of the same company are approved at
+				// once by reuse (BR 4.2.1), and their subject comes from the
+				// reused approval.
+				e.approveUnlessReused(t, rev, app)
+			}
+			issued := e.waitStateFor(t, key, app, "ISSUED", 3*time.Minute)
+			checkIssued(t, e, key, issued["certificate"].(string), tc.level)
+			var cert obj
+			e.call(t, key, "GET", "/v1/"+issued["certificate"].(string), nil, &cert)
+			if cert["validation_level"] != tc.level {
+				t.Errorf("certificate validation_level = %v; want %s", cert["validation_level"], tc.level)
+			}
+		})
+	}
+}
+
+// waitStateFor is waitState with a deadline of its own.
+func (e *env) waitStateFor(t *testing.T, key, name, want string, d time.Duration) obj {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		var app obj
+		e.call(t, key, "GET", "/v1/"+name, nil, &app)
+		if app["state"] == want {
+			return app
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is %v (cause %v); want %s", name, app["state"], app["failure_cause"], want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// approveUnlessReused approves the application's ORGANIZATION review, or
+// finds it approved by reuse.
+func (e *env) approveUnlessReused(t *testing.T, rev, app string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var list obj
+		if code := e.call(t, rev, "GET", "/v1/reviews?filter="+url.QueryEscape(`kind = ORGANIZATION AND application = "`+app+`"`), nil, &list); code != 200 {
+			t.Fatalf("GET /v1/reviews as reviewer = %d %v", code, list)
+		}
+		for _, r := range asList(list["reviews"]) {
+			switch r := r.(obj); r["state"] {
+			case "APPROVED":
+				return
+			case "PENDING":
+				var out obj
+				if code := e.call(t, rev, "POST", "/v1/"+r["name"].(string)+":approve", obj{}, &out); code != 200 {
+					t.Fatalf("approve = %d %v", code, out)
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no ORGANIZATION review for %s in %v", app, list)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
