@@ -313,10 +313,11 @@ func create(dir string, sealer *keyseal.Sealer, opts Options) (*Authority, error
 	}
 	// A root's linted form carries the throwaway key (lint.Linter), so it
 	// is not compared with the real one.
-	_, _, err = opts.Linter.Certificate("root", rootTmpl, nil, rootKey.Public(), rootKey.Public())
+	_, rootLint, err := opts.Linter.Certificate("root", rootTmpl, nil, rootKey.Public(), rootKey.Public())
 	if err != nil {
 		return nil, fmt.Errorf("ca: linting root: %w", err)
 	}
+	logNotices(opts, "root", rootLint)
 	rootDER, err := x509.CreateCertificate(rand.Reader, rootTmpl, rootTmpl, rootKey.Public(), rootKey)
 	if err != nil {
 		return nil, fmt.Errorf("ca: signing root: %w", err)
@@ -404,10 +405,11 @@ func issueIntermediate(root *x509.Certificate, rootKey, interKey crypto.Signer, 
 	}
 	// A re-issue keeps the subject exactly as it was encoded.
 	tmpl.RawSubject = rawSubject
-	linted, _, err := opts.Linter.Certificate("intermediate", tmpl, root, interKey.Public(), nil)
+	linted, res, err := opts.Linter.Certificate("intermediate", tmpl, root, interKey.Public(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("ca: linting intermediate: %w", err)
 	}
+	logNotices(opts, "intermediate", res)
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, root, interKey.Public(), rootKey)
 	if err != nil {
 		return nil, fmt.Errorf("ca: signing intermediate: %w", err)
@@ -912,4 +914,12 @@ func syncDir(dir string) error {
 		return fmt.Errorf("ca: syncing folder: %w", err)
 	}
 	return nil
+}
+
+// logNotices records the lint notices of a CA certificate (a leaf's are
+// stored with it).
+func logNotices(opts Options, what string, r lint.Result) {
+	if len(r.Notices) > 0 && opts.Log != nil {
+		opts.Log("lint notices on the new "+what+" certificate", "notices", strings.Join(r.Notices, "; "))
+	}
 }
