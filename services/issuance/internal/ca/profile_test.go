@@ -220,6 +220,20 @@ func TestLoadMigratesIntermediate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The root as earlier versions made it: no countryName.
+	rootTmpl := &x509.Certificate{
+		SerialNumber: mustSerial(t), Subject: pkix.Name{CommonName: DefaultRootCommonName, Organization: []string{DefaultOrganization}},
+		NotBefore: a.Root().NotBefore, NotAfter: a.Root().NotAfter, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true, IsCA: true, SubjectKeyId: a.Root().SubjectKeyId, AuthorityKeyId: a.Root().SubjectKeyId,
+	}
+	oldRootDER, err := x509.CreateCertificate(rand.Reader, rootTmpl, rootTmpl, rootKey.Public(), rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldRoot, _ := x509.ParseCertificate(oldRootDER)
+	if err := os.WriteFile(filepath.Join(dir, RootCertFile), pemCert(oldRootDER), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	// The intermediate as earlier versions made it.
 	oldTmpl := &x509.Certificate{
 		SerialNumber: mustSerial(t), Subject: pkix.Name{CommonName: DefaultIntermediateCommonName, Organization: []string{DefaultOrganization}},
@@ -228,7 +242,7 @@ func TestLoadMigratesIntermediate(t *testing.T) {
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true, MaxPathLenZero: true,
 		SubjectKeyId: a.Intermediate().SubjectKeyId, Policies: []x509.OID{profile.Profiles[profile.DV].Policy},
 	}
-	oldDER, err := x509.CreateCertificate(rand.Reader, oldTmpl, a.Root(), interKey.Public(), rootKey)
+	oldDER, err := x509.CreateCertificate(rand.Reader, oldTmpl, oldRoot, interKey.Public(), rootKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,6 +264,9 @@ func TestLoadMigratesIntermediate(t *testing.T) {
 	b, err := LoadOrCreate(dir, s, Options{Log: func(msg string, _ ...any) { logged = append(logged, msg) }})
 	if err != nil {
 		t.Fatalf("LoadOrCreate(old folder) = %v", err)
+	}
+	if string(b.Root().Raw) != string(oldRootDER) {
+		t.Errorf("root changed on load; want the earlier version's root kept as clients trust it")
 	}
 	in := b.Intermediate()
 	if in.SerialNumber.Cmp(old.SerialNumber) == 0 || !current(in, b.URLs()) || !slices.Equal(in.Subject.Country, []string{DefaultCountry}) ||
