@@ -466,3 +466,26 @@ func TestAIAServed(t *testing.T) {
 		}
 	}
 }
+
+// TestIssueLevelNeedsApprovedOrganization: an OV certificate asked for an
+// attempt without an approved organization review is refused, never signed
+// DV instead.
+func TestIssueLevelNeedsApprovedOrganization(t *testing.T) {
+	e := start(t, time.Now())
+	ctx := testenv.As(context.Background(), "alice", auth.Customer)
+	e.validate(t, ctx, "applications/a1", "www.example.com")
+	_, err := e.client.IssueCertificate(ctx, &issuancev1.IssueCertificateRequest{
+		RequestId: "applications/a1/attempts/1", Application: "applications/a1", Attempt: 1, Domains: []string{"www.example.com"},
+		ValidationLevel: "OV",
+	})
+	if r, _ := reason(err); status.Code(err) != codes.FailedPrecondition || r != "ORGANIZATION_NOT_APPROVED" {
+		t.Fatalf("IssueCertificate(OV without a review) = %v; want FailedPrecondition ORGANIZATION_NOT_APPROVED", err)
+	}
+	cert, err := e.client.IssueCertificate(ctx, &issuancev1.IssueCertificateRequest{
+		RequestId: "applications/a1/attempts/1", Application: "applications/a1", Attempt: 1, Domains: []string{"www.example.com"},
+		ValidationLevel: "DV",
+	})
+	if err != nil || cert.ValidationLevel != "DV" {
+		t.Fatalf("IssueCertificate(DV) = %v, %v; want a DV certificate", cert, err)
+	}
+}

@@ -104,6 +104,9 @@ type IssueRequest struct {
 	Domains      []string
 	CSR          string
 	KeyAlgorithm csr.KeyAlgorithm
+	// ValidationLevel is the level applied for (DV, OV, EV); "" takes the
+	// verification service's answer.
+	ValidationLevel string
 }
 
 // Issue signs a certificate; the same request id returns the same one.
@@ -187,6 +190,9 @@ func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*doc
 	// The profile and the subject come from the verification service's
 	// answer at the signing time: the organization as the reviewer approved
 	// it, never the application's later edits.
+	if err := sameLevel(req.ValidationLevel, authz.Organization); err != nil {
+		return nil, err
+	}
 	leafReq := ca.LeafRequest{PublicKey: pub, Domains: domains, NotBefore: now, Validity: validity, Profile: profile.Profiles[profile.DV]}
 	level := profile.DV
 	if o := authz.Organization; o != nil {
@@ -270,6 +276,27 @@ func (a *App) authorize(ctx context.Context, req IssueRequest, domains []string,
 		}
 	}
 	return authz, nil
+}
+
+// sameLevel refuses when the level applied for is not the one the
+// verification service's answer supports: OV or EV without an approved
+// organization at that level (never silently signed DV), or DV with one.
+func sameLevel(want string, org *ApprovedOrganization) error {
+	want = strings.ToUpper(strings.TrimSpace(want))
+	got := string(profile.DV)
+	if org != nil {
+		got = strings.ToUpper(org.ValidationLevel)
+	}
+	switch {
+	case want == "", want == got:
+		return nil
+	case org == nil:
+		return apierr.New(apierr.FailedPrecondition, "ORGANIZATION_NOT_APPROVED",
+			"an %s certificate needs the organization approved for the attempt, and the verification service has no organization review for it", want)
+	default:
+		return apierr.New(apierr.FailedPrecondition, "PROFILE_MISMATCH",
+			"the application is for %s, but its approved organization review is for %s", want, got)
+	}
 }
 
 // Get reads a certificate of the account.

@@ -604,9 +604,15 @@ type IssueCertificateRequest struct {
 	// The application's attempt whose challenges validated the names. The CA
 	// signs only names validated by that attempt's challenges (see
 	// VerificationService.AuthorizeIssuance).
-	Attempt       int32 `protobuf:"varint,6,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Attempt int32 `protobuf:"varint,6,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// DV, OV or EV: the level of the product applied for. For OV and EV the
+	// CA signs only with the organization the verification service answers as
+	// approved for the attempt, at that level; DV only when there is none.
+	// Empty: whatever the verification service answers (callers from before
+	// issuance profiles).
+	ValidationLevel string `protobuf:"bytes,7,opt,name=validation_level,json=validationLevel,proto3" json:"validation_level,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *IssueCertificateRequest) Reset() {
@@ -681,6 +687,13 @@ func (x *IssueCertificateRequest) GetAttempt() int32 {
 	return 0
 }
 
+func (x *IssueCertificateRequest) GetValidationLevel() string {
+	if x != nil {
+		return x.ValidationLevel
+	}
+	return ""
+}
+
 var File_certflow_issuance_v1_issuance_service_proto protoreflect.FileDescriptor
 
 const file_certflow_issuance_v1_issuance_service_proto_rawDesc = "" +
@@ -723,7 +736,7 @@ const file_certflow_issuance_v1_issuance_service_proto_rawDesc = "" +
 	"\x18GetCaCertificatesRequest\"a\n" +
 	"\x19GetCaCertificatesResponse\x12\x19\n" +
 	"\broot_pem\x18\x01 \x01(\tR\arootPem\x12)\n" +
-	"\x10intermediate_pem\x18\x02 \x01(\tR\x0fintermediatePem\"\xfd\x01\n" +
+	"\x10intermediate_pem\x18\x02 \x01(\tR\x0fintermediatePem\"\xa8\x02\n" +
 	"\x17IssueCertificateRequest\x12\"\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tB\x03\xe0A\x02R\trequestId\x12%\n" +
@@ -731,7 +744,8 @@ const file_certflow_issuance_v1_issuance_service_proto_rawDesc = "" +
 	"\adomains\x18\x03 \x03(\tB\x03\xe0A\x02R\adomains\x12\x10\n" +
 	"\x03csr\x18\x04 \x01(\tR\x03csr\x12G\n" +
 	"\rkey_algorithm\x18\x05 \x01(\x0e2\".certflow.issuance.v1.KeyAlgorithmR\fkeyAlgorithm\x12\x1d\n" +
-	"\aattempt\x18\x06 \x01(\x05B\x03\xe0A\x02R\aattempt*\xa1\x01\n" +
+	"\aattempt\x18\x06 \x01(\x05B\x03\xe0A\x02R\aattempt\x12)\n" +
+	"\x10validation_level\x18\a \x01(\tR\x0fvalidationLevel*\xa1\x01\n" +
 	"\fKeyAlgorithm\x12\x1d\n" +
 	"\x19KEY_ALGORITHM_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18KEY_ALGORITHM_ECDSA_P256\x10\x01\x12\x1c\n" +
