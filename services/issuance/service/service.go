@@ -9,6 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -28,6 +32,7 @@ import (
 	"github.com/certflow/certflow/services/issuance/internal/domain"
 	"github.com/certflow/certflow/services/issuance/internal/grpcapi"
 	"github.com/certflow/certflow/services/issuance/internal/keyseal"
+	"github.com/certflow/certflow/services/issuance/internal/publish"
 	"github.com/certflow/certflow/services/issuance/internal/verifier"
 )
 
@@ -62,6 +67,12 @@ type Config struct {
 	// VerificationAddr is the verification service, asked immediately
 	// before each signature whether the names are validated and CAA permits.
 	VerificationAddr string
+	// HTTPAddr is where the CA certificates (AIA) and CRLs are served over
+	// plain HTTP (internal/publish); PublicBaseURL is how relying parties
+	// reach it, written into every certificate. An empty PublicBaseURL, or
+	// one with port 0, follows the listener's actual address (tests).
+	HTTPAddr      string
+	PublicBaseURL string
 	// DebianWeakKeysFile is a Debian openssl-blacklist file (truncated
 	// SHA-1s of "Modulus=..." lines; see goodkey.DebianWeakKeys) of keys
 	// never to certify; empty = no Debian list.
@@ -69,9 +80,6 @@ type Config struct {
 	// BlockedKeysFile lists keys never to certify, one hex SHA-256 of the
 	// SubjectPublicKeyInfo a line (see goodkey.LoadSet); empty = none.
 	BlockedKeysFile string
-	// HTTPAddr is where the CRLs are served over plain HTTP
-	// (/crl/intermediate.crl, /crl/root.crl); "" is any loopback port.
-	HTTPAddr string
 	// CRLCheckInterval is how often the CRLs are checked for new
 	// revocations (default 30s, so a revocation is on the CRL within a
 	// minute); CRLRefresh how old one may get before it is signed again
@@ -91,22 +99,49 @@ func (c *Config) Flags(s *config.Set) {
 	s.SecretEnv(&c.KEK, "CERTFLOW_KEK")
 	s.SecretEnv(&c.CAKEK, "CERTFLOW_CA_KEK")
 	s.String(&c.VerificationAddr, "verification-addr", "CERTFLOW_VERIFICATION_ADDR", "127.0.0.1:9103", "verification service gRPC address (asked before each signature)")
+	s.String(&c.HTTPAddr, "http-addr", "CERTFLOW_ISSUANCE_HTTP_ADDR", "127.0.0.1:9180", "plain-HTTP address serving the CA certificates (AIA) and CRLs")
 	s.String(&c.DebianWeakKeysFile, "debian-weak-keys-file", "CERTFLOW_DEBIAN_WEAK_KEYS_FILE", "", "Debian openssl-blacklist file of weak RSA keys to refuse (the last 20 hex digits of the SHA-1 of \"Modulus=<HEX>\\n\", one a line); empty = none")
 	s.String(&c.BlockedKeysFile, "blocked-keys-file", "CERTFLOW_BLOCKED_KEYS_FILE", "", "file of keys to refuse as compromised: the hex SHA-256 of each DER SubjectPublicKeyInfo, one a line; empty = none")
-	s.String(&c.HTTPAddr, "http-addr", "CERTFLOW_ISSUANCE_HTTP_ADDR", "127.0.0.1:9180", "plain-HTTP listen address of the CRLs")
 	s.Duration(&c.CRLCheckInterval, "crl-check-interval", "CERTFLOW_CRL_CHECK_INTERVAL", crl.DefaultCheckInterval, "how often the CRLs are checked for new revocations (at most a minute)")
 	s.Duration(&c.CRLRefresh, "crl-refresh", "CERTFLOW_CRL_REFRESH", crl.DefaultRefresh, "how old a CRL may get before it is signed again though nothing changed (below its 7-day nextUpdate)")
+	s.String(&c.PublicBaseURL, "public-base-url", "CERTFLOW_ISSUANCE_PUBLIC_BASE_URL", "http://127.0.0.1:9180", "base URL of -http-addr as relying parties reach it, written into certificates (AIA caIssuers, CRL distribution point)")
 	s.Duration(&c.Validity, "validity", "CERTFLOW_CERT_VALIDITY", 0, "certificate validity; 0 = one day under the CA/B Forum maximum (199 days in 2026)")
 }
 
 // Service is a running issuance service.
 type Service struct {
 	*service.Base
-	http *httpServer
+	// Publish serves the AIA and CRL URLs; the revocation code mounts the
+	// CRLs on it (Publish.Handle).
+	Publish *publish.Server
+	// Authority is the CA.
+	Authority *ca.Authority
+	http      net.Listener
+	baseURL   string
 }
 
-// HTTPAddr is the address the CRLs are served on.
-func (s *Service) HTTPAddr() string { return s.http.ln.Addr().String() }
+// HTTPAddr is the address of the AIA and CRL listener.
+func (s *Service) HTTPAddr() string { return s.http.Addr().String() }
+
+// PublicBaseURL is the base of the URLs written into certificates.
+func (s *Service) PublicBaseURL() string { return s.baseURL }
+
+// baseURL is configured unless it is empty or has port 0: then the
+// listener's actual address.
+func baseURL(configured string, ln net.Listener) (string, error) {
+	if configured == "" {
+		return "http://" + ln.Addr().String(), nil
+	}
+	u, err := url.Parse(configured)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("-public-base-url %q is not an http URL", configured)
+	}
+	if u.Port() == "0" {
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		u.Host = net.JoinHostPort(u.Hostname(), port)
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
 
 // New loads or creates the CA, connects and listens; call Run to serve.
 func New(ctx context.Context, cfg Config) (*Service, error) {
@@ -143,14 +178,28 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = "127.0.0.1:0" // a program embedding the service, a test
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("AIA/CRL listener: %w", err)
+	}
+	base, err := baseURL(cfg.PublicBaseURL, ln)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	authority, err := ca.LoadOrCreate(cfg.CADir, caSealer, ca.Options{
-		Now: cfg.Now, PreviousSealer: sealer, Log: log.With("service", "issuance").Warn,
+		Now: cfg.Now, PreviousSealer: sealer, Log: log.With("service", "issuance").Warn, URLs: ca.URLsFor(base),
 	})
 	if err != nil {
+		ln.Close()
 		return nil, fmt.Errorf("CA in %s: %w", cfg.CADir, err)
 	}
 	keys, err := keyPolicy(cfg, authority)
 	if err != nil {
+		ln.Close()
 		return nil, err
 	}
 	log.Info("key policy ready", "service", "issuance", "debian_weak_keys", debianCount(keys), "blocked_keys_file", cfg.BlockedKeysFile)
@@ -159,8 +208,24 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	b, err := service.Start(ctx, cfg.Config)
 	if err != nil {
+		ln.Close()
 		return nil, err
 	}
+	pub := publish.New(authority.Root().Raw, authority.Intermediate().Raw)
+	hs := &http.Server{Handler: pub, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	b.Go(func(ctx context.Context) error {
+		errc := make(chan error, 1)
+		go func() { errc <- hs.Serve(ln) }()
+		select {
+		case err := <-errc:
+			return fmt.Errorf("AIA/CRL HTTP: %w", err)
+		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = hs.Shutdown(sctx)
+			return nil
+		}
+	})
 	vc, err := b.Dial(callpolicy.Verification, cfg.VerificationAddr)
 	if err != nil {
 		return nil, err
@@ -181,20 +246,13 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		Revocations: revocations, CRLs: crls, Signer: authority, Now: cfg.Now, Log: b.Log,
 		Refresh: cfg.CRLRefresh, CheckInterval: cfg.CRLCheckInterval,
 	})
+	pub.Handle("/crl/", gen.Handler())
+	b.Go(gen.Run)
 	a := app.New(certs, authority, sealer, verifier.Client{C: verificationv1.NewVerificationServiceClient(vc)}, keys, cfg.Now, cfg.Validity).
 		WithRevocation(app.Revocation{Entries: revocations, Blocked: blockedkeys.Store{S: blocked}, Hash: blockedkeys.Hash, Changed: gen.Kick})
 	b.GRPC.Register(&issuancev1.IssuanceService_ServiceDesc, &grpcapi.Server{App: a})
-	if cfg.HTTPAddr == "" {
-		cfg.HTTPAddr = "127.0.0.1:0" // a program embedding the service, a test
-	}
-	hs, err := listenHTTP(cfg.HTTPAddr, gen.Handler())
-	if err != nil {
-		return nil, err
-	}
-	b.Go(gen.Run)
-	b.Go(hs.serve)
-	b.Log.Info("CA ready", "root", cfg.CADir+"/"+ca.RootCertFile, "subject", authority.Root().Subject.String(), "crl_http", hs.ln.Addr().String())
-	return &Service{Base: b, http: hs}, nil
+	b.Log.Info("CA ready", "root", cfg.CADir+"/"+ca.RootCertFile, "subject", authority.Root().Subject.String(), "http", ln.Addr().String(), "public_base_url", base)
+	return &Service{Base: b, Publish: pub, Authority: authority, http: ln, baseURL: base}, nil
 }
 
 // keyPolicy is the policy every key to certify passes: goodkey's default

@@ -8,7 +8,10 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"io"
+	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -57,9 +60,10 @@ type env struct {
 	clock  *clock
 	// http is the CRLs' base URL.
 	http string
+	svc  *issuance.Service
 }
 
-func start(t *testing.T, at time.Time) *env {
+func start(t *testing.T, at time.Time, opts ...func(*issuance.Config)) *env {
 	t.Helper()
 	e := &env{clock: &clock{t: at}}
 	var err error
@@ -102,20 +106,25 @@ func start(t *testing.T, at time.Time) *env {
 	}
 	testenv.Run(t, ver.Run)
 	_, db := testenv.Database(t)
-	svc, err := issuance.New(context.Background(), issuance.Config{
+	cfg := issuance.Config{
 		Config:           service.Config{GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, NATSSeedFile: testenv.NATSSeed(t, natsURL, "issuance"), PKI: testenv.PKI(t), Log: testenv.Logger(t)},
 		CADir:            t.TempDir(),
 		KEK:              base64.StdEncoding.EncodeToString(make([]byte, 32)),
 		CAKEK:            base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)),
 		VerificationAddr: ver.GRPC.Addr(),
-		Now:              e.clock.Now,
 		HTTPAddr:         "127.0.0.1:0",
+		Now:              e.clock.Now,
 		CRLCheckInterval: 200 * time.Millisecond,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	svc, err := issuance.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	testenv.Run(t, svc.Run)
+	e.svc = svc
 	e.client = issuancev1.NewIssuanceServiceClient(testenv.Dial(t, svc.GRPC.Addr()))
 	e.verify = verificationv1.NewVerificationServiceClient(testenv.Dial(t, ver.GRPC.Addr()))
 	e.conn = testenv.Conn(t, natsURL)
@@ -403,5 +412,92 @@ func TestOneKEKForBothRefused(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), kek) {
 		t.Fatalf("the error quotes the key: %v", err)
+	}
+}
+
+// TestIssueRefusedByLint: a certificate zlint warns about is not signed;
+// the refusal is LINT_FAILED with the lint's name. A 200-day validity is
+// within the SC-081 maximum but at it, which the BRs say SHOULD NOT be used.
+func TestIssueRefusedByLint(t *testing.T) {
+	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	e := start(t, now, func(c *issuance.Config) { c.Validity = 200 * 24 * time.Hour })
+	ctx := testenv.As(context.Background(), "alice", auth.Customer)
+	e.validate(t, ctx, "applications/a1", "www.example.com")
+	_, err := e.client.IssueCertificate(ctx, &issuancev1.IssueCertificateRequest{
+		RequestId: "applications/a1/attempts/1", Application: "applications/a1", Attempt: 1, Domains: []string{"www.example.com"},
+	})
+	if r, _ := reason(err); status.Code(err) != codes.FailedPrecondition || r != "LINT_FAILED" || !strings.Contains(err.Error(), "w_server_cert_valid_time_longer_than_199_days") {
+		t.Fatalf("IssueCertificate(200 days) = %v; want FailedPrecondition LINT_FAILED naming w_server_cert_valid_time_longer_than_199_days", err)
+	}
+}
+
+// TestAIAServed: the URLs in an issued certificate are served over HTTP;
+// the AIA one returns the issuer.
+func TestAIAServed(t *testing.T) {
+	now := time.Now()
+	e := start(t, now)
+	ctx := testenv.As(context.Background(), "alice", auth.Customer)
+	e.validate(t, ctx, "applications/a1", "www.example.com")
+	cert, err := e.client.IssueCertificate(ctx, &issuancev1.IssueCertificateRequest{
+		RequestId: "applications/a1/attempts/1", Application: "applications/a1", Attempt: 1, Domains: []string{"www.example.com"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert.ValidationLevel != "DV" {
+		t.Errorf("validation_level = %q; want DV", cert.ValidationLevel)
+	}
+	b, err := e.client.DownloadCertificate(ctx, &issuancev1.DownloadCertificateRequest{Name: cert.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode([]byte(b.CertificatePem))
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := e.svc.PublicBaseURL()
+	if !slices.Equal(leaf.IssuingCertificateURL, []string{base + "/ca/intermediate.der"}) || !slices.Equal(leaf.CRLDistributionPoints, []string{base + "/crl/intermediate.crl"}) {
+		t.Fatalf("AIA %q, CRLDP %q; want under %s", leaf.IssuingCertificateURL, leaf.CRLDistributionPoints, base)
+	}
+	for _, u := range []string{leaf.IssuingCertificateURL[0], base + "/ca/root.der"} {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		der, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		c, err := x509.ParseCertificate(der)
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/pkix-cert" || err != nil {
+			t.Fatalf("GET %s = %d %q %v", u, resp.StatusCode, resp.Header.Get("Content-Type"), err)
+		}
+		if u == leaf.IssuingCertificateURL[0] {
+			if err := leaf.CheckSignatureFrom(c); err != nil {
+				t.Errorf("GET %s did not return the issuer: %v", u, err)
+			}
+		}
+	}
+}
+
+// TestIssueLevelNeedsApprovedOrganization: an OV certificate asked for an
+// attempt without an approved organization review is refused, never signed
+// DV instead.
+func TestIssueLevelNeedsApprovedOrganization(t *testing.T) {
+	e := start(t, time.Now())
+	ctx := testenv.As(context.Background(), "alice", auth.Customer)
+	e.validate(t, ctx, "applications/a1", "www.example.com")
+	_, err := e.client.IssueCertificate(ctx, &issuancev1.IssueCertificateRequest{
+		RequestId: "applications/a1/attempts/1", Application: "applications/a1", Attempt: 1, Domains: []string{"www.example.com"},
+		ValidationLevel: "OV",
+	})
+	if r, _ := reason(err); status.Code(err) != codes.FailedPrecondition || r != "ORGANIZATION_NOT_APPROVED" {
+		t.Fatalf("IssueCertificate(OV without a review) = %v; want FailedPrecondition ORGANIZATION_NOT_APPROVED", err)
+	}
+	cert, err := e.client.IssueCertificate(ctx, &issuancev1.IssueCertificateRequest{
+		RequestId: "applications/a1/attempts/1", Application: "applications/a1", Attempt: 1, Domains: []string{"www.example.com"},
+		ValidationLevel: "DV",
+	})
+	if err != nil || cert.ValidationLevel != "DV" {
+		t.Fatalf("IssueCertificate(DV) = %v, %v; want a DV certificate", cert, err)
 	}
 }

@@ -46,7 +46,7 @@ func StartCertflow(ctx context.Context, dir string, log *slog.Logger, t *tally.C
 	any := "127.0.0.1:0"
 	s, err := suite.Start(ctx, suite.Options{
 		DataDir: dir, NATSAddr: any, MongoAddr: any, OrderAddr: any, ApplicationAddr: any, VerificationAddr: any,
-		IssuanceAddr: any, NotificationAddr: any, GatewayAddr: any, DevDNSAddr: any, Log: log, Tally: t,
+		IssuanceAddr: any, IssuanceHTTPAddr: any, NotificationAddr: any, GatewayAddr: any, DevDNSAddr: any, Log: log, Tally: t,
 	})
 	if err != nil {
 		return nil, err

@@ -273,6 +273,7 @@ func TestDVPathThroughGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	verifyBundle(t, rootPEM, bundle, "www.shop.test")
+	checkIssued(t, e, key, issued["certificate"].(string), "DV")
 
 	e.call(t, key, "GET", "/v1/"+instances[0], nil, &inst)
 	if inst["state"] != "ISSUED" || inst["certificate"] != issued["certificate"] {

@@ -231,6 +231,7 @@ func TestOVWithDocumentsReviewAndPhone(t *testing.T) {
 		t.Fatalf("approve = %d %v", code, body)
 	}
 	issued := e.waitState(t, key, app, "ISSUED")
+	checkIssued(t, e, key, issued["certificate"].(string), "OV")
 	want := []string{"DRAFT", "PENDING_DOMAIN_VERIFICATION", "PENDING_ORGANIZATION_VERIFICATION", "PENDING_ISSUANCE", "ISSUED"}
 	if got := historyStates(issued); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("history = %v; want %v", got, want)
@@ -297,6 +298,7 @@ func TestEVRejectedThenResubmitted(t *testing.T) {
 		t.Fatalf("approve = %d %v", code, body)
 	}
 	issued := e.waitState(t, key, app, "ISSUED")
+	checkIssued(t, e, key, issued["certificate"].(string), "EV")
 	for _, ch := range asList(issued["challenges"]) {
 		if ch.(obj)["reused"] != true {
 			t.Errorf("second attempt's challenge %v was not a reuse of the first validation", ch)

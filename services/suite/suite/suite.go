@@ -45,9 +45,11 @@ type Options struct {
 
 	NATSAddr, MongoAddr                                        string
 	OrderAddr, ApplicationAddr, VerificationAddr, IssuanceAddr string
-	NotificationAddr, GatewayAddr                              string
-	// IssuanceHTTPAddr serves the CRLs over plain HTTP.
-	IssuanceHTTPAddr string
+	// IssuanceHTTPAddr serves the AIA and CRL URLs written into
+	// certificates (default 127.0.0.1:9180); their base URL follows the
+	// listener.
+	IssuanceHTTPAddr              string
+	NotificationAddr, GatewayAddr string
 	// MongoURI, if set, is used instead of starting FerretDB (a real
 	// MongoDB for tests).
 	MongoURI string
@@ -151,9 +153,10 @@ type Suite struct {
 	DevDNS    *devdns.Server
 	// Service gRPC addresses, for gRPC clients.
 	OrderAddr, ApplicationAddr, VerificationAddr, IssuanceAddr, NotificationAddr string
-	// IssuanceHTTPURL is the base URL of the CRLs: IssuanceHTTPURL +
-	// /crl/intermediate.crl and /crl/root.crl.
+	// IssuanceHTTPURL is the base URL of the AIA and CRL listener.
 	IssuanceHTTPURL string
+	// Issuance is the issuance service (its Publish mounts the CRLs).
+	Issuance *issuance.Service
 
 	runs    []func(context.Context) error
 	closers []func()
@@ -308,8 +311,9 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	}
 	s.add("issuance", iss.Run)
 	s.RootCAPath = filepath.Join(caDir, "root.pem")
+	s.IssuanceHTTPURL = iss.PublicBaseURL()
+	s.Issuance = iss
 	s.OrderAddr, s.VerificationAddr, s.IssuanceAddr, s.NotificationAddr = ord.GRPC.Addr(), ver.GRPC.Addr(), iss.GRPC.Addr(), not.GRPC.Addr()
-	s.IssuanceHTTPURL = "http://" + iss.HTTPAddr()
 	app, err := application.New(ctx, application.Config{
 		Config: base("application", o.ApplicationAddr), OrderAddr: s.OrderAddr, VerificationAddr: s.VerificationAddr, IssuanceAddr: s.IssuanceAddr,
 		RetryDelay: 200 * time.Millisecond, Now: o.Now,

@@ -72,6 +72,7 @@ func startDCV(t *testing.T, at time.Time) *env {
 	}
 	testenv.Run(t, svc.Run)
 	e.client = verificationv1.NewVerificationServiceClient(testenv.Dial(t, svc.GRPC.Addr()))
+	e.reviews = verificationv1.NewReviewServiceClient(testenv.Dial(t, svc.GRPC.Addr()))
 	e.conn = testenv.Conn(t, natsURL)
 	return e
 }

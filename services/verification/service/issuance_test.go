@@ -195,3 +195,51 @@ func errMeta(err error, key string) string {
 	}
 	return ""
 }
+
+// TestAuthorizeIssuanceOrganization: for an OV/EV attempt the answer
+// carries the organization as the reviewer approved it; before approval the
+// CA may not sign; an attempt without an organization review is DV.
+func TestAuthorizeIssuanceOrganization(t *testing.T) {
+	now := time.Date(2026, time.November, 2, 9, 0, 0, 0, time.UTC)
+	e := startDCV(t, now)
+	proveDNS(t, alice, e, "applications/ov", "www.example.com", "example.com")
+	proveDNS(t, alice, e, "applications/dv", "dv.example.com")
+	ask := func(app string, names ...string) (*verificationv1.AuthorizeIssuanceResponse, error) {
+		return e.client.AuthorizeIssuance(alice, &verificationv1.AuthorizeIssuanceRequest{
+			Application: app, Attempt: 1, Domains: names, SignTime: timestamppb.New(e.clock.Now()),
+		})
+	}
+	dv, err := ask("applications/dv", "dv.example.com")
+	if err != nil || dv.ApprovedOrganization != nil {
+		t.Fatalf("AuthorizeIssuance(DV) = %v, %v; want OK without an organization", dv, err)
+	}
+	req := orgReview("applications/ov", 1, "91330000MA27XF4T0K")
+	r, err := e.reviews.CreateReview(aliceSys, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ask("applications/ov", "www.example.com", "example.com"); reason(err) != "ORGANIZATION_NOT_APPROVED" {
+		t.Fatalf("AuthorizeIssuance(pending review) = %v; want ORGANIZATION_NOT_APPROVED", err)
+	}
+	if _, err := e.client.UploadDocument(alice, &verificationv1.UploadDocumentRequest{
+		Parent: "applications/ov", Document: &verificationv1.Document{DisplayName: "licence.png", Content: pngBytes(t, 3, 2)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.reviews.ApproveReview(staff, &verificationv1.ApproveReviewRequest{Name: r.Name}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ask("applications/ov", "www.example.com", "example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, want := got.GetApprovedOrganization(), req.Review.Organization
+	if o.GetReview() != r.Name || o.GetValidationLevel() != "OV" || o.GetName() != want.Name || o.GetOrganizationId() != want.OrganizationId ||
+		o.GetCountry() != want.Country || o.GetProvince() != want.Province || o.GetCity() != want.City {
+		t.Fatalf("approved organization = %v; want the review's %v", o, want)
+	}
+	e.clock.Advance(398 * 24 * time.Hour)
+	if _, err := ask("applications/ov", "www.example.com", "example.com"); err == nil {
+		t.Errorf("AuthorizeIssuance 398 days after approval = OK; want a refusal")
+	}
+}

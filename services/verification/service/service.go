@@ -149,11 +149,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		Lifetime: cfg.ChallengeLifetime, RetryInitial: cfg.RetryInitial, RetryMax: cfg.RetryMax, HTTPPort: cfg.HTTPPort,
 		CNAMEZone: dcvCfg.cnameZone,
 	}, cfg.Now, b.Log)
-	documents, err := startOrgValidation(ctx, b, cfg.Now)
+	documents, reviews, err := startOrgValidation(ctx, b, cfg.Now)
 	if err != nil {
 		return nil, err
 	}
-	b.GRPC.Register(&verificationv1.VerificationService_ServiceDesc, &grpcapi.Server{App: a, CAA: dcvCfg.caa, Documents: documents})
+	b.GRPC.Register(&verificationv1.VerificationService_ServiceDesc, &grpcapi.Server{App: a, CAA: dcvCfg.caa, Documents: documents, Organizations: reviews})
 	b.Go(func(ctx context.Context) error { return a.RunWorker(ctx, cfg.SweepInterval, 8) })
 	return &Service{b}, nil
 }

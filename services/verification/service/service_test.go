@@ -35,11 +35,13 @@ func (c *clock) Advance(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t
 
 type env struct {
 	client verificationv1.VerificationServiceClient
-	mail   *fakeNotification
-	dns    *devdns.Server
-	files  sync.Map // path -> content
-	conn   *events.Conn
-	clock  *clock
+	// reviews is the same server's review service.
+	reviews verificationv1.ReviewServiceClient
+	mail    *fakeNotification
+	dns     *devdns.Server
+	files   sync.Map // path -> content
+	conn    *events.Conn
+	clock   *clock
 }
 
 func start(t *testing.T) *env {
@@ -82,6 +84,7 @@ func start(t *testing.T) *env {
 	}
 	testenv.Run(t, svc.Run)
 	e.client = verificationv1.NewVerificationServiceClient(testenv.Dial(t, svc.GRPC.Addr()))
+	e.reviews = verificationv1.NewReviewServiceClient(testenv.Dial(t, svc.GRPC.Addr()))
 	e.conn = testenv.Conn(t, natsURL)
 	return e
 }

@@ -98,7 +98,8 @@ type Issuer interface {
 	// application's attempt. A FailedPrecondition means the CA refused (its
 	// reason says why: VALIDATION_EXPIRED, CAA_FORBIDS, …); asking again
 	// will not change that.
-	IssueCertificate(ctx context.Context, requestID, application string, attempt int, domains []string, csr, keyAlgorithm string) (string, error)
+	// level is the product's validation level (DV, OV, EV).
+	IssueCertificate(ctx context.Context, requestID, application string, attempt int, domains []string, csr, keyAlgorithm, level string) (string, error)
 }
 
 // App runs the use cases.

@@ -252,7 +252,7 @@ func (a *App) issue(ctx context.Context, ev events.Event, account, application s
 		return nil // withdrawn meanwhile
 	}
 	_, err = a.issuer.IssueCertificate(sctx, requestID(application, app.Attempt), application, app.Attempt,
-		app.Details.Domains, app.Details.CSR, app.Details.KeyAlgorithm)
+		app.Details.Domains, app.Details.CSR, app.Details.KeyAlgorithm, string(app.Product.Level))
 	if errors.Is(err, apierr.ErrFailedPrecondition) {
 		// The CA checked again at the signing time and refused (a validation
 		// too old by now, CAA changed, …). Asking again cannot help: fail the

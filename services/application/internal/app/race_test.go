@@ -93,7 +93,7 @@ func startStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	testenv.Run(t, ver.Run)
-	iss, err := issuance.New(ctx, issuance.Config{Config: base("issuance"), CADir: t.TempDir(), KEK: key(), CAKEK: key(), VerificationAddr: ver.GRPC.Addr()})
+	iss, err := issuance.New(ctx, issuance.Config{Config: base("issuance"), CADir: t.TempDir(), KEK: key(), CAKEK: key(), VerificationAddr: ver.GRPC.Addr(), HTTPAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}

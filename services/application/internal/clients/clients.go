@@ -192,9 +192,10 @@ var keyAlgorithms = map[string]issuancev1.KeyAlgorithm{
 }
 
 // IssueCertificate asks the CA to sign; it returns the certificate name.
-func (i Issuer) IssueCertificate(ctx context.Context, requestID, application string, attempt int, domains []string, csr, keyAlgorithm string) (string, error) {
+func (i Issuer) IssueCertificate(ctx context.Context, requestID, application string, attempt int, domains []string, csr, keyAlgorithm, level string) (string, error) {
 	c, err := i.C.IssueCertificate(ctx, &issuancev1.IssueCertificateRequest{
 		RequestId: requestID, Application: application, Attempt: int32(attempt), Domains: domains, Csr: csr, KeyAlgorithm: keyAlgorithms[keyAlgorithm],
+		ValidationLevel: level,
 	})
 	if err != nil {
 		return "", err

@@ -27,6 +27,8 @@ import (
 	"github.com/certflow/certflow/pkg/goodkey"
 	"github.com/certflow/certflow/services/issuance/internal/ca"
 	"github.com/certflow/certflow/services/issuance/internal/domain"
+	"github.com/certflow/certflow/services/issuance/internal/lint"
+	"github.com/certflow/certflow/services/issuance/internal/profile"
 )
 
 const source = "//certflow/issuance"
@@ -66,6 +68,16 @@ type AuthorizeRequest struct {
 type Authorization struct {
 	Validations []domain.Validation
 	RuleVersion string
+	// Organization is set for an OV or EV attempt: the organization as the
+	// reviewer approved it.
+	Organization *ApprovedOrganization
+}
+
+// ApprovedOrganization is the organization the CA staff approved.
+type ApprovedOrganization struct {
+	Review          string
+	ValidationLevel string
+	Organization    profile.Organization
 }
 
 // App runs the use cases.
@@ -119,6 +131,9 @@ type IssueRequest struct {
 	Domains      []string
 	CSR          string
 	KeyAlgorithm csr.KeyAlgorithm
+	// ValidationLevel is the level applied for (DV, OV, EV); "" takes the
+	// verification service's answer.
+	ValidationLevel string
 }
 
 // Issue signs a certificate; the same request id returns the same one.
@@ -208,14 +223,38 @@ func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*doc
 	if validity == 0 {
 		validity = certpolicy.DefaultValidity(now)
 	}
-	cert, err := a.ca.Sign(ca.LeafRequest{PublicKey: pub, Domains: domains, NotBefore: now, Validity: validity})
+	// The profile and the subject come from the verification service's
+	// answer at the signing time: the organization as the reviewer approved
+	// it, never the application's later edits.
+	if err := sameLevel(req.ValidationLevel, authz.Organization); err != nil {
+		return nil, err
+	}
+	leafReq := ca.LeafRequest{PublicKey: pub, Domains: domains, NotBefore: now, Validity: validity, Profile: profile.Profiles[profile.DV]}
+	level := profile.DV
+	if o := authz.Organization; o != nil {
+		p, err := profile.For(o.ValidationLevel)
+		if err != nil || p.Level == profile.DV {
+			return nil, apierr.New(apierr.FailedPrecondition, "PROFILE_NOT_ALLOWED", "the approved organization review is for validation level %q, which has no organization profile", o.ValidationLevel)
+		}
+		leafReq.Profile, leafReq.Organization, level = p, o.Organization, p.Level
+	}
+	signed, err := a.ca.SignLinted(leafReq)
 	if err != nil {
+		var le *lint.Error
+		if errors.As(err, &le) {
+			return nil, apierr.Wrap(err, apierr.FailedPrecondition, "LINT_FAILED",
+				"the certificate was not signed: it fails %s", strings.Join(le.Names(), ", ")).WithMeta("lints", strings.Join(le.Names(), ","))
+		}
+		if errors.Is(err, ca.ErrProfile) {
+			return nil, apierr.Wrap(err, apierr.FailedPrecondition, "PROFILE_NOT_SATISFIED", "%v", err)
+		}
 		if errors.Is(err, ca.ErrValidity) {
 			return nil, apierr.Wrap(err, apierr.FailedPrecondition, "VALIDITY_NOT_ALLOWED",
 				"the configured validity %s exceeds the %s allowed today (ballot SC-081); lower it", validity, certpolicy.MaxValidity(now))
 		}
 		return nil, fmt.Errorf("sign: %w", err)
 	}
+	cert := signed.Cert
 	fp := sha256.Sum256(cert.Raw)
 	doc := domain.Certificate{
 		Application:     req.Application,
@@ -234,6 +273,12 @@ func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*doc
 		CreateTime:      now.UTC(),
 		Validations:     authz.Validations,
 		RuleVersion:     authz.RuleVersion,
+		ValidationLevel: string(level),
+		LintNotices:     signed.Notices,
+	}
+	if o := authz.Organization; o != nil && level != profile.DV {
+		org := domain.Organization(o.Organization)
+		doc.Organization, doc.OrganizationReview = &org, o.Review
 	}
 	ev, err := events.Stamp(events.CertificateIssued, source, name, now, &eventsv1.CertificateIssued{
 		Account: account, Certificate: name, Application: req.Application, RequestId: req.RequestID,
@@ -269,6 +314,27 @@ func (a *App) authorize(ctx context.Context, req IssueRequest, domains []string,
 	return authz, nil
 }
 
+// sameLevel refuses when the level applied for is not the one the
+// verification service's answer supports: OV or EV without an approved
+// organization at that level (never silently signed DV), or DV with one.
+func sameLevel(want string, org *ApprovedOrganization) error {
+	want = strings.ToUpper(strings.TrimSpace(want))
+	got := string(profile.DV)
+	if org != nil {
+		got = strings.ToUpper(org.ValidationLevel)
+	}
+	switch {
+	case want == "", want == got:
+		return nil
+	case org == nil:
+		return apierr.New(apierr.FailedPrecondition, "ORGANIZATION_NOT_APPROVED",
+			"an %s certificate needs the organization approved for the attempt, and the verification service has no organization review for it", want)
+	default:
+		return apierr.New(apierr.FailedPrecondition, "PROFILE_MISMATCH",
+			"the application is for %s, but its approved organization review is for %s", want, got)
+	}
+}
+
 // Get reads a certificate of the account.
 func (a *App) Get(ctx context.Context, account, id string) (*docstore.Record[domain.Certificate], error) {
 	return a.certs.Get(ctx, account, id)
@@ -294,7 +360,8 @@ func (a *App) Download(ctx context.Context, account, id string) (*Bundle, error)
 		return nil, err
 	}
 	leaf := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rec.Doc.DER}))
-	b := &Bundle{Certificate: leaf, Chain: a.ca.ChainPEM(), FullChain: leaf + a.ca.ChainPEM()}
+	chain := a.ca.ChainPEMFor(rec.Doc.DER)
+	b := &Bundle{Certificate: leaf, Chain: chain, FullChain: leaf + chain}
 	if rec.Doc.ServiceHoldsKey {
 		key, err := a.sealer.Open(rec.Doc.SealedKey, "certificates/"+id)
 		if err != nil {

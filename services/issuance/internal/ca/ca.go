@@ -3,6 +3,7 @@
 package ca
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -16,6 +17,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,6 +27,8 @@ import (
 	"github.com/certflow/certflow/pkg/certpolicy"
 	"github.com/certflow/certflow/pkg/csr"
 	"github.com/certflow/certflow/services/issuance/internal/keyseal"
+	"github.com/certflow/certflow/services/issuance/internal/lint"
+	"github.com/certflow/certflow/services/issuance/internal/profile"
 )
 
 // The files of a CA in its folder.
@@ -59,10 +63,63 @@ const (
 	DefaultIntermediateCommonName = "certflow Development Intermediate CA"
 )
 
-// oidDomainValidated is the CA/Browser Forum reserved policy for
-// domain-validated certificates (BR 7.1.6.1), asserted in the intermediate
-// and in leaves as BR 7.1.2.7.9 and 7.1.2.10.5 ask.
-var oidDomainValidated = mustOID(2, 23, 140, 1, 2, 1)
+// oidAnyPolicy is asserted by the intermediate: it issues DV, OV and EV
+// leaves, and a policy-restricted subordinate CA may hold only one reserved
+// policy (BR 7.1.2.10.5; zlint e_ca_multiple_reserved_policy_oids), while
+// one operated by the root's own CA (an Affiliate) may assert anyPolicy.
+// Each leaf asserts its own profile's reserved policy.
+var oidAnyPolicy = mustOID(2, 5, 29, 32, 0)
+
+// DefaultCountry is the countryName of a new root and intermediate.
+const DefaultCountry = "US"
+
+// DefaultBaseURL is where the issuance service serves CA certificates and
+// CRLs by default (services/issuance/internal/publish).
+const DefaultBaseURL = "http://127.0.0.1:9180"
+
+// URLs are the HTTP URLs written into certificates: AIA caIssuers and the
+// CRL distribution point (RFC 5280 4.2.2.1, 4.2.1.13; plain HTTP, as
+// BR 7.1.2.7.7 and 7.1.2.11.2 ask, since what is served is signed).
+type URLs struct {
+	RootCert, IntermediateCert string // DER certificates (application/pkix-cert)
+	RootCRL, IntermediateCRL   string // DER CRLs (application/pkix-crl)
+}
+
+// The paths under the base URL (services/issuance/internal/publish serves
+// them).
+const (
+	RootCertPath         = "/ca/root.der"
+	IntermediateCertPath = "/ca/intermediate.der"
+	RootCRLPath          = "/crl/root.crl"
+	IntermediateCRLPath  = "/crl/intermediate.crl"
+)
+
+// URLsFor are the URLs under base (for example http://ca.example.com).
+func URLsFor(base string) URLs {
+	base = strings.TrimRight(base, "/")
+	return URLs{RootCert: base + RootCertPath, IntermediateCert: base + IntermediateCertPath,
+		RootCRL: base + RootCRLPath, IntermediateCRL: base + IntermediateCRLPath}
+}
+
+// loopback reports whether u is served from a loopback address: a CA that
+// publishes there cannot be a public one, so it is linted as a test CA.
+func (u URLs) loopback() bool {
+	for _, s := range []string{u.RootCert, u.IntermediateCert, u.RootCRL, u.IntermediateCRL} {
+		h := s
+		if i := strings.Index(h, "://"); i >= 0 {
+			h = h[i+3:]
+		}
+		h, _, _ = strings.Cut(h, "/")
+		if host, _, err := net.SplitHostPort(h); err == nil {
+			h = host
+		}
+		ip := net.ParseIP(strings.Trim(h, "[]"))
+		if h != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return false
+		}
+	}
+	return true
+}
 
 func mustOID(arcs ...uint64) x509.OID {
 	oid, err := x509.OIDFromInts(arcs)
@@ -88,7 +145,15 @@ type Options struct {
 	Organization           string           // default DefaultOrganization
 	RootCommonName         string           // default DefaultRootCommonName
 	IntermediateCommonName string           // default DefaultIntermediateCommonName
+	Country                string           // default DefaultCountry
 	Now                    func() time.Time // default time.Now
+	// URLs are written into the intermediate and the leaves; default
+	// URLsFor(DefaultBaseURL). They are applied to a loaded CA too: an
+	// intermediate without them is re-issued (see load).
+	URLs URLs
+	// Linter lints every certificate before it is signed; default
+	// lint.New, as a test CA when URLs are on loopback.
+	Linter *lint.Linter
 	// PreviousSealer, if set, opens CA keys sealed before the CA had a
 	// key-encryption key of its own (earlier versions sealed them under the
 	// one KEK that also seals customer keys). A key that opens only under it
@@ -112,7 +177,28 @@ func (o Options) withDefaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Country == "" {
+		o.Country = DefaultCountry
+	}
 	return o
+}
+
+// withLinks fills in what a loaded CA uses too.
+func (o Options) withLinks() (Options, error) {
+	if o.URLs == (URLs{}) {
+		o.URLs = URLsFor(DefaultBaseURL)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Linter == nil {
+		l, err := lint.New(lint.Options{TestCA: o.URLs.loopback()})
+		if err != nil {
+			return o, err
+		}
+		o.Linter = l
+	}
+	return o, nil
 }
 
 // Authority is a two-tier CA: a self-signed root and an intermediate that
@@ -123,6 +209,27 @@ type Authority struct {
 	rootSigner         crypto.Signer // the root's key: signs the root's CRL (crl.go)
 	roots, inters      *x509.CertPool
 	rootPEM, chainPEM  string
+	urls               URLs
+	linter             *lint.Linter
+	// previous are intermediates the current one replaced (re-issued
+	// with the same key), newest last.
+	previous []*x509.Certificate
+}
+
+// ChainPEMFor returns the intermediate in PEM that issued leaf (DER): the
+// current one, or for a certificate issued before the intermediate was
+// re-issued under another name, the one it names as issuer.
+func (a *Authority) ChainPEMFor(leafDER []byte) string {
+	leaf, err := x509.ParseCertificate(leafDER)
+	if err != nil || bytes.Equal(leaf.RawIssuer, a.intermediate.RawSubject) {
+		return a.chainPEM
+	}
+	for i := len(a.previous) - 1; i >= 0; i-- {
+		if p := a.previous[i]; bytes.Equal(leaf.RawIssuer, p.RawSubject) && leaf.CheckSignatureFrom(p) == nil {
+			return string(pemCert(p.Raw))
+		}
+	}
+	return a.chainPEM
 }
 
 // LoadOrCreate loads the CA kept in dir, or creates one there when dir holds
@@ -158,6 +265,10 @@ func LoadOrCreate(dir string, sealer *keyseal.Sealer, opts Options) (*Authority,
 			return nil, fmt.Errorf("ca: looking for %s: %w", name, err)
 		}
 	}
+	opts, err := opts.withLinks()
+	if err != nil {
+		return nil, err
+	}
 	switch {
 	case len(present) == 0:
 		return create(dir, sealer, opts.withDefaults())
@@ -190,7 +301,7 @@ func create(dir string, sealer *keyseal.Sealer, opts Options) (*Authority, error
 	}
 	rootTmpl := &x509.Certificate{
 		SerialNumber:          rootSerial,
-		Subject:               subject(opts.RootCommonName, opts.Organization),
+		Subject:               subject(opts.Country, opts.RootCommonName, opts.Organization),
 		NotBefore:             notBefore,
 		NotAfter:              notBefore.AddDate(rootValidityYears, 0, 0).Add(-time.Second),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
@@ -201,45 +312,33 @@ func create(dir string, sealer *keyseal.Sealer, opts Options) (*Authority, error
 		// may carry its own (BR 7.1.2.1.3) and some tools expect one.
 		AuthorityKeyId: rootSKI,
 	}
+	// A root's linted form carries the throwaway key (lint.Linter), so it
+	// is not compared with the real one.
+	_, rootLint, err := opts.Linter.Certificate("root", rootTmpl, nil, rootKey.Public(), rootKey.Public())
+	if err != nil {
+		return nil, fmt.Errorf("ca: linting root: %w", err)
+	}
+	logNotices(opts, "root", rootLint)
 	rootDER, err := x509.CreateCertificate(rand.Reader, rootTmpl, rootTmpl, rootKey.Public(), rootKey)
 	if err != nil {
 		return nil, fmt.Errorf("ca: signing root: %w", err)
 	}
+
 	root, err := x509.ParseCertificate(rootDER)
 	if err != nil {
 		return nil, fmt.Errorf("ca: parsing new root: %w", err)
 	}
 
-	interSKI, err := keyID(interKey.Public())
+	interName, err := asn1.Marshal(subject(opts.Country, opts.IntermediateCommonName, opts.Organization).ToRDNSequence())
+	if err != nil {
+		return nil, fmt.Errorf("ca: encoding intermediate subject: %w", err)
+	}
+	inter, err := issueIntermediate(root, rootKey, interKey, interName,
+		notBefore, notBefore.AddDate(intermediateValidityYears, 0, 0).Add(-time.Second), opts)
 	if err != nil {
 		return nil, err
 	}
-	interSerial, err := randomSerial()
-	if err != nil {
-		return nil, err
-	}
-	interTmpl := &x509.Certificate{
-		SerialNumber:          interSerial,
-		Subject:               subject(opts.IntermediateCommonName, opts.Organization),
-		NotBefore:             notBefore,
-		NotAfter:              notBefore.AddDate(intermediateValidityYears, 0, 0).Add(-time.Second),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLen:            0,
-		MaxPathLenZero:        true,
-		SubjectKeyId:          interSKI,
-		Policies:              []x509.OID{oidDomainValidated},
-	}
-	interDER, err := x509.CreateCertificate(rand.Reader, interTmpl, root, interKey.Public(), rootKey)
-	if err != nil {
-		return nil, fmt.Errorf("ca: signing intermediate: %w", err)
-	}
-	inter, err := x509.ParseCertificate(interDER)
-	if err != nil {
-		return nil, fmt.Errorf("ca: parsing new intermediate: %w", err)
-	}
+	interDER := inter.Raw
 
 	sealedRoot, err := sealer.Seal(rootKey, rootKeyOwner)
 	if err != nil {
@@ -274,7 +373,64 @@ func create(dir string, sealer *keyseal.Sealer, opts Options) (*Authority, error
 	if err := syncDir(dir); err != nil {
 		return nil, err
 	}
-	return newAuthority(root, inter, interKey, rootKey)
+	return newAuthority(root, inter, interKey, rootKey, opts)
+}
+
+// issueIntermediate signs an intermediate for interKey under root: path
+// length 0, key usage certSign, cRLSign and digitalSignature, extended key
+// usage serverAuth (BR 7.1.2.2 for TLS subordinate CAs), anyPolicy, and the
+// root's AIA caIssuers and CRL distribution point. It is linted first.
+func issueIntermediate(root *x509.Certificate, rootKey, interKey crypto.Signer, rawSubject []byte, notBefore, notAfter time.Time, opts Options) (*x509.Certificate, error) {
+	interSKI, err := keyID(interKey.Public())
+	if err != nil {
+		return nil, err
+	}
+	interSerial, err := randomSerial()
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          interSerial,
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLen:            0,
+		MaxPathLenZero:        true,
+		SubjectKeyId:          interSKI,
+		Policies:              []x509.OID{oidAnyPolicy},
+		IssuingCertificateURL: []string{opts.URLs.RootCert},
+		CRLDistributionPoints: []string{opts.URLs.RootCRL},
+	}
+	// A re-issue keeps the subject exactly as it was encoded.
+	tmpl.RawSubject = rawSubject
+	linted, res, err := opts.Linter.Certificate("intermediate", tmpl, root, interKey.Public(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("ca: linting intermediate: %w", err)
+	}
+	logNotices(opts, "intermediate", res)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, root, interKey.Public(), rootKey)
+	if err != nil {
+		return nil, fmt.Errorf("ca: signing intermediate: %w", err)
+	}
+	if err := lint.Check(linted, der); err != nil {
+		return nil, fmt.Errorf("ca: intermediate: %w", err)
+	}
+	inter, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("ca: parsing new intermediate: %w", err)
+	}
+	return inter, nil
+}
+
+// current reports whether inter carries what this version writes into an
+// intermediate with these URLs.
+func current(inter *x509.Certificate, u URLs) bool {
+	return slices.Equal(inter.IssuingCertificateURL, []string{u.RootCert}) &&
+		slices.Equal(inter.CRLDistributionPoints, []string{u.RootCRL}) &&
+		slices.ContainsFunc(inter.Policies, func(o x509.OID) bool { return o.Equal(oidAnyPolicy) })
 }
 
 func load(dir string, sealer *keyseal.Sealer, opts Options) (*Authority, error) {
@@ -286,8 +442,8 @@ func load(dir string, sealer *keyseal.Sealer, opts Options) (*Authority, error) 
 	if err != nil {
 		return nil, err
 	}
-	// The root key signs only the root's CRL; opening it also proves the
-	// folder and the KEK still belong together.
+	// The root key signs the root's CRL and re-issues the intermediate;
+	// opening it also proves the folder and the KEK still belong together.
 	rootKey, rootOld, err := readKey(dir, RootKeyFile, sealer, opts.PreviousSealer, rootKeyOwner)
 	if err != nil {
 		return nil, err
@@ -332,11 +488,88 @@ func load(dir string, sealer *keyseal.Sealer, opts Options) (*Authority, error) 
 			opts.Log("CA key was sealed under the previous key-encryption key; re-sealed under the CA key-encryption key", "file", filepath.Join(dir, k.file))
 		}
 	}
-	return newAuthority(root, inter, interKey, rootKey)
+	if !current(inter, opts.URLs) {
+		if inter, err = reissue(dir, root, inter, rootKey, interKey, opts); err != nil {
+			return nil, err
+		}
+	}
+	a, err := newAuthority(root, inter, interKey, rootKey, opts)
+	if err != nil {
+		return nil, err
+	}
+	// The intermediates this one replaced, for the chains of what they
+	// issued.
+	olds, err := filepath.Glob(filepath.Join(dir, "intermediate-*.pem"))
+	if err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
+	}
+	slices.Sort(olds)
+	for _, p := range olds {
+		c, err := readCert(p)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.CheckSignatureFrom(root); err != nil {
+			return nil, fmt.Errorf("ca: %s was not issued by %s: %w", p, RootCertFile, err)
+		}
+		a.previous = append(a.previous, c)
+	}
+	return a, nil
 }
 
-func newAuthority(root, inter *x509.Certificate, signer, rootSigner crypto.Signer) (*Authority, error) {
+// reissue replaces an intermediate made by an earlier version (without AIA
+// and CRL distribution point, asserting only the DV policy) or for other
+// URLs by one with the same key, subject and validity and this version's
+// extensions, signed by the same root. Certificates the old one issued
+// verify under the new one (same name, same key, same key identifier), so
+// nothing already issued breaks; the old certificate is kept beside it as
+// intermediate-<serial>.pem. The root is never re-issued: its name and key
+// are what clients trust.
+func reissue(dir string, root, old *x509.Certificate, rootKey, interKey crypto.Signer, opts Options) (*x509.Certificate, error) {
+	rawSubject := old.RawSubject
+	if len(old.Subject.Country) == 0 {
+		// Earlier versions wrote no countryName, which a CA certificate
+		// must have (BR 7.1.2.10.2; zlint e_ca_country_name_missing): the
+		// re-issue adds it. Leaves of the old certificate name the old
+		// subject as their issuer, so they chain to the old certificate,
+		// kept beside it and still served with them (ChainPEMFor).
+		name := old.Subject
+		country := opts.Country
+		if country == "" {
+			country = DefaultCountry
+		}
+		name.Country = []string{country}
+		name.ExtraNames = nil
+		var err error
+		if rawSubject, err = asn1.Marshal(name.ToRDNSequence()); err != nil {
+			return nil, fmt.Errorf("ca: encoding intermediate subject: %w", err)
+		}
+	}
+	inter, err := issueIntermediate(root, rootKey, interKey, rawSubject, old.NotBefore, old.NotAfter, opts)
+	if err != nil {
+		return nil, fmt.Errorf("ca: re-issuing the intermediate with this version's extensions: %w", err)
+	}
+	backup := fmt.Sprintf("intermediate-%X.pem", old.SerialNumber)
+	if err := writeFileAtomic(dir, backup, pemCert(old.Raw), 0o644); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(dir, IntermediateCertFile, pemCert(inter.Raw), 0o644); err != nil {
+		return nil, err
+	}
+	if err := syncDir(dir); err != nil {
+		return nil, err
+	}
+	if opts.Log != nil {
+		opts.Log("intermediate re-issued with the same key for this version's extensions (AIA, CRL distribution point, anyPolicy); the previous certificate is kept",
+			"file", filepath.Join(dir, IntermediateCertFile), "previous", filepath.Join(dir, backup), "aia", opts.URLs.RootCert, "crl", opts.URLs.RootCRL)
+	}
+	return inter, nil
+}
+
+func newAuthority(root, inter *x509.Certificate, signer, rootSigner crypto.Signer, opts Options) (*Authority, error) {
 	a := &Authority{
+		urls:         opts.URLs,
+		linter:       opts.Linter,
 		root:         root,
 		intermediate: inter,
 		signer:       signer,
@@ -379,6 +612,22 @@ type LeafRequest struct {
 	// backdated NotBefore: more than one minute (the backdating), whole
 	// seconds, and at most certpolicy.MaxValidity(NotBefore).
 	Validity time.Duration
+	// Profile is the issuance profile (zero: DV).
+	Profile profile.Profile
+	// Organization is the organization the CA staff approved, for the
+	// subject of an OV or EV profile.
+	Organization profile.Organization
+}
+
+// ErrProfile is returned (wrapped) by Sign when the request does not fit
+// its profile: an EV wildcard, or an organization that cannot make the
+// subject (profile.ErrSubject).
+var ErrProfile = errors.New("ca: request does not fit its profile")
+
+// Signed is a new leaf with the lint notices on its to-be-signed form.
+type Signed struct {
+	Cert    *x509.Certificate
+	Notices []string
 }
 
 // Sign issues a TLS server certificate from the intermediate, and checks the
@@ -390,11 +639,34 @@ type LeafRequest struct {
 // domain-validated policy. NotAfter is NotBefore+Validity-1s because RFC 5280
 // validity includes both ends.
 func (a *Authority) Sign(req LeafRequest) (*x509.Certificate, error) {
+	s, err := a.SignLinted(req)
+	if err != nil {
+		return nil, err
+	}
+	return s.Cert, nil
+}
+
+// SignLinted is Sign, also returning the lint notices. The to-be-signed
+// leaf is first signed by a throwaway key under a mirror of the
+// intermediate and linted with zlint; an error or warning refuses it
+// (wrapping lint.ErrLint, as a *lint.Error naming the lints), and the real
+// certificate must have the linted one's to-be-signed bytes.
+func (a *Authority) SignLinted(req LeafRequest) (*Signed, error) {
+	if req.Profile.Level == "" {
+		req.Profile = profile.Profiles[profile.DV]
+	}
 	if len(req.Domains) == 0 {
 		return nil, errors.New("ca: no domains to sign for")
 	}
 	if slices.Contains(req.Domains, "") {
 		return nil, errors.New("ca: empty domain name")
+	}
+	if !req.Profile.Wildcards && slices.ContainsFunc(req.Domains, func(d string) bool { return strings.HasPrefix(d, "*.") }) {
+		return nil, fmt.Errorf("%w: %s certificates cannot hold a wildcard name (EV Guidelines 9.8.1)", ErrProfile, req.Profile.Level)
+	}
+	rawSubject, err := req.Profile.Subject(req.Organization)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrProfile, err)
 	}
 	alg, err := csr.Algorithm(req.PublicKey)
 	if err != nil {
@@ -440,8 +712,13 @@ func (a *Authority) Sign(req LeafRequest) (*x509.Certificate, error) {
 		// need it (BR 7.1.2.7.11 permits it for RSA keys only).
 		usage |= x509.KeyUsageKeyEncipherment
 	}
+	ski, err := keyID(req.PublicKey)
+	if err != nil {
+		return nil, err
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
+		RawSubject:            rawSubject,
 		DNSNames:              req.Domains,
 		NotBefore:             notBefore,
 		NotAfter:              notAfter,
@@ -449,17 +726,27 @@ func (a *Authority) Sign(req LeafRequest) (*x509.Certificate, error) {
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
 		IsCA:                  false,
-		Policies:              []x509.OID{oidDomainValidated},
-		// No SubjectKeyId: BR 7.1.2.7.6 makes it NOT RECOMMENDED in
-		// subscriber certificates. x509 fills in the AKI from the
-		// intermediate's SKI.
+		Policies:              []x509.OID{req.Profile.Policy},
+		// RFC 5280 4.2.1.2 asks for an SKI, BR 7.1.2.7.6 makes it NOT
+		// RECOMMENDED; certflow carries it (issue 8), see lint.Exclusions.
+		// x509 fills in the AKI from the intermediate's SKI.
+		SubjectKeyId:          ski,
+		IssuingCertificateURL: []string{a.urls.IntermediateCert},
+		CRLDistributionPoints: []string{a.urls.IntermediateCRL},
+		// No commonName (see profile.Profile): the subjectAltName holds
+		// the names, and is critical when the subject is empty (DV).
 	}
-	if len(req.Domains[0]) <= maxCNLength {
-		tmpl.Subject = pkix.Name{CommonName: req.Domains[0]}
+	what := "leaf for " + req.Domains[0]
+	linted, res, err := a.linter.Certificate(what, tmpl, a.intermediate, req.PublicKey, nil)
+	if err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.intermediate, req.PublicKey, a.signer)
 	if err != nil {
 		return nil, fmt.Errorf("ca: signing leaf for %s: %w", req.Domains[0], err)
+	}
+	if err := lint.Check(linted, der); err != nil {
+		return nil, fmt.Errorf("ca: %s: %w", what, err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
@@ -477,8 +764,14 @@ func (a *Authority) Sign(req LeafRequest) (*x509.Certificate, error) {
 			return nil, fmt.Errorf("ca: new leaf does not verify for %s: %w", d, err)
 		}
 	}
-	return cert, nil
+	return &Signed{Cert: cert, Notices: res.Notices}, nil
 }
+
+// URLs are the URLs the CA writes into certificates.
+func (a *Authority) URLs() URLs { return a.urls }
+
+// Linter is the CA's linter, for CRLs (lint.Linter.CRL).
+func (a *Authority) Linter() *lint.Linter { return a.linter }
 
 // days formats d in days when it is whole days, as the BRs state limits.
 func days(d time.Duration) string {
@@ -489,8 +782,11 @@ func days(d time.Duration) string {
 	return d.String()
 }
 
-func subject(cn, org string) pkix.Name {
+func subject(country, cn, org string) pkix.Name {
 	n := pkix.Name{CommonName: cn}
+	if country != "" {
+		n.Country = []string{country}
+	}
 	if org != "" {
 		n.Organization = []string{org}
 	}
@@ -620,4 +916,12 @@ func syncDir(dir string) error {
 		return fmt.Errorf("ca: syncing folder: %w", err)
 	}
 	return nil
+}
+
+// logNotices records the lint notices of a CA certificate (a leaf's are
+// stored with it).
+func logNotices(opts Options, what string, r lint.Result) {
+	if len(r.Notices) > 0 && opts.Log != nil {
+		opts.Log("lint notices on the new "+what+" certificate", "notices", strings.Join(r.Notices, "; "))
+	}
 }

@@ -23,6 +23,8 @@ import (
 
 	"github.com/certflow/certflow/pkg/certpolicy"
 	"github.com/certflow/certflow/services/issuance/internal/keyseal"
+	"github.com/certflow/certflow/services/issuance/internal/lint"
+	"github.com/certflow/certflow/services/issuance/internal/profile"
 )
 
 // testNow is late 2026, when the maximum validity is 200 days.
@@ -372,13 +374,15 @@ func TestSign(t *testing.T) {
 			if leaf.SerialNumber.Sign() <= 0 || leaf.SerialNumber.BitLen() < 64 || leaf.SerialNumber.BitLen() > 128 {
 				t.Errorf("serial %x has %d bits, sign %d; want positive, 64 to 128 bits", leaf.SerialNumber, leaf.SerialNumber.BitLen(), leaf.SerialNumber.Sign())
 			}
-			if leaf.Subject.CommonName != tc.domains[0] || !slices.Equal(leaf.DNSNames, tc.domains) {
-				t.Errorf("CN = %q, SANs = %q; want %q, %q", leaf.Subject.CommonName, leaf.DNSNames, tc.domains[0], tc.domains)
+			// DV: an empty subject (no commonName, BR 7.1.2.7.2), the names
+			// in the subjectAltName.
+			if len(leaf.Subject.Names) != 0 || !slices.Equal(leaf.DNSNames, tc.domains) {
+				t.Errorf("subject = %q, SANs = %q; want empty, %q", leaf.Subject, leaf.DNSNames, tc.domains)
 			}
 			if !bytes.Equal(leaf.AuthorityKeyId, a.Intermediate().SubjectKeyId) {
 				t.Errorf("AKI = %x; want intermediate SKI %x", leaf.AuthorityKeyId, a.Intermediate().SubjectKeyId)
 			}
-			if !slices.ContainsFunc(leaf.Policies, oidDomainValidated.Equal) {
+			if !slices.ContainsFunc(leaf.Policies, profile.Profiles[profile.DV].Policy.Equal) {
 				t.Errorf("Policies = %v; want the domain-validated policy", leaf.Policies)
 			}
 		})
@@ -422,23 +426,34 @@ func TestSignValidity(t *testing.T) {
 		notBefore time.Time
 		validity  time.Duration
 		wantErr   bool
+		// lintErr: within the limit, but at the maximum, which the BRs
+		// say SHOULD NOT be used and zlint warns about: refused.
+		lintErr bool
 	}{
-		{"one second", testNow, time.Second, true},
-		{"one minute: all backdating", testNow, time.Minute, true},
-		{"61 seconds", testNow, time.Minute + time.Second, false},
-		{"maximum late 2026", testNow, 200 * day, false},
-		{"over maximum late 2026", testNow, 200*day + time.Second, true},
-		{"398 days 1ns before SC-081", sc081.Add(-time.Nanosecond), 398 * day, false},
-		{"399 days before SC-081", sc081.Add(-time.Nanosecond), 399 * day, true},
-		{"398 days at SC-081", sc081, 398 * day, true},
-		{"200 days at SC-081", sc081, 200 * day, false},
-		{"zero", testNow, 0, true},
-		{"negative", testNow, -day, true},
-		{"fraction of a second", testNow, day + time.Millisecond, true},
+		{"one second", testNow, time.Second, true, false},
+		{"one minute: all backdating", testNow, time.Minute, true, false},
+		{"61 seconds", testNow, time.Minute + time.Second, false, false},
+		{"maximum late 2026", testNow, 200 * day, false, true},
+		{"one day under the maximum late 2026", testNow, 199 * day, false, false},
+		{"over maximum late 2026", testNow, 200*day + time.Second, true, false},
+		{"398 days 1ns before SC-081", sc081.Add(-time.Nanosecond), 398 * day, false, true},
+		{"397 days 1ns before SC-081", sc081.Add(-time.Nanosecond), 397 * day, false, false},
+		{"399 days before SC-081", sc081.Add(-time.Nanosecond), 399 * day, true, false},
+		{"398 days at SC-081", sc081, 398 * day, true, false},
+		{"200 days at SC-081", sc081, 200 * day, false, false},
+		{"zero", testNow, 0, true, false},
+		{"negative", testNow, -day, true, false},
+		{"fraction of a second", testNow, day + time.Millisecond, true, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			leaf, err := a.Sign(LeafRequest{PublicKey: key, Domains: []string{"example.com"}, NotBefore: tc.notBefore, Validity: tc.validity})
+			if tc.lintErr {
+				if !errors.Is(err, lint.ErrLint) {
+					t.Errorf("Sign(validity %v at %v) = %v; want lint.ErrLint", tc.validity, tc.notBefore, err)
+				}
+				return
+			}
 			if tc.wantErr {
 				if !errors.Is(err, ErrValidity) {
 					t.Errorf("Sign(validity %v at %v) = %v; want ErrValidity", tc.validity, tc.notBefore, err)

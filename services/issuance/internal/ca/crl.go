@@ -1,7 +1,6 @@
 package ca
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
@@ -12,11 +11,11 @@ import (
 )
 
 // SignCRL signs tmpl as the intermediate: the CRL of the leaves it issued.
-// tmpl is linted first (lint.CRL, signed by a throwaway key standing in for
+// tmpl is linted first (lint.Linter.CRL, signed by a throwaway key standing in for
 // the intermediate); an error or warning refuses it. The caller fills
 // Number, ThisUpdate, NextUpdate and the entries.
 func (a *Authority) SignCRL(tmpl *x509.RevocationList) (*x509.RevocationList, error) {
-	return signCRL(tmpl, a.intermediate, a.signer)
+	return a.signCRL(tmpl, a.intermediate, a.signer)
 }
 
 // SignRootCRL signs tmpl as the root: the CRL of the CA certificates it
@@ -25,17 +24,17 @@ func (a *Authority) SignRootCRL(tmpl *x509.RevocationList) (*x509.RevocationList
 	if a.rootSigner == nil {
 		return nil, errors.New("ca: the root key is not loaded")
 	}
-	return signCRL(tmpl, a.root, a.rootSigner)
+	return a.signCRL(tmpl, a.root, a.rootSigner)
 }
 
-func signCRL(tmpl *x509.RevocationList, issuer *x509.Certificate, key crypto.Signer) (*x509.RevocationList, error) {
+func (a *Authority) signCRL(tmpl *x509.RevocationList, issuer *x509.Certificate, key crypto.Signer) (*x509.RevocationList, error) {
 	if tmpl.Number == nil || tmpl.Number.Sign() <= 0 {
 		return nil, errors.New("ca: a CRL needs a positive cRLNumber")
 	}
 	if tmpl.ThisUpdate.IsZero() || !tmpl.NextUpdate.After(tmpl.ThisUpdate) {
 		return nil, errors.New("ca: a CRL needs thisUpdate before nextUpdate")
 	}
-	linted, _, err := lint.CRL(tmpl, issuer)
+	linted, _, err := a.linter.CRL("CRL of "+issuer.Subject.CommonName, tmpl, issuer)
 	if err != nil {
 		return nil, fmt.Errorf("ca: CRL of %s: %w", issuer.Subject.CommonName, err)
 	}
@@ -48,8 +47,8 @@ func signCRL(tmpl *x509.RevocationList, issuer *x509.Certificate, key crypto.Sig
 		return nil, fmt.Errorf("ca: parsing the new CRL of %s: %w", issuer.Subject.CommonName, err)
 	}
 	// What is signed is what was linted (Boulder's issuance/crl.go).
-	if !bytes.Equal(crl.RawTBSRevocationList, linted) {
-		return nil, fmt.Errorf("ca: the CRL of %s differs from the one linted", issuer.Subject.CommonName)
+	if err := lint.CheckCRL(linted, der); err != nil {
+		return nil, fmt.Errorf("ca: CRL of %s: %w", issuer.Subject.CommonName, err)
 	}
 	if err := crl.CheckSignatureFrom(issuer); err != nil {
 		return nil, fmt.Errorf("ca: the new CRL of %s does not verify: %w", issuer.Subject.CommonName, err)

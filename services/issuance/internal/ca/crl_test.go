@@ -62,7 +62,7 @@ func TestSignCRL(t *testing.T) {
 		{"revoked after thisUpdate", "e_crl_revocation_time_after_this_update", &x509.RevocationList{Number: big.NewInt(8), ThisUpdate: now, NextUpdate: now.Add(24 * time.Hour),
 			RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: serial, RevocationTime: now.Add(time.Hour)}}}},
 	} {
-		var le *lint.CRLError
+		var le *lint.Error
 		_, err := a.SignCRL(tt.crl)
 		if !errors.As(err, &le) || !strings.Contains(err.Error(), tt.lint) {
 			t.Errorf("SignCRL(%s) = %v; want a refusal by %s", tt.name, err, tt.lint)

@@ -40,6 +40,20 @@ type Certificate struct {
 	// RevokeRequestID is the request_id of the revocation, so a retry
 	// returns the revoked certificate.
 	RevokeRequestID string
+	// ValidationLevel is the profile signed under: DV, OV or EV ("" in
+	// records made before profiles: DV).
+	ValidationLevel string
+	// Organization is the approved organization an OV or EV subject was
+	// made from, and the review that approved it.
+	Organization       *Organization `bson:",omitempty"`
+	OrganizationReview string        `bson:",omitempty"`
+	// LintNotices are zlint's notices on the to-be-signed certificate.
+	LintNotices []string `bson:",omitempty"`
+}
+
+// Organization is the approved organization as the subject used it.
+type Organization struct {
+	Name, Type, RegistrationNumber, Country, Province, City string
 }
 
 // Validation is the evidence of control of one name of a certificate.

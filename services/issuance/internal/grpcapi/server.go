@@ -48,7 +48,7 @@ func (s *Server) IssueCertificate(ctx context.Context, req *issuancev1.IssueCert
 	}
 	rec, err := s.App.Issue(ctx, acct, app.IssueRequest{
 		RequestID: req.GetRequestId(), Application: req.GetApplication(), Attempt: int(req.GetAttempt()),
-		Domains: req.GetDomains(), CSR: req.GetCsr(), KeyAlgorithm: alg,
+		Domains: req.GetDomains(), CSR: req.GetCsr(), KeyAlgorithm: alg, ValidationLevel: req.GetValidationLevel(),
 	})
 	if err != nil {
 		return nil, err
@@ -143,6 +143,8 @@ func certPB(r *docstore.Record[domain.Certificate]) *issuancev1.Certificate {
 		Issuer:            d.Issuer,
 		CreateTime:        timestamppb.New(d.CreateTime),
 		State:             issuancev1.Certificate_ISSUED,
+		ValidationLevel:   d.ValidationLevel,
+		LintNotices:       d.LintNotices,
 	}
 	if d.State == domain.Revoked {
 		c.State = issuancev1.Certificate_REVOKED

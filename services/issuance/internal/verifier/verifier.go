@@ -11,6 +11,7 @@ import (
 	verificationv1 "github.com/certflow/certflow/gen/go/certflow/verification/v1"
 	"github.com/certflow/certflow/services/issuance/internal/app"
 	"github.com/certflow/certflow/services/issuance/internal/domain"
+	"github.com/certflow/certflow/services/issuance/internal/profile"
 )
 
 // Client is app.Authorizer over gRPC. The connection must come from
@@ -29,6 +30,15 @@ func (c Client) AuthorizeIssuance(ctx context.Context, q app.AuthorizeRequest) (
 		return nil, err
 	}
 	out := &app.Authorization{RuleVersion: resp.GetRuleVersion()}
+	if o := resp.GetApprovedOrganization(); o != nil {
+		out.Organization = &app.ApprovedOrganization{
+			Review: o.GetReview(), ValidationLevel: o.GetValidationLevel(),
+			Organization: profile.Organization{
+				Name: o.GetName(), Type: o.GetType(), RegistrationNumber: o.GetOrganizationId(),
+				Country: o.GetCountry(), Province: o.GetProvince(), City: o.GetCity(),
+			},
+		}
+	}
 	for _, v := range resp.GetValidations() {
 		out.Validations = append(out.Validations, domain.Validation{
 			Domain: v.GetDomain(), Method: strings.TrimPrefix(v.GetMethod().String(), "VALIDATION_METHOD_"),

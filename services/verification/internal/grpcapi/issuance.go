@@ -47,5 +47,21 @@ func (s *Server) AuthorizeIssuance(ctx context.Context, req *verificationv1.Auth
 			ExpireTime: timestamppb.New(n.ExpireTime), Perspectives: PerspectivesPB(n.Perspectives),
 		})
 	}
+	if s.Organizations == nil {
+		return nil, apierr.New(apierr.Unavailable, "ORGANIZATIONS_NOT_CONFIGURED", "organization validation is not configured on this server")
+	}
+	// Read after the names were judged, at the same check time: the
+	// organization as approved, never the application's later edits.
+	org, err := s.Organizations.ApprovedOrganization(ctx, acct, req.GetApplication(), int(req.GetAttempt()), got.CheckTime)
+	if err != nil {
+		return nil, err
+	}
+	if org != nil {
+		o := org.Organization
+		resp.ApprovedOrganization = &verificationv1.ApprovedOrganization{
+			Review: org.Review, ValidationLevel: org.ValidationLevel, ApproveTime: timestamppb.New(org.ApproveTime),
+			Name: o.Name, Type: o.Type, OrganizationId: o.OrganizationID, Country: o.Country, Province: o.Province, City: o.City,
+		}
+	}
 	return resp, nil
 }

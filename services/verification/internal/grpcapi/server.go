@@ -3,6 +3,7 @@ package grpcapi
 
 import (
 	"context"
+	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/certflow/certflow/pkg/resname"
 	"github.com/certflow/certflow/services/verification/internal/app"
 	"github.com/certflow/certflow/services/verification/internal/domain"
+	"github.com/certflow/certflow/services/verification/internal/orgval/orgapp"
 )
 
 // Server implements verificationv1.VerificationServiceServer.
@@ -25,6 +27,15 @@ type Server struct {
 	CAA CAAChecker
 	// Documents answers the qualification document methods (documents.go).
 	Documents Documents
+	// Organizations gives AuthorizeIssuance the organization approved for
+	// an OV or EV attempt (orgapp.Reviews).
+	Organizations ApprovedOrganizations
+}
+
+// ApprovedOrganizations finds the organization approved for an application
+// attempt; nil, nil when the attempt has no organization review.
+type ApprovedOrganizations interface {
+	ApprovedOrganization(ctx context.Context, account, application string, attempt int, now time.Time) (*orgapp.Approved, error)
 }
 
 var methods = map[verificationv1.ValidationMethod]domain.Method{

@@ -231,8 +231,13 @@ type Certificate struct {
 	RevokeTime *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
 	// Why it was revoked, as on the CRL; meaningful only when REVOKED.
 	RevocationReason RevocationReason `protobuf:"varint,14,opt,name=revocation_reason,json=revocationReason,proto3,enum=certflow.issuance.v1.RevocationReason" json:"revocation_reason,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// DV, OV or EV: the issuance profile the certificate was signed under.
+	ValidationLevel string `protobuf:"bytes,15,opt,name=validation_level,json=validationLevel,proto3" json:"validation_level,omitempty"`
+	// zlint notices on the to-be-signed certificate (errors and warnings
+	// refuse the signature, so a certificate has none of those).
+	LintNotices   []string `protobuf:"bytes,16,rep,name=lint_notices,json=lintNotices,proto3" json:"lint_notices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Certificate) Reset() {
@@ -361,6 +366,20 @@ func (x *Certificate) GetRevocationReason() RevocationReason {
 		return x.RevocationReason
 	}
 	return RevocationReason_REVOCATION_REASON_UNSPECIFIED
+}
+
+func (x *Certificate) GetValidationLevel() string {
+	if x != nil {
+		return x.ValidationLevel
+	}
+	return ""
+}
+
+func (x *Certificate) GetLintNotices() []string {
+	if x != nil {
+		return x.LintNotices
+	}
+	return nil
 }
 
 type GetCertificateRequest struct {
@@ -737,9 +756,15 @@ type IssueCertificateRequest struct {
 	// The application's attempt whose challenges validated the names. The CA
 	// signs only names validated by that attempt's challenges (see
 	// VerificationService.AuthorizeIssuance).
-	Attempt       int32 `protobuf:"varint,6,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Attempt int32 `protobuf:"varint,6,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// DV, OV or EV: the level of the product applied for. For OV and EV the
+	// CA signs only with the organization the verification service answers as
+	// approved for the attempt, at that level; DV only when there is none.
+	// Empty: whatever the verification service answers (callers from before
+	// issuance profiles).
+	ValidationLevel string `protobuf:"bytes,7,opt,name=validation_level,json=validationLevel,proto3" json:"validation_level,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *IssueCertificateRequest) Reset() {
@@ -814,6 +839,13 @@ func (x *IssueCertificateRequest) GetAttempt() int32 {
 	return 0
 }
 
+func (x *IssueCertificateRequest) GetValidationLevel() string {
+	if x != nil {
+		return x.ValidationLevel
+	}
+	return ""
+}
+
 type RevokeCertificateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// certificates/{certificate}
@@ -881,7 +913,7 @@ var File_certflow_issuance_v1_issuance_service_proto protoreflect.FileDescriptor
 
 const file_certflow_issuance_v1_issuance_service_proto_rawDesc = "" +
 	"\n" +
-	"+certflow/issuance/v1/issuance_service.proto\x12\x14certflow.issuance.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x06\n" +
+	"+certflow/issuance/v1/issuance_service.proto\x12\x14certflow.issuance.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf3\x06\n" +
 	"\vCertificate\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x03R\x04name\x12%\n" +
 	"\vapplication\x18\x02 \x01(\tB\x03\xe0A\x03R\vapplication\x12\x1d\n" +
@@ -900,7 +932,9 @@ const file_certflow_issuance_v1_issuance_service_proto_rawDesc = "" +
 	"\x05state\x18\f \x01(\x0e2'.certflow.issuance.v1.Certificate.StateB\x03\xe0A\x03R\x05state\x12@\n" +
 	"\vrevoke_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
 	"revokeTime\x12X\n" +
-	"\x11revocation_reason\x18\x0e \x01(\x0e2&.certflow.issuance.v1.RevocationReasonB\x03\xe0A\x03R\x10revocationReason\"7\n" +
+	"\x11revocation_reason\x18\x0e \x01(\x0e2&.certflow.issuance.v1.RevocationReasonB\x03\xe0A\x03R\x10revocationReason\x12.\n" +
+	"\x10validation_level\x18\x0f \x01(\tB\x03\xe0A\x03R\x0fvalidationLevel\x12&\n" +
+	"\flint_notices\x18\x10 \x03(\tB\x03\xe0A\x03R\vlintNotices\"7\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\n" +
 	"\n" +
@@ -926,7 +960,7 @@ const file_certflow_issuance_v1_issuance_service_proto_rawDesc = "" +
 	"\x18GetCaCertificatesRequest\"a\n" +
 	"\x19GetCaCertificatesResponse\x12\x19\n" +
 	"\broot_pem\x18\x01 \x01(\tR\arootPem\x12)\n" +
-	"\x10intermediate_pem\x18\x02 \x01(\tR\x0fintermediatePem\"\xfd\x01\n" +
+	"\x10intermediate_pem\x18\x02 \x01(\tR\x0fintermediatePem\"\xa8\x02\n" +
 	"\x17IssueCertificateRequest\x12\"\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tB\x03\xe0A\x02R\trequestId\x12%\n" +
@@ -934,7 +968,8 @@ const file_certflow_issuance_v1_issuance_service_proto_rawDesc = "" +
 	"\adomains\x18\x03 \x03(\tB\x03\xe0A\x02R\adomains\x12\x10\n" +
 	"\x03csr\x18\x04 \x01(\tR\x03csr\x12G\n" +
 	"\rkey_algorithm\x18\x05 \x01(\x0e2\".certflow.issuance.v1.KeyAlgorithmR\fkeyAlgorithm\x12\x1d\n" +
-	"\aattempt\x18\x06 \x01(\x05B\x03\xe0A\x02R\aattempt\"\x92\x01\n" +
+	"\aattempt\x18\x06 \x01(\x05B\x03\xe0A\x02R\aattempt\x12)\n" +
+	"\x10validation_level\x18\a \x01(\tR\x0fvalidationLevel\"\x92\x01\n" +
 	"\x18RevokeCertificateRequest\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name\x12>\n" +
 	"\x06reason\x18\x02 \x01(\x0e2&.certflow.issuance.v1.RevocationReasonR\x06reason\x12\x1d\n" +

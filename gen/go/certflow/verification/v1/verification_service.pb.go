@@ -1055,8 +1055,13 @@ type AuthorizeIssuanceResponse struct {
 	RuleVersion string `protobuf:"bytes,3,opt,name=rule_version,json=ruleVersion,proto3" json:"rule_version,omitempty"`
 	// What each remote perspective saw of CAA at check_time (BR 3.2.2.9).
 	CaaPerspectives []*PerspectiveResult `protobuf:"bytes,4,rep,name=caa_perspectives,json=caaPerspectives,proto3" json:"caa_perspectives,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// For an OV or EV certificate, the organization as the reviewer approved
+	// it: the approved ORGANIZATION review of the attempt, read at check_time,
+	// so the subject never comes from edits made after the approval. Unset
+	// when the attempt has no organization review (a DV certificate).
+	ApprovedOrganization *ApprovedOrganization `protobuf:"bytes,5,opt,name=approved_organization,json=approvedOrganization,proto3" json:"approved_organization,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *AuthorizeIssuanceResponse) Reset() {
@@ -1117,6 +1122,131 @@ func (x *AuthorizeIssuanceResponse) GetCaaPerspectives() []*PerspectiveResult {
 	return nil
 }
 
+func (x *AuthorizeIssuanceResponse) GetApprovedOrganization() *ApprovedOrganization {
+	if x != nil {
+		return x.ApprovedOrganization
+	}
+	return nil
+}
+
+// An organization the CA staff approved, for the subject of an OV or EV
+// certificate.
+type ApprovedOrganization struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// reviews/{review}: the review whose reviewer validated the organization
+	// (for an approval by reuse, the earlier review that was reused).
+	Review string `protobuf:"bytes,1,opt,name=review,proto3" json:"review,omitempty"`
+	// OV or EV, as the review was opened.
+	ValidationLevel string                 `protobuf:"bytes,2,opt,name=validation_level,json=validationLevel,proto3" json:"validation_level,omitempty"`
+	ApproveTime     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=approve_time,json=approveTime,proto3" json:"approve_time,omitempty"`
+	// The organization as it stood when the reviewer approved it (the fields
+	// of review Organization that can go into a certificate's subject).
+	Name string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	// The type of company, for EV's businessCategory.
+	Type string `protobuf:"bytes,5,opt,name=type,proto3" json:"type,omitempty"`
+	// The registration number, EV's subject serialNumber.
+	OrganizationId string `protobuf:"bytes,6,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
+	// ISO 3166-1 alpha-2.
+	Country       string `protobuf:"bytes,7,opt,name=country,proto3" json:"country,omitempty"`
+	Province      string `protobuf:"bytes,8,opt,name=province,proto3" json:"province,omitempty"`
+	City          string `protobuf:"bytes,9,opt,name=city,proto3" json:"city,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApprovedOrganization) Reset() {
+	*x = ApprovedOrganization{}
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApprovedOrganization) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApprovedOrganization) ProtoMessage() {}
+
+func (x *ApprovedOrganization) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApprovedOrganization.ProtoReflect.Descriptor instead.
+func (*ApprovedOrganization) Descriptor() ([]byte, []int) {
+	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ApprovedOrganization) GetReview() string {
+	if x != nil {
+		return x.Review
+	}
+	return ""
+}
+
+func (x *ApprovedOrganization) GetValidationLevel() string {
+	if x != nil {
+		return x.ValidationLevel
+	}
+	return ""
+}
+
+func (x *ApprovedOrganization) GetApproveTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ApproveTime
+	}
+	return nil
+}
+
+func (x *ApprovedOrganization) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ApprovedOrganization) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *ApprovedOrganization) GetOrganizationId() string {
+	if x != nil {
+		return x.OrganizationId
+	}
+	return ""
+}
+
+func (x *ApprovedOrganization) GetCountry() string {
+	if x != nil {
+		return x.Country
+	}
+	return ""
+}
+
+func (x *ApprovedOrganization) GetProvince() string {
+	if x != nil {
+		return x.Province
+	}
+	return ""
+}
+
+func (x *ApprovedOrganization) GetCity() string {
+	if x != nil {
+		return x.City
+	}
+	return ""
+}
+
 // The validation a name of a certificate rests on.
 type DomainValidation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1141,7 +1271,7 @@ type DomainValidation struct {
 
 func (x *DomainValidation) Reset() {
 	*x = DomainValidation{}
-	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[14]
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1153,7 +1283,7 @@ func (x *DomainValidation) String() string {
 func (*DomainValidation) ProtoMessage() {}
 
 func (x *DomainValidation) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[14]
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1166,7 +1296,7 @@ func (x *DomainValidation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainValidation.ProtoReflect.Descriptor instead.
 func (*DomainValidation) Descriptor() ([]byte, []int) {
-	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{14}
+	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DomainValidation) GetDomain() string {
@@ -1249,7 +1379,7 @@ type Document struct {
 
 func (x *Document) Reset() {
 	*x = Document{}
-	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[15]
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1261,7 +1391,7 @@ func (x *Document) String() string {
 func (*Document) ProtoMessage() {}
 
 func (x *Document) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[15]
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1274,7 +1404,7 @@ func (x *Document) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Document.ProtoReflect.Descriptor instead.
 func (*Document) Descriptor() ([]byte, []int) {
-	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{15}
+	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Document) GetName() string {
@@ -1351,7 +1481,7 @@ type UploadDocumentRequest struct {
 
 func (x *UploadDocumentRequest) Reset() {
 	*x = UploadDocumentRequest{}
-	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[16]
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1363,7 +1493,7 @@ func (x *UploadDocumentRequest) String() string {
 func (*UploadDocumentRequest) ProtoMessage() {}
 
 func (x *UploadDocumentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[16]
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1376,7 +1506,7 @@ func (x *UploadDocumentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadDocumentRequest.ProtoReflect.Descriptor instead.
 func (*UploadDocumentRequest) Descriptor() ([]byte, []int) {
-	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{16}
+	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UploadDocumentRequest) GetParent() string {
@@ -1404,7 +1534,7 @@ type ListDocumentsRequest struct {
 
 func (x *ListDocumentsRequest) Reset() {
 	*x = ListDocumentsRequest{}
-	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[17]
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1416,7 +1546,7 @@ func (x *ListDocumentsRequest) String() string {
 func (*ListDocumentsRequest) ProtoMessage() {}
 
 func (x *ListDocumentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[17]
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1429,7 +1559,7 @@ func (x *ListDocumentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDocumentsRequest.ProtoReflect.Descriptor instead.
 func (*ListDocumentsRequest) Descriptor() ([]byte, []int) {
-	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{17}
+	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListDocumentsRequest) GetParent() string {
@@ -1463,7 +1593,7 @@ type ListDocumentsResponse struct {
 
 func (x *ListDocumentsResponse) Reset() {
 	*x = ListDocumentsResponse{}
-	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[18]
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1475,7 +1605,7 @@ func (x *ListDocumentsResponse) String() string {
 func (*ListDocumentsResponse) ProtoMessage() {}
 
 func (x *ListDocumentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[18]
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1488,7 +1618,7 @@ func (x *ListDocumentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDocumentsResponse.ProtoReflect.Descriptor instead.
 func (*ListDocumentsResponse) Descriptor() ([]byte, []int) {
-	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{18}
+	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListDocumentsResponse) GetDocuments() []*Document {
@@ -1514,7 +1644,7 @@ type GetDocumentRequest struct {
 
 func (x *GetDocumentRequest) Reset() {
 	*x = GetDocumentRequest{}
-	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[19]
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1526,7 +1656,7 @@ func (x *GetDocumentRequest) String() string {
 func (*GetDocumentRequest) ProtoMessage() {}
 
 func (x *GetDocumentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[19]
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1539,7 +1669,7 @@ func (x *GetDocumentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDocumentRequest.ProtoReflect.Descriptor instead.
 func (*GetDocumentRequest) Descriptor() ([]byte, []int) {
-	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{19}
+	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetDocumentRequest) GetName() string {
@@ -1568,7 +1698,7 @@ type PerspectiveResult struct {
 
 func (x *PerspectiveResult) Reset() {
 	*x = PerspectiveResult{}
-	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[20]
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1580,7 +1710,7 @@ func (x *PerspectiveResult) String() string {
 func (*PerspectiveResult) ProtoMessage() {}
 
 func (x *PerspectiveResult) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[20]
+	mi := &file_certflow_verification_v1_verification_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1593,7 +1723,7 @@ func (x *PerspectiveResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PerspectiveResult.ProtoReflect.Descriptor instead.
 func (*PerspectiveResult) Descriptor() ([]byte, []int) {
-	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{20}
+	return file_certflow_verification_v1_verification_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PerspectiveResult) GetPerspective() string {
@@ -1719,13 +1849,24 @@ const file_certflow_verification_v1_verification_service_proto_rawDesc = "" +
 	"\vapplication\x18\x01 \x01(\tB\x03\xe0A\x02R\vapplication\x12\x1d\n" +
 	"\aattempt\x18\x02 \x01(\x05B\x03\xe0A\x02R\aattempt\x12\x1d\n" +
 	"\adomains\x18\x03 \x03(\tB\x03\xe0A\x02R\adomains\x12<\n" +
-	"\tsign_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x02R\bsignTime\"\x9f\x02\n" +
+	"\tsign_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x02R\bsignTime\"\x84\x03\n" +
 	"\x19AuthorizeIssuanceResponse\x12L\n" +
 	"\vvalidations\x18\x01 \x03(\v2*.certflow.verification.v1.DomainValidationR\vvalidations\x129\n" +
 	"\n" +
 	"check_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tcheckTime\x12!\n" +
 	"\frule_version\x18\x03 \x01(\tR\vruleVersion\x12V\n" +
-	"\x10caa_perspectives\x18\x04 \x03(\v2+.certflow.verification.v1.PerspectiveResultR\x0fcaaPerspectives\"\x9a\x03\n" +
+	"\x10caa_perspectives\x18\x04 \x03(\v2+.certflow.verification.v1.PerspectiveResultR\x0fcaaPerspectives\x12c\n" +
+	"\x15approved_organization\x18\x05 \x01(\v2..certflow.verification.v1.ApprovedOrganizationR\x14approvedOrganization\"\xb3\x02\n" +
+	"\x14ApprovedOrganization\x12\x16\n" +
+	"\x06review\x18\x01 \x01(\tR\x06review\x12)\n" +
+	"\x10validation_level\x18\x02 \x01(\tR\x0fvalidationLevel\x12=\n" +
+	"\fapprove_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vapproveTime\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x12\x12\n" +
+	"\x04type\x18\x05 \x01(\tR\x04type\x12'\n" +
+	"\x0forganization_id\x18\x06 \x01(\tR\x0eorganizationId\x12\x18\n" +
+	"\acountry\x18\a \x01(\tR\acountry\x12\x1a\n" +
+	"\bprovince\x18\b \x01(\tR\bprovince\x12\x12\n" +
+	"\x04city\x18\t \x01(\tR\x04city\"\x9a\x03\n" +
 	"\x10DomainValidation\x12\x16\n" +
 	"\x06domain\x18\x01 \x01(\tR\x06domain\x12B\n" +
 	"\x06method\x18\x02 \x01(\x0e2*.certflow.verification.v1.ValidationMethodR\x06method\x12C\n" +
@@ -1799,7 +1940,7 @@ func file_certflow_verification_v1_verification_service_proto_rawDescGZIP() []by
 }
 
 var file_certflow_verification_v1_verification_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_certflow_verification_v1_verification_service_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_certflow_verification_v1_verification_service_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_certflow_verification_v1_verification_service_proto_goTypes = []any{
 	(ValidationMethod)(0),             // 0: certflow.verification.v1.ValidationMethod
 	(Challenge_State)(0),              // 1: certflow.verification.v1.Challenge.State
@@ -1817,67 +1958,70 @@ var file_certflow_verification_v1_verification_service_proto_goTypes = []any{
 	(*CheckCaaResponse)(nil),          // 13: certflow.verification.v1.CheckCaaResponse
 	(*AuthorizeIssuanceRequest)(nil),  // 14: certflow.verification.v1.AuthorizeIssuanceRequest
 	(*AuthorizeIssuanceResponse)(nil), // 15: certflow.verification.v1.AuthorizeIssuanceResponse
-	(*DomainValidation)(nil),          // 16: certflow.verification.v1.DomainValidation
-	(*Document)(nil),                  // 17: certflow.verification.v1.Document
-	(*UploadDocumentRequest)(nil),     // 18: certflow.verification.v1.UploadDocumentRequest
-	(*ListDocumentsRequest)(nil),      // 19: certflow.verification.v1.ListDocumentsRequest
-	(*ListDocumentsResponse)(nil),     // 20: certflow.verification.v1.ListDocumentsResponse
-	(*GetDocumentRequest)(nil),        // 21: certflow.verification.v1.GetDocumentRequest
-	(*PerspectiveResult)(nil),         // 22: certflow.verification.v1.PerspectiveResult
-	(*timestamppb.Timestamp)(nil),     // 23: google.protobuf.Timestamp
+	(*ApprovedOrganization)(nil),      // 16: certflow.verification.v1.ApprovedOrganization
+	(*DomainValidation)(nil),          // 17: certflow.verification.v1.DomainValidation
+	(*Document)(nil),                  // 18: certflow.verification.v1.Document
+	(*UploadDocumentRequest)(nil),     // 19: certflow.verification.v1.UploadDocumentRequest
+	(*ListDocumentsRequest)(nil),      // 20: certflow.verification.v1.ListDocumentsRequest
+	(*ListDocumentsResponse)(nil),     // 21: certflow.verification.v1.ListDocumentsResponse
+	(*GetDocumentRequest)(nil),        // 22: certflow.verification.v1.GetDocumentRequest
+	(*PerspectiveResult)(nil),         // 23: certflow.verification.v1.PerspectiveResult
+	(*timestamppb.Timestamp)(nil),     // 24: google.protobuf.Timestamp
 }
 var file_certflow_verification_v1_verification_service_proto_depIdxs = []int32{
 	0,  // 0: certflow.verification.v1.Challenge.method:type_name -> certflow.verification.v1.ValidationMethod
 	1,  // 1: certflow.verification.v1.Challenge.state:type_name -> certflow.verification.v1.Challenge.State
-	23, // 2: certflow.verification.v1.Challenge.create_time:type_name -> google.protobuf.Timestamp
-	23, // 3: certflow.verification.v1.Challenge.expire_time:type_name -> google.protobuf.Timestamp
-	23, // 4: certflow.verification.v1.Challenge.verify_time:type_name -> google.protobuf.Timestamp
-	23, // 5: certflow.verification.v1.Challenge.last_check_time:type_name -> google.protobuf.Timestamp
-	23, // 6: certflow.verification.v1.Challenge.next_check_time:type_name -> google.protobuf.Timestamp
-	23, // 7: certflow.verification.v1.Challenge.validation_time:type_name -> google.protobuf.Timestamp
-	22, // 8: certflow.verification.v1.Challenge.perspectives:type_name -> certflow.verification.v1.PerspectiveResult
+	24, // 2: certflow.verification.v1.Challenge.create_time:type_name -> google.protobuf.Timestamp
+	24, // 3: certflow.verification.v1.Challenge.expire_time:type_name -> google.protobuf.Timestamp
+	24, // 4: certflow.verification.v1.Challenge.verify_time:type_name -> google.protobuf.Timestamp
+	24, // 5: certflow.verification.v1.Challenge.last_check_time:type_name -> google.protobuf.Timestamp
+	24, // 6: certflow.verification.v1.Challenge.next_check_time:type_name -> google.protobuf.Timestamp
+	24, // 7: certflow.verification.v1.Challenge.validation_time:type_name -> google.protobuf.Timestamp
+	23, // 8: certflow.verification.v1.Challenge.perspectives:type_name -> certflow.verification.v1.PerspectiveResult
 	2,  // 9: certflow.verification.v1.ListChallengesResponse.challenges:type_name -> certflow.verification.v1.Challenge
 	0,  // 10: certflow.verification.v1.CreateChallengesRequest.method:type_name -> certflow.verification.v1.ValidationMethod
 	2,  // 11: certflow.verification.v1.CreateChallengesResponse.challenges:type_name -> certflow.verification.v1.Challenge
 	2,  // 12: certflow.verification.v1.CancelChallengesResponse.challenges:type_name -> certflow.verification.v1.Challenge
-	23, // 13: certflow.verification.v1.AuthorizeIssuanceRequest.sign_time:type_name -> google.protobuf.Timestamp
-	16, // 14: certflow.verification.v1.AuthorizeIssuanceResponse.validations:type_name -> certflow.verification.v1.DomainValidation
-	23, // 15: certflow.verification.v1.AuthorizeIssuanceResponse.check_time:type_name -> google.protobuf.Timestamp
-	22, // 16: certflow.verification.v1.AuthorizeIssuanceResponse.caa_perspectives:type_name -> certflow.verification.v1.PerspectiveResult
-	0,  // 17: certflow.verification.v1.DomainValidation.method:type_name -> certflow.verification.v1.ValidationMethod
-	23, // 18: certflow.verification.v1.DomainValidation.validation_time:type_name -> google.protobuf.Timestamp
-	23, // 19: certflow.verification.v1.DomainValidation.expire_time:type_name -> google.protobuf.Timestamp
-	22, // 20: certflow.verification.v1.DomainValidation.perspectives:type_name -> certflow.verification.v1.PerspectiveResult
-	23, // 21: certflow.verification.v1.Document.create_time:type_name -> google.protobuf.Timestamp
-	17, // 22: certflow.verification.v1.UploadDocumentRequest.document:type_name -> certflow.verification.v1.Document
-	17, // 23: certflow.verification.v1.ListDocumentsResponse.documents:type_name -> certflow.verification.v1.Document
-	3,  // 24: certflow.verification.v1.VerificationService.GetChallenge:input_type -> certflow.verification.v1.GetChallengeRequest
-	4,  // 25: certflow.verification.v1.VerificationService.ListChallenges:input_type -> certflow.verification.v1.ListChallengesRequest
-	6,  // 26: certflow.verification.v1.VerificationService.CheckChallenge:input_type -> certflow.verification.v1.CheckChallengeRequest
-	7,  // 27: certflow.verification.v1.VerificationService.CreateChallenges:input_type -> certflow.verification.v1.CreateChallengesRequest
-	9,  // 28: certflow.verification.v1.VerificationService.CancelChallenges:input_type -> certflow.verification.v1.CancelChallengesRequest
-	11, // 29: certflow.verification.v1.VerificationService.ConfirmChallenge:input_type -> certflow.verification.v1.ConfirmChallengeRequest
-	12, // 30: certflow.verification.v1.VerificationService.CheckCaa:input_type -> certflow.verification.v1.CheckCaaRequest
-	14, // 31: certflow.verification.v1.VerificationService.AuthorizeIssuance:input_type -> certflow.verification.v1.AuthorizeIssuanceRequest
-	18, // 32: certflow.verification.v1.VerificationService.UploadDocument:input_type -> certflow.verification.v1.UploadDocumentRequest
-	19, // 33: certflow.verification.v1.VerificationService.ListDocuments:input_type -> certflow.verification.v1.ListDocumentsRequest
-	21, // 34: certflow.verification.v1.VerificationService.GetDocument:input_type -> certflow.verification.v1.GetDocumentRequest
-	2,  // 35: certflow.verification.v1.VerificationService.GetChallenge:output_type -> certflow.verification.v1.Challenge
-	5,  // 36: certflow.verification.v1.VerificationService.ListChallenges:output_type -> certflow.verification.v1.ListChallengesResponse
-	2,  // 37: certflow.verification.v1.VerificationService.CheckChallenge:output_type -> certflow.verification.v1.Challenge
-	8,  // 38: certflow.verification.v1.VerificationService.CreateChallenges:output_type -> certflow.verification.v1.CreateChallengesResponse
-	10, // 39: certflow.verification.v1.VerificationService.CancelChallenges:output_type -> certflow.verification.v1.CancelChallengesResponse
-	2,  // 40: certflow.verification.v1.VerificationService.ConfirmChallenge:output_type -> certflow.verification.v1.Challenge
-	13, // 41: certflow.verification.v1.VerificationService.CheckCaa:output_type -> certflow.verification.v1.CheckCaaResponse
-	15, // 42: certflow.verification.v1.VerificationService.AuthorizeIssuance:output_type -> certflow.verification.v1.AuthorizeIssuanceResponse
-	17, // 43: certflow.verification.v1.VerificationService.UploadDocument:output_type -> certflow.verification.v1.Document
-	20, // 44: certflow.verification.v1.VerificationService.ListDocuments:output_type -> certflow.verification.v1.ListDocumentsResponse
-	17, // 45: certflow.verification.v1.VerificationService.GetDocument:output_type -> certflow.verification.v1.Document
-	35, // [35:46] is the sub-list for method output_type
-	24, // [24:35] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	24, // 13: certflow.verification.v1.AuthorizeIssuanceRequest.sign_time:type_name -> google.protobuf.Timestamp
+	17, // 14: certflow.verification.v1.AuthorizeIssuanceResponse.validations:type_name -> certflow.verification.v1.DomainValidation
+	24, // 15: certflow.verification.v1.AuthorizeIssuanceResponse.check_time:type_name -> google.protobuf.Timestamp
+	23, // 16: certflow.verification.v1.AuthorizeIssuanceResponse.caa_perspectives:type_name -> certflow.verification.v1.PerspectiveResult
+	16, // 17: certflow.verification.v1.AuthorizeIssuanceResponse.approved_organization:type_name -> certflow.verification.v1.ApprovedOrganization
+	24, // 18: certflow.verification.v1.ApprovedOrganization.approve_time:type_name -> google.protobuf.Timestamp
+	0,  // 19: certflow.verification.v1.DomainValidation.method:type_name -> certflow.verification.v1.ValidationMethod
+	24, // 20: certflow.verification.v1.DomainValidation.validation_time:type_name -> google.protobuf.Timestamp
+	24, // 21: certflow.verification.v1.DomainValidation.expire_time:type_name -> google.protobuf.Timestamp
+	23, // 22: certflow.verification.v1.DomainValidation.perspectives:type_name -> certflow.verification.v1.PerspectiveResult
+	24, // 23: certflow.verification.v1.Document.create_time:type_name -> google.protobuf.Timestamp
+	18, // 24: certflow.verification.v1.UploadDocumentRequest.document:type_name -> certflow.verification.v1.Document
+	18, // 25: certflow.verification.v1.ListDocumentsResponse.documents:type_name -> certflow.verification.v1.Document
+	3,  // 26: certflow.verification.v1.VerificationService.GetChallenge:input_type -> certflow.verification.v1.GetChallengeRequest
+	4,  // 27: certflow.verification.v1.VerificationService.ListChallenges:input_type -> certflow.verification.v1.ListChallengesRequest
+	6,  // 28: certflow.verification.v1.VerificationService.CheckChallenge:input_type -> certflow.verification.v1.CheckChallengeRequest
+	7,  // 29: certflow.verification.v1.VerificationService.CreateChallenges:input_type -> certflow.verification.v1.CreateChallengesRequest
+	9,  // 30: certflow.verification.v1.VerificationService.CancelChallenges:input_type -> certflow.verification.v1.CancelChallengesRequest
+	11, // 31: certflow.verification.v1.VerificationService.ConfirmChallenge:input_type -> certflow.verification.v1.ConfirmChallengeRequest
+	12, // 32: certflow.verification.v1.VerificationService.CheckCaa:input_type -> certflow.verification.v1.CheckCaaRequest
+	14, // 33: certflow.verification.v1.VerificationService.AuthorizeIssuance:input_type -> certflow.verification.v1.AuthorizeIssuanceRequest
+	19, // 34: certflow.verification.v1.VerificationService.UploadDocument:input_type -> certflow.verification.v1.UploadDocumentRequest
+	20, // 35: certflow.verification.v1.VerificationService.ListDocuments:input_type -> certflow.verification.v1.ListDocumentsRequest
+	22, // 36: certflow.verification.v1.VerificationService.GetDocument:input_type -> certflow.verification.v1.GetDocumentRequest
+	2,  // 37: certflow.verification.v1.VerificationService.GetChallenge:output_type -> certflow.verification.v1.Challenge
+	5,  // 38: certflow.verification.v1.VerificationService.ListChallenges:output_type -> certflow.verification.v1.ListChallengesResponse
+	2,  // 39: certflow.verification.v1.VerificationService.CheckChallenge:output_type -> certflow.verification.v1.Challenge
+	8,  // 40: certflow.verification.v1.VerificationService.CreateChallenges:output_type -> certflow.verification.v1.CreateChallengesResponse
+	10, // 41: certflow.verification.v1.VerificationService.CancelChallenges:output_type -> certflow.verification.v1.CancelChallengesResponse
+	2,  // 42: certflow.verification.v1.VerificationService.ConfirmChallenge:output_type -> certflow.verification.v1.Challenge
+	13, // 43: certflow.verification.v1.VerificationService.CheckCaa:output_type -> certflow.verification.v1.CheckCaaResponse
+	15, // 44: certflow.verification.v1.VerificationService.AuthorizeIssuance:output_type -> certflow.verification.v1.AuthorizeIssuanceResponse
+	18, // 45: certflow.verification.v1.VerificationService.UploadDocument:output_type -> certflow.verification.v1.Document
+	21, // 46: certflow.verification.v1.VerificationService.ListDocuments:output_type -> certflow.verification.v1.ListDocumentsResponse
+	18, // 47: certflow.verification.v1.VerificationService.GetDocument:output_type -> certflow.verification.v1.Document
+	37, // [37:48] is the sub-list for method output_type
+	26, // [26:37] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_certflow_verification_v1_verification_service_proto_init() }
@@ -1891,7 +2035,7 @@ func file_certflow_verification_v1_verification_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certflow_verification_v1_verification_service_proto_rawDesc), len(file_certflow_verification_v1_verification_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -3,14 +3,17 @@ package orgapp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	eventsv1 "github.com/certflow/certflow/gen/go/certflow/events/v1"
 	"github.com/certflow/certflow/pkg/apierr"
+	"github.com/certflow/certflow/pkg/certpolicy"
 	"github.com/certflow/certflow/pkg/docstore"
 	"github.com/certflow/certflow/pkg/events"
 	"github.com/certflow/certflow/services/verification/internal/orgval"
@@ -269,4 +272,57 @@ func decided(account, id string, r *orgval.Review, now time.Time) (events.Event,
 		Account: account, Review: Name(id), Kind: string(r.Kind), Application: r.Application, Attempt: int32(r.Attempt),
 		State: string(r.State), Reviewer: r.Reviewer, Cause: r.Cause, Reused: r.Reused,
 	})
+}
+
+// Approved is the organization the CA staff approved for an application
+// attempt: what an OV or EV certificate's subject is made from.
+type Approved struct {
+	// Review names the review whose reviewer validated the organization;
+	// for an approval by reuse, the earlier review that was reused.
+	Review          string
+	ValidationLevel string
+	Organization    orgval.Organization
+	ApproveTime     time.Time
+}
+
+// ApprovedOrganization returns the organization approved for one of
+// account's application attempts as it stood when the reviewer approved it,
+// judged at now: nil when the attempt has no ORGANIZATION review (a DV
+// application), a FailedPrecondition ORGANIZATION_NOT_APPROVED when its
+// review is not approved, ORGANIZATION_VALIDATION_EXPIRED when the approval
+// is older than the 398 days organization data may be reused (BR 4.2.1).
+//
+// The review holds the organization as declared when it was opened; the
+// customer's later edits go to a new attempt with a new review, so they never
+// reach a certificate that rests on this one. An approval by reuse stands on
+// the earlier review's organization, which is read instead.
+func (a *Reviews) ApprovedOrganization(ctx context.Context, account, application string, attempt int, now time.Time) (*Approved, error) {
+	rec, err := a.store.Get(ctx, account, ReviewID(account, application, attempt, orgval.KindOrganization))
+	if errors.Is(err, apierr.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	r := rec.Doc
+	if r.State != orgval.Approved {
+		return nil, apierr.New(apierr.FailedPrecondition, "ORGANIZATION_NOT_APPROVED",
+			"the organization review of %s (attempt %d) is %s, not APPROVED; an OV or EV certificate is signed only for an approved organization", application, attempt, r.State)
+	}
+	out := &Approved{Review: Name(rec.ID), ValidationLevel: r.ValidationLevel, Organization: r.Organization, ApproveTime: r.DecideTime}
+	if r.Reused {
+		prev, err := a.store.Get(ctx, account, strings.TrimPrefix(r.ReusedReview, "reviews/"))
+		if err != nil {
+			return nil, fmt.Errorf("reused review %s of %s: %w", r.ReusedReview, Name(rec.ID), err)
+		}
+		if prev.Doc.State != orgval.Approved || prev.Doc.Kind != orgval.KindOrganization {
+			return nil, fmt.Errorf("reused review %s of %s is %s %s, not an approved organization review", r.ReusedReview, Name(rec.ID), prev.Doc.Kind, prev.Doc.State)
+		}
+		out.Review, out.Organization, out.ApproveTime = r.ReusedReview, prev.Doc.Organization, prev.Doc.DecideTime
+	}
+	if now.Sub(out.ApproveTime) >= certpolicy.OrganizationValidationReuse {
+		return nil, apierr.New(apierr.FailedPrecondition, "ORGANIZATION_VALIDATION_EXPIRED",
+			"the organization was approved on %s, more than 398 days ago; it must be validated again", out.ApproveTime.UTC().Format(time.DateOnly))
+	}
+	return out, nil
 }
