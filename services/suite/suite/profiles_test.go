@@ -118,6 +118,29 @@ func checkIssued(t *testing.T, e *env, key, certificate, level string) {
 	if err := leaf.CheckSignatureFrom(issuer); err != nil {
 		t.Errorf("the certificate from the AIA URL did not issue the leaf: %v", err)
 	}
+	// The CRL at the URL the certificate names: signed by its issuer,
+	// current, and not listing it.
+	crlResp, err := http.Get(leaf.CRLDistributionPoints[0])
+	if err != nil {
+		t.Fatalf("CRL fetch: %v", err)
+	}
+	defer crlResp.Body.Close()
+	crlDER, _ := io.ReadAll(crlResp.Body)
+	crl, err := x509.ParseRevocationList(crlDER)
+	if crlResp.StatusCode != 200 || crlResp.Header.Get("Content-Type") != "application/pkix-crl" || err != nil {
+		t.Fatalf("CRL fetch %s = %d %s %v", leaf.CRLDistributionPoints[0], crlResp.StatusCode, crlResp.Header.Get("Content-Type"), err)
+	}
+	if err := crl.CheckSignatureFrom(issuer); err != nil {
+		t.Errorf("the CRL at %s is not signed by the leaf's issuer: %v", leaf.CRLDistributionPoints[0], err)
+	}
+	if !crl.NextUpdate.After(time.Now()) || crl.NextUpdate.Sub(crl.ThisUpdate) > 10*24*time.Hour {
+		t.Errorf("CRL thisUpdate %v nextUpdate %v; want current and at most 10 days apart", crl.ThisUpdate, crl.NextUpdate)
+	}
+	for _, r := range crl.RevokedCertificateEntries {
+		if r.SerialNumber.Cmp(leaf.SerialNumber) == 0 {
+			t.Errorf("the CRL lists the certificate just issued")
+		}
+	}
 }
 
 // TestProfilesEndToEnd issues through the whole flow (order, application,
