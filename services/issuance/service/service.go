@@ -236,6 +236,8 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	revocations := docstore.New[domain.Revocation](b.DB.Collection("revocations"), "revocation", b.StoreOptions(cfg.Now)...)
 	blocked := docstore.New[domain.BlockedKey](b.DB.Collection("blockedkeys"), "blocked key", b.StoreOptions(cfg.Now)...)
+	// Keys revoked for keyCompromise join the key policy's blocklists.
+	keys.Compromised = append(keys.Compromised, blockedkeys.Store{S: blocked}.Policy())
 	crls := docstore.New[domain.CRL](b.DB.Collection("crls"), "CRL", b.StoreOptions(cfg.Now)...)
 	for _, ensure := range []func(context.Context, ...mongo.IndexModel) error{revocations.EnsureIndexes, blocked.EnsureIndexes, crls.EnsureIndexes} {
 		if err := ensure(ctx); err != nil {

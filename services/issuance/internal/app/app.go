@@ -209,9 +209,6 @@ func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*doc
 			return nil, csrError(err)
 		}
 	}
-	if err := a.checkKeyNotCompromised(ctx, pub); err != nil {
-		return nil, err
-	}
 	// The key is made: from here to the signature nothing slow happens, so
 	// the check is made at the signing time itself.
 	now := a.now()

@@ -24,10 +24,10 @@ type Revocations interface {
 	Create(ctx context.Context, id, account string, doc domain.Revocation, evs ...events.Event) (*docstore.Record[domain.Revocation], bool, error)
 }
 
-// KeyBlocklist is the keys revoked for keyCompromise, by the SHA-256 of
-// their DER SubjectPublicKeyInfo (pkg/goodkey's Blocklist plus Block).
+// KeyBlocklist records the keys revoked for keyCompromise, by the SHA-256
+// of their DER SubjectPublicKeyInfo. The key policy (pkg/goodkey, through
+// blockedkeys.Store.Policy) refuses them in every later request.
 type KeyBlocklist interface {
-	Contains(ctx context.Context, spkiHash [32]byte) (bool, error)
 	Block(ctx context.Context, spkiHash [32]byte, certificate string, at time.Time) error
 }
 
@@ -141,31 +141,6 @@ func (a *App) blockKeyOf(ctx context.Context, name string, der []byte, now time.
 	}
 	if err := a.revocation.Blocked.Block(ctx, h, name, now); err != nil {
 		return fmt.Errorf("block the key of %s: %w", name, err)
-	}
-	return nil
-}
-
-// checkKeyNotCompromised refuses a key revoked for keyCompromise before
-// (KEY_COMPROMISED). It is the one place Issue consults the blocklist, for
-// customer CSRs and generated keys alike; pkg/goodkey's policy can take it
-// over.
-func (a *App) checkKeyNotCompromised(ctx context.Context, pub crypto.PublicKey) error {
-	if a.revocation.Blocked == nil {
-		return nil
-	}
-	h, err := a.revocation.Hash(pub)
-	if err != nil {
-		return apierr.Invalid("csr", "INVALID_CSR", "%v", err)
-	}
-	blocked, err := a.revocation.Blocked.Contains(ctx, h)
-	if err != nil {
-		return fmt.Errorf("check the key blocklist: %w", err)
-	}
-	if blocked {
-		// FailedPrecondition, not InvalidArgument: the same CSR was fine
-		// before the revocation; the CA's state refuses it now.
-		return apierr.New(apierr.FailedPrecondition, "KEY_COMPROMISED",
-			"the key was reported compromised when a certificate with it was revoked (keyCompromise); make a new key and a new CSR")
 	}
 	return nil
 }

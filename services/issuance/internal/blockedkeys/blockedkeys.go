@@ -18,6 +18,7 @@ import (
 
 	"github.com/certflow/certflow/pkg/apierr"
 	"github.com/certflow/certflow/pkg/docstore"
+	"github.com/certflow/certflow/pkg/goodkey"
 	"github.com/certflow/certflow/services/issuance/internal/domain"
 )
 
@@ -52,4 +53,14 @@ func (s Store) Block(ctx context.Context, spkiHash [32]byte, certificate string,
 	id := hex.EncodeToString(spkiHash[:])
 	_, _, err := s.S.Create(ctx, id, account, domain.BlockedKey{SPKISHA256: id, Certificate: certificate, BlockTime: at.UTC()})
 	return err
+}
+
+// Policy is the store as a pkg/goodkey Blocklist: the key policy checks
+// every CSR's key and every generated key against it.
+func (s Store) Policy() goodkey.Blocklist { return policyList{s} }
+
+type policyList struct{ s Store }
+
+func (p policyList) Contains(ctx context.Context, h goodkey.Hash) (bool, error) {
+	return p.s.Contains(ctx, h)
 }
