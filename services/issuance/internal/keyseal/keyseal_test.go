@@ -11,6 +11,10 @@ import (
 	"testing"
 )
 
+// version1 is the format's first byte: keys sealed by earlier versions
+// (which had their own copy of the sealing code) must still open.
+const version1 = 0x01
+
 func newSealer(t *testing.T) *Sealer {
 	t.Helper()
 	kek := make([]byte, 32)
