@@ -77,6 +77,11 @@ func StartNATS(addr, dir string, users map[string]string) (*NATS, error) {
 		// embedded server modest.
 		JetStreamMaxMemory: 256 << 20,
 		JetStreamMaxStore:  4 << 30,
+		// fsync every message before the publish is acknowledged. NATS's
+		// default syncs every 2 minutes: the outbox (fsynced in SQLite)
+		// would mark an event sent that a power cut then takes from the
+		// stream. SIGKILL alone loses nothing either way (page cache).
+		SyncAlways: true,
 	}
 	srv, err := natsserver.NewServer(opts)
 	if err != nil {

@@ -28,6 +28,14 @@ func main() {
 	s.String(&o.DevDNSAddr, "dev-dns-addr", "CERTFLOW_DEV_DNS_ADDR", "127.0.0.1:8053", "development DNS responder (UDP/TCP) that domain validation queries")
 	s.String(&o.DevDNSAdminAddr, "dev-dns-admin-addr", "CERTFLOW_DEV_DNS_ADMIN_ADDR", "127.0.0.1:8054", "its admin API, to publish TXT records with curl")
 	s.Int(&dcvWeb, "dcv-http-port", "CERTFLOW_DCV_HTTP_PORT", 8088, "port HTTP proof files are fetched from (names resolve to 127.0.0.1)")
+	s.String(&o.NATSAddr, "nats-addr", "CERTFLOW_NATS_ADDR", "127.0.0.1:4222", "embedded NATS JetStream listen address")
+	s.String(&o.MongoAddr, "mongo-addr", "CERTFLOW_MONGO_ADDR", "127.0.0.1:27018", "embedded FerretDB (MongoDB wire protocol) listen address")
+	s.String(&o.OrderAddr, "order-addr", "CERTFLOW_ORDER_ADDR", "127.0.0.1:9101", "order service gRPC address")
+	s.String(&o.ApplicationAddr, "application-addr", "CERTFLOW_APPLICATION_ADDR", "127.0.0.1:9102", "application service gRPC address")
+	s.String(&o.VerificationAddr, "verification-addr", "CERTFLOW_VERIFICATION_ADDR", "127.0.0.1:9103", "verification service gRPC address (its perspectives take free loopback ports)")
+	s.String(&o.IssuanceAddr, "issuance-addr", "CERTFLOW_ISSUANCE_ADDR", "127.0.0.1:9104", "issuance service gRPC address")
+	s.String(&o.NotificationAddr, "notification-addr", "CERTFLOW_NOTIFICATION_ADDR", "127.0.0.1:9105", "notification service gRPC address")
+	s.String(&o.IssuanceHTTPAddr, "issuance-http-addr", "CERTFLOW_ISSUANCE_HTTP_ADDR", "127.0.0.1:9180", "AIA and CRL listener; its URLs are written into certificates")
 	s.String(&o.SMTPAddr, "smtp-addr", "CERTFLOW_SMTP_ADDR", "", "SMTP server for notification mail; empty logs mail instead")
 	s.String(&o.DebianWeakKeysFile, "debian-weak-keys-file", "CERTFLOW_DEBIAN_WEAK_KEYS_FILE", "", "Debian openssl-blacklist file of weak RSA keys the CA refuses; empty = none")
 	s.String(&o.BlockedKeysFile, "blocked-keys-file", "CERTFLOW_BLOCKED_KEYS_FILE", "", "keys the CA refuses as compromised, the hex SHA-256 of each DER SubjectPublicKeyInfo a line; empty = none")
@@ -66,10 +74,10 @@ certflow is running.
 %s  CA root certificate:   %s
   dev DNS admin API:     http://%s   (publish TXT records here, see README)
   NATS:                  %s   (read-only nkey seed for other teams: %s)
-  operator gRPC access:  grpcurl -cacert %s -cert %s -key %s 127.0.0.1:9104 list
+  operator gRPC access:  grpcurl -cacert %s -cert %s -key %s %s list
 Press Ctrl-C to stop; data stays in %s.
 `, st.GatewayURL, st.GatewayURL, keys, root, o.DevDNSAdminAddr, st.NATSURL,
-		filepath.Join(st.NATSSeeds, "reader.nk"), filepath.Join(st.PKIDir, "ca.pem"), filepath.Join(st.PKIDir, "operator.pem"), filepath.Join(st.PKIDir, "operator-key.pem"), o.DataDir)
+		filepath.Join(st.NATSSeeds, "reader.nk"), filepath.Join(st.PKIDir, "ca.pem"), filepath.Join(st.PKIDir, "operator.pem"), filepath.Join(st.PKIDir, "operator-key.pem"), st.IssuanceAddr, o.DataDir)
 	if err := st.Run(ctx); err != nil {
 		log.Error("stopped with an error", "err", err)
 		os.Exit(1)
