@@ -157,6 +157,11 @@ func Start(ctx context.Context, cfg Config) (*Base, error) {
 	return b, nil
 }
 
+// SingleWriter reports whether this process is its database's only writer
+// (FerretDB, one process per database): it may then keep in memory what it
+// writes, such as a queue of due work, instead of querying for it.
+func (b *Base) SingleWriter() bool { return b.singleWriter }
+
 // StoreOptions are the docstore options every store of the service uses:
 // its clock, and SingleWriter on FerretDB.
 func (b *Base) StoreOptions(now func() time.Time) []docstore.Option {

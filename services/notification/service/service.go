@@ -73,7 +73,9 @@ type Config struct {
 	// addresses: tests and development only.
 	WebhookAllowPrivate bool
 	// WebhookSweepInterval is how often PENDING deliveries are read back
-	// from the database, for those a previous process left (default 30s).
+	// from the database, for those a previous process (or, on MongoDB,
+	// another replica) left (default 30s). On FerretDB, whose one writer
+	// is this process, they are read back once, at start.
 	WebhookSweepInterval time.Duration
 	// WebhookKEKFile holds the base64 32-byte key-encryption key that seals
 	// webhook signing secrets at rest; WebhookKEK, if set, is the key
@@ -271,12 +273,24 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		}, a.Handle)
 	})
 	b.Go(func(ctx context.Context) error { return queue.Run(ctx, webhookWorkers, a.Deliver) })
+	// The sweep schedules the PENDING deliveries the in-memory queue does
+	// not hold: those an earlier process left. On MongoDB, where other
+	// replicas write too (and may stop), it runs every interval, by the
+	// doc.state index. On FerretDB this process is the only writer: after
+	// the sweep at start (its one scan of the collection), every pending
+	// delivery it makes is in the queue until done, so there is nothing
+	// left to find and no periodic scan.
+	single := b.SingleWriter()
 	b.Go(func(ctx context.Context) error {
 		t := time.NewTicker(cfg.WebhookSweepInterval)
 		defer t.Stop()
 		for {
-			if err := a.SweepDeliveries(ctx); err != nil && ctx.Err() == nil {
+			err := a.SweepDeliveries(ctx)
+			if err != nil && ctx.Err() == nil {
 				b.Log.Warn("webhook delivery sweep failed; will retry", "err", err)
+			}
+			if err == nil && single {
+				return nil
 			}
 			select {
 			case <-ctx.Done():

@@ -68,6 +68,7 @@ func startOn(t *testing.T, db string, cfg notification.Config) (*notification.Se
 		log = testenv.Logger(t)
 	}
 	cfg.Config = service.Config{
+		Tally:    cfg.Tally,
 		GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, NATSSeedFile: testenv.NATSSeed(t, natsURL, "notification"), PKI: testenv.PKI(t), Log: log,
 	}
 	cfg.RetryDelay = 100 * time.Millisecond

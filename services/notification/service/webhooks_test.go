@@ -19,6 +19,8 @@ import (
 	"github.com/certflow/certflow/pkg/config"
 	"github.com/certflow/certflow/pkg/docstore"
 	"github.com/certflow/certflow/pkg/events"
+	"github.com/certflow/certflow/pkg/service"
+	"github.com/certflow/certflow/pkg/tally"
 	"github.com/certflow/certflow/pkg/testenv"
 	"github.com/certflow/certflow/services/notification/internal/domain"
 	notification "github.com/certflow/certflow/services/notification/service"
@@ -350,28 +352,56 @@ func TestWebhookRefusesLoopbackByDefault(t *testing.T) {
 }
 
 func TestWebhookSweepPicksUpLeftovers(t *testing.T) {
-	svc, client, _ := startWith(t, notification.Config{
-		WebhookAllowPrivate: true, WebhookSweepInterval: 100 * time.Millisecond, Now: increasingClock(),
-	})
+	// A delivery an earlier process recorded but never attempted (it
+	// stopped first): only the sweep at start can find it. Written before
+	// the service starts, since on FerretDB the running service is its
+	// database's only writer.
+	db, name := testenv.Database(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	frank := testenv.As(ctx, "frank", auth.Customer)
 	endpoint := newReceiver(t)
-	hook := createWebhook(frank, t, client, endpoint.url, "")
-
-	// A delivery an earlier process recorded but never attempted: only the
-	// sweep can find it.
-	webhookID := strings.TrimPrefix(hook.Name, "webhooks/")
-	store := docstore.New[domain.Delivery](svc.DB.Collection("webhook_deliveries"), "webhook delivery")
-	body := `{"id":"e-left","type":"certflow.order.created","data":{"account":"frank"}}`
-	if _, _, err := store.Create(ctx, "left1", "frank", domain.NewDelivery(webhookID, "e-left", events.OrderCreated, []byte(body), time.Now())); err != nil {
+	doc, err := domain.NewWebhook(endpoint.url, time.Now())
+	if err != nil {
 		t.Fatal(err)
 	}
+	if _, _, err := docstore.New[domain.Webhook](db.Collection("webhooks"), "webhook").Create(ctx, "left-hook", "frank", doc); err != nil {
+		t.Fatal(err)
+	}
+	store := docstore.New[domain.Delivery](db.Collection("webhook_deliveries"), "webhook delivery")
+	body := `{"id":"e-left","type":"certflow.order.created","data":{"account":"frank"}}`
+	if _, _, err := store.Create(ctx, "left1", "frank", domain.NewDelivery("left-hook", "e-left", events.OrderCreated, []byte(body), time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	_, client, _ := startOn(t, name, notification.Config{
+		WebhookAllowPrivate: true, WebhookSweepInterval: 100 * time.Millisecond, Now: increasingClock(),
+	})
+	frank := testenv.As(ctx, "frank", auth.Customer)
 	reqs := endpoint.waitFor(t, 1)
 	if string(reqs[0].body) != body || reqs[0].header.Get("Certflow-Event-Id") != "e-left" {
 		t.Errorf("endpoint received %s; want the left-over delivery's body", reqs[0].body)
 	}
-	waitDeliveries(frank, t, client, hook.Name, 1, notificationv1.WebhookDelivery_DELIVERED)
+	waitDeliveries(frank, t, client, "webhooks/left-hook", 1, notificationv1.WebhookDelivery_DELIVERED)
+}
+
+// On FerretDB, the service's database has one writer, itself: the PENDING
+// deliveries are read back once, at start, and never again (MongoDB, which
+// other replicas may write, keeps sweeping every interval).
+func TestWebhookSweepOnceOnSingleWriter(t *testing.T) {
+	counts := &tally.Counters{}
+	svc, _, _ := startWith(t, notification.Config{
+		Config:              service.Config{Tally: counts},
+		WebhookAllowPrivate: true, WebhookSweepInterval: 20 * time.Millisecond, Now: increasingClock(),
+	})
+	time.Sleep(200 * time.Millisecond)
+	before := counts.Snapshot()
+	time.Sleep(500 * time.Millisecond)
+	finds := counts.Snapshot()["db notification find"] - before["db notification find"]
+	if svc.SingleWriter() && finds != 0 {
+		t.Errorf("%d finds in 500ms of an idle single-writer service; want none (no periodic sweep)", finds)
+	}
+	if !svc.SingleWriter() && finds == 0 {
+		t.Errorf("no find in 500ms with a 20ms sweep on MongoDB; want the periodic sweep")
+	}
 }
 
 func TestUnlistedWebhooksAreDelivered(t *testing.T) {

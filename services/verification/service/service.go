@@ -145,7 +145,22 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	); err != nil {
 		return nil, err
 	}
-	a := app.New(store, validationStore(b, cfg.Now), prover, corr, mailer{notificationv1.NewNotificationServiceClient(nc)}, dcvCfg.caa, domain.Policy{
+	// The sweep's due challenges: on MongoDB, which several replicas may
+	// write, by the index above; on FerretDB, which this process alone
+	// writes and which would scan the collection for the query every
+	// sweep, from a queue of the pending challenges kept in memory
+	// (loaded by one scan now, before anything is served).
+	var challenges app.Challenges = store
+	var due app.DueChallenges = app.IndexedDue{Store: store}
+	if b.SingleWriter() {
+		q := app.NewQueuedChallenges(store)
+		if err := q.Load(ctx); err != nil {
+			return nil, err
+		}
+		b.Log.Info("due challenges kept in memory (single writer)", "pending", q.Len())
+		challenges, due = q, q
+	}
+	a := app.New(challenges, due, validationStore(b, cfg.Now), prover, corr, mailer{notificationv1.NewNotificationServiceClient(nc)}, dcvCfg.caa, domain.Policy{
 		Lifetime: cfg.ChallengeLifetime, RetryInitial: cfg.RetryInitial, RetryMax: cfg.RetryMax, HTTPPort: cfg.HTTPPort,
 		CNAMEZone: dcvCfg.cnameZone,
 	}, cfg.Now, b.Log)

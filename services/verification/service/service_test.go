@@ -19,6 +19,7 @@ import (
 	"github.com/certflow/certflow/pkg/devdns"
 	"github.com/certflow/certflow/pkg/events"
 	"github.com/certflow/certflow/pkg/service"
+	"github.com/certflow/certflow/pkg/tally"
 	"github.com/certflow/certflow/pkg/testenv"
 	verification "github.com/certflow/certflow/services/verification/service"
 )
@@ -42,11 +43,15 @@ type env struct {
 	files   sync.Map // path -> content
 	conn    *events.Conn
 	clock   *clock
+	// tally counts the service's database commands; single is whether its
+	// database is FerretDB (one writer).
+	tally  *tally.Counters
+	single bool
 }
 
 func start(t *testing.T) *env {
 	t.Helper()
-	e := &env{clock: &clock{t: time.Now()}}
+	e := &env{clock: &clock{t: time.Now()}, tally: &tally.Counters{}}
 	var err error
 	e.dns, err = devdns.Start(context.Background(), devdns.Options{Addr: "127.0.0.1:0", DefaultA: "127.0.0.1"})
 	if err != nil {
@@ -68,7 +73,7 @@ func start(t *testing.T) *env {
 	natsURL := testenv.NATS(t)
 	_, db := testenv.Database(t)
 	svc, err := newVerification(t, verification.Config{
-		Config:                service.Config{GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, NATSSeedFile: testenv.NATSSeed(t, natsURL, "verification"), PKI: testenv.PKI(t), Log: testenv.Logger(t), RelayInterval: 100 * time.Millisecond},
+		Config:                service.Config{GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, NATSSeedFile: testenv.NATSSeed(t, natsURL, "verification"), PKI: testenv.PKI(t), Log: testenv.Logger(t), RelayInterval: 100 * time.Millisecond, Tally: e.tally},
 		DNSServers:            e.dns.Addr(),
 		NotificationAddr:      e.mail.addr,
 		HTTPPort:              port,
@@ -82,6 +87,7 @@ func start(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.single = svc.SingleWriter()
 	testenv.Run(t, svc.Run)
 	e.client = verificationv1.NewVerificationServiceClient(testenv.Dial(t, svc.GRPC.Addr()))
 	e.reviews = verificationv1.NewReviewServiceClient(testenv.Dial(t, svc.GRPC.Addr()))
@@ -232,6 +238,36 @@ func TestChallengeExpiresAndCancel(t *testing.T) {
 		Method: verificationv1.ValidationMethod_VALIDATION_METHOD_HTTP_FILE,
 	}); testenv.Code(err) != codes.InvalidArgument {
 		t.Fatalf("HTTP challenge for a wildcard = %v; want InvalidArgument", err)
+	}
+}
+
+// On FerretDB the worker finds what is due in memory: with challenges
+// stored but none pending, its sweeps (every 50ms here) read nothing. (By
+// the query, each sweep was a find reading the whole collection.)
+func TestIdleSweepReadsNothingOnSingleWriter(t *testing.T) {
+	e := start(t)
+	if !e.single {
+		t.Skip("MongoDB: the sweep is one indexed query")
+	}
+	ctx := testenv.As(context.Background(), "alice", auth.Customer)
+	for _, app := range []string{"applications/i1", "applications/i2"} {
+		if _, err := e.client.CreateChallenges(ctx, &verificationv1.CreateChallengesRequest{
+			Application: app, Attempt: 1, Domains: []string{"idle.example.test"},
+			Method: verificationv1.ValidationMethod_VALIDATION_METHOD_DNS_TXT,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.client.CancelChallenges(ctx, &verificationv1.CancelChallengesRequest{Application: app}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(time.Second) // the relay publishes the events
+	before := e.tally.Snapshot()
+	time.Sleep(time.Second)
+	// The relay's periodic sweep (every 60 intervals of 100ms, of two
+	// collections) may fall in the window; the worker's 20 sweeps may not.
+	if finds := e.tally.Snapshot()["db verification find"] - before["db verification find"]; finds > 2 {
+		t.Errorf("%d finds in 1s of idle sweeps every 50ms; want none but the relay's", finds)
 	}
 }
 

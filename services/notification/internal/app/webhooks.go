@@ -225,12 +225,19 @@ func (a *App) fanOut(ctx context.Context, ev events.Event) error {
 			}
 		}
 		id := DeliveryID(h.ID, ev.ID)
-		_, created, err := a.deliveries.Create(ctx, id, account, domain.NewDelivery(h.ID, ev.ID, ev.Type, body, a.now()))
+		rec, created, err := a.deliveries.Create(ctx, id, account, domain.NewDelivery(h.ID, ev.ID, ev.Type, body, a.now()))
 		if err != nil {
 			return err
 		}
-		if created {
+		switch {
+		case created:
 			a.queue.Schedule(id, 0)
+		case rec.Doc.State == domain.DeliveryPending:
+			// A redelivered event finds its delivery made: scheduled
+			// again at its time (the first create may have failed
+			// after writing, unscheduled; if it is queued already the
+			// queue keeps the earlier time). No sweep has to find it.
+			a.queue.Schedule(id, rec.Doc.NextAttemptTime.Sub(a.now()))
 		}
 	}
 	return nil

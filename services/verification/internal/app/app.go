@@ -32,7 +32,6 @@ type Challenges interface {
 	Get(ctx context.Context, account, id string) (*docstore.Record[domain.Challenge], error)
 	Update(ctx context.Context, account, id string, fn docstore.Mutation[domain.Challenge]) (*docstore.Record[domain.Challenge], error)
 	List(ctx context.Context, account string, o docstore.ListOptions) ([]*docstore.Record[domain.Challenge], bool, error)
-	Find(ctx context.Context, filter bson.D, limit int64) ([]*docstore.Record[domain.Challenge], error)
 	UpdateEach(ctx context.Context, account string, filter bson.D, fn func(r *docstore.Record[domain.Challenge]) ([]events.Event, error)) ([]*docstore.Record[domain.Challenge], error)
 }
 
@@ -79,6 +78,7 @@ type Corroborator interface {
 // App runs the use cases.
 type App struct {
 	store       Challenges
+	due         DueChallenges
 	validations Validations
 	prover      Prover
 	mpic        Corroborator
@@ -89,11 +89,13 @@ type App struct {
 	log         *slog.Logger
 }
 
-// New returns the use cases. mailer sends EMAIL challenges' codes; caa
-// decides CAA when the CA asks to sign (issuance.go); mpic corroborates
-// every DNS or HTTP proof and CAA decision from the remote perspectives.
-func New(store Challenges, validations Validations, prover Prover, mpic Corroborator, mailer Mailer, caa CAAChecker, policy domain.Policy, now func() time.Time, log *slog.Logger) *App {
-	return &App{store: store, validations: validations, prover: prover, mpic: mpic, mailer: mailer, caa: caa, policy: policy, now: now, log: log}
+// New returns the use cases. due finds what the sweep checks (IndexedDue,
+// or the store itself when it is a QueuedChallenges); mailer sends EMAIL
+// challenges' codes; caa decides CAA when the CA asks to sign
+// (issuance.go); mpic corroborates every DNS or HTTP proof and CAA
+// decision from the remote perspectives.
+func New(store Challenges, due DueChallenges, validations Validations, prover Prover, mpic Corroborator, mailer Mailer, caa CAAChecker, policy domain.Policy, now func() time.Time, log *slog.Logger) *App {
+	return &App{store: store, due: due, validations: validations, prover: prover, mpic: mpic, mailer: mailer, caa: caa, policy: policy, now: now, log: log}
 }
 
 // Policy returns the challenge policy.
@@ -434,14 +436,15 @@ func (a *App) Cancel(ctx context.Context, account, application string) ([]*docst
 	})
 }
 
-// Sweep checks every due challenge once, with at most parallel checks at a
-// time, and returns how many it checked.
+// sweepBatch is how many due challenges one sweep checks at most.
+const sweepBatch = 200
+
+// Sweep checks every due challenge once (at most sweepBatch), with at most
+// parallel checks at a time, and returns how many it checked. What it reads
+// is the due challenges only (DueChallenges), not the collection.
 func (a *App) Sweep(ctx context.Context, parallel int) (int, error) {
 	now := a.now().UTC()
-	due, err := a.store.Find(ctx, bson.D{
-		{Key: "doc.state", Value: string(domain.Pending)},
-		{Key: "doc.nextchecktime", Value: bson.D{{Key: "$lte", Value: now}}},
-	}, 200)
+	due, err := a.due.Due(ctx, now, sweepBatch)
 	if err != nil {
 		return 0, fmt.Errorf("find due challenges: %w", err)
 	}
