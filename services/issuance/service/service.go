@@ -234,12 +234,14 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err := certs.EnsureIndexes(ctx); err != nil {
 		return nil, err
 	}
+	// Every serial is on record before it is signed.
+	issuances := docstore.New[domain.Issuance](b.DB.Collection("issuances"), "issuance", b.StoreOptions(cfg.Now)...)
 	revocations := docstore.New[domain.Revocation](b.DB.Collection("revocations"), "revocation", b.StoreOptions(cfg.Now)...)
 	blocked := docstore.New[domain.BlockedKey](b.DB.Collection("blockedkeys"), "blocked key", b.StoreOptions(cfg.Now)...)
 	// Keys revoked for keyCompromise join the key policy's blocklists.
 	keys.Compromised = append(keys.Compromised, blockedkeys.Store{S: blocked}.Policy())
 	crls := docstore.New[domain.CRL](b.DB.Collection("crls"), "CRL", b.StoreOptions(cfg.Now)...)
-	for _, ensure := range []func(context.Context, ...mongo.IndexModel) error{revocations.EnsureIndexes, blocked.EnsureIndexes, crls.EnsureIndexes} {
+	for _, ensure := range []func(context.Context, ...mongo.IndexModel) error{issuances.EnsureIndexes, revocations.EnsureIndexes, blocked.EnsureIndexes, crls.EnsureIndexes} {
 		if err := ensure(ctx); err != nil {
 			return nil, err
 		}
@@ -250,7 +252,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	})
 	pub.Handle("/crl/", gen.Handler())
 	b.Go(gen.Run)
-	a := app.New(certs, authority, sealer, verifier.Client{C: verificationv1.NewVerificationServiceClient(vc)}, keys, cfg.Now, cfg.Validity).
+	a := app.New(certs, authority, sealer, verifier.Client{C: verificationv1.NewVerificationServiceClient(vc)}, keys, cfg.Now, cfg.Validity, app.WithIssuances(issuances)).
 		WithRevocation(app.Revocation{Entries: revocations, Blocked: blockedkeys.Store{S: blocked}, Hash: blockedkeys.Hash, Changed: gen.Kick})
 	b.GRPC.Register(&issuancev1.IssuanceService_ServiceDesc, &grpcapi.Server{App: a})
 	b.Log.Info("CA ready", "root", cfg.CADir+"/"+ca.RootCertFile, "subject", authority.Root().Subject.String(), "http", ln.Addr().String(), "public_base_url", base)

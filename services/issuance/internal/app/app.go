@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 	"strings"
 	"time"
@@ -91,6 +92,19 @@ type App struct {
 	now         func() time.Time
 	validity    time.Duration
 	revocation  Revocation
+	issuances   Issuances
+}
+
+// Issuances records the serials reserved for each request before signing
+// (domain.Issuance).
+type Issuances interface {
+	Create(ctx context.Context, id, account string, doc domain.Issuance, evs ...events.Event) (*docstore.Record[domain.Issuance], bool, error)
+	Update(ctx context.Context, account, id string, fn docstore.Mutation[domain.Issuance]) (*docstore.Record[domain.Issuance], error)
+}
+
+// WithIssuances records every serial before it is signed.
+func WithIssuances(s Issuances) Option {
+	return func(a *App) { a.issuances = s }
 }
 
 // Option changes how the App works; for tests.
@@ -235,6 +249,11 @@ func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*doc
 		}
 		leafReq.Profile, leafReq.Organization, level = p, o.Organization, p.Level
 	}
+	serial, err := a.reserveSerial(ctx, account, id, name, now)
+	if err != nil {
+		return nil, err
+	}
+	leafReq.Serial = serial
 	signed, err := a.ca.SignLinted(leafReq)
 	if err != nil {
 		var le *lint.Error
@@ -285,10 +304,48 @@ func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*doc
 	if err != nil {
 		return nil, err
 	}
-	// A concurrent retry may have won the insert; Create then returns its
-	// record, and ours (with its key) is dropped.
+	// The claim on the request makes this the only signer; Create of an
+	// existing record can only be a signer whose claim expired, and
+	// returns that one's certificate.
 	rec, _, err := a.certs.Create(ctx, id, account, doc, ev)
 	return rec, err
+}
+
+// reserveSerial records, before signing, the serial the certificate of the
+// request id will have, and claims the request: while another signer holds
+// it the caller gets Aborted; a claim left by a signer that stopped is
+// taken over, its serial kept on record as never stored.
+func (a *App) reserveSerial(ctx context.Context, account, id, name string, now time.Time) (*big.Int, error) {
+	if a.issuances == nil {
+		return nil, errors.New("issuance records are not configured")
+	}
+	serial, err := ca.NewSerial()
+	if err != nil {
+		return nil, err
+	}
+	hexSerial := strings.ToUpper(serial.Text(16))
+	rec, created, err := a.issuances.Create(ctx, id, account, domain.Issuance{Certificate: name, Serials: []string{hexSerial}, Claimed: now})
+	if err != nil {
+		return nil, fmt.Errorf("reserve serial: %w", err)
+	}
+	if created {
+		return serial, nil
+	}
+	if rec.Doc.Held(now) {
+		return nil, apierr.New(apierr.Aborted, "ISSUANCE_IN_PROGRESS", "this request is being signed by another attempt; retry in a few seconds")
+	}
+	_, err = a.issuances.Update(ctx, account, id, func(d *domain.Issuance) ([]events.Event, error) {
+		if d.Held(now) {
+			return nil, apierr.New(apierr.Aborted, "ISSUANCE_IN_PROGRESS", "this request is being signed by another attempt; retry in a few seconds")
+		}
+		d.Serials = append(d.Serials, hexSerial)
+		d.Claimed = now
+		return nil, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return serial, nil
 }
 
 // authorize asks the verification service whether domains may be signed at

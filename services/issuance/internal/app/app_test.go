@@ -75,7 +75,8 @@ func (f *fixture) app(t *testing.T, opts ...app.Option) *app.App {
 	if err := certs.EnsureIndexes(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return app.New(certs, f.authority, sealer, yes{}, f.policy, func() time.Time { return f.now }, 0, opts...)
+	issuances := docstore.New[domain.Issuance](db.Collection("issuances"), "issuance", docstore.WithClock(func() time.Time { return f.now }))
+	return app.New(certs, f.authority, sealer, yes{}, f.policy, func() time.Time { return f.now }, 0, append([]app.Option{app.WithIssuances(issuances)}, opts...)...)
 }
 
 func issue(a *app.App, id, csrPEM string) error {

@@ -617,7 +617,15 @@ type LeafRequest struct {
 	// Organization is the organization the CA staff approved, for the
 	// subject of an OV or EV profile.
 	Organization profile.Organization
+	// Serial is the serial number, reserved by the caller before signing
+	// (NewSerial); nil draws a fresh one.
+	Serial *big.Int
 }
+
+// NewSerial draws a serial number as the CA does for every certificate (64
+// bits of randomness and more, BR 7.1), for a caller that records it before
+// signing.
+func NewSerial() (*big.Int, error) { return randomSerial() }
 
 // ErrProfile is returned (wrapped) by Sign when the request does not fit
 // its profile: an EV wildcard, or an organization that cannot make the
@@ -702,9 +710,12 @@ func (a *Authority) SignLinted(req LeafRequest) (*Signed, error) {
 			a.intermediate.NotBefore.UTC().Format(time.RFC3339), a.intermediate.NotAfter.UTC().Format(time.RFC3339))
 	}
 
-	serial, err := randomSerial()
-	if err != nil {
-		return nil, err
+	serial := req.Serial
+	if serial == nil {
+		var err error
+		if serial, err = randomSerial(); err != nil {
+			return nil, err
+		}
 	}
 	usage := x509.KeyUsageDigitalSignature
 	if strings.HasPrefix(string(alg), "RSA-") {
