@@ -209,7 +209,8 @@ func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*doc
 		if err != nil {
 			return nil, fmt.Errorf("build csr: %w", err)
 		}
-		cr, err := checker.Check(ctx, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})), domains)
+		own := csr.Checker{Keys: checkedKey{key.Public()}}
+		cr, err := own.Check(ctx, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})), domains)
 		if err != nil {
 			return nil, fmt.Errorf("check own csr: %w", err)
 		}
@@ -460,6 +461,18 @@ const ReasonGeneratedKeyRefused = "GENERATED_KEY_REFUSED"
 // Internal error: the client sent nothing wrong and may retry (a new key is
 // made each time). The refusal stays the cause, so errors.Is finds its
 // reason.
+// checkedKey is the key policy for the CSR built for a key the policy has
+// just passed: the CSR's other checks run, the key is not judged twice
+// (small factors, Fermat, ROCA and the blocklist lookups cost the most).
+type checkedKey struct{ pub crypto.PublicKey }
+
+func (k checkedKey) Check(_ context.Context, pub crypto.PublicKey) error {
+	if eq, ok := pub.(interface{ Equal(crypto.PublicKey) bool }); ok && eq.Equal(k.pub) {
+		return nil
+	}
+	return errors.New("the CSR's key is not the key made for it")
+}
+
 func generatedKeyError(err error) error {
 	var e *apierr.Error
 	if !errors.As(err, &e) || e.Kind != apierr.InvalidArgument {
