@@ -68,7 +68,7 @@ const (
 // policy (BR 7.1.2.10.5; zlint e_ca_multiple_reserved_policy_oids), while
 // one operated by the root's own CA (an Affiliate) may assert anyPolicy.
 // Each leaf asserts its own profile's reserved policy.
-var oidAnyPolicy = mustOID(2, 5, 29, 32, 0)
+var oidAnyPolicy = profile.AnyPolicy
 
 // DefaultCountry is the countryName of a new root and intermediate.
 const DefaultCountry = "US"
@@ -119,14 +119,6 @@ func (u URLs) loopback() bool {
 		}
 	}
 	return true
-}
-
-func mustOID(arcs ...uint64) x509.OID {
-	oid, err := x509.OIDFromInts(arcs)
-	if err != nil {
-		panic(err)
-	}
-	return oid
 }
 
 var (

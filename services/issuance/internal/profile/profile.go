@@ -75,18 +75,20 @@ type Profile struct {
 
 // Attribute types.
 var (
-	oidCountry                = asn1.ObjectIdentifier{2, 5, 4, 6}
-	oidProvince               = asn1.ObjectIdentifier{2, 5, 4, 8}
-	oidLocality               = asn1.ObjectIdentifier{2, 5, 4, 7}
-	oidOrganization           = asn1.ObjectIdentifier{2, 5, 4, 10}
-	oidSerialNumber           = asn1.ObjectIdentifier{2, 5, 4, 5}
-	oidBusinessCategory       = asn1.ObjectIdentifier{2, 5, 4, 15}
-	oidJurisdictionLocality   = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 60, 2, 1, 1}
-	oidJurisdictionProvince   = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 60, 2, 1, 2}
-	oidJurisdictionCountry    = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 60, 2, 1, 3}
-	oidDomainValidated        = mustOID(2, 23, 140, 1, 2, 1)
-	oidOrganizationValidated  = mustOID(2, 23, 140, 1, 2, 2)
-	oidExtendedValidation     = mustOID(2, 23, 140, 1, 1)
+	oidCountry               = asn1.ObjectIdentifier{2, 5, 4, 6}
+	oidProvince              = asn1.ObjectIdentifier{2, 5, 4, 8}
+	oidLocality              = asn1.ObjectIdentifier{2, 5, 4, 7}
+	oidOrganization          = asn1.ObjectIdentifier{2, 5, 4, 10}
+	oidSerialNumber          = asn1.ObjectIdentifier{2, 5, 4, 5}
+	oidBusinessCategory      = asn1.ObjectIdentifier{2, 5, 4, 15}
+	oidJurisdictionLocality  = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 60, 2, 1, 1}
+	oidJurisdictionProvince  = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 60, 2, 1, 2}
+	oidJurisdictionCountry   = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 60, 2, 1, 3}
+	oidDomainValidated       = mustOID(2, 23, 140, 1, 2, 1)
+	oidOrganizationValidated = mustOID(2, 23, 140, 1, 2, 2)
+	oidExtendedValidation    = mustOID(2, 23, 140, 1, 1)
+	// AnyPolicy is what the intermediate asserts (BR 7.1.2.10.5).
+	AnyPolicy                 = mustOID(2, 5, 29, 32, 0)
 	countryAttr               = Attribute{oidCountry, "countryName", country, true, true}
 	provinceAttr              = Attribute{oidProvince, "stateOrProvinceName", field(func(o Organization) string { return o.Province }), false, false}
 	localityAttr              = Attribute{oidLocality, "localityName", field(func(o Organization) string { return o.City }), false, false}
