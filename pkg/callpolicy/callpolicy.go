@@ -84,6 +84,7 @@ var Methods = map[string][]string{
 	"/certflow.application.v1.ApplicationService/UpdateApplication":   public,
 	"/certflow.application.v1.ApplicationService/SubmitApplication":   public,
 	"/certflow.application.v1.ApplicationService/WithdrawApplication": public,
+	"/certflow.application.v1.ApplicationService/ReissueApplication":  public,
 	"/certflow.application.v1.ApplicationService/CreateTemplate":      public,
 	"/certflow.application.v1.ApplicationService/GetTemplate":         public,
 	"/certflow.application.v1.ApplicationService/ListTemplates":       public,
@@ -121,6 +122,7 @@ var Methods = map[string][]string{
 	"/certflow.issuance.v1.IssuanceService/GetCertificate":      public,
 	"/certflow.issuance.v1.IssuanceService/ListCertificates":    public,
 	"/certflow.issuance.v1.IssuanceService/DownloadCertificate": public,
+	"/certflow.issuance.v1.IssuanceService/ExportCertificate":   public,
 	"/certflow.issuance.v1.IssuanceService/GetCaCertificates":   public,
 	// Customers revoke their own certificates, reviewers any (the role
 	// decides inside the method).

@@ -722,6 +722,87 @@ func (x *Application) GetFlaggedWords() []string {
 	return nil
 }
 
+type ReissueApplicationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// applications/{application}
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Makes the call idempotent (AIP-155). A UUID is recommended.
+	RequestId string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The names of the new certificate; empty keeps the current ones.
+	Domains []string `protobuf:"bytes,3,rep,name=domains,proto3" json:"domains,omitempty"`
+	// A new PEM CSR (the customer keeps the key); empty: the service makes a
+	// new key of key_algorithm (default: the application's).
+	Csr           string       `protobuf:"bytes,4,opt,name=csr,proto3" json:"csr,omitempty"`
+	KeyAlgorithm  KeyAlgorithm `protobuf:"varint,5,opt,name=key_algorithm,json=keyAlgorithm,proto3,enum=certflow.application.v1.KeyAlgorithm" json:"key_algorithm,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReissueApplicationRequest) Reset() {
+	*x = ReissueApplicationRequest{}
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReissueApplicationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReissueApplicationRequest) ProtoMessage() {}
+
+func (x *ReissueApplicationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReissueApplicationRequest.ProtoReflect.Descriptor instead.
+func (*ReissueApplicationRequest) Descriptor() ([]byte, []int) {
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ReissueApplicationRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ReissueApplicationRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ReissueApplicationRequest) GetDomains() []string {
+	if x != nil {
+		return x.Domains
+	}
+	return nil
+}
+
+func (x *ReissueApplicationRequest) GetCsr() string {
+	if x != nil {
+		return x.Csr
+	}
+	return ""
+}
+
+func (x *ReissueApplicationRequest) GetKeyAlgorithm() KeyAlgorithm {
+	if x != nil {
+		return x.KeyAlgorithm
+	}
+	return KeyAlgorithm_KEY_ALGORITHM_UNSPECIFIED
+}
+
 // Saved application details that prefill a new application.
 type Template struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -742,7 +823,7 @@ type Template struct {
 
 func (x *Template) Reset() {
 	*x = Template{}
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[4]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -754,7 +835,7 @@ func (x *Template) String() string {
 func (*Template) ProtoMessage() {}
 
 func (x *Template) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[4]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -767,7 +848,7 @@ func (x *Template) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Template.ProtoReflect.Descriptor instead.
 func (*Template) Descriptor() ([]byte, []int) {
-	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{4}
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Template) GetName() string {
@@ -851,7 +932,7 @@ type CreateTemplateRequest struct {
 
 func (x *CreateTemplateRequest) Reset() {
 	*x = CreateTemplateRequest{}
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[5]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -863,7 +944,7 @@ func (x *CreateTemplateRequest) String() string {
 func (*CreateTemplateRequest) ProtoMessage() {}
 
 func (x *CreateTemplateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[5]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -876,7 +957,7 @@ func (x *CreateTemplateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTemplateRequest.ProtoReflect.Descriptor instead.
 func (*CreateTemplateRequest) Descriptor() ([]byte, []int) {
-	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{5}
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreateTemplateRequest) GetTemplate() *Template {
@@ -902,7 +983,7 @@ type GetTemplateRequest struct {
 
 func (x *GetTemplateRequest) Reset() {
 	*x = GetTemplateRequest{}
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[6]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -914,7 +995,7 @@ func (x *GetTemplateRequest) String() string {
 func (*GetTemplateRequest) ProtoMessage() {}
 
 func (x *GetTemplateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[6]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -927,7 +1008,7 @@ func (x *GetTemplateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTemplateRequest.ProtoReflect.Descriptor instead.
 func (*GetTemplateRequest) Descriptor() ([]byte, []int) {
-	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{6}
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetTemplateRequest) GetName() string {
@@ -947,7 +1028,7 @@ type ListTemplatesRequest struct {
 
 func (x *ListTemplatesRequest) Reset() {
 	*x = ListTemplatesRequest{}
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[7]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -959,7 +1040,7 @@ func (x *ListTemplatesRequest) String() string {
 func (*ListTemplatesRequest) ProtoMessage() {}
 
 func (x *ListTemplatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[7]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -972,7 +1053,7 @@ func (x *ListTemplatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTemplatesRequest.ProtoReflect.Descriptor instead.
 func (*ListTemplatesRequest) Descriptor() ([]byte, []int) {
-	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{7}
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListTemplatesRequest) GetPageSize() int32 {
@@ -999,7 +1080,7 @@ type ListTemplatesResponse struct {
 
 func (x *ListTemplatesResponse) Reset() {
 	*x = ListTemplatesResponse{}
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[8]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1011,7 +1092,7 @@ func (x *ListTemplatesResponse) String() string {
 func (*ListTemplatesResponse) ProtoMessage() {}
 
 func (x *ListTemplatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[8]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1024,7 +1105,7 @@ func (x *ListTemplatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTemplatesResponse.ProtoReflect.Descriptor instead.
 func (*ListTemplatesResponse) Descriptor() ([]byte, []int) {
-	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{8}
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListTemplatesResponse) GetTemplates() []*Template {
@@ -1050,7 +1131,7 @@ type DeleteTemplateRequest struct {
 
 func (x *DeleteTemplateRequest) Reset() {
 	*x = DeleteTemplateRequest{}
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[9]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1062,7 +1143,7 @@ func (x *DeleteTemplateRequest) String() string {
 func (*DeleteTemplateRequest) ProtoMessage() {}
 
 func (x *DeleteTemplateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[9]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1075,7 +1156,7 @@ func (x *DeleteTemplateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTemplateRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTemplateRequest) Descriptor() ([]byte, []int) {
-	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{9}
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DeleteTemplateRequest) GetName() string {
@@ -1093,7 +1174,7 @@ type DeleteTemplateResponse struct {
 
 func (x *DeleteTemplateResponse) Reset() {
 	*x = DeleteTemplateResponse{}
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[10]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1105,7 +1186,7 @@ func (x *DeleteTemplateResponse) String() string {
 func (*DeleteTemplateResponse) ProtoMessage() {}
 
 func (x *DeleteTemplateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[10]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1118,7 +1199,7 @@ func (x *DeleteTemplateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTemplateResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTemplateResponse) Descriptor() ([]byte, []int) {
-	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{10}
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{11}
 }
 
 type CreateApplicationRequest struct {
@@ -1135,7 +1216,7 @@ type CreateApplicationRequest struct {
 
 func (x *CreateApplicationRequest) Reset() {
 	*x = CreateApplicationRequest{}
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[11]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1147,7 +1228,7 @@ func (x *CreateApplicationRequest) String() string {
 func (*CreateApplicationRequest) ProtoMessage() {}
 
 func (x *CreateApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[11]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1160,7 +1241,7 @@ func (x *CreateApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApplicationRequest.ProtoReflect.Descriptor instead.
 func (*CreateApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{11}
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateApplicationRequest) GetApplication() *Application {
@@ -1193,7 +1274,7 @@ type GetApplicationRequest struct {
 
 func (x *GetApplicationRequest) Reset() {
 	*x = GetApplicationRequest{}
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[12]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1205,7 +1286,7 @@ func (x *GetApplicationRequest) String() string {
 func (*GetApplicationRequest) ProtoMessage() {}
 
 func (x *GetApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[12]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1218,7 +1299,7 @@ func (x *GetApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetApplicationRequest.ProtoReflect.Descriptor instead.
 func (*GetApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{12}
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetApplicationRequest) GetName() string {
@@ -1240,7 +1321,7 @@ type ListApplicationsRequest struct {
 
 func (x *ListApplicationsRequest) Reset() {
 	*x = ListApplicationsRequest{}
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[13]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1252,7 +1333,7 @@ func (x *ListApplicationsRequest) String() string {
 func (*ListApplicationsRequest) ProtoMessage() {}
 
 func (x *ListApplicationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[13]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1265,7 +1346,7 @@ func (x *ListApplicationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApplicationsRequest.ProtoReflect.Descriptor instead.
 func (*ListApplicationsRequest) Descriptor() ([]byte, []int) {
-	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{13}
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListApplicationsRequest) GetPageSize() int32 {
@@ -1299,7 +1380,7 @@ type ListApplicationsResponse struct {
 
 func (x *ListApplicationsResponse) Reset() {
 	*x = ListApplicationsResponse{}
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[14]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1311,7 +1392,7 @@ func (x *ListApplicationsResponse) String() string {
 func (*ListApplicationsResponse) ProtoMessage() {}
 
 func (x *ListApplicationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[14]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1324,7 +1405,7 @@ func (x *ListApplicationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApplicationsResponse.ProtoReflect.Descriptor instead.
 func (*ListApplicationsResponse) Descriptor() ([]byte, []int) {
-	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{14}
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListApplicationsResponse) GetApplications() []*Application {
@@ -1353,7 +1434,7 @@ type UpdateApplicationRequest struct {
 
 func (x *UpdateApplicationRequest) Reset() {
 	*x = UpdateApplicationRequest{}
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[15]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1365,7 +1446,7 @@ func (x *UpdateApplicationRequest) String() string {
 func (*UpdateApplicationRequest) ProtoMessage() {}
 
 func (x *UpdateApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[15]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1378,7 +1459,7 @@ func (x *UpdateApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateApplicationRequest.ProtoReflect.Descriptor instead.
 func (*UpdateApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{15}
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UpdateApplicationRequest) GetApplication() *Application {
@@ -1404,7 +1485,7 @@ type SubmitApplicationRequest struct {
 
 func (x *SubmitApplicationRequest) Reset() {
 	*x = SubmitApplicationRequest{}
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[16]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1416,7 +1497,7 @@ func (x *SubmitApplicationRequest) String() string {
 func (*SubmitApplicationRequest) ProtoMessage() {}
 
 func (x *SubmitApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[16]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1429,7 +1510,7 @@ func (x *SubmitApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitApplicationRequest.ProtoReflect.Descriptor instead.
 func (*SubmitApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{16}
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SubmitApplicationRequest) GetName() string {
@@ -1448,7 +1529,7 @@ type WithdrawApplicationRequest struct {
 
 func (x *WithdrawApplicationRequest) Reset() {
 	*x = WithdrawApplicationRequest{}
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[17]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1460,7 +1541,7 @@ func (x *WithdrawApplicationRequest) String() string {
 func (*WithdrawApplicationRequest) ProtoMessage() {}
 
 func (x *WithdrawApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_application_v1_application_service_proto_msgTypes[17]
+	mi := &file_certflow_application_v1_application_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1473,7 +1554,7 @@ func (x *WithdrawApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawApplicationRequest.ProtoReflect.Descriptor instead.
 func (*WithdrawApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{17}
+	return file_certflow_application_v1_application_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WithdrawApplicationRequest) GetName() string {
@@ -1550,7 +1631,14 @@ const file_certflow_application_v1_application_service_proto_rawDesc = "" +
 	"\n" +
 	"\x06ISSUED\x10\x06\x12\x15\n" +
 	"\x11VALIDATION_FAILED\x10\a\x12\r\n" +
-	"\tWITHDRAWN\x10\b\"\xad\x04\n" +
+	"\tWITHDRAWN\x10\b\"\xd5\x01\n" +
+	"\x19ReissueApplicationRequest\x12\x17\n" +
+	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name\x12\"\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tB\x03\xe0A\x02R\trequestId\x12\x18\n" +
+	"\adomains\x18\x03 \x03(\tR\adomains\x12\x15\n" +
+	"\x03csr\x18\x04 \x01(\tB\x03\xe0A\x04R\x03csr\x12J\n" +
+	"\rkey_algorithm\x18\x05 \x01(\x0e2%.certflow.application.v1.KeyAlgorithmR\fkeyAlgorithm\"\xad\x04\n" +
 	"\bTemplate\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x03R\x04name\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12\x18\n" +
@@ -1612,14 +1700,15 @@ const file_certflow_application_v1_application_service_proto_rawDesc = "" +
 	"\x18KEY_ALGORITHM_ECDSA_P256\x10\x01\x12\x1c\n" +
 	"\x18KEY_ALGORITHM_ECDSA_P384\x10\x02\x12\x1a\n" +
 	"\x16KEY_ALGORITHM_RSA_2048\x10\x03\x12\x1a\n" +
-	"\x16KEY_ALGORITHM_RSA_4096\x10\x042\xd5\v\n" +
+	"\x16KEY_ALGORITHM_RSA_4096\x10\x042\xf4\f\n" +
 	"\x12ApplicationService\x12\x93\x01\n" +
 	"\x11CreateApplication\x121.certflow.application.v1.CreateApplicationRequest\x1a$.certflow.application.v1.Application\"%\x82\xd3\xe4\x93\x02\x1f:\vapplication\"\x10/v1/applications\x12\x89\x01\n" +
 	"\x0eGetApplication\x12..certflow.application.v1.GetApplicationRequest\x1a$.certflow.application.v1.Application\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/{name=applications/*}\x12\x91\x01\n" +
 	"\x10ListApplications\x120.certflow.application.v1.ListApplicationsRequest\x1a1.certflow.application.v1.ListApplicationsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/applications\x12\xa8\x01\n" +
 	"\x11UpdateApplication\x121.certflow.application.v1.UpdateApplicationRequest\x1a$.certflow.application.v1.Application\":\x82\xd3\xe4\x93\x024:\vapplication2%/v1/{application.name=applications/*}\x12\x99\x01\n" +
 	"\x11SubmitApplication\x121.certflow.application.v1.SubmitApplicationRequest\x1a$.certflow.application.v1.Application\"+\x82\xd3\xe4\x93\x02%:\x01*\" /v1/{name=applications/*}:submit\x12\x9f\x01\n" +
-	"\x13WithdrawApplication\x123.certflow.application.v1.WithdrawApplicationRequest\x1a$.certflow.application.v1.Application\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/{name=applications/*}:withdraw\x12\x84\x01\n" +
+	"\x13WithdrawApplication\x123.certflow.application.v1.WithdrawApplicationRequest\x1a$.certflow.application.v1.Application\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/v1/{name=applications/*}:withdraw\x12\x9c\x01\n" +
+	"\x12ReissueApplication\x122.certflow.application.v1.ReissueApplicationRequest\x1a$.certflow.application.v1.Application\",\x82\xd3\xe4\x93\x02&:\x01*\"!/v1/{name=applications/*}:reissue\x12\x84\x01\n" +
 	"\x0eCreateTemplate\x12..certflow.application.v1.CreateTemplateRequest\x1a!.certflow.application.v1.Template\"\x1f\x82\xd3\xe4\x93\x02\x19:\btemplate\"\r/v1/templates\x12}\n" +
 	"\vGetTemplate\x12+.certflow.application.v1.GetTemplateRequest\x1a!.certflow.application.v1.Template\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/{name=templates/*}\x12\x85\x01\n" +
 	"\rListTemplates\x12-.certflow.application.v1.ListTemplatesRequest\x1a..certflow.application.v1.ListTemplatesResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/templates\x12\x91\x01\n" +
@@ -1638,7 +1727,7 @@ func file_certflow_application_v1_application_service_proto_rawDescGZIP() []byte
 }
 
 var file_certflow_application_v1_application_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_certflow_application_v1_application_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_certflow_application_v1_application_service_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_certflow_application_v1_application_service_proto_goTypes = []any{
 	(CsrMode)(0),                       // 0: certflow.application.v1.CsrMode
 	(KeyAlgorithm)(0),                  // 1: certflow.application.v1.KeyAlgorithm
@@ -1647,77 +1736,81 @@ var file_certflow_application_v1_application_service_proto_goTypes = []any{
 	(*Company)(nil),                    // 4: certflow.application.v1.Company
 	(*HistoryEntry)(nil),               // 5: certflow.application.v1.HistoryEntry
 	(*Application)(nil),                // 6: certflow.application.v1.Application
-	(*Template)(nil),                   // 7: certflow.application.v1.Template
-	(*CreateTemplateRequest)(nil),      // 8: certflow.application.v1.CreateTemplateRequest
-	(*GetTemplateRequest)(nil),         // 9: certflow.application.v1.GetTemplateRequest
-	(*ListTemplatesRequest)(nil),       // 10: certflow.application.v1.ListTemplatesRequest
-	(*ListTemplatesResponse)(nil),      // 11: certflow.application.v1.ListTemplatesResponse
-	(*DeleteTemplateRequest)(nil),      // 12: certflow.application.v1.DeleteTemplateRequest
-	(*DeleteTemplateResponse)(nil),     // 13: certflow.application.v1.DeleteTemplateResponse
-	(*CreateApplicationRequest)(nil),   // 14: certflow.application.v1.CreateApplicationRequest
-	(*GetApplicationRequest)(nil),      // 15: certflow.application.v1.GetApplicationRequest
-	(*ListApplicationsRequest)(nil),    // 16: certflow.application.v1.ListApplicationsRequest
-	(*ListApplicationsResponse)(nil),   // 17: certflow.application.v1.ListApplicationsResponse
-	(*UpdateApplicationRequest)(nil),   // 18: certflow.application.v1.UpdateApplicationRequest
-	(*SubmitApplicationRequest)(nil),   // 19: certflow.application.v1.SubmitApplicationRequest
-	(*WithdrawApplicationRequest)(nil), // 20: certflow.application.v1.WithdrawApplicationRequest
-	(*timestamppb.Timestamp)(nil),      // 21: google.protobuf.Timestamp
-	(v1.ValidationMethod)(0),           // 22: certflow.verification.v1.ValidationMethod
-	(*v1.Challenge)(nil),               // 23: certflow.verification.v1.Challenge
-	(*fieldmaskpb.FieldMask)(nil),      // 24: google.protobuf.FieldMask
+	(*ReissueApplicationRequest)(nil),  // 7: certflow.application.v1.ReissueApplicationRequest
+	(*Template)(nil),                   // 8: certflow.application.v1.Template
+	(*CreateTemplateRequest)(nil),      // 9: certflow.application.v1.CreateTemplateRequest
+	(*GetTemplateRequest)(nil),         // 10: certflow.application.v1.GetTemplateRequest
+	(*ListTemplatesRequest)(nil),       // 11: certflow.application.v1.ListTemplatesRequest
+	(*ListTemplatesResponse)(nil),      // 12: certflow.application.v1.ListTemplatesResponse
+	(*DeleteTemplateRequest)(nil),      // 13: certflow.application.v1.DeleteTemplateRequest
+	(*DeleteTemplateResponse)(nil),     // 14: certflow.application.v1.DeleteTemplateResponse
+	(*CreateApplicationRequest)(nil),   // 15: certflow.application.v1.CreateApplicationRequest
+	(*GetApplicationRequest)(nil),      // 16: certflow.application.v1.GetApplicationRequest
+	(*ListApplicationsRequest)(nil),    // 17: certflow.application.v1.ListApplicationsRequest
+	(*ListApplicationsResponse)(nil),   // 18: certflow.application.v1.ListApplicationsResponse
+	(*UpdateApplicationRequest)(nil),   // 19: certflow.application.v1.UpdateApplicationRequest
+	(*SubmitApplicationRequest)(nil),   // 20: certflow.application.v1.SubmitApplicationRequest
+	(*WithdrawApplicationRequest)(nil), // 21: certflow.application.v1.WithdrawApplicationRequest
+	(*timestamppb.Timestamp)(nil),      // 22: google.protobuf.Timestamp
+	(v1.ValidationMethod)(0),           // 23: certflow.verification.v1.ValidationMethod
+	(*v1.Challenge)(nil),               // 24: certflow.verification.v1.Challenge
+	(*fieldmaskpb.FieldMask)(nil),      // 25: google.protobuf.FieldMask
 }
 var file_certflow_application_v1_application_service_proto_depIdxs = []int32{
 	2,  // 0: certflow.application.v1.HistoryEntry.state:type_name -> certflow.application.v1.Application.State
-	21, // 1: certflow.application.v1.HistoryEntry.time:type_name -> google.protobuf.Timestamp
-	22, // 2: certflow.application.v1.Application.validation_method:type_name -> certflow.verification.v1.ValidationMethod
+	22, // 1: certflow.application.v1.HistoryEntry.time:type_name -> google.protobuf.Timestamp
+	23, // 2: certflow.application.v1.Application.validation_method:type_name -> certflow.verification.v1.ValidationMethod
 	3,  // 3: certflow.application.v1.Application.applicant:type_name -> certflow.application.v1.Applicant
 	4,  // 4: certflow.application.v1.Application.company:type_name -> certflow.application.v1.Company
 	0,  // 5: certflow.application.v1.Application.csr_mode:type_name -> certflow.application.v1.CsrMode
 	1,  // 6: certflow.application.v1.Application.key_algorithm:type_name -> certflow.application.v1.KeyAlgorithm
 	2,  // 7: certflow.application.v1.Application.state:type_name -> certflow.application.v1.Application.State
-	21, // 8: certflow.application.v1.Application.expected_issue_time:type_name -> google.protobuf.Timestamp
-	23, // 9: certflow.application.v1.Application.challenges:type_name -> certflow.verification.v1.Challenge
+	22, // 8: certflow.application.v1.Application.expected_issue_time:type_name -> google.protobuf.Timestamp
+	24, // 9: certflow.application.v1.Application.challenges:type_name -> certflow.verification.v1.Challenge
 	5,  // 10: certflow.application.v1.Application.history:type_name -> certflow.application.v1.HistoryEntry
-	21, // 11: certflow.application.v1.Application.create_time:type_name -> google.protobuf.Timestamp
-	21, // 12: certflow.application.v1.Application.update_time:type_name -> google.protobuf.Timestamp
-	21, // 13: certflow.application.v1.Application.submit_time:type_name -> google.protobuf.Timestamp
-	22, // 14: certflow.application.v1.Template.validation_method:type_name -> certflow.verification.v1.ValidationMethod
-	3,  // 15: certflow.application.v1.Template.applicant:type_name -> certflow.application.v1.Applicant
-	4,  // 16: certflow.application.v1.Template.company:type_name -> certflow.application.v1.Company
-	0,  // 17: certflow.application.v1.Template.csr_mode:type_name -> certflow.application.v1.CsrMode
-	1,  // 18: certflow.application.v1.Template.key_algorithm:type_name -> certflow.application.v1.KeyAlgorithm
-	21, // 19: certflow.application.v1.Template.create_time:type_name -> google.protobuf.Timestamp
-	7,  // 20: certflow.application.v1.CreateTemplateRequest.template:type_name -> certflow.application.v1.Template
-	7,  // 21: certflow.application.v1.ListTemplatesResponse.templates:type_name -> certflow.application.v1.Template
-	6,  // 22: certflow.application.v1.CreateApplicationRequest.application:type_name -> certflow.application.v1.Application
-	6,  // 23: certflow.application.v1.ListApplicationsResponse.applications:type_name -> certflow.application.v1.Application
-	6,  // 24: certflow.application.v1.UpdateApplicationRequest.application:type_name -> certflow.application.v1.Application
-	24, // 25: certflow.application.v1.UpdateApplicationRequest.update_mask:type_name -> google.protobuf.FieldMask
-	14, // 26: certflow.application.v1.ApplicationService.CreateApplication:input_type -> certflow.application.v1.CreateApplicationRequest
-	15, // 27: certflow.application.v1.ApplicationService.GetApplication:input_type -> certflow.application.v1.GetApplicationRequest
-	16, // 28: certflow.application.v1.ApplicationService.ListApplications:input_type -> certflow.application.v1.ListApplicationsRequest
-	18, // 29: certflow.application.v1.ApplicationService.UpdateApplication:input_type -> certflow.application.v1.UpdateApplicationRequest
-	19, // 30: certflow.application.v1.ApplicationService.SubmitApplication:input_type -> certflow.application.v1.SubmitApplicationRequest
-	20, // 31: certflow.application.v1.ApplicationService.WithdrawApplication:input_type -> certflow.application.v1.WithdrawApplicationRequest
-	8,  // 32: certflow.application.v1.ApplicationService.CreateTemplate:input_type -> certflow.application.v1.CreateTemplateRequest
-	9,  // 33: certflow.application.v1.ApplicationService.GetTemplate:input_type -> certflow.application.v1.GetTemplateRequest
-	10, // 34: certflow.application.v1.ApplicationService.ListTemplates:input_type -> certflow.application.v1.ListTemplatesRequest
-	12, // 35: certflow.application.v1.ApplicationService.DeleteTemplate:input_type -> certflow.application.v1.DeleteTemplateRequest
-	6,  // 36: certflow.application.v1.ApplicationService.CreateApplication:output_type -> certflow.application.v1.Application
-	6,  // 37: certflow.application.v1.ApplicationService.GetApplication:output_type -> certflow.application.v1.Application
-	17, // 38: certflow.application.v1.ApplicationService.ListApplications:output_type -> certflow.application.v1.ListApplicationsResponse
-	6,  // 39: certflow.application.v1.ApplicationService.UpdateApplication:output_type -> certflow.application.v1.Application
-	6,  // 40: certflow.application.v1.ApplicationService.SubmitApplication:output_type -> certflow.application.v1.Application
-	6,  // 41: certflow.application.v1.ApplicationService.WithdrawApplication:output_type -> certflow.application.v1.Application
-	7,  // 42: certflow.application.v1.ApplicationService.CreateTemplate:output_type -> certflow.application.v1.Template
-	7,  // 43: certflow.application.v1.ApplicationService.GetTemplate:output_type -> certflow.application.v1.Template
-	11, // 44: certflow.application.v1.ApplicationService.ListTemplates:output_type -> certflow.application.v1.ListTemplatesResponse
-	13, // 45: certflow.application.v1.ApplicationService.DeleteTemplate:output_type -> certflow.application.v1.DeleteTemplateResponse
-	36, // [36:46] is the sub-list for method output_type
-	26, // [26:36] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	22, // 11: certflow.application.v1.Application.create_time:type_name -> google.protobuf.Timestamp
+	22, // 12: certflow.application.v1.Application.update_time:type_name -> google.protobuf.Timestamp
+	22, // 13: certflow.application.v1.Application.submit_time:type_name -> google.protobuf.Timestamp
+	1,  // 14: certflow.application.v1.ReissueApplicationRequest.key_algorithm:type_name -> certflow.application.v1.KeyAlgorithm
+	23, // 15: certflow.application.v1.Template.validation_method:type_name -> certflow.verification.v1.ValidationMethod
+	3,  // 16: certflow.application.v1.Template.applicant:type_name -> certflow.application.v1.Applicant
+	4,  // 17: certflow.application.v1.Template.company:type_name -> certflow.application.v1.Company
+	0,  // 18: certflow.application.v1.Template.csr_mode:type_name -> certflow.application.v1.CsrMode
+	1,  // 19: certflow.application.v1.Template.key_algorithm:type_name -> certflow.application.v1.KeyAlgorithm
+	22, // 20: certflow.application.v1.Template.create_time:type_name -> google.protobuf.Timestamp
+	8,  // 21: certflow.application.v1.CreateTemplateRequest.template:type_name -> certflow.application.v1.Template
+	8,  // 22: certflow.application.v1.ListTemplatesResponse.templates:type_name -> certflow.application.v1.Template
+	6,  // 23: certflow.application.v1.CreateApplicationRequest.application:type_name -> certflow.application.v1.Application
+	6,  // 24: certflow.application.v1.ListApplicationsResponse.applications:type_name -> certflow.application.v1.Application
+	6,  // 25: certflow.application.v1.UpdateApplicationRequest.application:type_name -> certflow.application.v1.Application
+	25, // 26: certflow.application.v1.UpdateApplicationRequest.update_mask:type_name -> google.protobuf.FieldMask
+	15, // 27: certflow.application.v1.ApplicationService.CreateApplication:input_type -> certflow.application.v1.CreateApplicationRequest
+	16, // 28: certflow.application.v1.ApplicationService.GetApplication:input_type -> certflow.application.v1.GetApplicationRequest
+	17, // 29: certflow.application.v1.ApplicationService.ListApplications:input_type -> certflow.application.v1.ListApplicationsRequest
+	19, // 30: certflow.application.v1.ApplicationService.UpdateApplication:input_type -> certflow.application.v1.UpdateApplicationRequest
+	20, // 31: certflow.application.v1.ApplicationService.SubmitApplication:input_type -> certflow.application.v1.SubmitApplicationRequest
+	21, // 32: certflow.application.v1.ApplicationService.WithdrawApplication:input_type -> certflow.application.v1.WithdrawApplicationRequest
+	7,  // 33: certflow.application.v1.ApplicationService.ReissueApplication:input_type -> certflow.application.v1.ReissueApplicationRequest
+	9,  // 34: certflow.application.v1.ApplicationService.CreateTemplate:input_type -> certflow.application.v1.CreateTemplateRequest
+	10, // 35: certflow.application.v1.ApplicationService.GetTemplate:input_type -> certflow.application.v1.GetTemplateRequest
+	11, // 36: certflow.application.v1.ApplicationService.ListTemplates:input_type -> certflow.application.v1.ListTemplatesRequest
+	13, // 37: certflow.application.v1.ApplicationService.DeleteTemplate:input_type -> certflow.application.v1.DeleteTemplateRequest
+	6,  // 38: certflow.application.v1.ApplicationService.CreateApplication:output_type -> certflow.application.v1.Application
+	6,  // 39: certflow.application.v1.ApplicationService.GetApplication:output_type -> certflow.application.v1.Application
+	18, // 40: certflow.application.v1.ApplicationService.ListApplications:output_type -> certflow.application.v1.ListApplicationsResponse
+	6,  // 41: certflow.application.v1.ApplicationService.UpdateApplication:output_type -> certflow.application.v1.Application
+	6,  // 42: certflow.application.v1.ApplicationService.SubmitApplication:output_type -> certflow.application.v1.Application
+	6,  // 43: certflow.application.v1.ApplicationService.WithdrawApplication:output_type -> certflow.application.v1.Application
+	6,  // 44: certflow.application.v1.ApplicationService.ReissueApplication:output_type -> certflow.application.v1.Application
+	8,  // 45: certflow.application.v1.ApplicationService.CreateTemplate:output_type -> certflow.application.v1.Template
+	8,  // 46: certflow.application.v1.ApplicationService.GetTemplate:output_type -> certflow.application.v1.Template
+	12, // 47: certflow.application.v1.ApplicationService.ListTemplates:output_type -> certflow.application.v1.ListTemplatesResponse
+	14, // 48: certflow.application.v1.ApplicationService.DeleteTemplate:output_type -> certflow.application.v1.DeleteTemplateResponse
+	38, // [38:49] is the sub-list for method output_type
+	27, // [27:38] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_certflow_application_v1_application_service_proto_init() }
@@ -1731,7 +1824,7 @@ func file_certflow_application_v1_application_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certflow_application_v1_application_service_proto_rawDesc), len(file_certflow_application_v1_application_service_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,6 +25,7 @@ const (
 	ApplicationService_UpdateApplication_FullMethodName   = "/certflow.application.v1.ApplicationService/UpdateApplication"
 	ApplicationService_SubmitApplication_FullMethodName   = "/certflow.application.v1.ApplicationService/SubmitApplication"
 	ApplicationService_WithdrawApplication_FullMethodName = "/certflow.application.v1.ApplicationService/WithdrawApplication"
+	ApplicationService_ReissueApplication_FullMethodName  = "/certflow.application.v1.ApplicationService/ReissueApplication"
 	ApplicationService_CreateTemplate_FullMethodName      = "/certflow.application.v1.ApplicationService/CreateTemplate"
 	ApplicationService_GetTemplate_FullMethodName         = "/certflow.application.v1.ApplicationService/GetTemplate"
 	ApplicationService_ListTemplates_FullMethodName       = "/certflow.application.v1.ApplicationService/ListTemplates"
@@ -53,6 +54,17 @@ type ApplicationServiceClient interface {
 	// Cancels the application before issuance; its instance returns to
 	// PENDING_APPLICATION.
 	WithdrawApplication(ctx context.Context, in *WithdrawApplicationRequest, opts ...grpc.CallOption) (*Application, error)
+	// Reissues the certificate of an ISSUED application within its
+	// instance's subscription (AIP-136 custom method): with a new key made by
+	// the service, or the customer's new CSR, and optionally changed names
+	// (within the product's limits). Names not validated for the account
+	// within the reuse period at signing are validated afresh, with new
+	// challenges; the application moves through the usual states to ISSUED,
+	// and the new certificate records the one it replaces. The previous
+	// certificate stays valid until it expires or is revoked. After the
+	// subscription ends it is FailedPrecondition (SUBSCRIPTION_ENDED). A retry
+	// with the same request_id changes nothing more.
+	ReissueApplication(ctx context.Context, in *ReissueApplicationRequest, opts ...grpc.CallOption) (*Application, error)
 	// Saves application details for later use ("save the application
 	// information for subsequent use").
 	CreateTemplate(ctx context.Context, in *CreateTemplateRequest, opts ...grpc.CallOption) (*Template, error)
@@ -132,6 +144,16 @@ func (c *applicationServiceClient) WithdrawApplication(ctx context.Context, in *
 	return out, nil
 }
 
+func (c *applicationServiceClient) ReissueApplication(ctx context.Context, in *ReissueApplicationRequest, opts ...grpc.CallOption) (*Application, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Application)
+	err := c.cc.Invoke(ctx, ApplicationService_ReissueApplication_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *applicationServiceClient) CreateTemplate(ctx context.Context, in *CreateTemplateRequest, opts ...grpc.CallOption) (*Template, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Template)
@@ -194,6 +216,17 @@ type ApplicationServiceServer interface {
 	// Cancels the application before issuance; its instance returns to
 	// PENDING_APPLICATION.
 	WithdrawApplication(context.Context, *WithdrawApplicationRequest) (*Application, error)
+	// Reissues the certificate of an ISSUED application within its
+	// instance's subscription (AIP-136 custom method): with a new key made by
+	// the service, or the customer's new CSR, and optionally changed names
+	// (within the product's limits). Names not validated for the account
+	// within the reuse period at signing are validated afresh, with new
+	// challenges; the application moves through the usual states to ISSUED,
+	// and the new certificate records the one it replaces. The previous
+	// certificate stays valid until it expires or is revoked. After the
+	// subscription ends it is FailedPrecondition (SUBSCRIPTION_ENDED). A retry
+	// with the same request_id changes nothing more.
+	ReissueApplication(context.Context, *ReissueApplicationRequest) (*Application, error)
 	// Saves application details for later use ("save the application
 	// information for subsequent use").
 	CreateTemplate(context.Context, *CreateTemplateRequest) (*Template, error)
@@ -230,6 +263,9 @@ func (UnimplementedApplicationServiceServer) SubmitApplication(context.Context, 
 }
 func (UnimplementedApplicationServiceServer) WithdrawApplication(context.Context, *WithdrawApplicationRequest) (*Application, error) {
 	return nil, status.Error(codes.Unimplemented, "method WithdrawApplication not implemented")
+}
+func (UnimplementedApplicationServiceServer) ReissueApplication(context.Context, *ReissueApplicationRequest) (*Application, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReissueApplication not implemented")
 }
 func (UnimplementedApplicationServiceServer) CreateTemplate(context.Context, *CreateTemplateRequest) (*Template, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateTemplate not implemented")
@@ -372,6 +408,24 @@ func _ApplicationService_WithdrawApplication_Handler(srv interface{}, ctx contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ApplicationService_ReissueApplication_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReissueApplicationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ApplicationServiceServer).ReissueApplication(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ApplicationService_ReissueApplication_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ApplicationServiceServer).ReissueApplication(ctx, req.(*ReissueApplicationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ApplicationService_CreateTemplate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CreateTemplateRequest)
 	if err := dec(in); err != nil {
@@ -474,6 +528,10 @@ var ApplicationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "WithdrawApplication",
 			Handler:    _ApplicationService_WithdrawApplication_Handler,
+		},
+		{
+			MethodName: "ReissueApplication",
+			Handler:    _ApplicationService_ReissueApplication_Handler,
 		},
 		{
 			MethodName: "CreateTemplate",

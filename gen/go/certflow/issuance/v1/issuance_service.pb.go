@@ -154,6 +154,73 @@ func (KeyAlgorithm) EnumDescriptor() ([]byte, []int) {
 	return file_certflow_issuance_v1_issuance_service_proto_rawDescGZIP(), []int{1}
 }
 
+// The server software a bundle is made for.
+type ServerType int32
+
+const (
+	ServerType_SERVER_TYPE_UNSPECIFIED ServerType = 0
+	// Nginx and Tengine: fullchain.pem (leaf then chain) and privkey.pem.
+	ServerType_SERVER_TYPE_NGINX ServerType = 1
+	// Apache httpd: cert.pem, chain.pem and privkey.pem
+	// (SSLCertificateFile, SSLCertificateChainFile, SSLCertificateKeyFile).
+	ServerType_SERVER_TYPE_APACHE ServerType = 2
+	// Tomcat: keystore.jks (JKS) and keystore.p12 (PKCS#12), alias "tomcat",
+	// with the password in both.
+	ServerType_SERVER_TYPE_TOMCAT ServerType = 3
+	// IIS and other Windows servers: certificate.pfx (PKCS#12).
+	ServerType_SERVER_TYPE_IIS ServerType = 4
+	// The PEM files alone: cert.pem, chain.pem, fullchain.pem and, when the
+	// service holds the key, privkey.pem.
+	ServerType_SERVER_TYPE_OTHER ServerType = 5
+)
+
+// Enum value maps for ServerType.
+var (
+	ServerType_name = map[int32]string{
+		0: "SERVER_TYPE_UNSPECIFIED",
+		1: "SERVER_TYPE_NGINX",
+		2: "SERVER_TYPE_APACHE",
+		3: "SERVER_TYPE_TOMCAT",
+		4: "SERVER_TYPE_IIS",
+		5: "SERVER_TYPE_OTHER",
+	}
+	ServerType_value = map[string]int32{
+		"SERVER_TYPE_UNSPECIFIED": 0,
+		"SERVER_TYPE_NGINX":       1,
+		"SERVER_TYPE_APACHE":      2,
+		"SERVER_TYPE_TOMCAT":      3,
+		"SERVER_TYPE_IIS":         4,
+		"SERVER_TYPE_OTHER":       5,
+	}
+)
+
+func (x ServerType) Enum() *ServerType {
+	p := new(ServerType)
+	*p = x
+	return p
+}
+
+func (x ServerType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ServerType) Descriptor() protoreflect.EnumDescriptor {
+	return file_certflow_issuance_v1_issuance_service_proto_enumTypes[2].Descriptor()
+}
+
+func (ServerType) Type() protoreflect.EnumType {
+	return &file_certflow_issuance_v1_issuance_service_proto_enumTypes[2]
+}
+
+func (x ServerType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ServerType.Descriptor instead.
+func (ServerType) EnumDescriptor() ([]byte, []int) {
+	return file_certflow_issuance_v1_issuance_service_proto_rawDescGZIP(), []int{2}
+}
+
 // The lifecycle of a certificate; expiry is read from not_after.
 type Certificate_State int32
 
@@ -190,11 +257,11 @@ func (x Certificate_State) String() string {
 }
 
 func (Certificate_State) Descriptor() protoreflect.EnumDescriptor {
-	return file_certflow_issuance_v1_issuance_service_proto_enumTypes[2].Descriptor()
+	return file_certflow_issuance_v1_issuance_service_proto_enumTypes[3].Descriptor()
 }
 
 func (Certificate_State) Type() protoreflect.EnumType {
-	return &file_certflow_issuance_v1_issuance_service_proto_enumTypes[2]
+	return &file_certflow_issuance_v1_issuance_service_proto_enumTypes[3]
 }
 
 func (x Certificate_State) Number() protoreflect.EnumNumber {
@@ -655,6 +722,232 @@ func (x *CertificateBundle) GetPrivateKeyPem() string {
 	return ""
 }
 
+type ExportCertificateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// certificates/{certificate}
+	Name       string     `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	ServerType ServerType `protobuf:"varint,2,opt,name=server_type,json=serverType,proto3,enum=certflow.issuance.v1.ServerType" json:"server_type,omitempty"`
+	// Protects JKS and PKCS#12 files; empty: the service generates one and
+	// returns it once in the response. Ignored for PEM-only server types.
+	Password string `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
+	// PKCS#12 with the legacy encryption (RC2/3DES, SHA-1 MAC) that Windows
+	// Server 2016 and older need; the default is the modern one (AES-256,
+	// PBKDF2, SHA-256 MAC).
+	LegacyPkcs12 bool `protobuf:"varint,4,opt,name=legacy_pkcs12,json=legacyPkcs12,proto3" json:"legacy_pkcs12,omitempty"`
+	// Also return the files as one zip archive.
+	Zip           bool `protobuf:"varint,5,opt,name=zip,proto3" json:"zip,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportCertificateRequest) Reset() {
+	*x = ExportCertificateRequest{}
+	mi := &file_certflow_issuance_v1_issuance_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportCertificateRequest) ProtoMessage() {}
+
+func (x *ExportCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_issuance_v1_issuance_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportCertificateRequest.ProtoReflect.Descriptor instead.
+func (*ExportCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_certflow_issuance_v1_issuance_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ExportCertificateRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ExportCertificateRequest) GetServerType() ServerType {
+	if x != nil {
+		return x.ServerType
+	}
+	return ServerType_SERVER_TYPE_UNSPECIFIED
+}
+
+func (x *ExportCertificateRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *ExportCertificateRequest) GetLegacyPkcs12() bool {
+	if x != nil {
+		return x.LegacyPkcs12
+	}
+	return false
+}
+
+func (x *ExportCertificateRequest) GetZip() bool {
+	if x != nil {
+		return x.Zip
+	}
+	return false
+}
+
+// One file of a bundle.
+type BundleFile struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// For example fullchain.pem or keystore.jks.
+	FileName string `protobuf:"bytes,1,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
+	// application/x-pem-file, application/x-pkcs12 or application/x-java-keystore.
+	MediaType     string `protobuf:"bytes,2,opt,name=media_type,json=mediaType,proto3" json:"media_type,omitempty"`
+	Content       []byte `protobuf:"bytes,3,opt,name=content,proto3" json:"content,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BundleFile) Reset() {
+	*x = BundleFile{}
+	mi := &file_certflow_issuance_v1_issuance_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BundleFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BundleFile) ProtoMessage() {}
+
+func (x *BundleFile) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_issuance_v1_issuance_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BundleFile.ProtoReflect.Descriptor instead.
+func (*BundleFile) Descriptor() ([]byte, []int) {
+	return file_certflow_issuance_v1_issuance_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *BundleFile) GetFileName() string {
+	if x != nil {
+		return x.FileName
+	}
+	return ""
+}
+
+func (x *BundleFile) GetMediaType() string {
+	if x != nil {
+		return x.MediaType
+	}
+	return ""
+}
+
+func (x *BundleFile) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+type ExportCertificateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// certificates/{certificate}
+	Name       string        `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	ServerType ServerType    `protobuf:"varint,2,opt,name=server_type,json=serverType,proto3,enum=certflow.issuance.v1.ServerType" json:"server_type,omitempty"`
+	Files      []*BundleFile `protobuf:"bytes,3,rep,name=files,proto3" json:"files,omitempty"`
+	// The generated keystore password; set only when the request had none.
+	// It is not stored and cannot be shown again.
+	Password string `protobuf:"bytes,4,opt,name=password,proto3" json:"password,omitempty"`
+	// Set when the request asked for zip: the files above in one archive.
+	Archive       *BundleFile `protobuf:"bytes,5,opt,name=archive,proto3" json:"archive,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportCertificateResponse) Reset() {
+	*x = ExportCertificateResponse{}
+	mi := &file_certflow_issuance_v1_issuance_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportCertificateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportCertificateResponse) ProtoMessage() {}
+
+func (x *ExportCertificateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_issuance_v1_issuance_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportCertificateResponse.ProtoReflect.Descriptor instead.
+func (*ExportCertificateResponse) Descriptor() ([]byte, []int) {
+	return file_certflow_issuance_v1_issuance_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ExportCertificateResponse) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ExportCertificateResponse) GetServerType() ServerType {
+	if x != nil {
+		return x.ServerType
+	}
+	return ServerType_SERVER_TYPE_UNSPECIFIED
+}
+
+func (x *ExportCertificateResponse) GetFiles() []*BundleFile {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+func (x *ExportCertificateResponse) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *ExportCertificateResponse) GetArchive() *BundleFile {
+	if x != nil {
+		return x.Archive
+	}
+	return nil
+}
+
 type GetCaCertificatesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -663,7 +956,7 @@ type GetCaCertificatesRequest struct {
 
 func (x *GetCaCertificatesRequest) Reset() {
 	*x = GetCaCertificatesRequest{}
-	mi := &file_certflow_issuance_v1_issuance_service_proto_msgTypes[6]
+	mi := &file_certflow_issuance_v1_issuance_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -675,7 +968,7 @@ func (x *GetCaCertificatesRequest) String() string {
 func (*GetCaCertificatesRequest) ProtoMessage() {}
 
 func (x *GetCaCertificatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_issuance_v1_issuance_service_proto_msgTypes[6]
+	mi := &file_certflow_issuance_v1_issuance_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -688,7 +981,7 @@ func (x *GetCaCertificatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCaCertificatesRequest.ProtoReflect.Descriptor instead.
 func (*GetCaCertificatesRequest) Descriptor() ([]byte, []int) {
-	return file_certflow_issuance_v1_issuance_service_proto_rawDescGZIP(), []int{6}
+	return file_certflow_issuance_v1_issuance_service_proto_rawDescGZIP(), []int{9}
 }
 
 type GetCaCertificatesResponse struct {
@@ -701,7 +994,7 @@ type GetCaCertificatesResponse struct {
 
 func (x *GetCaCertificatesResponse) Reset() {
 	*x = GetCaCertificatesResponse{}
-	mi := &file_certflow_issuance_v1_issuance_service_proto_msgTypes[7]
+	mi := &file_certflow_issuance_v1_issuance_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -713,7 +1006,7 @@ func (x *GetCaCertificatesResponse) String() string {
 func (*GetCaCertificatesResponse) ProtoMessage() {}
 
 func (x *GetCaCertificatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_issuance_v1_issuance_service_proto_msgTypes[7]
+	mi := &file_certflow_issuance_v1_issuance_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -726,7 +1019,7 @@ func (x *GetCaCertificatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCaCertificatesResponse.ProtoReflect.Descriptor instead.
 func (*GetCaCertificatesResponse) Descriptor() ([]byte, []int) {
-	return file_certflow_issuance_v1_issuance_service_proto_rawDescGZIP(), []int{7}
+	return file_certflow_issuance_v1_issuance_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetCaCertificatesResponse) GetRootPem() string {
@@ -769,7 +1062,7 @@ type IssueCertificateRequest struct {
 
 func (x *IssueCertificateRequest) Reset() {
 	*x = IssueCertificateRequest{}
-	mi := &file_certflow_issuance_v1_issuance_service_proto_msgTypes[8]
+	mi := &file_certflow_issuance_v1_issuance_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -781,7 +1074,7 @@ func (x *IssueCertificateRequest) String() string {
 func (*IssueCertificateRequest) ProtoMessage() {}
 
 func (x *IssueCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_issuance_v1_issuance_service_proto_msgTypes[8]
+	mi := &file_certflow_issuance_v1_issuance_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -794,7 +1087,7 @@ func (x *IssueCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueCertificateRequest.ProtoReflect.Descriptor instead.
 func (*IssueCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_certflow_issuance_v1_issuance_service_proto_rawDescGZIP(), []int{8}
+	return file_certflow_issuance_v1_issuance_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *IssueCertificateRequest) GetRequestId() string {
@@ -860,7 +1153,7 @@ type RevokeCertificateRequest struct {
 
 func (x *RevokeCertificateRequest) Reset() {
 	*x = RevokeCertificateRequest{}
-	mi := &file_certflow_issuance_v1_issuance_service_proto_msgTypes[9]
+	mi := &file_certflow_issuance_v1_issuance_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -872,7 +1165,7 @@ func (x *RevokeCertificateRequest) String() string {
 func (*RevokeCertificateRequest) ProtoMessage() {}
 
 func (x *RevokeCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_issuance_v1_issuance_service_proto_msgTypes[9]
+	mi := &file_certflow_issuance_v1_issuance_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -885,7 +1178,7 @@ func (x *RevokeCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeCertificateRequest.ProtoReflect.Descriptor instead.
 func (*RevokeCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_certflow_issuance_v1_issuance_service_proto_rawDescGZIP(), []int{9}
+	return file_certflow_issuance_v1_issuance_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RevokeCertificateRequest) GetName() string {
@@ -956,7 +1249,27 @@ const file_certflow_issuance_v1_issuance_service_proto_rawDesc = "" +
 	"\x0fcertificate_pem\x18\x02 \x01(\tR\x0ecertificatePem\x12\x1b\n" +
 	"\tchain_pem\x18\x03 \x01(\tR\bchainPem\x12$\n" +
 	"\x0efull_chain_pem\x18\x04 \x01(\tR\ffullChainPem\x12&\n" +
-	"\x0fprivate_key_pem\x18\x05 \x01(\tR\rprivateKeyPem\"\x1a\n" +
+	"\x0fprivate_key_pem\x18\x05 \x01(\tR\rprivateKeyPem\"\xd3\x01\n" +
+	"\x18ExportCertificateRequest\x12\x17\n" +
+	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name\x12F\n" +
+	"\vserver_type\x18\x02 \x01(\x0e2 .certflow.issuance.v1.ServerTypeB\x03\xe0A\x02R\n" +
+	"serverType\x12\x1f\n" +
+	"\bpassword\x18\x03 \x01(\tB\x03\xe0A\x04R\bpassword\x12#\n" +
+	"\rlegacy_pkcs12\x18\x04 \x01(\bR\flegacyPkcs12\x12\x10\n" +
+	"\x03zip\x18\x05 \x01(\bR\x03zip\"b\n" +
+	"\n" +
+	"BundleFile\x12\x1b\n" +
+	"\tfile_name\x18\x01 \x01(\tR\bfileName\x12\x1d\n" +
+	"\n" +
+	"media_type\x18\x02 \x01(\tR\tmediaType\x12\x18\n" +
+	"\acontent\x18\x03 \x01(\fR\acontent\"\x82\x02\n" +
+	"\x19ExportCertificateResponse\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12A\n" +
+	"\vserver_type\x18\x02 \x01(\x0e2 .certflow.issuance.v1.ServerTypeR\n" +
+	"serverType\x126\n" +
+	"\x05files\x18\x03 \x03(\v2 .certflow.issuance.v1.BundleFileR\x05files\x12\x1a\n" +
+	"\bpassword\x18\x04 \x01(\tR\bpassword\x12:\n" +
+	"\aarchive\x18\x05 \x01(\v2 .certflow.issuance.v1.BundleFileR\aarchive\"\x1a\n" +
 	"\x18GetCaCertificatesRequest\"a\n" +
 	"\x19GetCaCertificatesResponse\x12\x19\n" +
 	"\broot_pem\x18\x01 \x01(\tR\arootPem\x12)\n" +
@@ -988,11 +1301,20 @@ const file_certflow_issuance_v1_issuance_service_proto_rawDesc = "" +
 	"\x18KEY_ALGORITHM_ECDSA_P256\x10\x01\x12\x1c\n" +
 	"\x18KEY_ALGORITHM_ECDSA_P384\x10\x02\x12\x1a\n" +
 	"\x16KEY_ALGORITHM_RSA_2048\x10\x03\x12\x1a\n" +
-	"\x16KEY_ALGORITHM_RSA_4096\x10\x042\xd3\x06\n" +
+	"\x16KEY_ALGORITHM_RSA_4096\x10\x04*\x9c\x01\n" +
+	"\n" +
+	"ServerType\x12\x1b\n" +
+	"\x17SERVER_TYPE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11SERVER_TYPE_NGINX\x10\x01\x12\x16\n" +
+	"\x12SERVER_TYPE_APACHE\x10\x02\x12\x16\n" +
+	"\x12SERVER_TYPE_TOMCAT\x10\x03\x12\x13\n" +
+	"\x0fSERVER_TYPE_IIS\x10\x04\x12\x15\n" +
+	"\x11SERVER_TYPE_OTHER\x10\x052\xf7\a\n" +
 	"\x0fIssuanceService\x12\x83\x01\n" +
 	"\x0eGetCertificate\x12+.certflow.issuance.v1.GetCertificateRequest\x1a!.certflow.issuance.v1.Certificate\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/{name=certificates/*}\x12\x8b\x01\n" +
 	"\x10ListCertificates\x12-.certflow.issuance.v1.ListCertificatesRequest\x1a..certflow.issuance.v1.ListCertificatesResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/certificates\x12\x9c\x01\n" +
-	"\x13DownloadCertificate\x120.certflow.issuance.v1.DownloadCertificateRequest\x1a'.certflow.issuance.v1.CertificateBundle\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/{name=certificates/*}:download\x12\x90\x01\n" +
+	"\x13DownloadCertificate\x120.certflow.issuance.v1.DownloadCertificateRequest\x1a'.certflow.issuance.v1.CertificateBundle\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/{name=certificates/*}:download\x12\xa1\x01\n" +
+	"\x11ExportCertificate\x12..certflow.issuance.v1.ExportCertificateRequest\x1a/.certflow.issuance.v1.ExportCertificateResponse\"+\x82\xd3\xe4\x93\x02%:\x01*\" /v1/{name=certificates/*}:export\x12\x90\x01\n" +
 	"\x11GetCaCertificates\x12..certflow.issuance.v1.GetCaCertificatesRequest\x1a/.certflow.issuance.v1.GetCaCertificatesResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/caCertificates\x12d\n" +
 	"\x10IssueCertificate\x12-.certflow.issuance.v1.IssueCertificateRequest\x1a!.certflow.issuance.v1.Certificate\x12\x93\x01\n" +
 	"\x11RevokeCertificate\x12..certflow.issuance.v1.RevokeCertificateRequest\x1a!.certflow.issuance.v1.Certificate\"+\x82\xd3\xe4\x93\x02%:\x01*\" /v1/{name=certificates/*}:revokeBEZCgithub.com/certflow/certflow/gen/go/certflow/issuance/v1;issuancev1b\x06proto3"
@@ -1009,51 +1331,61 @@ func file_certflow_issuance_v1_issuance_service_proto_rawDescGZIP() []byte {
 	return file_certflow_issuance_v1_issuance_service_proto_rawDescData
 }
 
-var file_certflow_issuance_v1_issuance_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_certflow_issuance_v1_issuance_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_certflow_issuance_v1_issuance_service_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_certflow_issuance_v1_issuance_service_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_certflow_issuance_v1_issuance_service_proto_goTypes = []any{
 	(RevocationReason)(0),              // 0: certflow.issuance.v1.RevocationReason
 	(KeyAlgorithm)(0),                  // 1: certflow.issuance.v1.KeyAlgorithm
-	(Certificate_State)(0),             // 2: certflow.issuance.v1.Certificate.State
-	(*Certificate)(nil),                // 3: certflow.issuance.v1.Certificate
-	(*GetCertificateRequest)(nil),      // 4: certflow.issuance.v1.GetCertificateRequest
-	(*ListCertificatesRequest)(nil),    // 5: certflow.issuance.v1.ListCertificatesRequest
-	(*ListCertificatesResponse)(nil),   // 6: certflow.issuance.v1.ListCertificatesResponse
-	(*DownloadCertificateRequest)(nil), // 7: certflow.issuance.v1.DownloadCertificateRequest
-	(*CertificateBundle)(nil),          // 8: certflow.issuance.v1.CertificateBundle
-	(*GetCaCertificatesRequest)(nil),   // 9: certflow.issuance.v1.GetCaCertificatesRequest
-	(*GetCaCertificatesResponse)(nil),  // 10: certflow.issuance.v1.GetCaCertificatesResponse
-	(*IssueCertificateRequest)(nil),    // 11: certflow.issuance.v1.IssueCertificateRequest
-	(*RevokeCertificateRequest)(nil),   // 12: certflow.issuance.v1.RevokeCertificateRequest
-	(*timestamppb.Timestamp)(nil),      // 13: google.protobuf.Timestamp
+	(ServerType)(0),                    // 2: certflow.issuance.v1.ServerType
+	(Certificate_State)(0),             // 3: certflow.issuance.v1.Certificate.State
+	(*Certificate)(nil),                // 4: certflow.issuance.v1.Certificate
+	(*GetCertificateRequest)(nil),      // 5: certflow.issuance.v1.GetCertificateRequest
+	(*ListCertificatesRequest)(nil),    // 6: certflow.issuance.v1.ListCertificatesRequest
+	(*ListCertificatesResponse)(nil),   // 7: certflow.issuance.v1.ListCertificatesResponse
+	(*DownloadCertificateRequest)(nil), // 8: certflow.issuance.v1.DownloadCertificateRequest
+	(*CertificateBundle)(nil),          // 9: certflow.issuance.v1.CertificateBundle
+	(*ExportCertificateRequest)(nil),   // 10: certflow.issuance.v1.ExportCertificateRequest
+	(*BundleFile)(nil),                 // 11: certflow.issuance.v1.BundleFile
+	(*ExportCertificateResponse)(nil),  // 12: certflow.issuance.v1.ExportCertificateResponse
+	(*GetCaCertificatesRequest)(nil),   // 13: certflow.issuance.v1.GetCaCertificatesRequest
+	(*GetCaCertificatesResponse)(nil),  // 14: certflow.issuance.v1.GetCaCertificatesResponse
+	(*IssueCertificateRequest)(nil),    // 15: certflow.issuance.v1.IssueCertificateRequest
+	(*RevokeCertificateRequest)(nil),   // 16: certflow.issuance.v1.RevokeCertificateRequest
+	(*timestamppb.Timestamp)(nil),      // 17: google.protobuf.Timestamp
 }
 var file_certflow_issuance_v1_issuance_service_proto_depIdxs = []int32{
-	13, // 0: certflow.issuance.v1.Certificate.not_before:type_name -> google.protobuf.Timestamp
-	13, // 1: certflow.issuance.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
-	13, // 2: certflow.issuance.v1.Certificate.create_time:type_name -> google.protobuf.Timestamp
-	2,  // 3: certflow.issuance.v1.Certificate.state:type_name -> certflow.issuance.v1.Certificate.State
-	13, // 4: certflow.issuance.v1.Certificate.revoke_time:type_name -> google.protobuf.Timestamp
+	17, // 0: certflow.issuance.v1.Certificate.not_before:type_name -> google.protobuf.Timestamp
+	17, // 1: certflow.issuance.v1.Certificate.not_after:type_name -> google.protobuf.Timestamp
+	17, // 2: certflow.issuance.v1.Certificate.create_time:type_name -> google.protobuf.Timestamp
+	3,  // 3: certflow.issuance.v1.Certificate.state:type_name -> certflow.issuance.v1.Certificate.State
+	17, // 4: certflow.issuance.v1.Certificate.revoke_time:type_name -> google.protobuf.Timestamp
 	0,  // 5: certflow.issuance.v1.Certificate.revocation_reason:type_name -> certflow.issuance.v1.RevocationReason
-	3,  // 6: certflow.issuance.v1.ListCertificatesResponse.certificates:type_name -> certflow.issuance.v1.Certificate
-	1,  // 7: certflow.issuance.v1.IssueCertificateRequest.key_algorithm:type_name -> certflow.issuance.v1.KeyAlgorithm
-	0,  // 8: certflow.issuance.v1.RevokeCertificateRequest.reason:type_name -> certflow.issuance.v1.RevocationReason
-	4,  // 9: certflow.issuance.v1.IssuanceService.GetCertificate:input_type -> certflow.issuance.v1.GetCertificateRequest
-	5,  // 10: certflow.issuance.v1.IssuanceService.ListCertificates:input_type -> certflow.issuance.v1.ListCertificatesRequest
-	7,  // 11: certflow.issuance.v1.IssuanceService.DownloadCertificate:input_type -> certflow.issuance.v1.DownloadCertificateRequest
-	9,  // 12: certflow.issuance.v1.IssuanceService.GetCaCertificates:input_type -> certflow.issuance.v1.GetCaCertificatesRequest
-	11, // 13: certflow.issuance.v1.IssuanceService.IssueCertificate:input_type -> certflow.issuance.v1.IssueCertificateRequest
-	12, // 14: certflow.issuance.v1.IssuanceService.RevokeCertificate:input_type -> certflow.issuance.v1.RevokeCertificateRequest
-	3,  // 15: certflow.issuance.v1.IssuanceService.GetCertificate:output_type -> certflow.issuance.v1.Certificate
-	6,  // 16: certflow.issuance.v1.IssuanceService.ListCertificates:output_type -> certflow.issuance.v1.ListCertificatesResponse
-	8,  // 17: certflow.issuance.v1.IssuanceService.DownloadCertificate:output_type -> certflow.issuance.v1.CertificateBundle
-	10, // 18: certflow.issuance.v1.IssuanceService.GetCaCertificates:output_type -> certflow.issuance.v1.GetCaCertificatesResponse
-	3,  // 19: certflow.issuance.v1.IssuanceService.IssueCertificate:output_type -> certflow.issuance.v1.Certificate
-	3,  // 20: certflow.issuance.v1.IssuanceService.RevokeCertificate:output_type -> certflow.issuance.v1.Certificate
-	15, // [15:21] is the sub-list for method output_type
-	9,  // [9:15] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	4,  // 6: certflow.issuance.v1.ListCertificatesResponse.certificates:type_name -> certflow.issuance.v1.Certificate
+	2,  // 7: certflow.issuance.v1.ExportCertificateRequest.server_type:type_name -> certflow.issuance.v1.ServerType
+	2,  // 8: certflow.issuance.v1.ExportCertificateResponse.server_type:type_name -> certflow.issuance.v1.ServerType
+	11, // 9: certflow.issuance.v1.ExportCertificateResponse.files:type_name -> certflow.issuance.v1.BundleFile
+	11, // 10: certflow.issuance.v1.ExportCertificateResponse.archive:type_name -> certflow.issuance.v1.BundleFile
+	1,  // 11: certflow.issuance.v1.IssueCertificateRequest.key_algorithm:type_name -> certflow.issuance.v1.KeyAlgorithm
+	0,  // 12: certflow.issuance.v1.RevokeCertificateRequest.reason:type_name -> certflow.issuance.v1.RevocationReason
+	5,  // 13: certflow.issuance.v1.IssuanceService.GetCertificate:input_type -> certflow.issuance.v1.GetCertificateRequest
+	6,  // 14: certflow.issuance.v1.IssuanceService.ListCertificates:input_type -> certflow.issuance.v1.ListCertificatesRequest
+	8,  // 15: certflow.issuance.v1.IssuanceService.DownloadCertificate:input_type -> certflow.issuance.v1.DownloadCertificateRequest
+	10, // 16: certflow.issuance.v1.IssuanceService.ExportCertificate:input_type -> certflow.issuance.v1.ExportCertificateRequest
+	13, // 17: certflow.issuance.v1.IssuanceService.GetCaCertificates:input_type -> certflow.issuance.v1.GetCaCertificatesRequest
+	15, // 18: certflow.issuance.v1.IssuanceService.IssueCertificate:input_type -> certflow.issuance.v1.IssueCertificateRequest
+	16, // 19: certflow.issuance.v1.IssuanceService.RevokeCertificate:input_type -> certflow.issuance.v1.RevokeCertificateRequest
+	4,  // 20: certflow.issuance.v1.IssuanceService.GetCertificate:output_type -> certflow.issuance.v1.Certificate
+	7,  // 21: certflow.issuance.v1.IssuanceService.ListCertificates:output_type -> certflow.issuance.v1.ListCertificatesResponse
+	9,  // 22: certflow.issuance.v1.IssuanceService.DownloadCertificate:output_type -> certflow.issuance.v1.CertificateBundle
+	12, // 23: certflow.issuance.v1.IssuanceService.ExportCertificate:output_type -> certflow.issuance.v1.ExportCertificateResponse
+	14, // 24: certflow.issuance.v1.IssuanceService.GetCaCertificates:output_type -> certflow.issuance.v1.GetCaCertificatesResponse
+	4,  // 25: certflow.issuance.v1.IssuanceService.IssueCertificate:output_type -> certflow.issuance.v1.Certificate
+	4,  // 26: certflow.issuance.v1.IssuanceService.RevokeCertificate:output_type -> certflow.issuance.v1.Certificate
+	20, // [20:27] is the sub-list for method output_type
+	13, // [13:20] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_certflow_issuance_v1_issuance_service_proto_init() }
@@ -1066,8 +1398,8 @@ func file_certflow_issuance_v1_issuance_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certflow_issuance_v1_issuance_service_proto_rawDesc), len(file_certflow_issuance_v1_issuance_service_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   10,
+			NumEnums:      4,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,6 +22,7 @@ const (
 	IssuanceService_GetCertificate_FullMethodName      = "/certflow.issuance.v1.IssuanceService/GetCertificate"
 	IssuanceService_ListCertificates_FullMethodName    = "/certflow.issuance.v1.IssuanceService/ListCertificates"
 	IssuanceService_DownloadCertificate_FullMethodName = "/certflow.issuance.v1.IssuanceService/DownloadCertificate"
+	IssuanceService_ExportCertificate_FullMethodName   = "/certflow.issuance.v1.IssuanceService/ExportCertificate"
 	IssuanceService_GetCaCertificates_FullMethodName   = "/certflow.issuance.v1.IssuanceService/GetCaCertificates"
 	IssuanceService_IssueCertificate_FullMethodName    = "/certflow.issuance.v1.IssuanceService/IssueCertificate"
 	IssuanceService_RevokeCertificate_FullMethodName   = "/certflow.issuance.v1.IssuanceService/RevokeCertificate"
@@ -41,6 +42,15 @@ type IssuanceServiceClient interface {
 	// Downloads a certificate as PEM: the leaf, the chain, the full chain and,
 	// when the service made the key, the private key.
 	DownloadCertificate(ctx context.Context, in *DownloadCertificateRequest, opts ...grpc.CallOption) (*CertificateBundle, error)
+	// Exports a certificate as the files one server type installs (AIP-136
+	// custom method; POST because it can carry a password and every export of
+	// a private key is recorded in the audit trail): Nginx/Tengine (full chain
+	// and key, PEM), Apache (certificate, chain, key), Tomcat (JKS and
+	// PKCS#12), IIS (PFX), optionally zipped. A keystore is protected by the
+	// customer's password or by one the service generates and returns once.
+	// A server type that needs the private key is FailedPrecondition
+	// (PRIVATE_KEY_NOT_HELD) when the customer made the key.
+	ExportCertificate(ctx context.Context, in *ExportCertificateRequest, opts ...grpc.CallOption) (*ExportCertificateResponse, error)
 	// Gets the CA's root and intermediate certificates, to trust or to check a
 	// downloaded chain.
 	GetCaCertificates(ctx context.Context, in *GetCaCertificatesRequest, opts ...grpc.CallOption) (*GetCaCertificatesResponse, error)
@@ -104,6 +114,16 @@ func (c *issuanceServiceClient) DownloadCertificate(ctx context.Context, in *Dow
 	return out, nil
 }
 
+func (c *issuanceServiceClient) ExportCertificate(ctx context.Context, in *ExportCertificateRequest, opts ...grpc.CallOption) (*ExportCertificateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExportCertificateResponse)
+	err := c.cc.Invoke(ctx, IssuanceService_ExportCertificate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *issuanceServiceClient) GetCaCertificates(ctx context.Context, in *GetCaCertificatesRequest, opts ...grpc.CallOption) (*GetCaCertificatesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetCaCertificatesResponse)
@@ -148,6 +168,15 @@ type IssuanceServiceServer interface {
 	// Downloads a certificate as PEM: the leaf, the chain, the full chain and,
 	// when the service made the key, the private key.
 	DownloadCertificate(context.Context, *DownloadCertificateRequest) (*CertificateBundle, error)
+	// Exports a certificate as the files one server type installs (AIP-136
+	// custom method; POST because it can carry a password and every export of
+	// a private key is recorded in the audit trail): Nginx/Tengine (full chain
+	// and key, PEM), Apache (certificate, chain, key), Tomcat (JKS and
+	// PKCS#12), IIS (PFX), optionally zipped. A keystore is protected by the
+	// customer's password or by one the service generates and returns once.
+	// A server type that needs the private key is FailedPrecondition
+	// (PRIVATE_KEY_NOT_HELD) when the customer made the key.
+	ExportCertificate(context.Context, *ExportCertificateRequest) (*ExportCertificateResponse, error)
 	// Gets the CA's root and intermediate certificates, to trust or to check a
 	// downloaded chain.
 	GetCaCertificates(context.Context, *GetCaCertificatesRequest) (*GetCaCertificatesResponse, error)
@@ -189,6 +218,9 @@ func (UnimplementedIssuanceServiceServer) ListCertificates(context.Context, *Lis
 }
 func (UnimplementedIssuanceServiceServer) DownloadCertificate(context.Context, *DownloadCertificateRequest) (*CertificateBundle, error) {
 	return nil, status.Error(codes.Unimplemented, "method DownloadCertificate not implemented")
+}
+func (UnimplementedIssuanceServiceServer) ExportCertificate(context.Context, *ExportCertificateRequest) (*ExportCertificateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportCertificate not implemented")
 }
 func (UnimplementedIssuanceServiceServer) GetCaCertificates(context.Context, *GetCaCertificatesRequest) (*GetCaCertificatesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetCaCertificates not implemented")
@@ -274,6 +306,24 @@ func _IssuanceService_DownloadCertificate_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IssuanceService_ExportCertificate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportCertificateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IssuanceServiceServer).ExportCertificate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IssuanceService_ExportCertificate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IssuanceServiceServer).ExportCertificate(ctx, req.(*ExportCertificateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _IssuanceService_GetCaCertificates_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetCaCertificatesRequest)
 	if err := dec(in); err != nil {
@@ -346,6 +396,10 @@ var IssuanceService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DownloadCertificate",
 			Handler:    _IssuanceService_DownloadCertificate_Handler,
+		},
+		{
+			MethodName: "ExportCertificate",
+			Handler:    _IssuanceService_ExportCertificate_Handler,
 		},
 		{
 			MethodName: "GetCaCertificates",
