@@ -29,6 +29,7 @@ import (
 type NATS struct {
 	srv   *natsserver.Server
 	admin nkeys.KeyPair
+	lock  *dirLock
 }
 
 // StartNATS starts nats-server on addr ("127.0.0.1:0" for a random port)
@@ -45,6 +46,20 @@ func StartNATS(addr, dir string, users map[string]string) (*NATS, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("nats store dir: %w", err)
 	}
+	lock, err := lockDir(dir, "the embedded NATS store")
+	if err != nil {
+		return nil, err
+	}
+	n, err := startNATS(host, port, dir, users)
+	if err != nil {
+		lock.release()
+		return nil, err
+	}
+	n.lock = lock
+	return n, nil
+}
+
+func startNATS(host string, port int, dir string, users map[string]string) (*NATS, error) {
 	admin, err := nkeys.CreateUser()
 	if err != nil {
 		return nil, err
@@ -133,6 +148,7 @@ func (n *NATS) URL() string { return n.srv.ClientURL() }
 func (n *NATS) Close() {
 	n.srv.Shutdown()
 	n.srv.WaitForShutdown()
+	n.lock.release()
 }
 
 // NATSUsers makes (or reads) an nkey seed file per user of the events
@@ -179,6 +195,7 @@ func NATSSeedFile(dir, user string) string { return filepath.Join(dir, user+".nk
 type Mongo struct {
 	db     *ferretdb.FerretDB
 	dir    string
+	lock   *dirLock
 	cancel context.CancelFunc
 	done   chan error
 	idDone chan struct{}
@@ -216,6 +233,10 @@ func StartMongo(addr, dir string, log *slog.Logger, opts ...MongoOption) (*Mongo
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("ferretdb data dir: %w", err)
 	}
+	lock, err := lockDir(abs, "the embedded database")
+	if err != nil {
+		return nil, err
+	}
 	if log == nil {
 		// FerretDB logs every connection at Info; only its errors matter here.
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
@@ -227,10 +248,11 @@ func StartMongo(addr, dir string, log *slog.Logger, opts ...MongoOption) (*Mongo
 		Logger:    log,
 	})
 	if err != nil {
+		lock.release()
 		return nil, fmt.Errorf("ferretdb: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &Mongo{db: db, dir: abs, cancel: cancel, done: make(chan error, 1), idDone: make(chan struct{})}
+	m := &Mongo{db: db, dir: abs, lock: lock, cancel: cancel, done: make(chan error, 1), idDone: make(chan struct{})}
 	if o.noIDIndexes {
 		close(m.idDone)
 	} else {
@@ -270,6 +292,7 @@ func (m *Mongo) Close() {
 		m.cancel()
 		<-m.idDone
 		<-m.done
+		m.lock.release()
 	})
 }
 
