@@ -79,7 +79,7 @@ var Methods = map[string][]string{
 
 	// Application service.
 	"/certflow.application.v1.ApplicationService/CreateApplication":   public,
-	"/certflow.application.v1.ApplicationService/GetApplication":      public,
+	"/certflow.application.v1.ApplicationService/GetApplication":      {Gateway, Verification},
 	"/certflow.application.v1.ApplicationService/ListApplications":    public,
 	"/certflow.application.v1.ApplicationService/UpdateApplication":   public,
 	"/certflow.application.v1.ApplicationService/SubmitApplication":   public,

@@ -44,6 +44,17 @@ func New(log *slog.Logger, addr string, id mtls.Source, opts ...grpc.ServerOptio
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	return NewOn(log, lis, id, opts...)
+}
+
+// NewOn is New on a listener the caller opened: a process starting
+// services that call each other both ways learns each one's address before
+// any of them is built.
+func NewOn(log *slog.Logger, lis net.Listener, id mtls.Source, opts ...grpc.ServerOption) (*Server, error) {
+	if id == nil {
+		_ = lis.Close()
+		return nil, errors.New("grpc server: no TLS identity; every internal connection is mutual TLS")
+	}
 	s := &Server{log: log, lis: lis, health: health.NewServer()}
 	opts = append(opts,
 		grpc.Creds(mtls.ServerCredentials(id)),

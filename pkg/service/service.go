@@ -37,7 +37,9 @@ type Config struct {
 	// Name is the service name: order, application, …
 	Name     string
 	GRPCAddr string
-	MongoURI string
+	// GRPCListener, if set, is served instead of listening on GRPCAddr.
+	GRPCListener net.Listener
+	MongoURI     string
 	// Database defaults to certflow_<name>.
 	Database string
 	NATSURL  string
@@ -126,7 +128,12 @@ func Start(ctx context.Context, cfg Config) (*Base, error) {
 		_ = client.Disconnect(context.Background())
 		return nil, err
 	}
-	srv, err := grpcserver.New(log, cfg.GRPCAddr, id, gopts...)
+	var srv *grpcserver.Server
+	if cfg.GRPCListener != nil {
+		srv, err = grpcserver.NewOn(log, cfg.GRPCListener, id, gopts...)
+	} else {
+		srv, err = grpcserver.New(log, cfg.GRPCAddr, id, gopts...)
+	}
 	if err != nil {
 		nc.Close()
 		_ = client.Disconnect(context.Background())

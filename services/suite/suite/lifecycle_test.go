@@ -763,3 +763,36 @@ func validSignature(secret, header string, body []byte) bool {
 	want := hex.EncodeToString(mac.Sum(nil))
 	return hmac.Equal([]byte(want), []byte(sig))
 }
+
+// TestDocumentsOnlyForOpenApplications: a document is stored only for an
+// existing application of the caller's account that is still open; any
+// other upload is refused and stores nothing.
+func TestDocumentsOnlyForOpenApplications(t *testing.T) {
+	e := start(t)
+	key := e.s.APIKey
+	inst := e.buy(t, key, "products/ov-single-1y", 1)
+	app := e.apply(t, obj{"instance": inst[0], "domains": []string{"docs.trading.test"}, "applicant": ovApplicant(), "company": company()})
+	png := tinyPNG(t)
+
+	var out obj
+	if code := e.call(t, otherKey, "POST", "/v1/"+app+"/documents", obj{"display_name": "x.png", "content": base64.StdEncoding.EncodeToString(png)}, &out); code != http.StatusNotFound {
+		t.Fatalf("upload to another account's application = %d %v; want 404", code, out)
+	}
+	if code, out := e.upload(t, "applications/doesnotexist0000000000", "x.png", png); code != http.StatusNotFound {
+		t.Fatalf("upload to an application that does not exist = %d %v; want 404", code, out)
+	}
+	if code, out := e.upload(t, app, "licence.png", png); code != 200 {
+		t.Fatalf("upload to the draft = %d %v; want 200", code, out)
+	}
+	if code := e.call(t, key, "POST", "/v1/"+app+":withdraw", obj{}, &out); code != 200 {
+		t.Fatalf("withdraw = %d %v", code, out)
+	}
+	if code, out := e.upload(t, app, "late.png", append(png, 0)); code != http.StatusBadRequest || reasonOf(out) != "APPLICATION_CLOSED" {
+		t.Fatalf("upload after withdrawal = %d %v; want 400 APPLICATION_CLOSED", code, out)
+	}
+	var docs obj
+	e.call(t, key, "GET", "/v1/"+app+"/documents", nil, &docs)
+	if n := len(asList(docs["documents"])); n != 1 {
+		t.Fatalf("documents of the application = %v; want only the one uploaded while it was open", docs)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -279,8 +280,17 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 		return nil, fmt.Errorf("notification: %w", err)
 	}
 	s.add("notification", not.Run)
+	// Verification asks the application service about documents, and the
+	// application service calls verification: the application's listener
+	// opens first so each learns the other's address.
+	appLis, err := net.Listen("tcp", o.ApplicationAddr)
+	if err != nil {
+		return nil, fmt.Errorf("application: listen on %s: %w", o.ApplicationAddr, err)
+	}
+	s.closers = append(s.closers, func() { _ = appLis.Close() })
 	vcfg := verification.Config{
 		Config: base("verification", o.VerificationAddr), DNSServers: dnsServers, HTTPPort: o.DCVHTTPPort,
+		ApplicationAddr: appLis.Addr().String(),
 		// EMAIL challenges' codes are mailed through the notification
 		// service, in a call, never through the stream.
 		NotificationAddr: not.GRPC.Addr(),
@@ -314,8 +324,10 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	s.IssuanceHTTPURL = iss.PublicBaseURL()
 	s.Issuance = iss
 	s.OrderAddr, s.VerificationAddr, s.IssuanceAddr, s.NotificationAddr = ord.GRPC.Addr(), ver.GRPC.Addr(), iss.GRPC.Addr(), not.GRPC.Addr()
+	acfg := base("application", o.ApplicationAddr)
+	acfg.GRPCListener = appLis
 	app, err := application.New(ctx, application.Config{
-		Config: base("application", o.ApplicationAddr), OrderAddr: s.OrderAddr, VerificationAddr: s.VerificationAddr, IssuanceAddr: s.IssuanceAddr,
+		Config: acfg, OrderAddr: s.OrderAddr, VerificationAddr: s.VerificationAddr, IssuanceAddr: s.IssuanceAddr,
 		RetryDelay: 200 * time.Millisecond, Now: o.Now,
 	})
 	if err != nil {

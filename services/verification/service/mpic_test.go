@@ -53,6 +53,7 @@ func startMPIC(t *testing.T, at time.Time) *mpicEnv {
 		Config:                service.Config{GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, NATSSeedFile: testenv.NATSSeed(t, natsURL, "verification"), PKI: testenv.PKI(t), Log: testenv.Logger(t), RelayInterval: 100 * time.Millisecond},
 		DNSServers:            e.env.dns.Addr(),
 		NotificationAddr:      e.mail.addr,
+		ApplicationAddr:       "127.0.0.1:1", // never called: no documents here
 		HTTPPort:              80,
 		AllowPrivateAddresses: true,
 		ChallengeLifetime:     time.Hour,
@@ -239,7 +240,7 @@ func TestCorroboration(t *testing.T) {
 func TestPrimaryNeedsTheQuorum(t *testing.T) {
 	_, err := verification.New(context.Background(), verification.Config{
 		Config:     service.Config{GRPCAddr: "127.0.0.1:0", MongoURI: "mongodb://127.0.0.1:1/", PKI: testenv.PKI(t)},
-		DNSServers: "127.0.0.1:53", NotificationAddr: "127.0.0.1:1", HTTPPort: 80,
+		DNSServers: "127.0.0.1:53", NotificationAddr: "127.0.0.1:1", ApplicationAddr: "127.0.0.1:1", HTTPPort: 80,
 		ChallengeLifetime: time.Hour, RetryInitial: time.Second, RetryMax: time.Second, SweepInterval: time.Second,
 		Perspectives: "us-east=127.0.0.1:1,eu-west=127.0.0.1:2",
 		Now:          func() time.Time { return time.Date(2026, time.December, 15, 0, 0, 0, 0, time.UTC) },
@@ -249,7 +250,7 @@ func TestPrimaryNeedsTheQuorum(t *testing.T) {
 	}
 	for _, bad := range []string{"us-east", "us-east=127.0.0.1:1,us-east=127.0.0.1:2", "US East=127.0.0.1:1"} {
 		_, err := verification.New(context.Background(), verification.Config{
-			Config: service.Config{GRPCAddr: "127.0.0.1:0", PKI: testenv.PKI(t)}, DNSServers: "127.0.0.1:53", NotificationAddr: "127.0.0.1:1",
+			Config: service.Config{GRPCAddr: "127.0.0.1:0", PKI: testenv.PKI(t)}, DNSServers: "127.0.0.1:53", NotificationAddr: "127.0.0.1:1", ApplicationAddr: "127.0.0.1:1",
 			ChallengeLifetime: time.Hour, RetryInitial: time.Second, RetryMax: time.Second, SweepInterval: time.Second, Perspectives: bad,
 		})
 		if err == nil || !strings.Contains(err.Error(), "perspective") {

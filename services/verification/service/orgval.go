@@ -21,7 +21,7 @@ import (
 // carry no events and hold up to 500 KB each, and the relay's sweep scans
 // every collection it watches. Records there are written once and never
 // updated, so they need no single-writer option either.
-func startOrgValidation(ctx context.Context, b *service.Base, now func() time.Time) (*orgapp.Documents, *orgapp.Reviews, error) {
+func startOrgValidation(ctx context.Context, b *service.Base, apps orgapp.Applications, now func() time.Time) (*orgapp.Documents, *orgapp.Reviews, error) {
 	docs := orgstore.Documents{Store: docstore.New[orgval.Document](b.DB.Collection("documents"), "document", b.StoreOptions(now)...)}
 	lists := docstore.New[orgval.DocumentList](b.DB.Collection("document_lists"), "document list", b.StoreOptions(now)...)
 	reviews := orgstore.Reviews{Store: docstore.New[orgval.Review](b.DB.Collection("reviews"), "review", b.OutboxStoreOptions(now)...)}
@@ -38,7 +38,7 @@ func startOrgValidation(ctx context.Context, b *service.Base, now func() time.Ti
 	if err := orgs.EnsureIndexes(ctx); err != nil {
 		return nil, nil, err
 	}
-	documents := orgapp.NewDocuments(docs, lists, now, b.Log)
+	documents := orgapp.NewDocuments(docs, lists, apps, now, b.Log)
 	rs := orgapp.NewReviews(reviews, orgs, documents, now, b.Log)
 	b.GRPC.Register(&verificationv1.ReviewService_ServiceDesc, &grpcapi.ReviewServer{Reviews: rs})
 	return documents, rs, nil

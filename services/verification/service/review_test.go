@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	applicationv1 "github.com/certflow/certflow/gen/go/certflow/application/v1"
 	eventsv1 "github.com/certflow/certflow/gen/go/certflow/events/v1"
 	verificationv1 "github.com/certflow/certflow/gen/go/certflow/verification/v1"
 	"github.com/certflow/certflow/pkg/auth"
@@ -34,17 +35,19 @@ type orgEnv struct {
 	reviews verificationv1.ReviewServiceClient
 	conn    *events.Conn
 	clock   *clock
+	apps    *fakeApplications
 }
 
 func startOrg(t *testing.T) *orgEnv {
 	t.Helper()
-	e := &orgEnv{clock: &clock{t: time.Date(2026, time.November, 2, 9, 0, 0, 0, time.UTC)}}
+	e := &orgEnv{clock: &clock{t: time.Date(2026, time.November, 2, 9, 0, 0, 0, time.UTC)}, apps: startApplications(t)}
 	natsURL := testenv.NATS(t)
 	_, db := testenv.Database(t)
 	svc, err := newVerification(t, verification.Config{
 		Config:            service.Config{GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, NATSSeedFile: testenv.NATSSeed(t, natsURL, "verification"), PKI: testenv.PKI(t), Log: testenv.Logger(t), RelayInterval: 100 * time.Millisecond},
 		DNSServers:        "127.0.0.1:1", // never asked: no challenges here
 		NotificationAddr:  "127.0.0.1:1", // never called: no EMAIL challenges
+		ApplicationAddr:   e.apps.addr,
 		HTTPPort:          80,
 		ChallengeLifetime: time.Hour,
 		RetryInitial:      time.Second,
@@ -134,6 +137,12 @@ func TestDocuments(t *testing.T) {
 	}
 
 	padded := append(pngBytes(t, 3, 2), make([]byte, 600*1024)...)
+	e.apps.mu.Lock()
+	e.apps.absent["applications/none"] = true
+	e.apps.owner["applications/bobs"] = "bob"
+	e.apps.state["applications/done"] = applicationv1.Application_ISSUED
+	e.apps.state["applications/gone"] = applicationv1.Application_WITHDRAWN
+	e.apps.mu.Unlock()
 	for _, tt := range []struct {
 		name       string
 		ctx        context.Context
@@ -150,12 +159,23 @@ func TestDocuments(t *testing.T) {
 		{"path in name", alice, "applications/a1", "../../x.png", pngBytes(t, 1, 1), codes.InvalidArgument, "INVALID_DISPLAY_NAME"},
 		{"bad parent", alice, "orders/a1", "x.png", png1, codes.InvalidArgument, "INVALID_NAME"},
 		{"reviewer", staff, "applications/a1", "x.png", png1, codes.PermissionDenied, "ROLE_REQUIRED"},
+		// Only an existing, open application of the caller's account takes
+		// documents: nothing else grows the stored data.
+		{"no such application", alice, "applications/none", "x.png", png1, codes.NotFound, ""},
+		{"another account's application", alice, "applications/bobs", "x.png", png1, codes.NotFound, ""},
+		{"issued application", alice, "applications/done", "x.png", png1, codes.FailedPrecondition, "APPLICATION_CLOSED"},
+		{"withdrawn application", alice, "applications/gone", "x.png", png1, codes.FailedPrecondition, "APPLICATION_CLOSED"},
 	} {
 		_, err := e.docs.UploadDocument(tt.ctx, &verificationv1.UploadDocumentRequest{
 			Parent: tt.parent, Document: &verificationv1.Document{DisplayName: tt.display, Content: tt.content},
 		})
 		if testenv.Code(err) != tt.wantCode || reason(err) != tt.wantReason {
 			t.Errorf("UploadDocument(%s) = %v (%s); want %v %s", tt.name, testenv.Code(err), reason(err), tt.wantCode, tt.wantReason)
+		}
+	}
+	for _, refused := range []string{"applications/none", "applications/bobs", "applications/done", "applications/gone"} {
+		if got, err := e.docs.ListDocuments(alice, &verificationv1.ListDocumentsRequest{Parent: refused}); err != nil || len(got.Documents) != 0 {
+			t.Errorf("ListDocuments(%s) after refused uploads = %v, %v; want nothing stored", refused, got, err)
 		}
 	}
 

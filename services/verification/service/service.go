@@ -5,6 +5,8 @@ package service
 import (
 	"context"
 	"fmt"
+	applicationv1 "github.com/certflow/certflow/gen/go/certflow/application/v1"
+	"github.com/certflow/certflow/pkg/apierr"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -55,6 +57,9 @@ type Config struct {
 	// NotificationAddr is the notification service, which mails EMAIL
 	// challenges' codes (SendDomainValidationEmail).
 	NotificationAddr string
+	// ApplicationAddr is the application service, asked whether an
+	// application exists and is open before a document is stored for it.
+	ApplicationAddr string
 	// Role is RolePrimary (the service) or RolePerspective (a remote
 	// perspective: NewPerspective, in Region and RIR).
 	Role        string
@@ -79,6 +84,7 @@ func (c *Config) Flags(s *config.Set) {
 	s.Duration(&c.SweepInterval, "sweep-interval", "CERTFLOW_DCV_SWEEP_INTERVAL", time.Second, "how often due challenges are checked")
 	s.String(&c.CNAMEZone, "cname-zone", "CERTFLOW_DCV_CNAME_ZONE", defaultCNAMEZone, "zone under which DNS_CNAME challenge targets are made")
 	s.String(&c.NotificationAddr, "notification-addr", "CERTFLOW_NOTIFICATION_ADDR", "127.0.0.1:9105", "notification service gRPC address, which mails email validation codes")
+	s.String(&c.ApplicationAddr, "application-addr", "CERTFLOW_APPLICATION_ADDR", "127.0.0.1:9102", "application service gRPC address, asked whether an application takes documents")
 	s.String(&c.Role, "role", "CERTFLOW_VERIFICATION_ROLE", RolePrimary, "primary (the verification service) or perspective (a remote perspective for multi-perspective corroboration, BR 3.2.2.9)")
 	s.String(&c.Region, "region", "CERTFLOW_PERSPECTIVE_REGION", "", "perspective role: this perspective's region, which names it, e.g. us-east")
 	s.String(&c.RIR, "rir", "CERTFLOW_PERSPECTIVE_RIR", "", "perspective role: the Regional Internet Registry of its region: ARIN, RIPE, APNIC, LACNIC or AFRINIC")
@@ -118,11 +124,18 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.NotificationAddr == "" {
 		return nil, fmt.Errorf("no notification service address: email validation codes are mailed through it (-notification-addr)")
 	}
+	if cfg.ApplicationAddr == "" {
+		return nil, fmt.Errorf("no application service address: documents are stored only for an existing, open application (-application-addr)")
+	}
 	b, err := service.Start(ctx, cfg.Config)
 	if err != nil {
 		return nil, err
 	}
 	nc, err := b.Dial(callpolicy.Notification, cfg.NotificationAddr)
+	if err != nil {
+		return nil, err
+	}
+	ac, err := b.Dial(callpolicy.Application, cfg.ApplicationAddr)
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +177,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		Lifetime: cfg.ChallengeLifetime, RetryInitial: cfg.RetryInitial, RetryMax: cfg.RetryMax, HTTPPort: cfg.HTTPPort,
 		CNAMEZone: dcvCfg.cnameZone,
 	}, cfg.Now, b.Log)
-	documents, reviews, err := startOrgValidation(ctx, b, cfg.Now)
+	documents, reviews, err := startOrgValidation(ctx, b, applications{applicationv1.NewApplicationServiceClient(ac)}, cfg.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -194,6 +207,27 @@ func (p prover) Prove(ctx context.Context, c *domain.Challenge) error {
 // mailer hands EMAIL codes to the notification service, acting for the
 // account as the system: the call is the only way the code leaves this
 // service.
+// applications asks the application service, as the caller's account,
+// whether an application takes documents: one that does not exist there is
+// NotFound (the service's own answer), a finished one is refused.
+type applications struct {
+	client applicationv1.ApplicationServiceClient
+}
+
+func (a applications) AcceptsDocuments(ctx context.Context, account, application string) error {
+	ctx = auth.With(ctx, auth.Principal{Account: account, Role: auth.System})
+	got, err := a.client.GetApplication(ctx, &applicationv1.GetApplicationRequest{Name: application})
+	if err != nil {
+		return err
+	}
+	switch st := got.GetState(); st {
+	case applicationv1.Application_ISSUED, applicationv1.Application_WITHDRAWN:
+		return apierr.New(apierr.FailedPrecondition, "APPLICATION_CLOSED",
+			"%s is %s: documents are added to an open application; apply again for a new certificate", application, st)
+	}
+	return nil
+}
+
 type mailer struct {
 	client notificationv1.NotificationServiceClient
 }

@@ -283,6 +283,9 @@ func parsePath(u string) (string, error) {
 // resolvers) and then the primary.
 func newVerification(t *testing.T, cfg verification.Config) (*verification.Service, error) {
 	t.Helper()
+	if cfg.ApplicationAddr == "" {
+		cfg.ApplicationAddr = startApplications(t).addr
+	}
 	ps, err := verification.StartLocal(context.Background(), &cfg)
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	mrand "math/rand/v2"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -77,8 +78,13 @@ func startStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	testenv.Run(t, not.Run)
+	// The application's listener first: verification asks it about documents.
+	appLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	vcfg := verification.Config{
-		Config: base("verification"), NotificationAddr: not.GRPC.Addr(), DNSServers: s.dns.Addr(), HTTPPort: 80, AllowPrivateAddresses: true,
+		Config: base("verification"), NotificationAddr: not.GRPC.Addr(), ApplicationAddr: appLis.Addr().String(), DNSServers: s.dns.Addr(), HTTPPort: 80, AllowPrivateAddresses: true,
 		ChallengeLifetime: time.Hour, RetryInitial: time.Hour, RetryMax: time.Hour, SweepInterval: time.Hour,
 	}
 	perspectives, err := verification.StartLocal(ctx, &vcfg)
@@ -98,8 +104,10 @@ func startStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	testenv.Run(t, iss.Run)
+	acfg := base("application")
+	acfg.GRPCListener = appLis
 	ap, err := application.New(ctx, application.Config{
-		Config: base("application"), OrderAddr: ord.GRPC.Addr(), VerificationAddr: ver.GRPC.Addr(), IssuanceAddr: iss.GRPC.Addr(),
+		Config: acfg, OrderAddr: ord.GRPC.Addr(), VerificationAddr: ver.GRPC.Addr(), IssuanceAddr: iss.GRPC.Addr(),
 		RetryDelay: 100 * time.Millisecond,
 	})
 	if err != nil {

@@ -36,13 +36,22 @@ type DocumentListStore interface {
 type Documents struct {
 	docs  DocumentStore
 	lists DocumentListStore
+	apps  Applications
 	now   func() time.Time
 	log   *slog.Logger
 }
 
+// Applications says whether documents may be added to an application: it
+// exists in the account and is still open. Without it a customer could
+// make document lists for names that are no application at all, and the
+// stored data would grow with nothing to bound it.
+type Applications interface {
+	AcceptsDocuments(ctx context.Context, account, application string) error
+}
+
 // NewDocuments returns the document use cases.
-func NewDocuments(docs DocumentStore, lists DocumentListStore, now func() time.Time, log *slog.Logger) *Documents {
-	return &Documents{docs: docs, lists: lists, now: now, log: log}
+func NewDocuments(docs DocumentStore, lists DocumentListStore, apps Applications, now func() time.Time, log *slog.Logger) *Documents {
+	return &Documents{docs: docs, lists: lists, apps: apps, now: now, log: log}
 }
 
 // listID is the id of an account's document list for an application.
@@ -57,6 +66,9 @@ func listID(account, application string) string {
 func (d *Documents) Upload(ctx context.Context, account, application, displayName string, content []byte) (orgval.ListedDocument, error) {
 	doc, err := orgval.NewDocument(application, displayName, content, d.now())
 	if err != nil {
+		return orgval.ListedDocument{}, err
+	}
+	if err := d.apps.AcceptsDocuments(ctx, account, application); err != nil {
 		return orgval.ListedDocument{}, err
 	}
 	list, err := d.ensureList(ctx, account, application)
