@@ -31,6 +31,8 @@ const (
 type Conn struct {
 	NC *nats.Conn
 	JS jetstream.JetStream
+	// Chaos, if set (tests), delivers every consumed event twice, shuffled.
+	Chaos *Chaos
 }
 
 // Credentials say who connects: a user of the permissions table and its
@@ -193,6 +195,11 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
+// errMalformed is a message that is no event: it is never redelivered.
+type errMalformed struct{ err error }
+
+func (e errMalformed) Error() string { return "malformed event: " + e.err.Error() }
+
 // ConsumeOptions configures a durable consumer.
 type ConsumeOptions struct {
 	// Durable is the consumer name, for example "application".
@@ -230,34 +237,59 @@ func (c *Conn) Consume(ctx context.Context, opts ConsumeOptions, h Handler) erro
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", opts.Durable, err)
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
+	// apply hands one message to h; settle acknowledges it or asks for a
+	// redelivery from what h answered.
+	apply := func(m jetstream.Msg) (Event, error) {
 		ev, err := FromMsg(m.Subject(), m.Headers(), m.Data())
 		if err != nil {
-			log.Error("dropping malformed event", "subject", m.Subject(), "err", err)
-			_ = m.Term()
-			return
+			return ev, errMalformed{err}
 		}
 		if meta, err := m.Metadata(); err == nil {
 			ev.Delivery = int(meta.NumDelivered)
 		}
-		if err := h(ctx, ev); err != nil {
-			if IsPermanent(err) {
-				log.Error("event not applied", "type", ev.Type, "id", ev.ID, "err", err)
-				_ = m.Ack()
-				return
-			}
-			if opts.MaxDeliver > 0 && ev.Delivery >= opts.MaxDeliver {
-				log.Error("event failed on its last delivery; giving up", "type", ev.Type, "id", ev.ID, "delivery", ev.Delivery, "err", err)
-				_ = m.Term()
-				return
-			}
+		return ev, h(ctx, ev)
+	}
+	settle := func(m jetstream.Msg, ev Event, err error) {
+		var bad errMalformed
+		switch {
+		case err == nil:
+			_ = m.Ack()
+		case errors.As(err, &bad):
+			log.Error("dropping malformed event", "subject", m.Subject(), "err", bad.err)
+			_ = m.Term()
+		case IsPermanent(err):
+			log.Error("event not applied", "type", ev.Type, "id", ev.ID, "err", err)
+			_ = m.Ack()
+		case opts.MaxDeliver > 0 && ev.Delivery >= opts.MaxDeliver:
+			log.Error("event failed on its last delivery; giving up", "type", ev.Type, "id", ev.ID, "delivery", ev.Delivery, "err", err)
+			_ = m.Term()
+		default:
 			delay := Backoff(opts.RetryDelay, ev.Delivery)
 			log.Warn("event failed; will retry", "type", ev.Type, "id", ev.ID, "delivery", ev.Delivery, "in", delay, "err", err)
 			_ = m.NakWithDelay(delay)
-			return
 		}
-		_ = m.Ack()
-	})
+	}
+	var cc jetstream.ConsumeContext
+	if c.Chaos != nil {
+		// One goroutine applies and settles; the callback only hands over.
+		held := make(chan jetstream.Msg, 1024)
+		applied := map[jetstream.Msg]Event{}
+		go c.Chaos.run(ctx, held, func(m jetstream.Msg) error {
+			ev, err := apply(m)
+			applied[m] = ev
+			return err
+		}, func(m jetstream.Msg, err error) {
+			ev := applied[m]
+			delete(applied, m)
+			settle(m, ev, err)
+		}, log)
+		cc, err = cons.Consume(func(m jetstream.Msg) { held <- m })
+	} else {
+		cc, err = cons.Consume(func(m jetstream.Msg) {
+			ev, err := apply(m)
+			settle(m, ev, err)
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", opts.Durable, err)
 	}

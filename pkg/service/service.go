@@ -57,6 +57,9 @@ type Config struct {
 	// Tally, if set, counts the service's database commands and the gRPC
 	// calls it serves (benchmarks' budget per lifecycle).
 	Tally *tally.Counters
+	// EventChaos, if set (tests), delivers every event this service
+	// consumes twice and out of order.
+	EventChaos *events.Chaos
 }
 
 // Flags registers the common settings on s with defaults for a service
@@ -128,6 +131,7 @@ func Start(ctx context.Context, cfg Config) (*Base, error) {
 		_ = client.Disconnect(context.Background())
 		return nil, err
 	}
+	nc.Chaos = cfg.EventChaos
 	var srv *grpcserver.Server
 	if cfg.GRPCListener != nil {
 		srv, err = grpcserver.NewOn(log, cfg.GRPCListener, id, gopts...)

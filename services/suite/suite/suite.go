@@ -26,6 +26,7 @@ import (
 	"github.com/certflow/certflow/pkg/callpolicy"
 	"github.com/certflow/certflow/pkg/devdns"
 	"github.com/certflow/certflow/pkg/embedded"
+	"github.com/certflow/certflow/pkg/events"
 	"github.com/certflow/certflow/pkg/internalpki"
 	"github.com/certflow/certflow/pkg/service"
 	"github.com/certflow/certflow/pkg/tally"
@@ -86,6 +87,10 @@ type Options struct {
 	// PKI, if set, issues the component identities instead of the one
 	// kept in DataDir/pki (tests share one with their own clients).
 	PKI *internalpki.Authority
+
+	// EventChaos, if set, makes every service receive every event twice
+	// and out of order (tests of idempotence).
+	EventChaos *events.Chaos
 
 	Log *slog.Logger
 	Now func() time.Time
@@ -264,7 +269,7 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 
 	base := func(name, addr string) service.Config {
 		return service.Config{Name: name, GRPCAddr: addr, MongoURI: s.MongoURI, NATSURL: s.NATSURL, Log: o.Log,
-			PKI: pki, NATSSeedFile: embedded.NATSSeedFile(s.NATSSeeds, name), Tally: o.Tally}
+			PKI: pki, NATSSeedFile: embedded.NATSSeedFile(s.NATSSeeds, name), Tally: o.Tally, EventChaos: o.EventChaos}
 	}
 	ord, err := order.New(ctx, order.Config{Config: base("order", o.OrderAddr), Now: o.Now})
 	if err != nil {
