@@ -58,6 +58,19 @@ func (s *Set) Int(p *int, name, env string, def int, usage string) {
 	s.FS.IntVar(p, name, def, fmt.Sprintf("%s (env %s)", usage, env))
 }
 
+// Float defines a floating-point setting.
+func (s *Set) Float(p *float64, name, env string, def float64, usage string) {
+	if v, ok := os.LookupEnv(env); ok {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			s.errs = append(s.errs, fmt.Sprintf("%s=%q: not a number", env, v))
+		} else {
+			def = f
+		}
+	}
+	s.FS.Float64Var(p, name, def, fmt.Sprintf("%s (env %s)", usage, env))
+}
+
 // Bool defines a boolean setting.
 func (s *Set) Bool(p *bool, name, env string, def bool, usage string) {
 	if v, ok := os.LookupEnv(env); ok {

@@ -63,7 +63,10 @@ type Config struct {
 	// (reread when they change); otherwise plain HTTP, for the embedded
 	// default on loopback only.
 	HTTPSCert, HTTPSKey string
-	Log                 *slog.Logger
+	// Limits are the per-key rate and the overload bound (zero fields take
+	// DefaultLimits).
+	Limits Limits
+	Log    *slog.Logger
 }
 
 // Flags registers the gateway settings.
@@ -77,6 +80,9 @@ func (c *Config) Flags(s *config.Set) {
 	mtls.Flags(s, &c.TLS)
 	s.String(&c.HTTPSCert, "https-cert", "CERTFLOW_HTTPS_CERT", "", "public HTTPS certificate (PEM); empty serves plain HTTP")
 	s.String(&c.HTTPSKey, "https-key", "CERTFLOW_HTTPS_KEY", "", "public HTTPS private key (PEM)")
+	s.Float(&c.Limits.KeyRate, "rate-per-key", "CERTFLOW_RATE_PER_KEY", DefaultLimits.KeyRate, "requests per second each API key may make; beyond it 429 with Retry-After")
+	s.Int(&c.Limits.KeyBurst, "rate-burst", "CERTFLOW_RATE_BURST", DefaultLimits.KeyBurst, "requests an API key may send at once above its rate")
+	s.Int(&c.Limits.MaxInFlight, "max-in-flight", "CERTFLOW_MAX_IN_FLIGHT", DefaultLimits.MaxInFlight, "requests served at once; beyond it (after a short wait) 503 with Retry-After")
 	s.String(&c.APIKeysFile, "api-keys-file", "CERTFLOW_API_KEYS_FILE", "", "file of API key hashes, one per line: sha256:<hex SHA-256 of the key> <account> [customer|reviewer]")
 }
 
@@ -157,7 +163,8 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		_, _ = w.Write(openapi.JSON)
 	})
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	root.Handle("/", authenticate(keys, mux))
+	cfg.Limits.defaults()
+	root.Handle("/", authenticate(keys, newKeyLimiter(cfg.Limits), mux))
 	g.lis, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		g.close()
@@ -172,7 +179,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		g.tls = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate}
 	}
 	g.srv = &http.Server{
-		Handler:           logRequests(g.log, limitBody(root)),
+		Handler:           logRequests(g.log, overload(cfg.Limits, limitBody(root))),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      120 * time.Second,
@@ -225,13 +232,17 @@ func (g *Gateway) close() {
 
 // authenticate requires a bearer API key and puts its principal in the
 // request context.
-func authenticate(keys *apikey.Keys, next http.Handler) http.Handler {
+func authenticate(keys *apikey.Keys, limits *keyLimiter, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		p, found := keys.Lookup(strings.TrimSpace(token))
-		if !ok || !found {
+		token := bearer(r)
+		p, found := keys.Lookup(token)
+		if token == "" || !found {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="certflow"`)
 			writeError(w, http.StatusUnauthorized, 16, "UNAUTHENTICATED", "a valid API key is required: send `Authorization: Bearer <key>`")
+			return
+		}
+		if ok, wait := limits.allow(token, time.Now()); !ok {
+			rateLimited(w, wait)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(auth.With(r.Context(), p)))

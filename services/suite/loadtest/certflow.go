@@ -19,6 +19,7 @@ import (
 	"github.com/certflow/certflow/pkg/embedded"
 	"github.com/certflow/certflow/pkg/events"
 	"github.com/certflow/certflow/pkg/tally"
+	gateway "github.com/certflow/certflow/services/gateway/service"
 	"github.com/certflow/certflow/services/suite/suite"
 )
 
@@ -47,6 +48,9 @@ func StartCertflow(ctx context.Context, dir string, log *slog.Logger, t *tally.C
 	s, err := suite.Start(ctx, suite.Options{
 		DataDir: dir, NATSAddr: any, MongoAddr: any, OrderAddr: any, ApplicationAddr: any, VerificationAddr: any,
 		IssuanceAddr: any, IssuanceHTTPAddr: any, NotificationAddr: any, GatewayAddr: any, DevDNSAddr: any, Log: log, Tally: t,
+		// The load client drives many applications from one key: measured
+		// here is the lifecycle, not the per-key rate limit.
+		GatewayLimits: gateway.Limits{KeyRate: 1e6, KeyBurst: 1e6, MaxInFlight: 4096},
 	})
 	if err != nil {
 		return nil, err

@@ -90,6 +90,9 @@ func startWith(t *testing.T, opt func(*suite.Options)) *env {
 		WebhookRetryInitial: 100 * time.Millisecond,
 		Log:                 testenv.Logger(t),
 		PKI:                 testenv.PKI(t),
+		// Tests poll every 50 ms from one key; TestRateLimitsAndOverload
+		// checks the limits themselves.
+		GatewayLimits: gateway.Limits{KeyRate: 1e6, KeyBurst: 1e6},
 	}
 	if opt != nil {
 		opt(&o)

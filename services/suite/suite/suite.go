@@ -88,6 +88,10 @@ type Options struct {
 	// kept in DataDir/pki (tests share one with their own clients).
 	PKI *internalpki.Authority
 
+	// GatewayLimits are the gateway's per-key rate and overload bound
+	// (zero fields: the gateway's defaults).
+	GatewayLimits gateway.Limits
+
 	// EventChaos, if set, makes every service receive every event twice
 	// and out of order (tests of idempotence).
 	EventChaos *events.Chaos
@@ -342,7 +346,7 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	s.ApplicationAddr = app.GRPC.Addr()
 	gw, err := gateway.New(ctx, gateway.Config{
 		Addr: o.GatewayAddr, OrderAddr: s.OrderAddr, ApplicationAddr: s.ApplicationAddr, VerificationAddr: s.VerificationAddr,
-		IssuanceAddr: s.IssuanceAddr, NotificationAddr: s.NotificationAddr, APIKeys: keys + "\n" + o.ExtraAPIKeys, Log: o.Log, PKI: pki,
+		IssuanceAddr: s.IssuanceAddr, NotificationAddr: s.NotificationAddr, APIKeys: keys + "\n" + o.ExtraAPIKeys, Log: o.Log, PKI: pki, Limits: o.GatewayLimits,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)

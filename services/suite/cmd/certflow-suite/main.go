@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/certflow/certflow/pkg/config"
+	gateway "github.com/certflow/certflow/services/gateway/service"
 	"github.com/certflow/certflow/services/suite/suite"
 )
 
@@ -39,6 +40,9 @@ func main() {
 	s.String(&o.SMTPAddr, "smtp-addr", "CERTFLOW_SMTP_ADDR", "", "SMTP server for notification mail; empty logs mail instead")
 	s.String(&o.DebianWeakKeysFile, "debian-weak-keys-file", "CERTFLOW_DEBIAN_WEAK_KEYS_FILE", "", "Debian openssl-blacklist file of weak RSA keys the CA refuses; empty = none")
 	s.String(&o.BlockedKeysFile, "blocked-keys-file", "CERTFLOW_BLOCKED_KEYS_FILE", "", "keys the CA refuses as compromised, the hex SHA-256 of each DER SubjectPublicKeyInfo a line; empty = none")
+	s.Float(&o.GatewayLimits.KeyRate, "rate-per-key", "CERTFLOW_RATE_PER_KEY", gateway.DefaultLimits.KeyRate, "requests per second each API key may make; beyond it 429 with Retry-After")
+	s.Int(&o.GatewayLimits.KeyBurst, "rate-burst", "CERTFLOW_RATE_BURST", gateway.DefaultLimits.KeyBurst, "requests an API key may send at once above its rate")
+	s.Int(&o.GatewayLimits.MaxInFlight, "max-in-flight", "CERTFLOW_MAX_IN_FLIGHT", gateway.DefaultLimits.MaxInFlight, "requests the gateway serves at once; beyond it 503 with Retry-After")
 	s.String(&level, "log-level", "CERTFLOW_LOG_LEVEL", "info", "log level")
 	if err := s.Parse(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, err)
