@@ -22,7 +22,7 @@ VAR     ?= ./var
 
 export GOBIN := $(BIN)
 
-.PHONY: bench-compare all tools googleapis generate lint vet vulndb vulncheck test test-short bench run build clean fuzz
+.PHONY: chaos bench-compare all tools googleapis generate lint vet vulndb vulncheck test test-short bench run build clean fuzz
 
 all: build
 
@@ -77,7 +77,12 @@ build:
 # and end to end. Point CERTFLOW_TEST_MONGO_URI at a real MongoDB to use it
 # instead of the embedded database.
 test:
-	@for m in $(MODULES); do (cd $$m && go test -count=1 -timeout 20m ./...) || exit 1; done
+	@for m in $(MODULES); do (cd $$m && go test -count=1 -timeout 20m -skip '^TestChaos' ./...) || exit 1; done
+
+# The long fault suites (TestChaos*: a database outage of 30 s, ...); CI runs
+# them after make test.
+chaos:
+	@for m in $(MODULES); do (cd $$m && go test -count=1 -timeout 30m -run '^TestChaos' ./...) || exit 1; done
 
 # Unit tests only (no embedded servers).
 test-short:

@@ -104,8 +104,9 @@ func Start(ctx context.Context, cfg Config) (*Base, error) {
 	if err != nil {
 		return nil, err
 	}
-	mopts := options.Client().ApplyURI(cfg.MongoURI).SetAppName("certflow-" + cfg.Name)
-	var gopts []grpc.ServerOption
+	mopts := options.Client().ApplyURI(cfg.MongoURI).SetAppName("certflow-" + cfg.Name).
+		SetServerSelectionTimeout(DatabaseTimeout).SetConnectTimeout(DatabaseTimeout)
+	gopts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(unavailableWhenDatabaseDown)}
 	if cfg.Tally != nil {
 		name, t := cfg.Name, cfg.Tally
 		mopts.SetMonitor(&event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
