@@ -127,7 +127,7 @@ func (n *NATS) ensureStream() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return events.EnsureStream(ctx, js)
+	return events.EnsureStream(ctx, js, 1)
 }
 
 // AdminOptions connect in-process as the server's administrator, who may

@@ -2,7 +2,6 @@ package events_test
 
 import (
 	"flag"
-	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -18,23 +17,18 @@ var update = flag.Bool("update", false, "rewrite the generated deploy files")
 
 func envName(user string) string { return "CERTFLOW_NKEY_" + strings.ToUpper(user) }
 
-func list(v []string) string {
-	q := make([]string, len(v))
-	for i, s := range v {
-		q[i] = fmt.Sprintf("%q", s)
-	}
-	return "[" + strings.Join(q, ", ") + "]"
-}
-
 func renderNATSConfig() string {
-	var b strings.Builder
-	b.WriteString(`# Generated from pkg/events/permissions.go by TestDeployNATSConfig; do not edit.
+	return `# Generated from pkg/events/permissions.go by TestDeployNATSConfig; do not edit.
 # Regenerate: cd pkg/events && go test -run TestDeployNATSConfig -update
 #
 # One nkey user per certflow service, publishing only its own subjects, a
 # read-only user for other teams, and an administrator who creates the
 # CERTFLOW stream (deploy/nats/README.md). No anonymous access. The public
 # keys come from the environment (NATS expands $VARIABLES in its config).
+#
+# Three of these form a JetStream cluster (the stream is replicated on all
+# three: deploy/nats/README.md); each pod sets SERVER_NAME to its own name.
+server_name: $SERVER_NAME
 port: 4222
 tls {
   cert_file: "/tls/tls.crt"
@@ -43,23 +37,16 @@ tls {
 jetstream {
   store_dir: "/data/jetstream"
 }
-authorization {
-  users = [
-    {nkey: $CERTFLOW_NKEY_ADMIN}
-`)
-	for _, u := range events.Users() {
-		p, _ := events.Permissions(u)
-		fmt.Fprintf(&b, "    {nkey: $%s, permissions: {\n", envName(u))
-		fmt.Fprintf(&b, "      publish: {allow: %s", list(p.PublishAllow))
-		if len(p.PublishDeny) > 0 {
-			fmt.Fprintf(&b, ", deny: %s", list(p.PublishDeny))
-		}
-		b.WriteString("}\n")
-		fmt.Fprintf(&b, "      subscribe: {allow: %s}\n", list(p.SubscribeAllow))
-		b.WriteString("    }}\n")
-	}
-	b.WriteString("  ]\n}\n")
-	return b.String()
+cluster {
+  name: certflow
+  listen: 0.0.0.0:6222
+  routes: [
+    nats-route://nats-0.nats:6222
+    nats-route://nats-1.nats:6222
+    nats-route://nats-2.nats:6222
+  ]
+}
+` + events.AuthorizationBlock(func(u string) string { return "$" + envName(u) })
 }
 
 // TestDeployNATSConfig keeps deploy/nats/nats.conf equal to the permission
@@ -80,7 +67,8 @@ func TestDeployNATSConfig(t *testing.T) {
 		t.Fatalf("%s is out of date with pkg/events/permissions.go; regenerate it with `go test -run TestDeployNATSConfig -update`", path)
 	}
 	keys := map[string]string{}
-	for _, u := range append(events.Users(), "admin") {
+	t.Setenv("SERVER_NAME", "nats-0")
+	for _, u := range append(events.Users(), events.AdminUser) {
 		kp, err := nkeys.CreateUser()
 		if err != nil {
 			t.Fatal(err)

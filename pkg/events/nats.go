@@ -109,9 +109,13 @@ func StreamConfig() jetstream.StreamConfig {
 }
 
 // EnsureStream creates or updates the CERTFLOW stream (an administrator's
-// connection: the embedded server's own, or an operator's).
-func EnsureStream(ctx context.Context, js jetstream.JetStream) error {
-	if _, err := js.CreateOrUpdateStream(ctx, StreamConfig()); err != nil {
+// connection: the embedded server's own, or an operator's) with replicas
+// copies: 1 on a single server, 3 on a three-node cluster, where the
+// stream then survives the loss of any one node.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	cfg := StreamConfig()
+	cfg.Replicas = max(replicas, 1)
+	if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 		return fmt.Errorf("create stream %s: %w", Stream, err)
 	}
 	return nil

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/certflow/certflow/pkg/callpolicy"
@@ -45,7 +46,14 @@ type Options struct {
 	// the database files, the CA and the generated secrets.
 	DataDir string
 
-	NATSAddr, MongoAddr                                        string
+	NATSAddr, MongoAddr string
+	// NATSURL, if set, is a NATS server or cluster to use instead of the
+	// embedded one (comma-separated URLs). Its users' seeds are in
+	// NATSSeedsDir (<user>.nk, made by embedded.NATSUsers); the
+	// administrator's seed in NATSAdminSeed creates the stream with
+	// StreamReplicas copies.
+	NATSURL, NATSSeedsDir, NATSAdminSeed                       string
+	StreamReplicas                                             int
 	OrderAddr, ApplicationAddr, VerificationAddr, IssuanceAddr string
 	// IssuanceHTTPAddr serves the AIA and CRL URLs written into
 	// certificates (default 127.0.0.1:9180); their base URL follows the
@@ -172,6 +180,43 @@ type Suite struct {
 	closers []func()
 }
 
+// externalNATS uses a NATS server or cluster started elsewhere: the
+// administrator makes (or updates) the stream with its replicas.
+func (s *Suite) externalNATS(ctx context.Context, o Options) error {
+	admin, err := natsgo.NkeyOptionFromSeed(o.NATSAdminSeed)
+	if err != nil {
+		return fmt.Errorf("NATS administrator seed: %w", err)
+	}
+	s.NATSURL = o.NATSURL
+	s.NATSAdmin = func() []natsgo.Option { return []natsgo.Option{admin} }
+	nc, err := natsgo.Connect(o.NATSURL, admin, natsgo.Name("certflow-suite-admin"))
+	if err != nil {
+		return fmt.Errorf("NATS at %s: %w", o.NATSURL, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	// A cluster that has just started elects its JetStream leader first.
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var last error
+	for {
+		actx, cancel := context.WithTimeout(cctx, 5*time.Second)
+		err = events.EnsureStream(actx, js, o.StreamReplicas)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		last = err
+		if cctx.Err() != nil {
+			return fmt.Errorf("NATS at %s: the stream was not made within 30s: %w", o.NATSURL, last)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // Start starts everything; call Run to serve until the context ends.
 func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	o.defaults()
@@ -230,19 +275,28 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	}
 	// NATS users: one per service, and a read-only one for other teams.
 	s.NATSSeeds = filepath.Join(secrets, "nats")
+	if o.NATSSeedsDir != "" {
+		s.NATSSeeds = o.NATSSeedsDir
+	}
 	natsUsers, err := embedded.NATSUsers(s.NATSSeeds)
 	if err != nil {
 		return nil, fmt.Errorf("NATS credentials: %w", err)
 	}
-	nats, err := labelled("nats", func() (*embedded.NATS, error) {
-		return embedded.StartNATS(o.NATSAddr, filepath.Join(o.DataDir, "nats"), natsUsers)
-	})
-	if err != nil {
-		return nil, err
+	if o.NATSURL != "" {
+		if err := s.externalNATS(ctx, o); err != nil {
+			return nil, err
+		}
+	} else {
+		nats, err := labelled("nats", func() (*embedded.NATS, error) {
+			return embedded.StartNATS(o.NATSAddr, filepath.Join(o.DataDir, "nats"), natsUsers)
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.NATSAdmin = nats.AdminOptions
+		s.closers = append(s.closers, nats.Close)
+		s.NATSURL = nats.URL()
 	}
-	s.NATSAdmin = nats.AdminOptions
-	s.closers = append(s.closers, nats.Close)
-	s.NATSURL = nats.URL()
 	s.MongoURI = o.MongoURI
 	var embeddedDB *embedded.Mongo
 	if s.MongoURI == "" {
