@@ -323,12 +323,31 @@ type ListOptions struct {
 	Filter bson.D
 	Offset int64
 	Limit  int64
+	// After, if set, lists the records that follow it in the newest-first
+	// order (keyset pagination, in place of Offset): created before it,
+	// or created at the same time with a smaller _id.
+	After *Position
 }
+
+// Position is a record's place in the listing order.
+type Position struct {
+	Created time.Time
+	ID      string
+}
+
+// PositionOf is r's place in the listing order.
+func PositionOf[T any](r *Record[T]) Position { return Position{Created: r.Created, ID: r.ID} }
 
 // List returns an account's records newest first, and whether more follow.
 func (s *Store[T]) List(ctx context.Context, account string, o ListOptions) ([]*Record[T], bool, error) {
 	filter := bson.D{{Key: "account", Value: account}}
 	filter = append(filter, o.Filter...)
+	if p := o.After; p != nil {
+		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "created", Value: bson.D{{Key: "$lt", Value: p.Created}}}},
+			bson.D{{Key: "created", Value: p.Created}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: p.ID}}}},
+		}})
+	}
 	return s.find(ctx, filter, o.Offset, o.Limit)
 }
 

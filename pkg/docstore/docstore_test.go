@@ -325,3 +325,48 @@ func waitOutboxEmpty(ctx context.Context, t *testing.T, s *docstore.Store[widget
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestListAfter: keyset pages (After) walk every record once, newest
+// first, ties on the creation time broken by _id, even when records are
+// added while paging.
+func TestListAfter(t *testing.T) {
+	db, _ := testenv.Database(t)
+	ctx := context.Background()
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return at }
+	s := docstore.New[widget](db.Collection("widgets"), "widget", docstore.WithClock(clock))
+	for i := range 5 {
+		if i == 3 {
+			at = at.Add(time.Second) // two distinct times, ties within each
+		}
+		if _, _, err := s.Create(ctx, fmt.Sprintf("w%d", i), "a", widget{Count: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var seen []string
+	var after *docstore.Position
+	for pages := 0; ; pages++ {
+		recs, more, err := s.List(ctx, "a", docstore.ListOptions{Limit: 2, After: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			seen = append(seen, r.ID)
+		}
+		if pages == 0 {
+			// Newer than everything listed: not on the pages that follow.
+			at = at.Add(time.Second)
+			if _, _, err := s.Create(ctx, "w9", "a", widget{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !more {
+			break
+		}
+		p := docstore.PositionOf(recs[len(recs)-1])
+		after = &p
+	}
+	if got, want := fmt.Sprint(seen), "[w4 w3 w2 w1 w0]"; got != want {
+		t.Fatalf("keyset pages = %s; want %s", got, want)
+	}
+}

@@ -39,6 +39,7 @@ const (
 	DomainEmailChallenge    = "certflow.domain.email_sent"
 	CertificateIssued       = "certflow.certificate.issued"
 	CertificateRevoked      = "certflow.certificate.revoked"
+	CertificateExpiring     = "certflow.certificate.expiring"
 	ReviewCreated           = "certflow.review.created"
 	PhoneCallRecorded       = "certflow.review.phone_call_recorded"
 	ReviewApproved          = "certflow.review.approved"

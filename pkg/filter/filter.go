@@ -41,12 +41,68 @@ func (e *Error) Error() string {
 // error. Anything else (OR, NOT, parentheses, other operators like != < >,
 // missing value, unterminated quote, trailing AND) is an *Error.
 func Parse(s string, allowed ...string) (Filter, error) {
-	p := &parser{src: s, allowed: allowed}
-	f, err := p.parse()
+	fields := Fields{}
+	for _, a := range allowed {
+		fields[a] = nil
+	}
+	terms, err := parseTerms(s, allowed, fields)
 	if err != nil {
 		return nil, err
 	}
+	f := Filter{}
+	for _, t := range terms {
+		f[t.Field] = t.Value
+	}
 	return f, nil
+}
+
+// Term is one `field op value` of a filter.
+type Term struct {
+	Field, Op, Value string
+	// Pos is the byte offset of the field in the filter, for messages.
+	Pos int
+}
+
+// Fields are the fields a filter may name, each with the operators it
+// takes besides "=" ("<", "<=", ">", ">="); a field with none takes only
+// "=". A field listing operators takes "=" only if it lists it too.
+type Fields map[string][]string
+
+// ParseTerms parses s as Parse does, allowing the comparison operators
+// each field lists in fields, and returns the terms in order. A caller
+// checks the values (a time, an enum) and reports a bad one with
+// (*Error).At.
+func ParseTerms(s string, fields Fields) ([]Term, error) {
+	allowed := make([]string, 0, len(fields))
+	for f := range fields {
+		allowed = append(allowed, f)
+	}
+	slices.Sort(allowed)
+	terms, err := parseTerms(s, allowed, fields)
+	if err != nil {
+		return nil, err
+	}
+	return terms, nil
+}
+
+// At is an *Error about the value of t in filter s, for a value the
+// caller found wrong after parsing.
+func At(s string, t Term, format string, args ...any) *Error {
+	return &Error{Filter: s, Pos: t.Pos, Detail: fmt.Sprintf(format, args...)}
+}
+
+func parseTerms(s string, allowed []string, fields Fields) ([]Term, *Error) {
+	p := &parser{src: s, allowed: allowed, fields: fields}
+	return p.parse()
+}
+
+// ops returns the operators field takes.
+func (p *parser) ops(field string) []string {
+	ops := p.fields[field]
+	if len(ops) == 0 {
+		return []string{"="}
+	}
+	return ops
 }
 
 type tokenKind int
@@ -72,17 +128,18 @@ type parser struct {
 	src     string
 	pos     int
 	allowed []string
+	fields  Fields
 }
 
 func (p *parser) errorf(pos int, format string, args ...any) *Error {
 	return &Error{Filter: p.src, Pos: pos, Detail: fmt.Sprintf(format, args...), allowed: p.allowed}
 }
 
-func (p *parser) parse() (Filter, *Error) {
+func (p *parser) parse() ([]Term, *Error) {
 	if !utf8.ValidString(p.src) {
 		return nil, p.errorf(0, "the filter is not valid UTF-8")
 	}
-	f := Filter{}
+	var f []Term
 	tok, err := p.next()
 	if err != nil {
 		return nil, err
@@ -91,9 +148,11 @@ func (p *parser) parse() (Filter, *Error) {
 		return f, nil
 	}
 	for {
-		if err := p.term(f, tok); err != nil {
+		t, err := p.term(f, tok)
+		if err != nil {
 			return nil, err
 		}
+		f = append(f, t)
 		tok, err = p.next()
 		if err != nil {
 			return nil, err
@@ -119,59 +178,62 @@ func (p *parser) parse() (Filter, *Error) {
 	}
 }
 
-// term parses `field = value` starting at tok, the field, and adds it to f.
-func (p *parser) term(f Filter, tok token) *Error {
+// term parses `field op value` starting at tok, the field; f are the
+// terms before it.
+func (p *parser) term(f []Term, tok token) (Term, *Error) {
 	switch {
 	case tok.kind == tokWord && tok.text == "NOT":
-		return p.errorf(tok.pos, "NOT is not supported; only equality terms joined by AND are")
+		return Term{}, p.errorf(tok.pos, "NOT is not supported; only equality terms joined by AND are")
 	case tok.kind == tokWord && slices.Contains(keywords, tok.text):
-		return p.errorf(tok.pos, "expected a field name, got the keyword %s", tok.text)
+		return Term{}, p.errorf(tok.pos, "expected a field name, got the keyword %s", tok.text)
 	case tok.kind == tokOther && tok.text == "(":
-		return p.errorf(tok.pos, "parentheses are not supported; join terms with AND")
+		return Term{}, p.errorf(tok.pos, "parentheses are not supported; join terms with AND")
 	case tok.kind != tokWord:
-		return p.errorf(tok.pos, "expected a field name, got %s", describe(tok))
+		return Term{}, p.errorf(tok.pos, "expected a field name, got %s", describe(tok))
 	}
 	field := tok
 	if !slices.Contains(p.allowed, field.text) {
 		if len(p.allowed) == 0 {
-			return p.errorf(field.pos, "unknown field %q; this list cannot be filtered", field.text)
+			return Term{}, p.errorf(field.pos, "unknown field %q; this list cannot be filtered", field.text)
 		}
-		return p.errorf(field.pos, "unknown field %q; use one of %s", field.text, strings.Join(p.allowed, ", "))
+		return Term{}, p.errorf(field.pos, "unknown field %q; use one of %s", field.text, strings.Join(p.allowed, ", "))
 	}
-	if _, ok := f[field.text]; ok {
-		return p.errorf(field.pos, "field %q appears more than once; give it one value", field.text)
+	if slices.ContainsFunc(f, func(t Term) bool { return t.Field == field.text }) {
+		return Term{}, p.errorf(field.pos, "field %q appears more than once; give it one value", field.text)
 	}
 
 	op, err := p.next()
 	if err != nil {
-		return err
+		return Term{}, err
 	}
-	switch op.kind {
-	case tokEquals:
-	case tokEOF:
-		return p.errorf(op.pos, "missing \"=\" and a value after %q", field.text)
-	case tokOther:
-		return p.errorf(op.pos, "unsupported operator %q; only \"=\" is supported", op.text)
+	ops := p.ops(field.text)
+	switch {
+	case op.kind == tokEOF:
+		return Term{}, p.errorf(op.pos, "missing \"=\" and a value after %q", field.text)
+	case (op.kind == tokEquals || op.kind == tokOther) && slices.Contains(ops, op.text):
+	case (op.kind == tokEquals || op.kind == tokOther) && slices.Equal(ops, []string{"="}):
+		return Term{}, p.errorf(op.pos, "unsupported operator %q; only \"=\" is supported", op.text)
+	case op.kind == tokEquals || op.kind == tokOther:
+		return Term{}, p.errorf(op.pos, "unsupported operator %q for %q; use one of %s", op.text, field.text, strings.Join(ops, " "))
 	default:
-		return p.errorf(op.pos, "expected \"=\" after %q, got %s", field.text, describe(op))
+		return Term{}, p.errorf(op.pos, "expected an operator after %q, got %s", field.text, describe(op))
 	}
 
 	val, err := p.next()
 	if err != nil {
-		return err
+		return Term{}, err
 	}
 	switch {
 	case val.kind == tokString:
 	case val.kind == tokWord && slices.Contains(keywords, val.text):
-		return p.errorf(val.pos, "%s is a keyword; quote it to use it as a value: %s = \"%s\"", val.text, field.text, val.text)
+		return Term{}, p.errorf(val.pos, "%s is a keyword; quote it to use it as a value: %s %s \"%s\"", val.text, field.text, op.text, val.text)
 	case val.kind == tokWord:
 	case val.kind == tokEOF:
-		return p.errorf(val.pos, "missing value after %q", field.text+" =")
+		return Term{}, p.errorf(val.pos, "missing value after %q", field.text+" "+op.text)
 	default:
-		return p.errorf(val.pos, "expected a value after %q, got %s; quote values that are not plain words", field.text+" =", describe(val))
+		return Term{}, p.errorf(val.pos, "expected a value after %q, got %s; quote values that are not plain words", field.text+" "+op.text, describe(val))
 	}
-	f[field.text] = val.text
-	return nil
+	return Term{Field: field.text, Op: op.text, Value: val.text, Pos: field.pos}, nil
 }
 
 // describe names a token for an error message.

@@ -2,6 +2,7 @@ package filter
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -162,4 +163,55 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse(%q) = %v, %v; want %v (from Parse(%q))", r, again, err, got, in)
 		}
 	})
+}
+
+// certFields are a list's fields with comparisons, as the certificates
+// list has them.
+var certFields = Fields{"state": nil, "domain": nil, "not_after": {"<", "<=", ">", ">="}}
+
+func TestParseTerms(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []Term
+	}{
+		{"", nil},
+		{`state = ISSUED`, []Term{{Field: "state", Op: "=", Value: "ISSUED", Pos: 0}}},
+		{`not_after < "2027-01-01T00:00:00Z"`, []Term{{Field: "not_after", Op: "<", Value: "2027-01-01T00:00:00Z", Pos: 0}}},
+		{`domain="www.example.com" AND not_after>=2027-01-01 AND state = REVOKED`, []Term{
+			{Field: "domain", Op: "=", Value: "www.example.com", Pos: 0},
+			{Field: "not_after", Op: ">=", Value: "2027-01-01", Pos: 29},
+			{Field: "state", Op: "=", Value: "REVOKED", Pos: 55},
+		}},
+		{`not_after <= x`, []Term{{Field: "not_after", Op: "<=", Value: "x"}}},
+	}
+	for _, tt := range tests {
+		got, err := ParseTerms(tt.in, certFields)
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("ParseTerms(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestParseTermsRefusals(t *testing.T) {
+	tests := []struct {
+		in, wantIn string
+		pos        int
+	}{
+		{`state < ISSUED`, `unsupported operator "<"; only "=" is supported`, 6},
+		{`not_after = "2027-01-01T00:00:00Z"`, `unsupported operator "=" for "not_after"; use one of < <= > >=`, 10},
+		{`not_after != x`, `unsupported operator "!=" for "not_after"`, 10},
+		{`not_after <`, `missing value after "not_after <"`, 11},
+		{`not_after`, `missing "=" and a value after "not_after"`, 9},
+		{`serial = 1`, `unknown field "serial"; use one of domain, not_after, state`, 0},
+		{`state = ISSUED AND state = REVOKED`, `appears more than once`, 19},
+		{`state = ISSUED OR domain = a`, `OR is not supported`, 15},
+		{`not_after < "2027" AND`, `ends with AND`, 19},
+	}
+	for _, tt := range tests {
+		_, err := ParseTerms(tt.in, certFields)
+		var fe *Error
+		if !errors.As(err, &fe) || !strings.Contains(fe.Detail, tt.wantIn) || fe.Pos != tt.pos {
+			t.Errorf("ParseTerms(%q) = %v; want an *Error at %d saying %q", tt.in, err, tt.pos, tt.wantIn)
+		}
+	}
 }

@@ -5,6 +5,8 @@ package service
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -12,9 +14,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	issuancev1 "github.com/certflow/certflow/gen/go/certflow/issuance/v1"
@@ -23,6 +27,7 @@ import (
 	"github.com/certflow/certflow/pkg/config"
 	"github.com/certflow/certflow/pkg/docstore"
 	"github.com/certflow/certflow/pkg/goodkey"
+	"github.com/certflow/certflow/pkg/page"
 	"github.com/certflow/certflow/pkg/sealbox"
 	"github.com/certflow/certflow/pkg/service"
 	"github.com/certflow/certflow/services/issuance/internal/app"
@@ -86,7 +91,38 @@ type Config struct {
 	// anyway (default a day; nextUpdate is 7 days on).
 	CRLCheckInterval time.Duration
 	CRLRefresh       time.Duration
+	// ReminderOffsets are when expiry reminders go out, before notAfter:
+	// durations joined by commas ("" = DefaultReminderOffsets, "none" =
+	// no reminders). ReminderInterval is how often due reminders are
+	// looked for (default a minute).
+	ReminderOffsets  string
+	ReminderInterval time.Duration
 	Now              func() time.Time
+}
+
+// DefaultReminderOffsets are 30, 7 and 1 days before notAfter.
+const DefaultReminderOffsets = "720h,168h,24h"
+
+// parseOffsets reads -reminder-offsets.
+func parseOffsets(s string) ([]time.Duration, error) {
+	switch strings.TrimSpace(s) {
+	case "":
+		s = DefaultReminderOffsets
+	case "none":
+		return nil, nil
+	}
+	var out []time.Duration
+	for _, part := range strings.Split(s, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(part))
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("-reminder-offsets %q: %q is not a positive duration such as 168h (or give none)", s, part)
+		}
+		if slices.Contains(out, d) {
+			return nil, fmt.Errorf("-reminder-offsets %q: %s appears twice", s, part)
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 // Flags registers the issuance settings. The KEKs themselves come only from
@@ -105,6 +141,8 @@ func (c *Config) Flags(s *config.Set) {
 	s.Duration(&c.CRLCheckInterval, "crl-check-interval", "CERTFLOW_CRL_CHECK_INTERVAL", crl.DefaultCheckInterval, "how often the CRLs are checked for new revocations (at most a minute)")
 	s.Duration(&c.CRLRefresh, "crl-refresh", "CERTFLOW_CRL_REFRESH", crl.DefaultRefresh, "how old a CRL may get before it is signed again though nothing changed (below its 7-day nextUpdate)")
 	s.String(&c.PublicBaseURL, "public-base-url", "CERTFLOW_ISSUANCE_PUBLIC_BASE_URL", "http://127.0.0.1:9180", "base URL of -http-addr as relying parties reach it, written into certificates (AIA caIssuers, CRL distribution point)")
+	s.String(&c.ReminderOffsets, "reminder-offsets", "CERTFLOW_REMINDER_OFFSETS", DefaultReminderOffsets, "expiry reminders (email, SMS, webhook) this long before notAfter, joined by commas; none = no reminders")
+	s.Duration(&c.ReminderInterval, "reminder-interval", "CERTFLOW_REMINDER_INTERVAL", time.Minute, "how often due expiry reminders are looked for")
 	s.Duration(&c.Validity, "validity", "CERTFLOW_CERT_VALIDITY", 0, "certificate validity; 0 = one day under the CA/B Forum maximum (199 days in 2026)")
 }
 
@@ -154,6 +192,13 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	if cfg.CRLRefresh > 3*24*time.Hour {
 		return nil, fmt.Errorf("CRL refresh %s is too long: CRLs must be renewed well before their 7-day nextUpdate (at most 3 days)", cfg.CRLRefresh)
+	}
+	offsets, err := parseOffsets(cfg.ReminderOffsets)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ReminderInterval <= 0 {
+		cfg.ReminderInterval = time.Minute
 	}
 	kek, err := sealbox.LoadKEK("customer key-encryption key", cfg.KEK, cfg.KEKFile, "-kek-file or CERTFLOW_KEK")
 	if err != nil {
@@ -230,9 +275,26 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	certs := docstore.New[domain.Certificate](b.DB.Collection("certificates"), "certificate", b.OutboxStoreOptions(cfg.Now)...)
-	if err := certs.EnsureIndexes(ctx); err != nil {
+	certStore := docstore.New[domain.Certificate](b.DB.Collection("certificates"), "certificate", b.OutboxStoreOptions(cfg.Now)...)
+	// Due expiry reminders are found by doc.reminderdue.
+	if err := certStore.EnsureIndexes(ctx, mongo.IndexModel{Keys: bson.D{{Key: "doc.reminderdue", Value: 1}}}); err != nil {
 		return nil, err
+	}
+	// The reminders due: on MongoDB, which several replicas may write, by
+	// the index above; on FerretDB, which this process alone writes and
+	// which would scan the collection for that query every tick, from a
+	// queue of the certificates with a reminder to come, kept in memory
+	// (loaded by one scan now, before anything is served), so a tick costs
+	// what is due, not what is stored.
+	var certs app.Certificates = certStore
+	var due app.DueCertificates = app.IndexedDue{Store: certStore}
+	if b.SingleWriter() {
+		q := app.NewQueuedCertificates(certStore, offsets)
+		if err := q.Load(ctx, cfg.Now()); err != nil {
+			return nil, err
+		}
+		b.Log.Info("expiry reminders kept in memory (single writer)", "certificates", q.Len())
+		certs, due = q, q
 	}
 	// Every serial is on record before it is signed.
 	issuances := docstore.New[domain.Issuance](b.DB.Collection("issuances"), "issuance", b.StoreOptions(cfg.Now)...)
@@ -253,8 +315,12 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	pub.Handle("/crl/", gen.Handler())
 	b.Go(gen.Run)
 	a := app.New(certs, authority, sealer, verifier.Client{C: verificationv1.NewVerificationServiceClient(vc)}, keys, cfg.Now, cfg.Validity, app.WithIssuances(issuances)).
-		WithRevocation(app.Revocation{Entries: revocations, Blocked: blockedkeys.Store{S: blocked}, Hash: blockedkeys.Hash, Changed: gen.Kick})
-	b.GRPC.Register(&issuancev1.IssuanceService_ServiceDesc, &grpcapi.Server{App: a})
+		WithRevocation(app.Revocation{Entries: revocations, Blocked: blockedkeys.Store{S: blocked}, Hash: blockedkeys.Hash, Changed: gen.Kick}).
+		WithReminders(offsets, due)
+	if len(offsets) > 0 {
+		b.Go(func(ctx context.Context) error { return a.RunReminders(ctx, cfg.ReminderInterval, b.Log.Warn) })
+	}
+	b.GRPC.Register(&issuancev1.IssuanceService_ServiceDesc, &grpcapi.Server{App: a, Pages: page.NewKeyset(pageKey(kek))})
 	b.Log.Info("CA ready", "root", cfg.CADir+"/"+ca.RootCertFile, "subject", authority.Root().Subject.String(), "http", ln.Addr().String(), "public_base_url", base)
 	return &Service{Base: b, Publish: pub, Authority: authority, http: ln, baseURL: base}, nil
 }
@@ -278,6 +344,14 @@ func keyPolicy(cfg Config, authority *ca.Authority) (*goodkey.Policy, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// pageKey is the key of the list page tokens, derived from the customer
+// KEK: stable across restarts and replicas, and never the KEK itself.
+func pageKey(kek []byte) []byte {
+	m := hmac.New(sha256.New, kek)
+	m.Write([]byte("certflow issuance page tokens v1"))
+	return m.Sum(nil)
 }
 
 func debianCount(p *goodkey.Policy) int {

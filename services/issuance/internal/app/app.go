@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/certflow/certflow/gen/go/certflow/events/v1"
@@ -93,6 +94,10 @@ type App struct {
 	validity    time.Duration
 	revocation  Revocation
 	issuances   Issuances
+	// reminders are the expiry reminder offsets; due finds what is due
+	// (reminders.go).
+	reminders []time.Duration
+	due       DueCertificates
 }
 
 // Issuances records the serials reserved for each request before signing
@@ -293,6 +298,7 @@ func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*doc
 		ValidationLevel: string(level),
 		LintNotices:     signed.Notices,
 	}
+	doc.Schedule(a.reminders)
 	if o := authz.Organization; o != nil && level != profile.DV {
 		org := domain.Organization(o.Organization)
 		doc.Organization, doc.OrganizationReview = &org, o.Review
@@ -395,9 +401,41 @@ func (a *App) Get(ctx context.Context, account, id string) (*docstore.Record[dom
 	return a.certs.Get(ctx, account, id)
 }
 
-// List lists the account's certificates newest first.
-func (a *App) List(ctx context.Context, account string, offset, limit int64) ([]*docstore.Record[domain.Certificate], bool, error) {
-	return a.certs.List(ctx, account, docstore.ListOptions{Offset: offset, Limit: limit})
+// ListFilter selects certificates; zero fields select all.
+type ListFilter struct {
+	State domain.State
+	// Domain is a name among the certificate's SANs.
+	Domain string
+	// NotAfterOp compares NotAfter with NotAfter: "<", "<=", ">" or ">=".
+	NotAfterOp string
+	NotAfter   time.Time
+}
+
+var notAfterOps = map[string]string{"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
+
+// List lists the account's certificates newest first, those after the
+// position after (nil: from the newest) that f selects.
+func (a *App) List(ctx context.Context, account string, f ListFilter, after *docstore.Position, limit int64) ([]*docstore.Record[domain.Certificate], bool, error) {
+	var q bson.D
+	switch f.State {
+	case "":
+	case domain.Issued:
+		// Records from before revocation have no state: issued.
+		q = append(q, bson.E{Key: "doc.state", Value: bson.D{{Key: "$in", Value: bson.A{string(domain.Issued), ""}}}})
+	default:
+		q = append(q, bson.E{Key: "doc.state", Value: string(f.State)})
+	}
+	if f.Domain != "" {
+		q = append(q, bson.E{Key: "doc.domains", Value: f.Domain})
+	}
+	if f.NotAfterOp != "" {
+		op, ok := notAfterOps[f.NotAfterOp]
+		if !ok {
+			return nil, false, fmt.Errorf("unknown comparison %q", f.NotAfterOp)
+		}
+		q = append(q, bson.E{Key: "doc.notafter", Value: bson.D{{Key: op, Value: f.NotAfter.UTC()}}})
+	}
+	return a.certs.List(ctx, account, docstore.ListOptions{Filter: q, After: after, Limit: limit})
 }
 
 // Bundle is a certificate and its chain (and key) in PEM.

@@ -49,6 +49,14 @@ type Certificate struct {
 	OrganizationReview string        `bson:",omitempty"`
 	// LintNotices are zlint's notices on the to-be-signed certificate.
 	LintNotices []string `bson:",omitempty"`
+	// ReplacedBy names the certificate issued in this one's place
+	// (reissue, renewal); a replaced certificate gets no expiry reminders.
+	ReplacedBy string `bson:",omitempty"`
+	// Reminded are the expiry reminder offsets done (sent, or passed while
+	// a later one was sent); ReminderDue is when the next one is due (zero:
+	// none), indexed to find what is due (reminder.go).
+	Reminded    []time.Duration `bson:",omitempty"`
+	ReminderDue time.Time
 }
 
 // Organization is the approved organization as the subject used it.

@@ -3,6 +3,7 @@ package grpcapi
 
 import (
 	"context"
+	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -11,6 +12,8 @@ import (
 	"github.com/certflow/certflow/pkg/auth"
 	"github.com/certflow/certflow/pkg/csr"
 	"github.com/certflow/certflow/pkg/docstore"
+	"github.com/certflow/certflow/pkg/domainname"
+	"github.com/certflow/certflow/pkg/filter"
 	"github.com/certflow/certflow/pkg/page"
 	"github.com/certflow/certflow/pkg/resname"
 	"github.com/certflow/certflow/services/issuance/internal/app"
@@ -21,6 +24,8 @@ import (
 type Server struct {
 	issuancev1.UnimplementedIssuanceServiceServer
 	App *app.App
+	// Pages issues and checks the keyset page tokens of ListCertificates.
+	Pages *page.Keyset
 }
 
 var keyAlgorithms = map[issuancev1.KeyAlgorithm]csr.KeyAlgorithm{
@@ -69,19 +74,71 @@ func (s *Server) GetCertificate(ctx context.Context, req *issuancev1.GetCertific
 	return certPB(rec), nil
 }
 
-// ListCertificates lists certificates newest first.
+// ListCertificates lists certificates newest first, filtered by state,
+// domain and notAfter, a page at a time after a keyset token.
 func (s *Server) ListCertificates(ctx context.Context, req *issuancev1.ListCertificatesRequest) (*issuancev1.ListCertificatesResponse, error) {
 	acct, err := auth.Account(ctx)
 	if err != nil {
 		return nil, err
 	}
-	certs, next, err := page.List("", req, func(offset, limit int64) ([]*docstore.Record[domain.Certificate], bool, error) {
-		return s.App.List(ctx, acct, offset, limit)
+	f, err := listFilter(req.GetFilter())
+	if err != nil {
+		return nil, err
+	}
+	// The token is bound to the account and the filter as given.
+	query := acct + "\x00" + req.GetFilter()
+	certs, next, err := page.ListKeyset(s.Pages, query, req, func(after *page.Cursor, limit int64) ([]*docstore.Record[domain.Certificate], bool, error) {
+		var pos *docstore.Position
+		if after != nil {
+			pos = &docstore.Position{Created: after.Time, ID: after.ID}
+		}
+		return s.App.List(ctx, acct, f, pos, limit)
+	}, func(r *docstore.Record[domain.Certificate]) page.Cursor {
+		return page.Cursor{Time: r.Created, ID: r.ID}
 	}, certPB)
 	if err != nil {
 		return nil, err
 	}
 	return &issuancev1.ListCertificatesResponse{Certificates: certs, NextPageToken: next}, nil
+}
+
+// listFields are the fields of the certificates filter and their
+// operators (the grammar is in ListCertificatesRequest.filter).
+var listFields = filter.Fields{"state": nil, "domain": nil, "not_after": {"<", "<=", ">", ">="}}
+
+// listFilter parses a ListCertificates filter.
+func listFilter(s string) (app.ListFilter, error) {
+	terms, err := filter.ParseTerms(s, listFields)
+	if err != nil {
+		return app.ListFilter{}, apierr.Invalid("filter", "INVALID_FILTER", "%v", err)
+	}
+	var f app.ListFilter
+	for _, t := range terms {
+		switch t.Field {
+		case "state":
+			switch t.Value {
+			case "ISSUED":
+				f.State = domain.Issued
+			case "REVOKED":
+				f.State = domain.Revoked
+			default:
+				return app.ListFilter{}, apierr.Invalid("filter", "INVALID_FILTER", "%v", filter.At(s, t, "unknown state %q; use ISSUED or REVOKED", t.Value))
+			}
+		case "domain":
+			name, err := domainname.Normalize(t.Value)
+			if err != nil {
+				return app.ListFilter{}, apierr.Invalid("filter", "INVALID_FILTER", "%v", filter.At(s, t, "domain %q is not a domain name: %v", t.Value, err))
+			}
+			f.Domain = name
+		case "not_after":
+			at, err := time.Parse(time.RFC3339, t.Value)
+			if err != nil {
+				return app.ListFilter{}, apierr.Invalid("filter", "INVALID_FILTER", "%v", filter.At(s, t, "not_after needs an RFC 3339 time such as \"2027-01-01T00:00:00Z\", got %q", t.Value))
+			}
+			f.NotAfterOp, f.NotAfter = t.Op, at
+		}
+	}
+	return f, nil
 }
 
 // DownloadCertificate returns the PEM bundle.

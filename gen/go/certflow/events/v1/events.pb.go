@@ -1674,6 +1674,120 @@ func (x *CertificateIssued) GetNotAfter() *timestamppb.Timestamp {
 	return nil
 }
 
+// certflow.certificate.expiring: a certificate not yet replaced nears its
+// notAfter: sent once per reminder offset (by default 30, 7 and 1 days
+// before), by the issuance service, which records the reminder as sent in
+// the same write that queues this event.
+type CertificateExpiring struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	EventId     string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	OccurredAt  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	Account     string                 `protobuf:"bytes,3,opt,name=account,proto3" json:"account,omitempty"`
+	Certificate string                 `protobuf:"bytes,4,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	Application string                 `protobuf:"bytes,5,opt,name=application,proto3" json:"application,omitempty"`
+	Domains     []string               `protobuf:"bytes,6,rep,name=domains,proto3" json:"domains,omitempty"`
+	NotAfter    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=not_after,json=notAfter,proto3" json:"not_after,omitempty"`
+	// Whole days from the reminder to notAfter, rounded up (30, 7, 1 by
+	// default).
+	DaysLeft      int32  `protobuf:"varint,8,opt,name=days_left,json=daysLeft,proto3" json:"days_left,omitempty"`
+	SerialNumber  string `protobuf:"bytes,9,opt,name=serial_number,json=serialNumber,proto3" json:"serial_number,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CertificateExpiring) Reset() {
+	*x = CertificateExpiring{}
+	mi := &file_certflow_events_v1_events_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificateExpiring) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificateExpiring) ProtoMessage() {}
+
+func (x *CertificateExpiring) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_events_v1_events_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificateExpiring.ProtoReflect.Descriptor instead.
+func (*CertificateExpiring) Descriptor() ([]byte, []int) {
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *CertificateExpiring) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *CertificateExpiring) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *CertificateExpiring) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *CertificateExpiring) GetCertificate() string {
+	if x != nil {
+		return x.Certificate
+	}
+	return ""
+}
+
+func (x *CertificateExpiring) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *CertificateExpiring) GetDomains() []string {
+	if x != nil {
+		return x.Domains
+	}
+	return nil
+}
+
+func (x *CertificateExpiring) GetNotAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NotAfter
+	}
+	return nil
+}
+
+func (x *CertificateExpiring) GetDaysLeft() int32 {
+	if x != nil {
+		return x.DaysLeft
+	}
+	return 0
+}
+
+func (x *CertificateExpiring) GetSerialNumber() string {
+	if x != nil {
+		return x.SerialNumber
+	}
+	return ""
+}
+
 // certflow.certificate.revoked: a certificate was revoked; it is on the
 // issuing CA's CRL within a minute.
 type CertificateRevoked struct {
@@ -1698,7 +1812,7 @@ type CertificateRevoked struct {
 
 func (x *CertificateRevoked) Reset() {
 	*x = CertificateRevoked{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[16]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1710,7 +1824,7 @@ func (x *CertificateRevoked) String() string {
 func (*CertificateRevoked) ProtoMessage() {}
 
 func (x *CertificateRevoked) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[16]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1723,7 +1837,7 @@ func (x *CertificateRevoked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateRevoked.ProtoReflect.Descriptor instead.
 func (*CertificateRevoked) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{16}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CertificateRevoked) GetEventId() string {
@@ -1823,7 +1937,7 @@ type DomainEmailChallenge struct {
 
 func (x *DomainEmailChallenge) Reset() {
 	*x = DomainEmailChallenge{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[17]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1835,7 +1949,7 @@ func (x *DomainEmailChallenge) String() string {
 func (*DomainEmailChallenge) ProtoMessage() {}
 
 func (x *DomainEmailChallenge) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[17]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1848,7 +1962,7 @@ func (x *DomainEmailChallenge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainEmailChallenge.ProtoReflect.Descriptor instead.
 func (*DomainEmailChallenge) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{17}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DomainEmailChallenge) GetEventId() string {
@@ -1924,7 +2038,7 @@ type ReviewCreated struct {
 
 func (x *ReviewCreated) Reset() {
 	*x = ReviewCreated{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[18]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1936,7 +2050,7 @@ func (x *ReviewCreated) String() string {
 func (*ReviewCreated) ProtoMessage() {}
 
 func (x *ReviewCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[18]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1949,7 +2063,7 @@ func (x *ReviewCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReviewCreated.ProtoReflect.Descriptor instead.
 func (*ReviewCreated) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{18}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReviewCreated) GetEventId() string {
@@ -2018,7 +2132,7 @@ type PhoneCallRecorded struct {
 
 func (x *PhoneCallRecorded) Reset() {
 	*x = PhoneCallRecorded{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[19]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2030,7 +2144,7 @@ func (x *PhoneCallRecorded) String() string {
 func (*PhoneCallRecorded) ProtoMessage() {}
 
 func (x *PhoneCallRecorded) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[19]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2043,7 +2157,7 @@ func (x *PhoneCallRecorded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PhoneCallRecorded.ProtoReflect.Descriptor instead.
 func (*PhoneCallRecorded) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{19}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PhoneCallRecorded) GetEventId() string {
@@ -2120,7 +2234,7 @@ type ReviewDecided struct {
 
 func (x *ReviewDecided) Reset() {
 	*x = ReviewDecided{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[20]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2132,7 +2246,7 @@ func (x *ReviewDecided) String() string {
 func (*ReviewDecided) ProtoMessage() {}
 
 func (x *ReviewDecided) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[20]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2145,7 +2259,7 @@ func (x *ReviewDecided) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReviewDecided.ProtoReflect.Descriptor instead.
 func (*ReviewDecided) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{20}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReviewDecided) GetEventId() string {
@@ -2405,7 +2519,18 @@ const file_certflow_events_v1_events_proto_rawDesc = "" +
 	"\n" +
 	"not_before\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tnotBefore\x127\n" +
 	"\tnot_after\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"\x9e\x03\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"\xe0\x02\n" +
+	"\x13CertificateExpiring\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
+	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x12\x18\n" +
+	"\aaccount\x18\x03 \x01(\tR\aaccount\x12 \n" +
+	"\vcertificate\x18\x04 \x01(\tR\vcertificate\x12 \n" +
+	"\vapplication\x18\x05 \x01(\tR\vapplication\x12\x18\n" +
+	"\adomains\x18\x06 \x03(\tR\adomains\x127\n" +
+	"\tnot_after\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\x12\x1b\n" +
+	"\tdays_left\x18\b \x01(\x05R\bdaysLeft\x12#\n" +
+	"\rserial_number\x18\t \x01(\tR\fserialNumber\"\x9e\x03\n" +
 	"\x12CertificateRevoked\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
 	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -2479,7 +2604,7 @@ func file_certflow_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_certflow_events_v1_events_proto_rawDescData
 }
 
-var file_certflow_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_certflow_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_certflow_events_v1_events_proto_goTypes = []any{
 	(*OrderCreated)(nil),            // 0: certflow.events.v1.OrderCreated
 	(*InstanceBound)(nil),           // 1: certflow.events.v1.InstanceBound
@@ -2497,47 +2622,50 @@ var file_certflow_events_v1_events_proto_goTypes = []any{
 	(*DomainValidationFailed)(nil),  // 13: certflow.events.v1.DomainValidationFailed
 	(*ChallengeCancelled)(nil),      // 14: certflow.events.v1.ChallengeCancelled
 	(*CertificateIssued)(nil),       // 15: certflow.events.v1.CertificateIssued
-	(*CertificateRevoked)(nil),      // 16: certflow.events.v1.CertificateRevoked
-	(*DomainEmailChallenge)(nil),    // 17: certflow.events.v1.DomainEmailChallenge
-	(*ReviewCreated)(nil),           // 18: certflow.events.v1.ReviewCreated
-	(*PhoneCallRecorded)(nil),       // 19: certflow.events.v1.PhoneCallRecorded
-	(*ReviewDecided)(nil),           // 20: certflow.events.v1.ReviewDecided
-	(*timestamppb.Timestamp)(nil),   // 21: google.protobuf.Timestamp
+	(*CertificateExpiring)(nil),     // 16: certflow.events.v1.CertificateExpiring
+	(*CertificateRevoked)(nil),      // 17: certflow.events.v1.CertificateRevoked
+	(*DomainEmailChallenge)(nil),    // 18: certflow.events.v1.DomainEmailChallenge
+	(*ReviewCreated)(nil),           // 19: certflow.events.v1.ReviewCreated
+	(*PhoneCallRecorded)(nil),       // 20: certflow.events.v1.PhoneCallRecorded
+	(*ReviewDecided)(nil),           // 21: certflow.events.v1.ReviewDecided
+	(*timestamppb.Timestamp)(nil),   // 22: google.protobuf.Timestamp
 }
 var file_certflow_events_v1_events_proto_depIdxs = []int32{
-	21, // 0: certflow.events.v1.OrderCreated.occurred_at:type_name -> google.protobuf.Timestamp
-	21, // 1: certflow.events.v1.InstanceBound.occurred_at:type_name -> google.protobuf.Timestamp
-	21, // 2: certflow.events.v1.InstanceReleased.occurred_at:type_name -> google.protobuf.Timestamp
-	21, // 3: certflow.events.v1.InstanceIssued.occurred_at:type_name -> google.protobuf.Timestamp
-	21, // 4: certflow.events.v1.InstanceRevoked.occurred_at:type_name -> google.protobuf.Timestamp
-	21, // 5: certflow.events.v1.ChallengeInstructions.expire_time:type_name -> google.protobuf.Timestamp
-	21, // 6: certflow.events.v1.ApplicationCreated.occurred_at:type_name -> google.protobuf.Timestamp
-	21, // 7: certflow.events.v1.ApplicationSubmitted.occurred_at:type_name -> google.protobuf.Timestamp
+	22, // 0: certflow.events.v1.OrderCreated.occurred_at:type_name -> google.protobuf.Timestamp
+	22, // 1: certflow.events.v1.InstanceBound.occurred_at:type_name -> google.protobuf.Timestamp
+	22, // 2: certflow.events.v1.InstanceReleased.occurred_at:type_name -> google.protobuf.Timestamp
+	22, // 3: certflow.events.v1.InstanceIssued.occurred_at:type_name -> google.protobuf.Timestamp
+	22, // 4: certflow.events.v1.InstanceRevoked.occurred_at:type_name -> google.protobuf.Timestamp
+	22, // 5: certflow.events.v1.ChallengeInstructions.expire_time:type_name -> google.protobuf.Timestamp
+	22, // 6: certflow.events.v1.ApplicationCreated.occurred_at:type_name -> google.protobuf.Timestamp
+	22, // 7: certflow.events.v1.ApplicationSubmitted.occurred_at:type_name -> google.protobuf.Timestamp
 	5,  // 8: certflow.events.v1.ApplicationSubmitted.challenges:type_name -> certflow.events.v1.ChallengeInstructions
-	21, // 9: certflow.events.v1.ApplicationSubmitted.expected_issue_time:type_name -> google.protobuf.Timestamp
-	21, // 10: certflow.events.v1.ApplicationStateChanged.occurred_at:type_name -> google.protobuf.Timestamp
-	21, // 11: certflow.events.v1.ApplicationFailed.occurred_at:type_name -> google.protobuf.Timestamp
-	21, // 12: certflow.events.v1.ApplicationWithdrawn.occurred_at:type_name -> google.protobuf.Timestamp
-	21, // 13: certflow.events.v1.ApplicationIssued.occurred_at:type_name -> google.protobuf.Timestamp
-	21, // 14: certflow.events.v1.DomainVerified.occurred_at:type_name -> google.protobuf.Timestamp
-	21, // 15: certflow.events.v1.DomainVerified.verify_time:type_name -> google.protobuf.Timestamp
-	21, // 16: certflow.events.v1.DomainValidationFailed.occurred_at:type_name -> google.protobuf.Timestamp
-	21, // 17: certflow.events.v1.ChallengeCancelled.occurred_at:type_name -> google.protobuf.Timestamp
-	21, // 18: certflow.events.v1.CertificateIssued.occurred_at:type_name -> google.protobuf.Timestamp
-	21, // 19: certflow.events.v1.CertificateIssued.not_before:type_name -> google.protobuf.Timestamp
-	21, // 20: certflow.events.v1.CertificateIssued.not_after:type_name -> google.protobuf.Timestamp
-	21, // 21: certflow.events.v1.CertificateRevoked.occurred_at:type_name -> google.protobuf.Timestamp
-	21, // 22: certflow.events.v1.CertificateRevoked.revoke_time:type_name -> google.protobuf.Timestamp
-	21, // 23: certflow.events.v1.DomainEmailChallenge.occurred_at:type_name -> google.protobuf.Timestamp
-	21, // 24: certflow.events.v1.DomainEmailChallenge.expire_time:type_name -> google.protobuf.Timestamp
-	21, // 25: certflow.events.v1.ReviewCreated.occurred_at:type_name -> google.protobuf.Timestamp
-	21, // 26: certflow.events.v1.PhoneCallRecorded.occurred_at:type_name -> google.protobuf.Timestamp
-	21, // 27: certflow.events.v1.ReviewDecided.occurred_at:type_name -> google.protobuf.Timestamp
-	28, // [28:28] is the sub-list for method output_type
-	28, // [28:28] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	22, // 9: certflow.events.v1.ApplicationSubmitted.expected_issue_time:type_name -> google.protobuf.Timestamp
+	22, // 10: certflow.events.v1.ApplicationStateChanged.occurred_at:type_name -> google.protobuf.Timestamp
+	22, // 11: certflow.events.v1.ApplicationFailed.occurred_at:type_name -> google.protobuf.Timestamp
+	22, // 12: certflow.events.v1.ApplicationWithdrawn.occurred_at:type_name -> google.protobuf.Timestamp
+	22, // 13: certflow.events.v1.ApplicationIssued.occurred_at:type_name -> google.protobuf.Timestamp
+	22, // 14: certflow.events.v1.DomainVerified.occurred_at:type_name -> google.protobuf.Timestamp
+	22, // 15: certflow.events.v1.DomainVerified.verify_time:type_name -> google.protobuf.Timestamp
+	22, // 16: certflow.events.v1.DomainValidationFailed.occurred_at:type_name -> google.protobuf.Timestamp
+	22, // 17: certflow.events.v1.ChallengeCancelled.occurred_at:type_name -> google.protobuf.Timestamp
+	22, // 18: certflow.events.v1.CertificateIssued.occurred_at:type_name -> google.protobuf.Timestamp
+	22, // 19: certflow.events.v1.CertificateIssued.not_before:type_name -> google.protobuf.Timestamp
+	22, // 20: certflow.events.v1.CertificateIssued.not_after:type_name -> google.protobuf.Timestamp
+	22, // 21: certflow.events.v1.CertificateExpiring.occurred_at:type_name -> google.protobuf.Timestamp
+	22, // 22: certflow.events.v1.CertificateExpiring.not_after:type_name -> google.protobuf.Timestamp
+	22, // 23: certflow.events.v1.CertificateRevoked.occurred_at:type_name -> google.protobuf.Timestamp
+	22, // 24: certflow.events.v1.CertificateRevoked.revoke_time:type_name -> google.protobuf.Timestamp
+	22, // 25: certflow.events.v1.DomainEmailChallenge.occurred_at:type_name -> google.protobuf.Timestamp
+	22, // 26: certflow.events.v1.DomainEmailChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	22, // 27: certflow.events.v1.ReviewCreated.occurred_at:type_name -> google.protobuf.Timestamp
+	22, // 28: certflow.events.v1.PhoneCallRecorded.occurred_at:type_name -> google.protobuf.Timestamp
+	22, // 29: certflow.events.v1.ReviewDecided.occurred_at:type_name -> google.protobuf.Timestamp
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_certflow_events_v1_events_proto_init() }
@@ -2551,7 +2679,7 @@ func file_certflow_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certflow_events_v1_events_proto_rawDesc), len(file_certflow_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -494,9 +494,23 @@ func (x *GetCertificateRequest) GetName() string {
 }
 
 type ListCertificatesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PageSize      int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	PageSize int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Opaque and bound to the filter: a token of another filter, or one
+	// changed, is refused (INVALID_PAGE_TOKEN). Pages follow a keyset (the
+	// last certificate's creation time and name), so certificates issued
+	// while paging neither repeat nor shift what follows.
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// AIP-160 filter: terms joined by AND, each field at most once.
+	//
+	//	state = ISSUED | REVOKED
+	//	domain = "www.example.com"   a certificate naming it among its SANs
+	//	not_after < "2027-01-01T00:00:00Z"   (also <=, >, >=; RFC 3339)
+	//
+	// For example `state = ISSUED AND not_after < "2027-01-01T00:00:00Z"`:
+	// the certificates to renew before 2027. Anything else is
+	// INVALID_ARGUMENT (INVALID_FILTER) saying what to change.
+	Filter        string `protobuf:"bytes,3,opt,name=filter,proto3" json:"filter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -541,6 +555,13 @@ func (x *ListCertificatesRequest) GetPageSize() int32 {
 func (x *ListCertificatesRequest) GetPageToken() string {
 	if x != nil {
 		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListCertificatesRequest) GetFilter() string {
+	if x != nil {
+		return x.Filter
 	}
 	return ""
 }
@@ -1234,11 +1255,12 @@ const file_certflow_issuance_v1_issuance_service_proto_rawDesc = "" +
 	"\x06ISSUED\x10\x01\x12\v\n" +
 	"\aREVOKED\x10\x02\"0\n" +
 	"\x15GetCertificateRequest\x12\x17\n" +
-	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name\"U\n" +
+	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name\"m\n" +
 	"\x17ListCertificatesRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\"\x89\x01\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x16\n" +
+	"\x06filter\x18\x03 \x01(\tR\x06filter\"\x89\x01\n" +
 	"\x18ListCertificatesResponse\x12E\n" +
 	"\fcertificates\x18\x01 \x03(\v2!.certflow.issuance.v1.CertificateR\fcertificates\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"5\n" +

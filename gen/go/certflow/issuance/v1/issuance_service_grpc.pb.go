@@ -37,7 +37,8 @@ const (
 type IssuanceServiceClient interface {
 	// Gets one certificate's details (no key material).
 	GetCertificate(ctx context.Context, in *GetCertificateRequest, opts ...grpc.CallOption) (*Certificate, error)
-	// Lists the account's certificates, newest first.
+	// Lists the account's certificates, newest first; filter by state, domain
+	// and notAfter (see ListCertificatesRequest.filter).
 	ListCertificates(ctx context.Context, in *ListCertificatesRequest, opts ...grpc.CallOption) (*ListCertificatesResponse, error)
 	// Downloads a certificate as PEM: the leaf, the chain, the full chain and,
 	// when the service made the key, the private key.
@@ -163,7 +164,8 @@ func (c *issuanceServiceClient) RevokeCertificate(ctx context.Context, in *Revok
 type IssuanceServiceServer interface {
 	// Gets one certificate's details (no key material).
 	GetCertificate(context.Context, *GetCertificateRequest) (*Certificate, error)
-	// Lists the account's certificates, newest first.
+	// Lists the account's certificates, newest first; filter by state, domain
+	// and notAfter (see ListCertificatesRequest.filter).
 	ListCertificates(context.Context, *ListCertificatesRequest) (*ListCertificatesResponse, error)
 	// Downloads a certificate as PEM: the leaf, the chain, the full chain and,
 	// when the service made the key, the private key.
