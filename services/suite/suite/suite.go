@@ -96,6 +96,11 @@ type Options struct {
 	// kept in DataDir/pki (tests share one with their own clients).
 	PKI *internalpki.Authority
 
+	// ReminderOffsets and ReminderInterval are the issuance service's
+	// -reminder-offsets and -reminder-interval (empty, zero: its defaults).
+	ReminderOffsets  string
+	ReminderInterval time.Duration
+
 	// GatewayLimits are the gateway's per-key rate and overload bound
 	// (zero fields: the gateway's defaults).
 	GatewayLimits gateway.Limits
@@ -378,7 +383,8 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	caDir := filepath.Join(o.DataDir, "ca")
 	// The CA asks verification before every signature.
 	iss, err := issuance.New(ctx, issuance.Config{Config: base("issuance", o.IssuanceAddr), CADir: caDir, KEK: kek, CAKEK: caKEK, VerificationAddr: ver.GRPC.Addr(),
-		DebianWeakKeysFile: o.DebianWeakKeysFile, BlockedKeysFile: o.BlockedKeysFile, HTTPAddr: o.IssuanceHTTPAddr, Now: o.Now})
+		DebianWeakKeysFile: o.DebianWeakKeysFile, BlockedKeysFile: o.BlockedKeysFile, HTTPAddr: o.IssuanceHTTPAddr, Now: o.Now,
+		ReminderOffsets: o.ReminderOffsets, ReminderInterval: o.ReminderInterval})
 	if err != nil {
 		return nil, fmt.Errorf("issuance: %w", err)
 	}

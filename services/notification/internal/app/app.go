@@ -177,6 +177,8 @@ func (a *App) notify(ctx context.Context, ev events.Event) error {
 		return a.domainVerified(ctx, ev)
 	case events.CertificateRevoked:
 		return a.certificateRevoked(ctx, ev)
+	case events.CertificateExpiring:
+		return a.certificateExpiring(ctx, ev)
 	}
 	// certflow.domain.email_sent only announces a validation email: the
 	// mail itself was sent through SendDomainValidationEmail, the one way
@@ -196,6 +198,9 @@ func (a *App) applicationEvent(ctx context.Context, ev events.Event, m applicati
 		return domain.Contact{}, events.Permanent(fmt.Errorf("%s %s: %w", ev.Type, ev.ID, err))
 	}
 	c := domain.Contact{Application: id, Account: m.GetAccount(), Email: m.GetApplicantEmail(), Seen: ev.Time}
+	if p, ok := m.(interface{ GetApplicantPhone() string }); ok {
+		c.Phone = p.GetApplicantPhone()
+	}
 	if c.Email == "" {
 		// An event without the email says nothing new about the contact;
 		// fall back to the one already known, if any.
@@ -244,6 +249,41 @@ func (a *App) certificateRevoked(ctx context.Context, ev events.Event) error {
 	return a.email(ctx, ev, c, m.GetApplication(), domain.RevokedMail{
 		Application: m.GetApplication(), Certificate: m.GetCertificate(), Domains: m.GetDomains(), Reason: m.GetReason(), By: m.GetRevokedBy(),
 	})
+}
+
+// certificateExpiring reminds the applicant, by email and (when the phone
+// is known) SMS, that a certificate not yet replaced nears its notAfter.
+// Issuance sends one event per reminder offset; the notification ids come
+// from the event id, so a redelivery sends nothing again.
+func (a *App) certificateExpiring(ctx context.Context, ev events.Event) error {
+	m := &eventsv1.CertificateExpiring{}
+	if err := decode(ev, m); err != nil {
+		return err
+	}
+	if m.GetApplication() == "" {
+		return nil
+	}
+	id, err := resname.ID("application", "applications", m.GetApplication())
+	if err != nil {
+		return events.Permanent(fmt.Errorf("%s %s: %w", ev.Type, ev.ID, err))
+	}
+	c, err := a.contacts.Get(ctx, id)
+	if errors.Is(err, apierr.ErrNotFound) {
+		return nil // a certificate signed without an application we saw
+	}
+	if err != nil {
+		return err
+	}
+	if c.Account != m.GetAccount() {
+		return events.Permanent(fmt.Errorf("%s %s: application %s belongs to account %q, the event names %q", ev.Type, ev.ID, m.GetApplication(), c.Account, m.GetAccount()))
+	}
+	notAfter := m.GetNotAfter().AsTime()
+	return combine(
+		a.email(ctx, ev, c, m.GetApplication(), domain.ExpiringMail{
+			Application: m.GetApplication(), Certificate: m.GetCertificate(), Domains: m.GetDomains(), NotAfter: notAfter, DaysLeft: int(m.GetDaysLeft()),
+		}),
+		a.text(ctx, ev, c.Account, c.Phone, m.GetApplication(), domain.ExpiringSMS(m.GetCertificate(), int(m.GetDaysLeft()))),
+	)
 }
 
 func (a *App) domainVerified(ctx context.Context, ev events.Event) error {

@@ -286,6 +286,7 @@ var eventMessages = map[string]func() proto.Message{
 	events.DomainEmailChallenge:    func() proto.Message { return &eventsv1.DomainEmailChallenge{} },
 	events.CertificateIssued:       func() proto.Message { return &eventsv1.CertificateIssued{} },
 	events.CertificateRevoked:      func() proto.Message { return &eventsv1.CertificateRevoked{} },
+	events.CertificateExpiring:     func() proto.Message { return &eventsv1.CertificateExpiring{} },
 	events.InstanceRevoked:         func() proto.Message { return &eventsv1.InstanceRevoked{} },
 	events.ReviewCreated:           func() proto.Message { return &eventsv1.ReviewCreated{} },
 	events.PhoneCallRecorded:       func() proto.Message { return &eventsv1.PhoneCallRecorded{} },

@@ -101,6 +101,9 @@ type Contact struct {
 	Application string
 	Account     string
 	Email       string
+	// Phone is the applicant's mobile number, from the events that carry
+	// it; empty when none has: expiry reminders then go by email only.
+	Phone string
 	// Seen is the time of the event the email came from; an older event
 	// never overwrites a newer one.
 	Seen time.Time

@@ -21,6 +21,7 @@ import (
 type Contact struct {
 	Account string    `bson:"account"`
 	Email   string    `bson:"email"`
+	Phone   string    `bson:"phone,omitempty"`
 	Seen    time.Time `bson:"seen"`
 }
 
@@ -42,15 +43,23 @@ func NewContacts(s *docstore.Store[Contact]) *Contacts { return &Contacts{s: s} 
 // bring back an email the applicant has since changed.
 func (s *Contacts) Save(ctx context.Context, c domain.Contact) error {
 	// Stored times have millisecond precision: compare at that.
-	newer := Contact{Account: c.Account, Email: c.Email, Seen: c.Seen.Truncate(time.Millisecond)}
+	newer := Contact{Account: c.Account, Email: c.Email, Phone: c.Phone, Seen: c.Seen.Truncate(time.Millisecond)}
 	keep := func(doc *Contact) ([]events.Event, error) {
 		if doc.Seen.After(newer.Seen) {
+			if newer.Phone != "" && doc.Phone == "" && doc.Account == newer.Account {
+				doc.Phone = newer.Phone // an older event still knows the phone
+				return nil, nil
+			}
 			return nil, docstore.ErrUnchanged // from a newer event
 		}
-		if doc.Account == newer.Account && doc.Email == newer.Email && doc.Seen.Equal(newer.Seen) {
+		next := newer
+		if next.Phone == "" {
+			next.Phone = doc.Phone // an event without the phone keeps the known one
+		}
+		if *doc == next {
 			return nil, docstore.ErrUnchanged // the same event again
 		}
-		*doc = newer
+		*doc = next
 		return nil, nil
 	}
 	for attempt := 0; ; attempt++ {
@@ -87,5 +96,5 @@ func (s *Contacts) Get(ctx context.Context, application string) (domain.Contact,
 		return domain.Contact{}, fmt.Errorf("read contact of application %s: %w", application, err)
 	}
 	d := rec.Doc
-	return domain.Contact{Application: rec.ID, Account: d.Account, Email: d.Email, Seen: d.Seen}, nil
+	return domain.Contact{Application: rec.ID, Account: d.Account, Email: d.Email, Phone: d.Phone, Seen: d.Seen}, nil
 }
