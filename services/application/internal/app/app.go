@@ -47,6 +47,9 @@ type Instance struct {
 	State       string
 	Application string
 	Product     domain.Product
+	// SubscriptionEnd is when the instance's subscription ends: no
+	// certificate is reissued or renewed after it.
+	SubscriptionEnd time.Time
 }
 
 // Orders is the order service.
@@ -98,8 +101,19 @@ type Issuer interface {
 	// application's attempt. A FailedPrecondition means the CA refused (its
 	// reason says why: VALIDATION_EXPIRED, CAA_FORBIDS, …); asking again
 	// will not change that.
-	// level is the product's validation level (DV, OV, EV).
-	IssueCertificate(ctx context.Context, requestID, application string, attempt int, domains []string, csr, keyAlgorithm, level string) (string, error)
+	IssueCertificate(ctx context.Context, r IssueRequest) (string, error)
+}
+
+// IssueRequest is what the CA is asked to sign for an attempt.
+type IssueRequest struct {
+	RequestID, Application string
+	Attempt                int
+	Domains                []string
+	CSR, KeyAlgorithm      string
+	// Level is the product's validation level (DV, OV, EV).
+	Level string
+	// Replaces is the certificate a reissue replaces, or "".
+	Replaces string
 }
 
 // App runs the use cases.
@@ -323,36 +337,7 @@ func (a *App) Submit(ctx context.Context, account, id string) (*Record, error) {
 		if err := app.FinishSubmit(token, attempt, challenges, flagged, now); err != nil {
 			return nil, err
 		}
-		msg := &eventsv1.ApplicationSubmitted{
-			Account: account, Application: name(id), Instance: app.Instance, Attempt: int32(attempt),
-			Domains: app.Details.Domains, ValidationLevel: string(app.Product.Level), ApplicantEmail: app.Details.Applicant.Email,
-			ApplicantPhone: app.Details.Applicant.Phone, ExpectedIssueTime: timestamppb.New(app.ExpectedIssueTime),
-			Warnings: Warnings(app, now),
-		}
-		for _, c := range app.Challenges {
-			msg.Challenges = append(msg.Challenges, &eventsv1.ChallengeInstructions{
-				Challenge: c.Name, Domain: c.Domain, Method: string(c.Method),
-				DnsRecordName: c.RecordName, DnsRecordType: c.RecordType, DnsRecordValue: c.RecordValue,
-				HttpUrl: c.HTTPURL, HttpContent: c.HTTPContent, ExpireTime: timestamppb.New(c.ExpireTime), EmailAddress: c.EmailAddress,
-			})
-		}
-		ev, err := a.event(events.ApplicationSubmitted, id, now, msg)
-		if err != nil {
-			return nil, err
-		}
-		evs := []events.Event{ev}
-		if next := app.Advance(now); next != "" {
-			moved, err := a.event(events.ApplicationStateChanged, id, now, &eventsv1.ApplicationStateChanged{
-				Account: account, Application: name(id), Attempt: int32(attempt), FromState: string(domain.PendingDomainVerification),
-				ToState: string(next), ProgressPercent: int32(next.Progress()), ApplicantEmail: app.Details.Applicant.Email,
-				ApplicantPhone: app.Details.Applicant.Phone, CompanyPhone: app.Details.Company.Phone,
-			})
-			if err != nil {
-				return nil, err
-			}
-			evs = append(evs, moved)
-		}
-		return evs, nil
+		return a.submitEvents(account, id, app, attempt, now)
 	})
 	if err != nil && apierr.ReasonOf(err) != "CONCURRENT_SUBMIT" {
 		// The claim is still this submit's unless the write went through
@@ -360,6 +345,42 @@ func (a *App) Submit(ctx context.Context, account, id string) (*Record, error) {
 		a.abandonSubmit(context.WithoutCancel(ctx), account, id, token, app.Instance, !held)
 	}
 	return out, err
+}
+
+// submitEvents are the events of an attempt just started (a submit or a
+// reissue): submitted, with the instructions, and the next state when every
+// name came back already verified.
+func (a *App) submitEvents(account, id string, app *domain.Application, attempt int, now time.Time) ([]events.Event, error) {
+	msg := &eventsv1.ApplicationSubmitted{
+		Account: account, Application: name(id), Instance: app.Instance, Attempt: int32(attempt),
+		Domains: app.Details.Domains, ValidationLevel: string(app.Product.Level), ApplicantEmail: app.Details.Applicant.Email,
+		ApplicantPhone: app.Details.Applicant.Phone, ExpectedIssueTime: timestamppb.New(app.ExpectedIssueTime),
+		Warnings: Warnings(app, now),
+	}
+	for _, c := range app.Challenges {
+		msg.Challenges = append(msg.Challenges, &eventsv1.ChallengeInstructions{
+			Challenge: c.Name, Domain: c.Domain, Method: string(c.Method),
+			DnsRecordName: c.RecordName, DnsRecordType: c.RecordType, DnsRecordValue: c.RecordValue,
+			HttpUrl: c.HTTPURL, HttpContent: c.HTTPContent, ExpireTime: timestamppb.New(c.ExpireTime), EmailAddress: c.EmailAddress,
+		})
+	}
+	ev, err := a.event(events.ApplicationSubmitted, id, now, msg)
+	if err != nil {
+		return nil, err
+	}
+	evs := []events.Event{ev}
+	if next := app.Advance(now); next != "" {
+		moved, err := a.event(events.ApplicationStateChanged, id, now, &eventsv1.ApplicationStateChanged{
+			Account: account, Application: name(id), Attempt: int32(attempt), FromState: string(domain.PendingDomainVerification),
+			ToState: string(next), ProgressPercent: int32(next.Progress()), ApplicantEmail: app.Details.Applicant.Email,
+			ApplicantPhone: app.Details.Applicant.Phone, CompanyPhone: app.Details.Company.Phone,
+		})
+		if err != nil {
+			return nil, err
+		}
+		evs = append(evs, moved)
+	}
+	return evs, nil
 }
 
 // checkDocuments refuses to submit an OV/EV application without
@@ -385,8 +406,12 @@ func (a *App) checkDocuments(ctx context.Context, account, id string) error {
 // claimed: the binding and the challenges.
 func (a *App) submitCalls(ctx context.Context, account, id string, attempt int, app *domain.Application) ([]domain.Challenge, []string, error) {
 	sctx := system(ctx, account)
-	if err := a.orders.BindInstance(sctx, app.Instance, name(id)); err != nil {
-		return nil, nil, err
+	// A failed reissue submitted again: the instance is bound and holds the
+	// current certificate already.
+	if app.ReissueOf == "" {
+		if err := a.orders.BindInstance(sctx, app.Instance, name(id)); err != nil {
+			return nil, nil, err
+		}
 	}
 	challenges, err := a.verifier.CreateChallenges(sctx, name(id), attempt, app.Details.Domains, app.Details.Method, app.Details.ApproverMailbox)
 	if err != nil {

@@ -251,8 +251,11 @@ func (a *App) issue(ctx context.Context, ev events.Event, account, application s
 	if requested.Doc.State != domain.PendingIssuance || requested.Doc.IssuanceRequested != app.Attempt {
 		return nil // withdrawn meanwhile
 	}
-	_, err = a.issuer.IssueCertificate(sctx, requestID(application, app.Attempt), application, app.Attempt,
-		app.Details.Domains, app.Details.CSR, app.Details.KeyAlgorithm, string(app.Product.Level))
+	_, err = a.issuer.IssueCertificate(sctx, IssueRequest{
+		RequestID: requestID(application, app.Attempt), Application: application, Attempt: app.Attempt,
+		Domains: app.Details.Domains, CSR: app.Details.CSR, KeyAlgorithm: app.Details.KeyAlgorithm,
+		Level: string(app.Product.Level), Replaces: app.ReissueOf,
+	})
 	if errors.Is(err, apierr.ErrFailedPrecondition) {
 		// The CA checked again at the signing time and refused (a validation
 		// too old by now, CAA changed, …). Asking again cannot help: fail the

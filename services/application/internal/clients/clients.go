@@ -38,9 +38,10 @@ func (o Orders) GetInstance(ctx context.Context, name string) (*app.Instance, er
 		return nil, err
 	}
 	return &app.Instance{
-		State:       in.GetState().String(),
-		Application: in.GetApplication(),
-		Product:     domain.Product{Level: levels[in.GetValidationLevel()], Type: types[in.GetDomainType()], MaxDomains: int(in.GetMaxDomains())},
+		State:           in.GetState().String(),
+		Application:     in.GetApplication(),
+		Product:         domain.Product{Level: levels[in.GetValidationLevel()], Type: types[in.GetDomainType()], MaxDomains: int(in.GetMaxDomains())},
+		SubscriptionEnd: in.GetSubscriptionEndTime().AsTime(),
 	}, nil
 }
 
@@ -192,10 +193,10 @@ var keyAlgorithms = map[string]issuancev1.KeyAlgorithm{
 }
 
 // IssueCertificate asks the CA to sign; it returns the certificate name.
-func (i Issuer) IssueCertificate(ctx context.Context, requestID, application string, attempt int, domains []string, csr, keyAlgorithm, level string) (string, error) {
+func (i Issuer) IssueCertificate(ctx context.Context, r app.IssueRequest) (string, error) {
 	c, err := i.C.IssueCertificate(ctx, &issuancev1.IssueCertificateRequest{
-		RequestId: requestID, Application: application, Attempt: int32(attempt), Domains: domains, Csr: csr, KeyAlgorithm: keyAlgorithms[keyAlgorithm],
-		ValidationLevel: level,
+		RequestId: r.RequestID, Application: r.Application, Attempt: int32(r.Attempt), Domains: r.Domains, Csr: r.CSR,
+		KeyAlgorithm: keyAlgorithms[r.KeyAlgorithm], ValidationLevel: r.Level, Replaces: r.Replaces,
 	})
 	if err != nil {
 		return "", err

@@ -185,6 +185,93 @@ type Application struct {
 	// Claim is set while one request calls other services for the
 	// application (see Claim); nil otherwise.
 	Claim *Claim `bson:",omitempty"`
+	// ReissueOf is, while a reissue is in progress, the certificate it will
+	// replace (see BeginReissue); Certificate keeps pointing at it until the
+	// new one is issued. ReissueRequest is the request id of the latest
+	// reissue, so a retry of it starts nothing new.
+	ReissueOf      string `bson:",omitempty"`
+	ReissueRequest string `bson:",omitempty"`
+}
+
+// Reissue is what a reissue changes: the names (nil keeps them) and the
+// key (a customer CSR, or "" for a new key the service makes of
+// KeyAlgorithm, "" keeping the current algorithm).
+type Reissue struct {
+	RequestID    string
+	Domains      []string
+	CSR          string
+	KeyAlgorithm string
+}
+
+// reissueDetails are the details of a reissue's attempt.
+func (a *Application) reissueDetails(r Reissue) (Details, error) {
+	d := a.Details
+	if r.Domains != nil {
+		d.Domains = r.Domains
+	}
+	if r.CSR != "" {
+		d.CSRMode, d.CSR, d.KeyAlgorithm = Manual, r.CSR, ""
+	} else {
+		// A reissue always gets a new key: the service makes one (the
+		// customer's old key is not reused, whoever made it).
+		alg := r.KeyAlgorithm
+		if alg == "" {
+			alg = d.KeyAlgorithm
+		}
+		d.CSRMode, d.CSR, d.KeyAlgorithm = Automatic, "", alg
+	}
+	return d.Normalize(a.Product)
+}
+
+// BeginReissue claims an ISSUED application for a reissue by token (see
+// Claim) and returns the attempt it will start with the new details. A
+// retry of the request that started the reissue in progress (or the last
+// one) returns ErrSameReissue: nothing new starts.
+func (a *Application) BeginReissue(token string, r Reissue, now time.Time, ttl time.Duration) (int, Details, error) {
+	if r.RequestID != "" && r.RequestID == a.ReissueRequest {
+		return 0, Details{}, ErrSameReissue
+	}
+	if err := a.CheckFree(ClaimSubmit, now); err != nil {
+		return 0, Details{}, err
+	}
+	if a.State != Issued || a.Certificate == "" {
+		return 0, Details{}, apierr.New(apierr.FailedPrecondition, "APPLICATION_NOT_ISSUED",
+			"only an issued application can be reissued; %s is %s: wait for its certificate, or submit it", "the application", a.State).WithMeta("state", string(a.State))
+	}
+	d, err := a.reissueDetails(r)
+	if err != nil {
+		return 0, Details{}, err
+	}
+	a.Claim = &Claim{Token: token, Op: ClaimSubmit, Until: now.UTC().Add(ttl)}
+	return a.Attempt + 1, d, nil
+}
+
+// ErrSameReissue is a reissue request already applied.
+var ErrSameReissue = fmt.Errorf("this reissue request was already made")
+
+// FinishReissue starts attempt with the new details and their challenges
+// and ends token's claim. The current certificate stays the application's
+// (and valid) until the new one is issued.
+func (a *Application) FinishReissue(token string, r Reissue, attempt int, d Details, challenges []Challenge, flagged []string, now time.Time) error {
+	if !a.Holds(token, now) {
+		return apierr.New(apierr.Aborted, "CONCURRENT_SUBMIT",
+			"the reissue took too long and another request changed the application meanwhile; read it again and retry")
+	}
+	if a.State != Issued || attempt != a.Attempt+1 {
+		return apierr.New(apierr.Aborted, "CONCURRENT_SUBMIT", "the application changed meanwhile; read it again")
+	}
+	if err := checkChallenged(d.Domains, challenges); err != nil {
+		return err
+	}
+	a.ReissueOf, a.ReissueRequest = a.Certificate, r.RequestID
+	a.Details = d
+	a.Attempt, a.Challenges, a.FlaggedWords, a.FailureCause = attempt, challenges, flagged, ""
+	a.IssuanceRequested = 0
+	a.SubmitTime = now.UTC()
+	a.ExpectedIssueTime = ExpectedIssueTime(a.Product.Level, now)
+	a.move(PendingDomainVerification, ActorCustomer, "reissue of "+a.ReissueOf, now)
+	a.Claim = nil
+	return nil
 }
 
 // ClaimOp is what the holder of a claim is doing.
@@ -387,7 +474,9 @@ func (a *Application) Submit(attempt int, challenges []Challenge, flagged []stri
 	a.Challenges = challenges
 	a.FlaggedWords = flagged
 	a.FailureCause = ""
-	a.Certificate = ""
+	if a.ReissueOf == "" {
+		a.Certificate = ""
+	}
 	a.SubmitTime = now.UTC()
 	a.ExpectedIssueTime = ExpectedIssueTime(a.Product.Level, now)
 	a.move(PendingDomainVerification, ActorCustomer, "", now)
@@ -558,7 +647,7 @@ func (a *Application) Issued(attempt int, certificate string, now time.Time) err
 	if attempt != a.Attempt || a.State != PendingIssuance {
 		return ErrStale
 	}
-	a.Certificate = certificate
+	a.Certificate, a.ReissueOf = certificate, ""
 	a.move(Issued, ActorSystem, "", now)
 	return nil
 }
@@ -581,6 +670,13 @@ func (a *Application) Withdraw(now time.Time) error {
 	if a.State == PendingIssuance && a.IssuanceRequested == a.Attempt {
 		return apierr.New(apierr.FailedPrecondition, "APPLICATION_BEING_ISSUED",
 			"the CA is signing the certificate and the application can no longer be withdrawn; it will be ISSUED shortly").WithMeta("state", string(a.State))
+	}
+	if a.ReissueOf != "" && a.State != Issued {
+		// The instance holds the current certificate: a withdrawal would
+		// release it. A reissue ends issued, or failed (then edit and
+		// submit again); the current certificate stays valid meanwhile.
+		return apierr.New(apierr.FailedPrecondition, "REISSUE_IN_PROGRESS",
+			"a reissue cannot be withdrawn: the current certificate %s stays valid; let the reissue finish, or fix and resubmit it if it fails", a.ReissueOf).WithMeta("state", string(a.State))
 	}
 	switch a.State {
 	case Issued:

@@ -398,3 +398,57 @@ func TestReviewClaimHoldsOffWithdrawal(t *testing.T) {
 		t.Errorf("BeginReview of a withdrawn application = %v; want ErrStale", err)
 	}
 }
+
+func TestReissue(t *testing.T) {
+	issued := func() Application {
+		a, err := New("instances/i", dvSingle, details("www.example.com"), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.State, a.Attempt, a.Certificate = Issued, 1, "certificates/c1"
+		return a
+	}
+	t.Run("not issued", func(t *testing.T) {
+		a := issued()
+		a.State = Draft
+		if _, _, err := a.BeginReissue("t", Reissue{RequestID: "r"}, now, time.Minute); apierr.ReasonOf(err) != "APPLICATION_NOT_ISSUED" {
+			t.Fatalf("BeginReissue of a draft = %v", err)
+		}
+	})
+	t.Run("names beyond the product", func(t *testing.T) {
+		a := issued()
+		if _, _, err := a.BeginReissue("t", Reissue{RequestID: "r", Domains: []string{"a.example.com", "b.example.com"}}, now, time.Minute); !errors.Is(err, apierr.ErrInvalidArgument) {
+			t.Fatalf("BeginReissue with two names on a single product = %v; want InvalidArgument", err)
+		}
+		if a.Claim != nil {
+			t.Fatal("a refused reissue took the claim")
+		}
+	})
+	t.Run("new key, then done", func(t *testing.T) {
+		a := issued()
+		attempt, d, err := a.BeginReissue("t", Reissue{RequestID: "r1", KeyAlgorithm: "RSA-2048"}, now, time.Minute)
+		if err != nil || attempt != 2 || d.KeyAlgorithm != "RSA-2048" || d.CSRMode != Automatic {
+			t.Fatalf("BeginReissue = %d %+v %v", attempt, d, err)
+		}
+		if _, _, err := a.BeginReissue("u", Reissue{RequestID: "r2"}, now, time.Minute); apierr.ReasonOf(err) != "APPLICATION_BUSY" {
+			t.Fatalf("a second reissue while the first holds the claim = %v; want APPLICATION_BUSY", err)
+		}
+		ch := []Challenge{{Name: "challenges/x", Domain: "www.example.com", State: "VERIFIED"}}
+		if err := a.FinishReissue("t", Reissue{RequestID: "r1"}, attempt, d, ch, nil, now); err != nil {
+			t.Fatal(err)
+		}
+		if a.ReissueOf != "certificates/c1" || a.Certificate != "certificates/c1" || a.Claim != nil {
+			t.Fatalf("after FinishReissue: %+v", a)
+		}
+		if err := a.Withdraw(now); apierr.ReasonOf(err) != "REISSUE_IN_PROGRESS" {
+			t.Fatalf("Withdraw during a reissue = %v", err)
+		}
+		if _, _, err := a.BeginReissue("v", Reissue{RequestID: "r1"}, now, time.Minute); !errors.Is(err, ErrSameReissue) {
+			t.Fatalf("the same request again = %v; want ErrSameReissue", err)
+		}
+		a.State = PendingIssuance
+		if err := a.Issued(2, "certificates/c2", now); err != nil || a.Certificate != "certificates/c2" || a.ReissueOf != "" {
+			t.Fatalf("Issued = %v, %+v", err, a)
+		}
+	})
+}

@@ -221,6 +221,26 @@ func (s *Server) SubmitApplication(ctx context.Context, req *applicationv1.Submi
 	return s.toPB(rec), nil
 }
 
+// ReissueApplication starts a new certificate for an issued application
+// within its subscription (app.Reissue).
+func (s *Server) ReissueApplication(ctx context.Context, req *applicationv1.ReissueApplicationRequest) (*applicationv1.Application, error) {
+	acct, id, err := target(ctx, req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	alg, ok := keysIn[req.GetKeyAlgorithm()]
+	if !ok {
+		return nil, apierr.Invalid("key_algorithm", "UNSUPPORTED_KEY_ALGORITHM", "key_algorithm %v is not offered", req.GetKeyAlgorithm())
+	}
+	rec, err := s.App.Reissue(ctx, acct, id, domain.Reissue{
+		RequestID: req.GetRequestId(), Domains: req.GetDomains(), CSR: req.GetCsr(), KeyAlgorithm: alg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.toPB(rec), nil
+}
+
 // WithdrawApplication cancels the application before issuance.
 func (s *Server) WithdrawApplication(ctx context.Context, req *applicationv1.WithdrawApplicationRequest) (*applicationv1.Application, error) {
 	acct, id, err := target(ctx, req.GetName())
@@ -273,6 +293,7 @@ func (s *Server) toPB(r *app.Record) *applicationv1.Application {
 		ProgressPercent:  int32(a.State.Progress()),
 		FailureCause:     a.FailureCause,
 		Certificate:      a.Certificate,
+		ReissueOf:        a.ReissueOf,
 		Attempt:          int32(a.Attempt),
 		ServiceHoldsKey:  d.CSRMode == domain.Automatic,
 		CreateTime:       ts(r.Created),

@@ -153,6 +153,9 @@ type IssueRequest struct {
 	// ValidationLevel is the level applied for (DV, OV, EV); "" takes the
 	// verification service's answer.
 	ValidationLevel string
+	// Replaces is the certificate (certificates/{id}) of the same
+	// application a reissue replaces, or "".
+	Replaces string
 }
 
 // Issue signs a certificate; the same request id returns the same one.
@@ -170,8 +173,13 @@ func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*doc
 	}
 	id := docstore.IDFor(account, req.RequestID)
 	if rec, err := a.certs.Get(ctx, account, id); err == nil {
-		return rec, nil
+		// Signed already; a crash may have come before the predecessor
+		// was marked.
+		return rec, a.markReplaced(ctx, account, rec)
 	} else if !errors.Is(err, apierr.ErrNotFound) {
+		return nil, err
+	}
+	if err := a.checkReplaces(ctx, account, req); err != nil {
 		return nil, err
 	}
 	domains, err := domainname.NormalizeList(req.Domains)
@@ -297,6 +305,7 @@ func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*doc
 		RuleVersion:     authz.RuleVersion,
 		ValidationLevel: string(level),
 		LintNotices:     signed.Notices,
+		Replaces:        req.Replaces,
 	}
 	doc.Schedule(a.reminders)
 	if o := authz.Organization; o != nil && level != profile.DV {
@@ -307,6 +316,7 @@ func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*doc
 		Account: account, Certificate: name, Application: req.Application, RequestId: req.RequestID,
 		Domains: domains, SerialNumber: doc.SerialHex,
 		NotBefore: timestamppb.New(cert.NotBefore), NotAfter: timestamppb.New(cert.NotAfter),
+		Replaces: req.Replaces,
 	})
 	if err != nil {
 		return nil, err
@@ -315,7 +325,46 @@ func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*doc
 	// existing record can only be a signer whose claim expired, and
 	// returns that one's certificate.
 	rec, _, err := a.certs.Create(ctx, id, account, doc, ev)
-	return rec, err
+	if err != nil {
+		return nil, err
+	}
+	return rec, a.markReplaced(ctx, account, rec)
+}
+
+// checkReplaces refuses a predecessor that is not a certificate of the same
+// application in the same account: a reissue can mark only its own
+// application's certificate replaced.
+func (a *App) checkReplaces(ctx context.Context, account string, req IssueRequest) error {
+	if req.Replaces == "" {
+		return nil
+	}
+	pid, ok := strings.CutPrefix(req.Replaces, "certificates/")
+	old, err := a.certs.Get(ctx, account, pid)
+	if !ok || errors.Is(err, apierr.ErrNotFound) || err == nil && old.Doc.Application != req.Application {
+		return apierr.Invalid("replaces", "INVALID_REPLACES", "%s is not a certificate of %s", req.Replaces, req.Application)
+	}
+	return err
+}
+
+// markReplaced records on rec's predecessor that rec replaced it: it gets
+// no more expiry reminders (it stays valid until it expires or is revoked).
+func (a *App) markReplaced(ctx context.Context, account string, rec *docstore.Record[domain.Certificate]) error {
+	if rec.Doc.Replaces == "" {
+		return nil
+	}
+	pid := strings.TrimPrefix(rec.Doc.Replaces, "certificates/")
+	by := "certificates/" + rec.ID
+	_, err := a.certs.Update(ctx, account, pid, func(c *domain.Certificate) ([]events.Event, error) {
+		if c.ReplacedBy == by {
+			return nil, docstore.ErrUnchanged
+		}
+		c.MarkReplaced(by)
+		return nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("mark %s replaced by %s: %w", rec.Doc.Replaces, by, err)
+	}
+	return nil
 }
 
 // reserveSerial records, before signing, the serial the certificate of the

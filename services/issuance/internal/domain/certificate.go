@@ -49,6 +49,9 @@ type Certificate struct {
 	OrganizationReview string        `bson:",omitempty"`
 	// LintNotices are zlint's notices on the to-be-signed certificate.
 	LintNotices []string `bson:",omitempty"`
+	// Replaces names the certificate of the same application this one
+	// replaced (a reissue).
+	Replaces string `bson:",omitempty"`
 	// ReplacedBy names the certificate issued in this one's place
 	// (reissue, renewal); a replaced certificate gets no expiry reminders.
 	ReplacedBy string `bson:",omitempty"`

@@ -54,6 +54,7 @@ func (s *Server) IssueCertificate(ctx context.Context, req *issuancev1.IssueCert
 	rec, err := s.App.Issue(ctx, acct, app.IssueRequest{
 		RequestID: req.GetRequestId(), Application: req.GetApplication(), Attempt: int(req.GetAttempt()),
 		Domains: req.GetDomains(), CSR: req.GetCsr(), KeyAlgorithm: alg, ValidationLevel: req.GetValidationLevel(),
+		Replaces: req.GetReplaces(),
 	})
 	if err != nil {
 		return nil, err
@@ -202,6 +203,8 @@ func certPB(r *docstore.Record[domain.Certificate]) *issuancev1.Certificate {
 		State:             issuancev1.Certificate_ISSUED,
 		ValidationLevel:   d.ValidationLevel,
 		LintNotices:       d.LintNotices,
+		Replaces:          d.Replaces,
+		ReplacedBy:        d.ReplacedBy,
 	}
 	if d.State == domain.Revoked {
 		c.State = issuancev1.Certificate_REVOKED

@@ -132,6 +132,9 @@ func (in *Instance) MarkIssued(app, cert string, now time.Time) error {
 	switch {
 	case in.State == Issued && in.Application == app && in.Certificate == cert:
 		return ErrNoChange
+	case (in.State == Issued || in.State == Revoked) && in.Application == app && in.Certificate != "" && in.Certificate != cert:
+		// A reissue of the instance's application: the new certificate is
+		// the instance's from now on (the old one may have been revoked).
 	case in.State != Applying || in.Application != app:
 		return apierr.New(apierr.FailedPrecondition, "INSTANCE_NOT_APPLYING",
 			"instance %s is %s for %q, not APPLYING for %s", in.ID, in.State, in.Application, app)

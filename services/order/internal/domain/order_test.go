@@ -93,6 +93,17 @@ func TestInstanceTransitions(t *testing.T) {
 	if err := in.Release("applications/a", now); !errors.Is(err, ErrNoChange) || in.State != Issued {
 		t.Fatalf("Release after issue = %v, state %s; want no change, ISSUED", err, in.State)
 	}
+	// A reissue of the same application: the newer certificate is the
+	// instance's; another application's is refused.
+	if err := in.MarkIssued("applications/b", "certificates/x", now); !errors.Is(err, apierr.ErrFailedPrecondition) {
+		t.Fatalf("MarkIssued for another application = %v; want FailedPrecondition", err)
+	}
+	if err := in.MarkIssued("applications/a", "certificates/c2", now); err != nil || in.Certificate != "certificates/c2" {
+		t.Fatalf("MarkIssued of a reissue = %v, certificate %s; want certificates/c2", err, in.Certificate)
+	}
+	if err := in.MarkIssued("applications/a", "certificates/c", now); err != nil {
+		t.Fatal(err)
+	}
 	// Revocation: only of the instance's own certificate, once.
 	if err := in.MarkRevoked("applications/a", "certificates/older", now); !errors.Is(err, ErrNoChange) || in.State != Issued {
 		t.Fatalf("MarkRevoked of another certificate = %v, state %s; want no change, ISSUED", err, in.State)

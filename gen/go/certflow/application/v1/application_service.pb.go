@@ -512,7 +512,11 @@ type Application struct {
 	// phased out by the Baseline Requirements.
 	Warnings []string `protobuf:"bytes,24,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	// The review-list words found in the names (they need a manual review).
-	FlaggedWords  []string `protobuf:"bytes,25,rep,name=flagged_words,json=flaggedWords,proto3" json:"flagged_words,omitempty"`
+	FlaggedWords []string `protobuf:"bytes,25,rep,name=flagged_words,json=flaggedWords,proto3" json:"flagged_words,omitempty"`
+	// certificates/{certificate}: while a reissue is in progress, the
+	// certificate it will replace (certificate holds it too until the new one
+	// is issued).
+	ReissueOf     string `protobuf:"bytes,26,opt,name=reissue_of,json=reissueOf,proto3" json:"reissue_of,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -720,6 +724,13 @@ func (x *Application) GetFlaggedWords() []string {
 		return x.FlaggedWords
 	}
 	return nil
+}
+
+func (x *Application) GetReissueOf() string {
+	if x != nil {
+		return x.ReissueOf
+	}
+	return ""
 }
 
 type ReissueApplicationRequest struct {
@@ -1588,7 +1599,7 @@ const file_certflow_application_v1_application_service_proto_rawDesc = "" +
 	"\x05state\x18\x01 \x01(\x0e2*.certflow.application.v1.Application.StateR\x05state\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
 	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x14\n" +
-	"\x05cause\x18\x04 \x01(\tR\x05cause\"\x85\f\n" +
+	"\x05cause\x18\x04 \x01(\tR\x05cause\"\xa9\f\n" +
 	"\vApplication\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x03R\x04name\x12\"\n" +
 	"\binstance\x18\x02 \x01(\tB\x06\xe0A\x02\xe0A\x05R\binstance\x12\x1d\n" +
@@ -1620,7 +1631,9 @@ const file_certflow_application_v1_application_service_proto_rawDesc = "" +
 	"\x04etag\x18\x16 \x01(\tR\x04etag\x12)\n" +
 	"\x10approver_mailbox\x18\x17 \x01(\tR\x0fapproverMailbox\x12\x1f\n" +
 	"\bwarnings\x18\x18 \x03(\tB\x03\xe0A\x03R\bwarnings\x12(\n" +
-	"\rflagged_words\x18\x19 \x03(\tB\x03\xe0A\x03R\fflaggedWords\"\xd4\x01\n" +
+	"\rflagged_words\x18\x19 \x03(\tB\x03\xe0A\x03R\fflaggedWords\x12\"\n" +
+	"\n" +
+	"reissue_of\x18\x1a \x01(\tB\x03\xe0A\x03R\treissueOf\"\xd4\x01\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\t\n" +
 	"\x05DRAFT\x10\x01\x12\x1f\n" +

@@ -1023,6 +1023,111 @@ func (x *ApplicationFailed) GetApplicantPhone() string {
 	return ""
 }
 
+// certflow.application.reissue_requested: an issued application starts a
+// new attempt for a new certificate within its subscription (new key or the
+// customer's CSR; names not validated within the reuse period get new
+// challenges). The current certificate stays valid meanwhile.
+type ApplicationReissueRequested struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	EventId     string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	OccurredAt  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	Account     string                 `protobuf:"bytes,3,opt,name=account,proto3" json:"account,omitempty"`
+	Application string                 `protobuf:"bytes,4,opt,name=application,proto3" json:"application,omitempty"`
+	Attempt     int32                  `protobuf:"varint,5,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// certificates/{certificate}: the one the new certificate will replace.
+	Replaces      string   `protobuf:"bytes,6,opt,name=replaces,proto3" json:"replaces,omitempty"`
+	Domains       []string `protobuf:"bytes,7,rep,name=domains,proto3" json:"domains,omitempty"`
+	RequestId     string   `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplicationReissueRequested) Reset() {
+	*x = ApplicationReissueRequested{}
+	mi := &file_certflow_events_v1_events_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplicationReissueRequested) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplicationReissueRequested) ProtoMessage() {}
+
+func (x *ApplicationReissueRequested) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_events_v1_events_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplicationReissueRequested.ProtoReflect.Descriptor instead.
+func (*ApplicationReissueRequested) Descriptor() ([]byte, []int) {
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ApplicationReissueRequested) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *ApplicationReissueRequested) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *ApplicationReissueRequested) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *ApplicationReissueRequested) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *ApplicationReissueRequested) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *ApplicationReissueRequested) GetReplaces() string {
+	if x != nil {
+		return x.Replaces
+	}
+	return ""
+}
+
+func (x *ApplicationReissueRequested) GetDomains() []string {
+	if x != nil {
+		return x.Domains
+	}
+	return nil
+}
+
+func (x *ApplicationReissueRequested) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 // certflow.application.withdrawn: -> WITHDRAWN.
 type ApplicationWithdrawn struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -1039,7 +1144,7 @@ type ApplicationWithdrawn struct {
 
 func (x *ApplicationWithdrawn) Reset() {
 	*x = ApplicationWithdrawn{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[10]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1051,7 +1156,7 @@ func (x *ApplicationWithdrawn) String() string {
 func (*ApplicationWithdrawn) ProtoMessage() {}
 
 func (x *ApplicationWithdrawn) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[10]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1064,7 +1169,7 @@ func (x *ApplicationWithdrawn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplicationWithdrawn.ProtoReflect.Descriptor instead.
 func (*ApplicationWithdrawn) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{10}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ApplicationWithdrawn) GetEventId() string {
@@ -1134,7 +1239,7 @@ type ApplicationIssued struct {
 
 func (x *ApplicationIssued) Reset() {
 	*x = ApplicationIssued{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[11]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1146,7 +1251,7 @@ func (x *ApplicationIssued) String() string {
 func (*ApplicationIssued) ProtoMessage() {}
 
 func (x *ApplicationIssued) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[11]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1159,7 +1264,7 @@ func (x *ApplicationIssued) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplicationIssued.ProtoReflect.Descriptor instead.
 func (*ApplicationIssued) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{11}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ApplicationIssued) GetEventId() string {
@@ -1249,7 +1354,7 @@ type DomainVerified struct {
 
 func (x *DomainVerified) Reset() {
 	*x = DomainVerified{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[12]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1261,7 +1366,7 @@ func (x *DomainVerified) String() string {
 func (*DomainVerified) ProtoMessage() {}
 
 func (x *DomainVerified) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[12]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1274,7 +1379,7 @@ func (x *DomainVerified) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainVerified.ProtoReflect.Descriptor instead.
 func (*DomainVerified) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{12}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DomainVerified) GetEventId() string {
@@ -1372,7 +1477,7 @@ type DomainValidationFailed struct {
 
 func (x *DomainValidationFailed) Reset() {
 	*x = DomainValidationFailed{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[13]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1384,7 +1489,7 @@ func (x *DomainValidationFailed) String() string {
 func (*DomainValidationFailed) ProtoMessage() {}
 
 func (x *DomainValidationFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[13]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1397,7 +1502,7 @@ func (x *DomainValidationFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainValidationFailed.ProtoReflect.Descriptor instead.
 func (*DomainValidationFailed) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{13}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DomainValidationFailed) GetEventId() string {
@@ -1479,7 +1584,7 @@ type ChallengeCancelled struct {
 
 func (x *ChallengeCancelled) Reset() {
 	*x = ChallengeCancelled{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[14]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1491,7 +1596,7 @@ func (x *ChallengeCancelled) String() string {
 func (*ChallengeCancelled) ProtoMessage() {}
 
 func (x *ChallengeCancelled) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[14]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1504,7 +1609,7 @@ func (x *ChallengeCancelled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChallengeCancelled.ProtoReflect.Descriptor instead.
 func (*ChallengeCancelled) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{14}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ChallengeCancelled) GetEventId() string {
@@ -1565,18 +1670,21 @@ type CertificateIssued struct {
 	Certificate string                 `protobuf:"bytes,4,opt,name=certificate,proto3" json:"certificate,omitempty"`
 	Application string                 `protobuf:"bytes,5,opt,name=application,proto3" json:"application,omitempty"`
 	// The IssueCertificate request_id, "<application>/attempts/<n>".
-	RequestId     string                 `protobuf:"bytes,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	Domains       []string               `protobuf:"bytes,7,rep,name=domains,proto3" json:"domains,omitempty"`
-	SerialNumber  string                 `protobuf:"bytes,8,opt,name=serial_number,json=serialNumber,proto3" json:"serial_number,omitempty"`
-	NotBefore     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=not_before,json=notBefore,proto3" json:"not_before,omitempty"`
-	NotAfter      *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=not_after,json=notAfter,proto3" json:"not_after,omitempty"`
+	RequestId    string                 `protobuf:"bytes,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Domains      []string               `protobuf:"bytes,7,rep,name=domains,proto3" json:"domains,omitempty"`
+	SerialNumber string                 `protobuf:"bytes,8,opt,name=serial_number,json=serialNumber,proto3" json:"serial_number,omitempty"`
+	NotBefore    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=not_before,json=notBefore,proto3" json:"not_before,omitempty"`
+	NotAfter     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=not_after,json=notAfter,proto3" json:"not_after,omitempty"`
+	// The certificate this one replaces (a reissue of the same application),
+	// or empty.
+	Replaces      string `protobuf:"bytes,11,opt,name=replaces,proto3" json:"replaces,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CertificateIssued) Reset() {
 	*x = CertificateIssued{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[15]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1588,7 +1696,7 @@ func (x *CertificateIssued) String() string {
 func (*CertificateIssued) ProtoMessage() {}
 
 func (x *CertificateIssued) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[15]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1601,7 +1709,7 @@ func (x *CertificateIssued) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateIssued.ProtoReflect.Descriptor instead.
 func (*CertificateIssued) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{15}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CertificateIssued) GetEventId() string {
@@ -1674,6 +1782,13 @@ func (x *CertificateIssued) GetNotAfter() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *CertificateIssued) GetReplaces() string {
+	if x != nil {
+		return x.Replaces
+	}
+	return ""
+}
+
 // certflow.certificate.expiring: a certificate not yet replaced nears its
 // notAfter: sent once per reminder offset (by default 30, 7 and 1 days
 // before), by the issuance service, which records the reminder as sent in
@@ -1697,7 +1812,7 @@ type CertificateExpiring struct {
 
 func (x *CertificateExpiring) Reset() {
 	*x = CertificateExpiring{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[16]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1709,7 +1824,7 @@ func (x *CertificateExpiring) String() string {
 func (*CertificateExpiring) ProtoMessage() {}
 
 func (x *CertificateExpiring) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[16]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1722,7 +1837,7 @@ func (x *CertificateExpiring) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateExpiring.ProtoReflect.Descriptor instead.
 func (*CertificateExpiring) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{16}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CertificateExpiring) GetEventId() string {
@@ -1812,7 +1927,7 @@ type CertificateRevoked struct {
 
 func (x *CertificateRevoked) Reset() {
 	*x = CertificateRevoked{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[17]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1824,7 +1939,7 @@ func (x *CertificateRevoked) String() string {
 func (*CertificateRevoked) ProtoMessage() {}
 
 func (x *CertificateRevoked) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[17]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1837,7 +1952,7 @@ func (x *CertificateRevoked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateRevoked.ProtoReflect.Descriptor instead.
 func (*CertificateRevoked) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{17}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CertificateRevoked) GetEventId() string {
@@ -1937,7 +2052,7 @@ type DomainEmailChallenge struct {
 
 func (x *DomainEmailChallenge) Reset() {
 	*x = DomainEmailChallenge{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[18]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1949,7 +2064,7 @@ func (x *DomainEmailChallenge) String() string {
 func (*DomainEmailChallenge) ProtoMessage() {}
 
 func (x *DomainEmailChallenge) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[18]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1962,7 +2077,7 @@ func (x *DomainEmailChallenge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainEmailChallenge.ProtoReflect.Descriptor instead.
 func (*DomainEmailChallenge) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{18}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DomainEmailChallenge) GetEventId() string {
@@ -2038,7 +2153,7 @@ type ReviewCreated struct {
 
 func (x *ReviewCreated) Reset() {
 	*x = ReviewCreated{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[19]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2050,7 +2165,7 @@ func (x *ReviewCreated) String() string {
 func (*ReviewCreated) ProtoMessage() {}
 
 func (x *ReviewCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[19]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2063,7 +2178,7 @@ func (x *ReviewCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReviewCreated.ProtoReflect.Descriptor instead.
 func (*ReviewCreated) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{19}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ReviewCreated) GetEventId() string {
@@ -2132,7 +2247,7 @@ type PhoneCallRecorded struct {
 
 func (x *PhoneCallRecorded) Reset() {
 	*x = PhoneCallRecorded{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[20]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2144,7 +2259,7 @@ func (x *PhoneCallRecorded) String() string {
 func (*PhoneCallRecorded) ProtoMessage() {}
 
 func (x *PhoneCallRecorded) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[20]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2157,7 +2272,7 @@ func (x *PhoneCallRecorded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PhoneCallRecorded.ProtoReflect.Descriptor instead.
 func (*PhoneCallRecorded) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{20}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PhoneCallRecorded) GetEventId() string {
@@ -2234,7 +2349,7 @@ type ReviewDecided struct {
 
 func (x *ReviewDecided) Reset() {
 	*x = ReviewDecided{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[21]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2246,7 +2361,7 @@ func (x *ReviewDecided) String() string {
 func (*ReviewDecided) ProtoMessage() {}
 
 func (x *ReviewDecided) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[21]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2259,7 +2374,7 @@ func (x *ReviewDecided) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReviewDecided.ProtoReflect.Descriptor instead.
 func (*ReviewDecided) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{21}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReviewDecided) GetEventId() string {
@@ -2448,7 +2563,18 @@ const file_certflow_events_v1_events_proto_rawDesc = "" +
 	"from_state\x18\x06 \x01(\tR\tfromState\x12\x14\n" +
 	"\x05cause\x18\a \x01(\tR\x05cause\x12'\n" +
 	"\x0fapplicant_email\x18\b \x01(\tR\x0eapplicantEmail\x12'\n" +
-	"\x0fapplicant_phone\x18\t \x01(\tR\x0eapplicantPhone\"\x8c\x02\n" +
+	"\x0fapplicant_phone\x18\t \x01(\tR\x0eapplicantPhone\"\xa0\x02\n" +
+	"\x1bApplicationReissueRequested\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
+	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x12\x18\n" +
+	"\aaccount\x18\x03 \x01(\tR\aaccount\x12 \n" +
+	"\vapplication\x18\x04 \x01(\tR\vapplication\x12\x18\n" +
+	"\aattempt\x18\x05 \x01(\x05R\aattempt\x12\x1a\n" +
+	"\breplaces\x18\x06 \x01(\tR\breplaces\x12\x18\n" +
+	"\adomains\x18\a \x03(\tR\adomains\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\b \x01(\tR\trequestId\"\x8c\x02\n" +
 	"\x14ApplicationWithdrawn\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
 	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -2504,7 +2630,7 @@ const file_certflow_events_v1_events_proto_rawDesc = "" +
 	"\tchallenge\x18\x04 \x01(\tR\tchallenge\x12 \n" +
 	"\vapplication\x18\x05 \x01(\tR\vapplication\x12\x18\n" +
 	"\aattempt\x18\x06 \x01(\x05R\aattempt\x12\x16\n" +
-	"\x06domain\x18\a \x01(\tR\x06domain\"\x9b\x03\n" +
+	"\x06domain\x18\a \x01(\tR\x06domain\"\xb7\x03\n" +
 	"\x11CertificateIssued\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
 	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -2519,7 +2645,8 @@ const file_certflow_events_v1_events_proto_rawDesc = "" +
 	"\n" +
 	"not_before\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tnotBefore\x127\n" +
 	"\tnot_after\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"\xe0\x02\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\x12\x1a\n" +
+	"\breplaces\x18\v \x01(\tR\breplaces\"\xe0\x02\n" +
 	"\x13CertificateExpiring\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
 	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -2604,68 +2731,70 @@ func file_certflow_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_certflow_events_v1_events_proto_rawDescData
 }
 
-var file_certflow_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_certflow_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_certflow_events_v1_events_proto_goTypes = []any{
-	(*OrderCreated)(nil),            // 0: certflow.events.v1.OrderCreated
-	(*InstanceBound)(nil),           // 1: certflow.events.v1.InstanceBound
-	(*InstanceReleased)(nil),        // 2: certflow.events.v1.InstanceReleased
-	(*InstanceIssued)(nil),          // 3: certflow.events.v1.InstanceIssued
-	(*InstanceRevoked)(nil),         // 4: certflow.events.v1.InstanceRevoked
-	(*ChallengeInstructions)(nil),   // 5: certflow.events.v1.ChallengeInstructions
-	(*ApplicationCreated)(nil),      // 6: certflow.events.v1.ApplicationCreated
-	(*ApplicationSubmitted)(nil),    // 7: certflow.events.v1.ApplicationSubmitted
-	(*ApplicationStateChanged)(nil), // 8: certflow.events.v1.ApplicationStateChanged
-	(*ApplicationFailed)(nil),       // 9: certflow.events.v1.ApplicationFailed
-	(*ApplicationWithdrawn)(nil),    // 10: certflow.events.v1.ApplicationWithdrawn
-	(*ApplicationIssued)(nil),       // 11: certflow.events.v1.ApplicationIssued
-	(*DomainVerified)(nil),          // 12: certflow.events.v1.DomainVerified
-	(*DomainValidationFailed)(nil),  // 13: certflow.events.v1.DomainValidationFailed
-	(*ChallengeCancelled)(nil),      // 14: certflow.events.v1.ChallengeCancelled
-	(*CertificateIssued)(nil),       // 15: certflow.events.v1.CertificateIssued
-	(*CertificateExpiring)(nil),     // 16: certflow.events.v1.CertificateExpiring
-	(*CertificateRevoked)(nil),      // 17: certflow.events.v1.CertificateRevoked
-	(*DomainEmailChallenge)(nil),    // 18: certflow.events.v1.DomainEmailChallenge
-	(*ReviewCreated)(nil),           // 19: certflow.events.v1.ReviewCreated
-	(*PhoneCallRecorded)(nil),       // 20: certflow.events.v1.PhoneCallRecorded
-	(*ReviewDecided)(nil),           // 21: certflow.events.v1.ReviewDecided
-	(*timestamppb.Timestamp)(nil),   // 22: google.protobuf.Timestamp
+	(*OrderCreated)(nil),                // 0: certflow.events.v1.OrderCreated
+	(*InstanceBound)(nil),               // 1: certflow.events.v1.InstanceBound
+	(*InstanceReleased)(nil),            // 2: certflow.events.v1.InstanceReleased
+	(*InstanceIssued)(nil),              // 3: certflow.events.v1.InstanceIssued
+	(*InstanceRevoked)(nil),             // 4: certflow.events.v1.InstanceRevoked
+	(*ChallengeInstructions)(nil),       // 5: certflow.events.v1.ChallengeInstructions
+	(*ApplicationCreated)(nil),          // 6: certflow.events.v1.ApplicationCreated
+	(*ApplicationSubmitted)(nil),        // 7: certflow.events.v1.ApplicationSubmitted
+	(*ApplicationStateChanged)(nil),     // 8: certflow.events.v1.ApplicationStateChanged
+	(*ApplicationFailed)(nil),           // 9: certflow.events.v1.ApplicationFailed
+	(*ApplicationReissueRequested)(nil), // 10: certflow.events.v1.ApplicationReissueRequested
+	(*ApplicationWithdrawn)(nil),        // 11: certflow.events.v1.ApplicationWithdrawn
+	(*ApplicationIssued)(nil),           // 12: certflow.events.v1.ApplicationIssued
+	(*DomainVerified)(nil),              // 13: certflow.events.v1.DomainVerified
+	(*DomainValidationFailed)(nil),      // 14: certflow.events.v1.DomainValidationFailed
+	(*ChallengeCancelled)(nil),          // 15: certflow.events.v1.ChallengeCancelled
+	(*CertificateIssued)(nil),           // 16: certflow.events.v1.CertificateIssued
+	(*CertificateExpiring)(nil),         // 17: certflow.events.v1.CertificateExpiring
+	(*CertificateRevoked)(nil),          // 18: certflow.events.v1.CertificateRevoked
+	(*DomainEmailChallenge)(nil),        // 19: certflow.events.v1.DomainEmailChallenge
+	(*ReviewCreated)(nil),               // 20: certflow.events.v1.ReviewCreated
+	(*PhoneCallRecorded)(nil),           // 21: certflow.events.v1.PhoneCallRecorded
+	(*ReviewDecided)(nil),               // 22: certflow.events.v1.ReviewDecided
+	(*timestamppb.Timestamp)(nil),       // 23: google.protobuf.Timestamp
 }
 var file_certflow_events_v1_events_proto_depIdxs = []int32{
-	22, // 0: certflow.events.v1.OrderCreated.occurred_at:type_name -> google.protobuf.Timestamp
-	22, // 1: certflow.events.v1.InstanceBound.occurred_at:type_name -> google.protobuf.Timestamp
-	22, // 2: certflow.events.v1.InstanceReleased.occurred_at:type_name -> google.protobuf.Timestamp
-	22, // 3: certflow.events.v1.InstanceIssued.occurred_at:type_name -> google.protobuf.Timestamp
-	22, // 4: certflow.events.v1.InstanceRevoked.occurred_at:type_name -> google.protobuf.Timestamp
-	22, // 5: certflow.events.v1.ChallengeInstructions.expire_time:type_name -> google.protobuf.Timestamp
-	22, // 6: certflow.events.v1.ApplicationCreated.occurred_at:type_name -> google.protobuf.Timestamp
-	22, // 7: certflow.events.v1.ApplicationSubmitted.occurred_at:type_name -> google.protobuf.Timestamp
+	23, // 0: certflow.events.v1.OrderCreated.occurred_at:type_name -> google.protobuf.Timestamp
+	23, // 1: certflow.events.v1.InstanceBound.occurred_at:type_name -> google.protobuf.Timestamp
+	23, // 2: certflow.events.v1.InstanceReleased.occurred_at:type_name -> google.protobuf.Timestamp
+	23, // 3: certflow.events.v1.InstanceIssued.occurred_at:type_name -> google.protobuf.Timestamp
+	23, // 4: certflow.events.v1.InstanceRevoked.occurred_at:type_name -> google.protobuf.Timestamp
+	23, // 5: certflow.events.v1.ChallengeInstructions.expire_time:type_name -> google.protobuf.Timestamp
+	23, // 6: certflow.events.v1.ApplicationCreated.occurred_at:type_name -> google.protobuf.Timestamp
+	23, // 7: certflow.events.v1.ApplicationSubmitted.occurred_at:type_name -> google.protobuf.Timestamp
 	5,  // 8: certflow.events.v1.ApplicationSubmitted.challenges:type_name -> certflow.events.v1.ChallengeInstructions
-	22, // 9: certflow.events.v1.ApplicationSubmitted.expected_issue_time:type_name -> google.protobuf.Timestamp
-	22, // 10: certflow.events.v1.ApplicationStateChanged.occurred_at:type_name -> google.protobuf.Timestamp
-	22, // 11: certflow.events.v1.ApplicationFailed.occurred_at:type_name -> google.protobuf.Timestamp
-	22, // 12: certflow.events.v1.ApplicationWithdrawn.occurred_at:type_name -> google.protobuf.Timestamp
-	22, // 13: certflow.events.v1.ApplicationIssued.occurred_at:type_name -> google.protobuf.Timestamp
-	22, // 14: certflow.events.v1.DomainVerified.occurred_at:type_name -> google.protobuf.Timestamp
-	22, // 15: certflow.events.v1.DomainVerified.verify_time:type_name -> google.protobuf.Timestamp
-	22, // 16: certflow.events.v1.DomainValidationFailed.occurred_at:type_name -> google.protobuf.Timestamp
-	22, // 17: certflow.events.v1.ChallengeCancelled.occurred_at:type_name -> google.protobuf.Timestamp
-	22, // 18: certflow.events.v1.CertificateIssued.occurred_at:type_name -> google.protobuf.Timestamp
-	22, // 19: certflow.events.v1.CertificateIssued.not_before:type_name -> google.protobuf.Timestamp
-	22, // 20: certflow.events.v1.CertificateIssued.not_after:type_name -> google.protobuf.Timestamp
-	22, // 21: certflow.events.v1.CertificateExpiring.occurred_at:type_name -> google.protobuf.Timestamp
-	22, // 22: certflow.events.v1.CertificateExpiring.not_after:type_name -> google.protobuf.Timestamp
-	22, // 23: certflow.events.v1.CertificateRevoked.occurred_at:type_name -> google.protobuf.Timestamp
-	22, // 24: certflow.events.v1.CertificateRevoked.revoke_time:type_name -> google.protobuf.Timestamp
-	22, // 25: certflow.events.v1.DomainEmailChallenge.occurred_at:type_name -> google.protobuf.Timestamp
-	22, // 26: certflow.events.v1.DomainEmailChallenge.expire_time:type_name -> google.protobuf.Timestamp
-	22, // 27: certflow.events.v1.ReviewCreated.occurred_at:type_name -> google.protobuf.Timestamp
-	22, // 28: certflow.events.v1.PhoneCallRecorded.occurred_at:type_name -> google.protobuf.Timestamp
-	22, // 29: certflow.events.v1.ReviewDecided.occurred_at:type_name -> google.protobuf.Timestamp
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	23, // 9: certflow.events.v1.ApplicationSubmitted.expected_issue_time:type_name -> google.protobuf.Timestamp
+	23, // 10: certflow.events.v1.ApplicationStateChanged.occurred_at:type_name -> google.protobuf.Timestamp
+	23, // 11: certflow.events.v1.ApplicationFailed.occurred_at:type_name -> google.protobuf.Timestamp
+	23, // 12: certflow.events.v1.ApplicationReissueRequested.occurred_at:type_name -> google.protobuf.Timestamp
+	23, // 13: certflow.events.v1.ApplicationWithdrawn.occurred_at:type_name -> google.protobuf.Timestamp
+	23, // 14: certflow.events.v1.ApplicationIssued.occurred_at:type_name -> google.protobuf.Timestamp
+	23, // 15: certflow.events.v1.DomainVerified.occurred_at:type_name -> google.protobuf.Timestamp
+	23, // 16: certflow.events.v1.DomainVerified.verify_time:type_name -> google.protobuf.Timestamp
+	23, // 17: certflow.events.v1.DomainValidationFailed.occurred_at:type_name -> google.protobuf.Timestamp
+	23, // 18: certflow.events.v1.ChallengeCancelled.occurred_at:type_name -> google.protobuf.Timestamp
+	23, // 19: certflow.events.v1.CertificateIssued.occurred_at:type_name -> google.protobuf.Timestamp
+	23, // 20: certflow.events.v1.CertificateIssued.not_before:type_name -> google.protobuf.Timestamp
+	23, // 21: certflow.events.v1.CertificateIssued.not_after:type_name -> google.protobuf.Timestamp
+	23, // 22: certflow.events.v1.CertificateExpiring.occurred_at:type_name -> google.protobuf.Timestamp
+	23, // 23: certflow.events.v1.CertificateExpiring.not_after:type_name -> google.protobuf.Timestamp
+	23, // 24: certflow.events.v1.CertificateRevoked.occurred_at:type_name -> google.protobuf.Timestamp
+	23, // 25: certflow.events.v1.CertificateRevoked.revoke_time:type_name -> google.protobuf.Timestamp
+	23, // 26: certflow.events.v1.DomainEmailChallenge.occurred_at:type_name -> google.protobuf.Timestamp
+	23, // 27: certflow.events.v1.DomainEmailChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	23, // 28: certflow.events.v1.ReviewCreated.occurred_at:type_name -> google.protobuf.Timestamp
+	23, // 29: certflow.events.v1.PhoneCallRecorded.occurred_at:type_name -> google.protobuf.Timestamp
+	23, // 30: certflow.events.v1.ReviewDecided.occurred_at:type_name -> google.protobuf.Timestamp
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_certflow_events_v1_events_proto_init() }
@@ -2679,7 +2808,7 @@ func file_certflow_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certflow_events_v1_events_proto_rawDesc), len(file_certflow_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -302,7 +302,12 @@ type Certificate struct {
 	ValidationLevel string `protobuf:"bytes,15,opt,name=validation_level,json=validationLevel,proto3" json:"validation_level,omitempty"`
 	// zlint notices on the to-be-signed certificate (errors and warnings
 	// refuse the signature, so a certificate has none of those).
-	LintNotices   []string `protobuf:"bytes,16,rep,name=lint_notices,json=lintNotices,proto3" json:"lint_notices,omitempty"`
+	LintNotices []string `protobuf:"bytes,16,rep,name=lint_notices,json=lintNotices,proto3" json:"lint_notices,omitempty"`
+	// The certificate of the same application this one replaced (a reissue),
+	// and the one that replaced it: a replaced certificate stays valid until
+	// it expires or is revoked, but gets no expiry reminders.
+	Replaces      string `protobuf:"bytes,17,opt,name=replaces,proto3" json:"replaces,omitempty"`
+	ReplacedBy    string `protobuf:"bytes,18,opt,name=replaced_by,json=replacedBy,proto3" json:"replaced_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -447,6 +452,20 @@ func (x *Certificate) GetLintNotices() []string {
 		return x.LintNotices
 	}
 	return nil
+}
+
+func (x *Certificate) GetReplaces() string {
+	if x != nil {
+		return x.Replaces
+	}
+	return ""
+}
+
+func (x *Certificate) GetReplacedBy() string {
+	if x != nil {
+		return x.ReplacedBy
+	}
+	return ""
 }
 
 type GetCertificateRequest struct {
@@ -1077,8 +1096,11 @@ type IssueCertificateRequest struct {
 	// Empty: whatever the verification service answers (callers from before
 	// issuance profiles).
 	ValidationLevel string `protobuf:"bytes,7,opt,name=validation_level,json=validationLevel,proto3" json:"validation_level,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// certificates/{certificate}: the certificate of the same application this
+	// one replaces (a reissue); it is marked replaced once this one is signed.
+	Replaces      string `protobuf:"bytes,8,opt,name=replaces,proto3" json:"replaces,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *IssueCertificateRequest) Reset() {
@@ -1160,6 +1182,13 @@ func (x *IssueCertificateRequest) GetValidationLevel() string {
 	return ""
 }
 
+func (x *IssueCertificateRequest) GetReplaces() string {
+	if x != nil {
+		return x.Replaces
+	}
+	return ""
+}
+
 type RevokeCertificateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// certificates/{certificate}
@@ -1227,7 +1256,7 @@ var File_certflow_issuance_v1_issuance_service_proto protoreflect.FileDescriptor
 
 const file_certflow_issuance_v1_issuance_service_proto_rawDesc = "" +
 	"\n" +
-	"+certflow/issuance/v1/issuance_service.proto\x12\x14certflow.issuance.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf3\x06\n" +
+	"+certflow/issuance/v1/issuance_service.proto\x12\x14certflow.issuance.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xba\a\n" +
 	"\vCertificate\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x03R\x04name\x12%\n" +
 	"\vapplication\x18\x02 \x01(\tB\x03\xe0A\x03R\vapplication\x12\x1d\n" +
@@ -1248,7 +1277,10 @@ const file_certflow_issuance_v1_issuance_service_proto_rawDesc = "" +
 	"revokeTime\x12X\n" +
 	"\x11revocation_reason\x18\x0e \x01(\x0e2&.certflow.issuance.v1.RevocationReasonB\x03\xe0A\x03R\x10revocationReason\x12.\n" +
 	"\x10validation_level\x18\x0f \x01(\tB\x03\xe0A\x03R\x0fvalidationLevel\x12&\n" +
-	"\flint_notices\x18\x10 \x03(\tB\x03\xe0A\x03R\vlintNotices\"7\n" +
+	"\flint_notices\x18\x10 \x03(\tB\x03\xe0A\x03R\vlintNotices\x12\x1f\n" +
+	"\breplaces\x18\x11 \x01(\tB\x03\xe0A\x03R\breplaces\x12$\n" +
+	"\vreplaced_by\x18\x12 \x01(\tB\x03\xe0A\x03R\n" +
+	"replacedBy\"7\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\n" +
 	"\n" +
@@ -1295,7 +1327,7 @@ const file_certflow_issuance_v1_issuance_service_proto_rawDesc = "" +
 	"\x18GetCaCertificatesRequest\"a\n" +
 	"\x19GetCaCertificatesResponse\x12\x19\n" +
 	"\broot_pem\x18\x01 \x01(\tR\arootPem\x12)\n" +
-	"\x10intermediate_pem\x18\x02 \x01(\tR\x0fintermediatePem\"\xa8\x02\n" +
+	"\x10intermediate_pem\x18\x02 \x01(\tR\x0fintermediatePem\"\xc4\x02\n" +
 	"\x17IssueCertificateRequest\x12\"\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tB\x03\xe0A\x02R\trequestId\x12%\n" +
@@ -1304,7 +1336,8 @@ const file_certflow_issuance_v1_issuance_service_proto_rawDesc = "" +
 	"\x03csr\x18\x04 \x01(\tR\x03csr\x12G\n" +
 	"\rkey_algorithm\x18\x05 \x01(\x0e2\".certflow.issuance.v1.KeyAlgorithmR\fkeyAlgorithm\x12\x1d\n" +
 	"\aattempt\x18\x06 \x01(\x05B\x03\xe0A\x02R\aattempt\x12)\n" +
-	"\x10validation_level\x18\a \x01(\tR\x0fvalidationLevel\"\x92\x01\n" +
+	"\x10validation_level\x18\a \x01(\tR\x0fvalidationLevel\x12\x1a\n" +
+	"\breplaces\x18\b \x01(\tR\breplaces\"\x92\x01\n" +
 	"\x18RevokeCertificateRequest\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name\x12>\n" +
 	"\x06reason\x18\x02 \x01(\x0e2&.certflow.issuance.v1.RevocationReasonR\x06reason\x12\x1d\n" +

@@ -1,0 +1,87 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	eventsv1 "github.com/certflow/certflow/gen/go/certflow/events/v1"
+	"github.com/certflow/certflow/pkg/apierr"
+	"github.com/certflow/certflow/pkg/docstore"
+	"github.com/certflow/certflow/pkg/events"
+	"github.com/certflow/certflow/services/application/internal/domain"
+)
+
+// Reissue starts a new attempt of an issued application for a new
+// certificate within the instance's subscription: a new key (or the
+// customer's CSR), the same names or changed ones. It runs like a submit
+// (domain.Claim, then the challenges, then one write), except that the
+// instance stays bound and keeps the current certificate, which stays
+// valid until the new one is issued and records which one it replaced.
+// Names validated within the reuse period need no new proof; the CA checks
+// that again when it signs. A retry with the same request id starts
+// nothing new.
+func (a *App) Reissue(ctx context.Context, account, id string, r domain.Reissue) (*Record, error) {
+	if r.RequestID == "" {
+		return nil, apierr.Invalid("request_id", "MISSING_FIELD", "request_id is required: a reissue makes a certificate, and a retry must not make two (a UUID is recommended)")
+	}
+	token := docstore.NewID()
+	var (
+		attempt int
+		details domain.Details
+	)
+	rec, err := a.apps.Update(ctx, account, id, func(app *domain.Application) ([]events.Event, error) {
+		var err error
+		attempt, details, err = app.BeginReissue(token, r, a.now(), claimTTL)
+		return nil, err
+	})
+	if errors.Is(err, domain.ErrSameReissue) {
+		return a.apps.Get(ctx, account, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	claimed, app := rec.Revision, rec.Doc
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	sctx := system(cctx, account)
+	in, err := a.orders.GetInstance(sctx, app.Instance)
+	if err == nil && !a.now().Before(in.SubscriptionEnd) {
+		err = apierr.New(apierr.FailedPrecondition, "SUBSCRIPTION_ENDED",
+			"the subscription of %s ended on %s: no new certificate is issued for it; buy a new instance and apply with it", app.Instance, in.SubscriptionEnd.Format(time.DateOnly))
+	}
+	if err != nil {
+		a.endClaim(context.WithoutCancel(ctx), account, id, token)
+		return nil, err
+	}
+	challenges, err := a.verifier.CreateChallenges(sctx, name(id), attempt, details.Domains, details.Method, details.ApproverMailbox)
+	if err != nil {
+		a.abandonSubmit(context.WithoutCancel(ctx), account, id, token, app.Instance, false)
+		return nil, err
+	}
+	flagged := domain.FlaggedWords(details.Domains, a.reviewWords)
+	out, err := a.apps.UpdateRecord(ctx, account, id, func(rec *Record) ([]events.Event, error) {
+		if rec.Revision != claimed {
+			return nil, apierr.New(apierr.Aborted, "CONCURRENT_SUBMIT",
+				"the reissue took too long and another request changed the application meanwhile; read it again and retry")
+		}
+		now := a.now()
+		app := &rec.Doc
+		if err := app.FinishReissue(token, r, attempt, details, challenges, flagged, now); err != nil {
+			return nil, err
+		}
+		requested, err := a.event(events.ApplicationReissueRequested, id, now, &eventsv1.ApplicationReissueRequested{
+			Account: account, Application: name(id), Attempt: int32(attempt), Replaces: app.ReissueOf,
+			Domains: app.Details.Domains, RequestId: r.RequestID,
+		})
+		if err != nil {
+			return nil, err
+		}
+		evs, err := a.submitEvents(account, id, app, attempt, now)
+		return append([]events.Event{requested}, evs...), err
+	})
+	if err != nil && apierr.ReasonOf(err) != "CONCURRENT_SUBMIT" {
+		a.abandonSubmit(context.WithoutCancel(ctx), account, id, token, app.Instance, false)
+	}
+	return out, err
+}
