@@ -26,6 +26,7 @@ import (
 	"github.com/certflow/certflow/pkg/callpolicy"
 	"github.com/certflow/certflow/pkg/config"
 	"github.com/certflow/certflow/pkg/docstore"
+	"github.com/certflow/certflow/pkg/duequeue"
 	"github.com/certflow/certflow/pkg/goodkey"
 	"github.com/certflow/certflow/pkg/page"
 	"github.com/certflow/certflow/pkg/sealbox"
@@ -97,7 +98,11 @@ type Config struct {
 	// looked for (default a minute).
 	ReminderOffsets  string
 	ReminderInterval time.Duration
-	Now              func() time.Time
+	// RenewAt is the fraction of a certificate's lifetime after which its
+	// renewal is asked for (certflow.certificate.renewal_due); 0 means
+	// domain.DefaultRenewAt, a negative value no automatic renewal.
+	RenewAt float64
+	Now     func() time.Time
 }
 
 // DefaultReminderOffsets are 30, 7 and 1 days before notAfter.
@@ -142,7 +147,8 @@ func (c *Config) Flags(s *config.Set) {
 	s.Duration(&c.CRLRefresh, "crl-refresh", "CERTFLOW_CRL_REFRESH", crl.DefaultRefresh, "how old a CRL may get before it is signed again though nothing changed (below its 7-day nextUpdate)")
 	s.String(&c.PublicBaseURL, "public-base-url", "CERTFLOW_ISSUANCE_PUBLIC_BASE_URL", "http://127.0.0.1:9180", "base URL of -http-addr as relying parties reach it, written into certificates (AIA caIssuers, CRL distribution point)")
 	s.String(&c.ReminderOffsets, "reminder-offsets", "CERTFLOW_REMINDER_OFFSETS", DefaultReminderOffsets, "expiry reminders (email, SMS, webhook) this long before notAfter, joined by commas; none = no reminders")
-	s.Duration(&c.ReminderInterval, "reminder-interval", "CERTFLOW_REMINDER_INTERVAL", time.Minute, "how often due expiry reminders are looked for")
+	s.Duration(&c.ReminderInterval, "reminder-interval", "CERTFLOW_REMINDER_INTERVAL", time.Minute, "how often due expiry reminders, renewals and expiries are looked for")
+	s.Float(&c.RenewAt, "renew-at", "CERTFLOW_RENEW_AT", domain.DefaultRenewAt, "renew a certificate automatically after this fraction of its lifetime (0.5 to 0.9); -1 = no automatic renewal")
 	s.Duration(&c.Validity, "validity", "CERTFLOW_CERT_VALIDITY", 0, "certificate validity; 0 = one day under the CA/B Forum maximum (199 days in 2026)")
 }
 
@@ -199,6 +205,17 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	if cfg.ReminderInterval <= 0 {
 		cfg.ReminderInterval = time.Minute
+	}
+	plan := domain.Plan{Reminders: offsets, RenewAt: cfg.RenewAt, Expiry: true}
+	switch {
+	case cfg.RenewAt == 0:
+		plan.RenewAt = domain.DefaultRenewAt
+	case cfg.RenewAt < 0:
+		plan.RenewAt = 0
+	case cfg.RenewAt < 0.5 || cfg.RenewAt > 0.9:
+		// Sooner wastes the certificate; later leaves no time to act when
+		// a name must be validated again.
+		return nil, fmt.Errorf("-renew-at %v: give a fraction of the lifetime from 0.5 to 0.9 (default %.4f), or -1 for no automatic renewal", cfg.RenewAt, domain.DefaultRenewAt)
 	}
 	kek, err := sealbox.LoadKEK("customer key-encryption key", cfg.KEK, cfg.KEKFile, "-kek-file or CERTFLOW_KEK")
 	if err != nil {
@@ -276,8 +293,8 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	certStore := docstore.New[domain.Certificate](b.DB.Collection("certificates"), "certificate", b.OutboxStoreOptions(cfg.Now)...)
-	// Due expiry reminders are found by doc.reminderdue.
-	if err := certStore.EnsureIndexes(ctx, mongo.IndexModel{Keys: bson.D{{Key: "doc.reminderdue", Value: 1}}}); err != nil {
+	// Due reminders, renewals and expiries are found by their index.
+	if err := certStore.EnsureIndexes(ctx, mongo.IndexModel{Keys: bson.D{{Key: app.DueField, Value: 1}}}); err != nil {
 		return nil, err
 	}
 	// The reminders due: on MongoDB, which several replicas may write, by
@@ -287,13 +304,13 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	// (loaded by one scan now, before anything is served), so a tick costs
 	// what is due, not what is stored.
 	var certs app.Certificates = certStore
-	var due app.DueCertificates = app.IndexedDue{Store: certStore}
+	var due app.DueCertificates = duequeue.Indexed[domain.Certificate]{Store: certStore, Field: app.DueField}
 	if b.SingleWriter() {
-		q := app.NewQueuedCertificates(certStore, offsets)
-		if err := q.Load(ctx, cfg.Now()); err != nil {
+		q := app.NewQueuedCertificates(certStore, plan)
+		if err := app.LoadQueued(ctx, q, cfg.Now()); err != nil {
 			return nil, err
 		}
-		b.Log.Info("expiry reminders kept in memory (single writer)", "certificates", q.Len())
+		b.Log.Info("reminders, renewals and expiries kept in memory (single writer)", "certificates", q.Len())
 		certs, due = q, q
 	}
 	// Every serial is on record before it is signed.
@@ -316,10 +333,8 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	b.Go(gen.Run)
 	a := app.New(certs, authority, sealer, verifier.Client{C: verificationv1.NewVerificationServiceClient(vc)}, keys, cfg.Now, cfg.Validity, app.WithIssuances(issuances)).
 		WithRevocation(app.Revocation{Entries: revocations, Blocked: blockedkeys.Store{S: blocked}, Hash: blockedkeys.Hash, Changed: gen.Kick}).
-		WithReminders(offsets, due)
-	if len(offsets) > 0 {
-		b.Go(func(ctx context.Context) error { return a.RunReminders(ctx, cfg.ReminderInterval, b.Log.Warn) })
-	}
+		WithSchedule(plan, due)
+	b.Go(func(ctx context.Context) error { return a.RunSchedule(ctx, cfg.ReminderInterval, b.Log.Warn) })
 	b.GRPC.Register(&issuancev1.IssuanceService_ServiceDesc, &grpcapi.Server{App: a, Pages: page.NewKeyset(pageKey(kek))})
 	b.Log.Info("CA ready", "root", cfg.CADir+"/"+ca.RootCertFile, "subject", authority.Root().Subject.String(), "http", ln.Addr().String(), "public_base_url", base)
 	return &Service{Base: b, Publish: pub, Authority: authority, http: ln, baseURL: base}, nil

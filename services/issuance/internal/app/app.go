@@ -94,9 +94,9 @@ type App struct {
 	validity    time.Duration
 	revocation  Revocation
 	issuances   Issuances
-	// reminders are the expiry reminder offsets; due finds what is due
-	// (reminders.go).
-	reminders []time.Duration
+	// plan is the work scheduled on every certificate (reminders,
+	// renewal, expiry); due finds what is due (schedule.go).
+	plan domain.Plan
 	due       DueCertificates
 }
 
@@ -156,6 +156,9 @@ type IssueRequest struct {
 	// Replaces is the certificate (certificates/{id}) of the same
 	// application a reissue replaces, or "".
 	Replaces string
+	// NotAfterLimit is the end of the instance's subscription: notAfter is
+	// not later, and nothing is signed after it (zero: no limit).
+	NotAfterLimit time.Time
 }
 
 // Issue signs a certificate; the same request id returns the same one.
@@ -248,6 +251,14 @@ func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*doc
 	if validity == 0 {
 		validity = certpolicy.DefaultValidity(now)
 	}
+	if l := req.NotAfterLimit; !l.IsZero() {
+		// A certificate never outlives the subscription paid for.
+		if !l.After(now) {
+			return nil, apierr.New(apierr.FailedPrecondition, "SUBSCRIPTION_ENDED",
+				"the subscription ended on %s: nothing more is issued for it; buy a new instance and apply with it", l.UTC().Format(time.DateOnly))
+		}
+		validity = min(validity, l.Sub(now))
+	}
 	// The profile and the subject come from the verification service's
 	// answer at the signing time: the organization as the reviewer approved
 	// it, never the application's later edits.
@@ -307,7 +318,7 @@ func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*doc
 		LintNotices:     signed.Notices,
 		Replaces:        req.Replaces,
 	}
-	doc.Schedule(a.reminders)
+	doc.Schedule(a.plan)
 	if o := authz.Organization; o != nil && level != profile.DV {
 		org := domain.Organization(o.Organization)
 		doc.Organization, doc.OrganizationReview = &org, o.Review
@@ -358,7 +369,7 @@ func (a *App) markReplaced(ctx context.Context, account string, rec *docstore.Re
 		if c.ReplacedBy == by {
 			return nil, docstore.ErrUnchanged
 		}
-		c.MarkReplaced(by)
+		c.MarkReplaced(by, a.plan)
 		return nil, nil
 	})
 	if err != nil {

@@ -56,9 +56,14 @@ type Certificate struct {
 	// (reissue, renewal); a replaced certificate gets no expiry reminders.
 	ReplacedBy string `bson:",omitempty"`
 	// Reminded are the expiry reminder offsets done (sent, or passed while
-	// a later one was sent); ReminderDue is when the next one is due (zero:
-	// none), indexed to find what is due (reminder.go).
-	Reminded    []time.Duration `bson:",omitempty"`
+	// a later one was sent).
+	Reminded []time.Duration `bson:",omitempty"`
+	// RenewalDone: the renewal was asked for; ExpiryDone: the expiry was
+	// announced.
+	RenewalDone bool `bson:",omitempty"`
+	ExpiryDone  bool `bson:",omitempty"`
+	// ReminderDue is when the next scheduled work (reminder, renewal,
+	// expiry) is due (zero: none), indexed to find what is due (Plan).
 	ReminderDue time.Time
 }
 

@@ -24,7 +24,7 @@ func TestNextReminder(t *testing.T) {
 		{"10-day certificate: 30 days was past at issuance", Certificate{NotBefore: nb, NotAfter: nb.Add(10 * day)}, DefaultReminders, 7 * day},
 		{"exactly 30 days long: 30 days is at issuance, not after it", Certificate{NotBefore: nb, NotAfter: nb.Add(30 * day)}, DefaultReminders, 7 * day},
 		{"12-hour certificate: every offset past at issuance", Certificate{NotBefore: nb, NotAfter: nb.Add(12 * time.Hour)}, DefaultReminders, 0},
-		{"replaced", with(long, func(c *Certificate) { c.MarkReplaced("certificates/new") }), DefaultReminders, 0},
+		{"replaced", with(long, func(c *Certificate) { c.MarkReplaced("certificates/new", Plan{Reminders: DefaultReminders}) }), DefaultReminders, 0},
 		{"revoked", with(long, func(c *Certificate) { c.State = Revoked }), DefaultReminders, 0},
 		{"offsets in any order", long, []time.Duration{day, 14 * day}, 14 * day},
 		{"no offsets configured", long, nil, 0},

@@ -55,6 +55,7 @@ func (s *Server) IssueCertificate(ctx context.Context, req *issuancev1.IssueCert
 		RequestID: req.GetRequestId(), Application: req.GetApplication(), Attempt: int(req.GetAttempt()),
 		Domains: req.GetDomains(), CSR: req.GetCsr(), KeyAlgorithm: alg, ValidationLevel: req.GetValidationLevel(),
 		Replaces: req.GetReplaces(),
+		NotAfterLimit: limit(req.GetNotAfterLimit()),
 	})
 	if err != nil {
 		return nil, err
@@ -212,4 +213,12 @@ func certPB(r *docstore.Record[domain.Certificate]) *issuancev1.Certificate {
 		c.RevocationReason = issuancev1.RevocationReason(d.RevocationReason)
 	}
 	return c
+}
+
+// limit is an optional time limit: zero when unset.
+func limit(t *timestamppb.Timestamp) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.AsTime()
 }

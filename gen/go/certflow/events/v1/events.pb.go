@@ -261,6 +261,100 @@ func (x *InstanceReleased) GetApplication() string {
 	return ""
 }
 
+// certflow.instance.expired: the subscription and the instance's last
+// certificate have both ended; nothing more is issued for it.
+type InstanceExpired struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	EventId             string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	OccurredAt          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	Account             string                 `protobuf:"bytes,3,opt,name=account,proto3" json:"account,omitempty"`
+	Instance            string                 `protobuf:"bytes,4,opt,name=instance,proto3" json:"instance,omitempty"`
+	Application         string                 `protobuf:"bytes,5,opt,name=application,proto3" json:"application,omitempty"`
+	Certificate         string                 `protobuf:"bytes,6,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	SubscriptionEndTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=subscription_end_time,json=subscriptionEndTime,proto3" json:"subscription_end_time,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *InstanceExpired) Reset() {
+	*x = InstanceExpired{}
+	mi := &file_certflow_events_v1_events_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InstanceExpired) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InstanceExpired) ProtoMessage() {}
+
+func (x *InstanceExpired) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_events_v1_events_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InstanceExpired.ProtoReflect.Descriptor instead.
+func (*InstanceExpired) Descriptor() ([]byte, []int) {
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *InstanceExpired) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *InstanceExpired) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *InstanceExpired) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *InstanceExpired) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+func (x *InstanceExpired) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *InstanceExpired) GetCertificate() string {
+	if x != nil {
+		return x.Certificate
+	}
+	return ""
+}
+
+func (x *InstanceExpired) GetSubscriptionEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SubscriptionEndTime
+	}
+	return nil
+}
+
 // certflow.instance.issued: APPLYING -> ISSUED.
 type InstanceIssued struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -276,7 +370,7 @@ type InstanceIssued struct {
 
 func (x *InstanceIssued) Reset() {
 	*x = InstanceIssued{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[3]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -288,7 +382,7 @@ func (x *InstanceIssued) String() string {
 func (*InstanceIssued) ProtoMessage() {}
 
 func (x *InstanceIssued) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[3]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -301,7 +395,7 @@ func (x *InstanceIssued) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceIssued.ProtoReflect.Descriptor instead.
 func (*InstanceIssued) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{3}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *InstanceIssued) GetEventId() string {
@@ -361,7 +455,7 @@ type InstanceRevoked struct {
 
 func (x *InstanceRevoked) Reset() {
 	*x = InstanceRevoked{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[4]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -373,7 +467,7 @@ func (x *InstanceRevoked) String() string {
 func (*InstanceRevoked) ProtoMessage() {}
 
 func (x *InstanceRevoked) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[4]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -386,7 +480,7 @@ func (x *InstanceRevoked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceRevoked.ProtoReflect.Descriptor instead.
 func (*InstanceRevoked) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{4}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *InstanceRevoked) GetEventId() string {
@@ -452,7 +546,7 @@ type ChallengeInstructions struct {
 
 func (x *ChallengeInstructions) Reset() {
 	*x = ChallengeInstructions{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[5]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -464,7 +558,7 @@ func (x *ChallengeInstructions) String() string {
 func (*ChallengeInstructions) ProtoMessage() {}
 
 func (x *ChallengeInstructions) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[5]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -477,7 +571,7 @@ func (x *ChallengeInstructions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChallengeInstructions.ProtoReflect.Descriptor instead.
 func (*ChallengeInstructions) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{5}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ChallengeInstructions) GetChallenge() string {
@@ -566,7 +660,7 @@ type ApplicationCreated struct {
 
 func (x *ApplicationCreated) Reset() {
 	*x = ApplicationCreated{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[6]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -578,7 +672,7 @@ func (x *ApplicationCreated) String() string {
 func (*ApplicationCreated) ProtoMessage() {}
 
 func (x *ApplicationCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[6]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -591,7 +685,7 @@ func (x *ApplicationCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplicationCreated.ProtoReflect.Descriptor instead.
 func (*ApplicationCreated) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{6}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ApplicationCreated) GetEventId() string {
@@ -668,7 +762,7 @@ type ApplicationSubmitted struct {
 
 func (x *ApplicationSubmitted) Reset() {
 	*x = ApplicationSubmitted{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[7]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -680,7 +774,7 @@ func (x *ApplicationSubmitted) String() string {
 func (*ApplicationSubmitted) ProtoMessage() {}
 
 func (x *ApplicationSubmitted) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[7]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -693,7 +787,7 @@ func (x *ApplicationSubmitted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplicationSubmitted.ProtoReflect.Descriptor instead.
 func (*ApplicationSubmitted) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{7}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ApplicationSubmitted) GetEventId() string {
@@ -809,7 +903,7 @@ type ApplicationStateChanged struct {
 
 func (x *ApplicationStateChanged) Reset() {
 	*x = ApplicationStateChanged{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[8]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -821,7 +915,7 @@ func (x *ApplicationStateChanged) String() string {
 func (*ApplicationStateChanged) ProtoMessage() {}
 
 func (x *ApplicationStateChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[8]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -834,7 +928,7 @@ func (x *ApplicationStateChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplicationStateChanged.ProtoReflect.Descriptor instead.
 func (*ApplicationStateChanged) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{8}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ApplicationStateChanged) GetEventId() string {
@@ -932,7 +1026,7 @@ type ApplicationFailed struct {
 
 func (x *ApplicationFailed) Reset() {
 	*x = ApplicationFailed{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[9]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -944,7 +1038,7 @@ func (x *ApplicationFailed) String() string {
 func (*ApplicationFailed) ProtoMessage() {}
 
 func (x *ApplicationFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[9]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -957,7 +1051,7 @@ func (x *ApplicationFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplicationFailed.ProtoReflect.Descriptor instead.
 func (*ApplicationFailed) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{9}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ApplicationFailed) GetEventId() string {
@@ -1044,7 +1138,7 @@ type ApplicationReissueRequested struct {
 
 func (x *ApplicationReissueRequested) Reset() {
 	*x = ApplicationReissueRequested{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[10]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1056,7 +1150,7 @@ func (x *ApplicationReissueRequested) String() string {
 func (*ApplicationReissueRequested) ProtoMessage() {}
 
 func (x *ApplicationReissueRequested) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[10]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1069,7 +1163,7 @@ func (x *ApplicationReissueRequested) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplicationReissueRequested.ProtoReflect.Descriptor instead.
 func (*ApplicationReissueRequested) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{10}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ApplicationReissueRequested) GetEventId() string {
@@ -1128,6 +1222,121 @@ func (x *ApplicationReissueRequested) GetRequestId() string {
 	return ""
 }
 
+// certflow.application.renewal_started: the automatic renewal of a
+// certificate began as a new attempt of its application.
+type ApplicationRenewalStarted struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	EventId     string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	OccurredAt  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	Account     string                 `protobuf:"bytes,3,opt,name=account,proto3" json:"account,omitempty"`
+	Application string                 `protobuf:"bytes,4,opt,name=application,proto3" json:"application,omitempty"`
+	Attempt     int32                  `protobuf:"varint,5,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// certificates/{certificate}: the one the renewal replaces.
+	Replaces string   `protobuf:"bytes,6,opt,name=replaces,proto3" json:"replaces,omitempty"`
+	Domains  []string `protobuf:"bytes,7,rep,name=domains,proto3" json:"domains,omitempty"`
+	// Names whose validation is no longer within its reuse period: the
+	// customer must prove control again (the challenges are in the
+	// application) before the renewal can be issued.
+	ActionRequired []string `protobuf:"bytes,8,rep,name=action_required,json=actionRequired,proto3" json:"action_required,omitempty"`
+	// When the current certificate expires.
+	NotAfter      *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=not_after,json=notAfter,proto3" json:"not_after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplicationRenewalStarted) Reset() {
+	*x = ApplicationRenewalStarted{}
+	mi := &file_certflow_events_v1_events_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplicationRenewalStarted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplicationRenewalStarted) ProtoMessage() {}
+
+func (x *ApplicationRenewalStarted) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_events_v1_events_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplicationRenewalStarted.ProtoReflect.Descriptor instead.
+func (*ApplicationRenewalStarted) Descriptor() ([]byte, []int) {
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ApplicationRenewalStarted) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *ApplicationRenewalStarted) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *ApplicationRenewalStarted) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *ApplicationRenewalStarted) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *ApplicationRenewalStarted) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *ApplicationRenewalStarted) GetReplaces() string {
+	if x != nil {
+		return x.Replaces
+	}
+	return ""
+}
+
+func (x *ApplicationRenewalStarted) GetDomains() []string {
+	if x != nil {
+		return x.Domains
+	}
+	return nil
+}
+
+func (x *ApplicationRenewalStarted) GetActionRequired() []string {
+	if x != nil {
+		return x.ActionRequired
+	}
+	return nil
+}
+
+func (x *ApplicationRenewalStarted) GetNotAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NotAfter
+	}
+	return nil
+}
+
 // certflow.application.withdrawn: -> WITHDRAWN.
 type ApplicationWithdrawn struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -1144,7 +1353,7 @@ type ApplicationWithdrawn struct {
 
 func (x *ApplicationWithdrawn) Reset() {
 	*x = ApplicationWithdrawn{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[11]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1156,7 +1365,7 @@ func (x *ApplicationWithdrawn) String() string {
 func (*ApplicationWithdrawn) ProtoMessage() {}
 
 func (x *ApplicationWithdrawn) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[11]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1169,7 +1378,7 @@ func (x *ApplicationWithdrawn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplicationWithdrawn.ProtoReflect.Descriptor instead.
 func (*ApplicationWithdrawn) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{11}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ApplicationWithdrawn) GetEventId() string {
@@ -1239,7 +1448,7 @@ type ApplicationIssued struct {
 
 func (x *ApplicationIssued) Reset() {
 	*x = ApplicationIssued{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[12]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1251,7 +1460,7 @@ func (x *ApplicationIssued) String() string {
 func (*ApplicationIssued) ProtoMessage() {}
 
 func (x *ApplicationIssued) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[12]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1264,7 +1473,7 @@ func (x *ApplicationIssued) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplicationIssued.ProtoReflect.Descriptor instead.
 func (*ApplicationIssued) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{12}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ApplicationIssued) GetEventId() string {
@@ -1354,7 +1563,7 @@ type DomainVerified struct {
 
 func (x *DomainVerified) Reset() {
 	*x = DomainVerified{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[13]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1366,7 +1575,7 @@ func (x *DomainVerified) String() string {
 func (*DomainVerified) ProtoMessage() {}
 
 func (x *DomainVerified) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[13]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1379,7 +1588,7 @@ func (x *DomainVerified) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainVerified.ProtoReflect.Descriptor instead.
 func (*DomainVerified) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{13}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DomainVerified) GetEventId() string {
@@ -1477,7 +1686,7 @@ type DomainValidationFailed struct {
 
 func (x *DomainValidationFailed) Reset() {
 	*x = DomainValidationFailed{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[14]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1489,7 +1698,7 @@ func (x *DomainValidationFailed) String() string {
 func (*DomainValidationFailed) ProtoMessage() {}
 
 func (x *DomainValidationFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[14]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1502,7 +1711,7 @@ func (x *DomainValidationFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainValidationFailed.ProtoReflect.Descriptor instead.
 func (*DomainValidationFailed) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{14}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DomainValidationFailed) GetEventId() string {
@@ -1584,7 +1793,7 @@ type ChallengeCancelled struct {
 
 func (x *ChallengeCancelled) Reset() {
 	*x = ChallengeCancelled{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[15]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1596,7 +1805,7 @@ func (x *ChallengeCancelled) String() string {
 func (*ChallengeCancelled) ProtoMessage() {}
 
 func (x *ChallengeCancelled) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[15]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1609,7 +1818,7 @@ func (x *ChallengeCancelled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChallengeCancelled.ProtoReflect.Descriptor instead.
 func (*ChallengeCancelled) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{15}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ChallengeCancelled) GetEventId() string {
@@ -1684,7 +1893,7 @@ type CertificateIssued struct {
 
 func (x *CertificateIssued) Reset() {
 	*x = CertificateIssued{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[16]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1696,7 +1905,7 @@ func (x *CertificateIssued) String() string {
 func (*CertificateIssued) ProtoMessage() {}
 
 func (x *CertificateIssued) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[16]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1709,7 +1918,7 @@ func (x *CertificateIssued) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateIssued.ProtoReflect.Descriptor instead.
 func (*CertificateIssued) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{16}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CertificateIssued) GetEventId() string {
@@ -1812,7 +2021,7 @@ type CertificateExpiring struct {
 
 func (x *CertificateExpiring) Reset() {
 	*x = CertificateExpiring{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[17]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1824,7 +2033,7 @@ func (x *CertificateExpiring) String() string {
 func (*CertificateExpiring) ProtoMessage() {}
 
 func (x *CertificateExpiring) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[17]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1837,7 +2046,7 @@ func (x *CertificateExpiring) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateExpiring.ProtoReflect.Descriptor instead.
 func (*CertificateExpiring) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{17}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CertificateExpiring) GetEventId() string {
@@ -1903,6 +2112,203 @@ func (x *CertificateExpiring) GetSerialNumber() string {
 	return ""
 }
 
+// certflow.certificate.renewal_due: a certificate reached its renewal
+// point (by default two thirds of its lifetime); the application service
+// starts its renewal.
+type CertificateRenewalDue struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EventId       string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	OccurredAt    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	Account       string                 `protobuf:"bytes,3,opt,name=account,proto3" json:"account,omitempty"`
+	Certificate   string                 `protobuf:"bytes,4,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	Application   string                 `protobuf:"bytes,5,opt,name=application,proto3" json:"application,omitempty"`
+	Domains       []string               `protobuf:"bytes,6,rep,name=domains,proto3" json:"domains,omitempty"`
+	NotAfter      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=not_after,json=notAfter,proto3" json:"not_after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CertificateRenewalDue) Reset() {
+	*x = CertificateRenewalDue{}
+	mi := &file_certflow_events_v1_events_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificateRenewalDue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificateRenewalDue) ProtoMessage() {}
+
+func (x *CertificateRenewalDue) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_events_v1_events_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificateRenewalDue.ProtoReflect.Descriptor instead.
+func (*CertificateRenewalDue) Descriptor() ([]byte, []int) {
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CertificateRenewalDue) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *CertificateRenewalDue) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *CertificateRenewalDue) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *CertificateRenewalDue) GetCertificate() string {
+	if x != nil {
+		return x.Certificate
+	}
+	return ""
+}
+
+func (x *CertificateRenewalDue) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *CertificateRenewalDue) GetDomains() []string {
+	if x != nil {
+		return x.Domains
+	}
+	return nil
+}
+
+func (x *CertificateRenewalDue) GetNotAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NotAfter
+	}
+	return nil
+}
+
+// certflow.certificate.expired: a certificate reached notAfter unrevoked.
+type CertificateExpired struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	EventId     string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	OccurredAt  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	Account     string                 `protobuf:"bytes,3,opt,name=account,proto3" json:"account,omitempty"`
+	Certificate string                 `protobuf:"bytes,4,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	Application string                 `protobuf:"bytes,5,opt,name=application,proto3" json:"application,omitempty"`
+	Domains     []string               `protobuf:"bytes,6,rep,name=domains,proto3" json:"domains,omitempty"`
+	NotAfter    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=not_after,json=notAfter,proto3" json:"not_after,omitempty"`
+	// Whether a newer certificate of the application replaced it.
+	Replaced      bool `protobuf:"varint,8,opt,name=replaced,proto3" json:"replaced,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CertificateExpired) Reset() {
+	*x = CertificateExpired{}
+	mi := &file_certflow_events_v1_events_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificateExpired) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificateExpired) ProtoMessage() {}
+
+func (x *CertificateExpired) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_events_v1_events_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificateExpired.ProtoReflect.Descriptor instead.
+func (*CertificateExpired) Descriptor() ([]byte, []int) {
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *CertificateExpired) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *CertificateExpired) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *CertificateExpired) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *CertificateExpired) GetCertificate() string {
+	if x != nil {
+		return x.Certificate
+	}
+	return ""
+}
+
+func (x *CertificateExpired) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *CertificateExpired) GetDomains() []string {
+	if x != nil {
+		return x.Domains
+	}
+	return nil
+}
+
+func (x *CertificateExpired) GetNotAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NotAfter
+	}
+	return nil
+}
+
+func (x *CertificateExpired) GetReplaced() bool {
+	if x != nil {
+		return x.Replaced
+	}
+	return false
+}
+
 // certflow.certificate.revoked: a certificate was revoked; it is on the
 // issuing CA's CRL within a minute.
 type CertificateRevoked struct {
@@ -1927,7 +2333,7 @@ type CertificateRevoked struct {
 
 func (x *CertificateRevoked) Reset() {
 	*x = CertificateRevoked{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[18]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1939,7 +2345,7 @@ func (x *CertificateRevoked) String() string {
 func (*CertificateRevoked) ProtoMessage() {}
 
 func (x *CertificateRevoked) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[18]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1952,7 +2358,7 @@ func (x *CertificateRevoked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateRevoked.ProtoReflect.Descriptor instead.
 func (*CertificateRevoked) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{18}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CertificateRevoked) GetEventId() string {
@@ -2052,7 +2458,7 @@ type DomainEmailChallenge struct {
 
 func (x *DomainEmailChallenge) Reset() {
 	*x = DomainEmailChallenge{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[19]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2064,7 +2470,7 @@ func (x *DomainEmailChallenge) String() string {
 func (*DomainEmailChallenge) ProtoMessage() {}
 
 func (x *DomainEmailChallenge) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[19]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2077,7 +2483,7 @@ func (x *DomainEmailChallenge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainEmailChallenge.ProtoReflect.Descriptor instead.
 func (*DomainEmailChallenge) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{19}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DomainEmailChallenge) GetEventId() string {
@@ -2153,7 +2559,7 @@ type ReviewCreated struct {
 
 func (x *ReviewCreated) Reset() {
 	*x = ReviewCreated{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[20]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2165,7 +2571,7 @@ func (x *ReviewCreated) String() string {
 func (*ReviewCreated) ProtoMessage() {}
 
 func (x *ReviewCreated) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[20]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2178,7 +2584,7 @@ func (x *ReviewCreated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReviewCreated.ProtoReflect.Descriptor instead.
 func (*ReviewCreated) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{20}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReviewCreated) GetEventId() string {
@@ -2247,7 +2653,7 @@ type PhoneCallRecorded struct {
 
 func (x *PhoneCallRecorded) Reset() {
 	*x = PhoneCallRecorded{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[21]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2259,7 +2665,7 @@ func (x *PhoneCallRecorded) String() string {
 func (*PhoneCallRecorded) ProtoMessage() {}
 
 func (x *PhoneCallRecorded) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[21]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2272,7 +2678,7 @@ func (x *PhoneCallRecorded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PhoneCallRecorded.ProtoReflect.Descriptor instead.
 func (*PhoneCallRecorded) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{21}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PhoneCallRecorded) GetEventId() string {
@@ -2349,7 +2755,7 @@ type ReviewDecided struct {
 
 func (x *ReviewDecided) Reset() {
 	*x = ReviewDecided{}
-	mi := &file_certflow_events_v1_events_proto_msgTypes[22]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2361,7 +2767,7 @@ func (x *ReviewDecided) String() string {
 func (*ReviewDecided) ProtoMessage() {}
 
 func (x *ReviewDecided) ProtoReflect() protoreflect.Message {
-	mi := &file_certflow_events_v1_events_proto_msgTypes[22]
+	mi := &file_certflow_events_v1_events_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2374,7 +2780,7 @@ func (x *ReviewDecided) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReviewDecided.ProtoReflect.Descriptor instead.
 func (*ReviewDecided) Descriptor() ([]byte, []int) {
-	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{22}
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReviewDecided) GetEventId() string {
@@ -2480,7 +2886,16 @@ const file_certflow_events_v1_events_proto_rawDesc = "" +
 	"occurredAt\x12\x18\n" +
 	"\aaccount\x18\x03 \x01(\tR\aaccount\x12\x1a\n" +
 	"\binstance\x18\x04 \x01(\tR\binstance\x12 \n" +
-	"\vapplication\x18\x05 \x01(\tR\vapplication\"\xe2\x01\n" +
+	"\vapplication\x18\x05 \x01(\tR\vapplication\"\xb3\x02\n" +
+	"\x0fInstanceExpired\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
+	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x12\x18\n" +
+	"\aaccount\x18\x03 \x01(\tR\aaccount\x12\x1a\n" +
+	"\binstance\x18\x04 \x01(\tR\binstance\x12 \n" +
+	"\vapplication\x18\x05 \x01(\tR\vapplication\x12 \n" +
+	"\vcertificate\x18\x06 \x01(\tR\vcertificate\x12N\n" +
+	"\x15subscription_end_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x13subscriptionEndTime\"\xe2\x01\n" +
 	"\x0eInstanceIssued\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
 	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -2574,7 +2989,18 @@ const file_certflow_events_v1_events_proto_rawDesc = "" +
 	"\breplaces\x18\x06 \x01(\tR\breplaces\x12\x18\n" +
 	"\adomains\x18\a \x03(\tR\adomains\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\b \x01(\tR\trequestId\"\x8c\x02\n" +
+	"request_id\x18\b \x01(\tR\trequestId\"\xe1\x02\n" +
+	"\x19ApplicationRenewalStarted\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
+	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x12\x18\n" +
+	"\aaccount\x18\x03 \x01(\tR\aaccount\x12 \n" +
+	"\vapplication\x18\x04 \x01(\tR\vapplication\x12\x18\n" +
+	"\aattempt\x18\x05 \x01(\x05R\aattempt\x12\x1a\n" +
+	"\breplaces\x18\x06 \x01(\tR\breplaces\x12\x18\n" +
+	"\adomains\x18\a \x03(\tR\adomains\x12'\n" +
+	"\x0faction_required\x18\b \x03(\tR\x0eactionRequired\x127\n" +
+	"\tnot_after\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"\x8c\x02\n" +
 	"\x14ApplicationWithdrawn\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
 	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -2657,7 +3083,26 @@ const file_certflow_events_v1_events_proto_rawDesc = "" +
 	"\adomains\x18\x06 \x03(\tR\adomains\x127\n" +
 	"\tnot_after\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\x12\x1b\n" +
 	"\tdays_left\x18\b \x01(\x05R\bdaysLeft\x12#\n" +
-	"\rserial_number\x18\t \x01(\tR\fserialNumber\"\x9e\x03\n" +
+	"\rserial_number\x18\t \x01(\tR\fserialNumber\"\xa0\x02\n" +
+	"\x15CertificateRenewalDue\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
+	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x12\x18\n" +
+	"\aaccount\x18\x03 \x01(\tR\aaccount\x12 \n" +
+	"\vcertificate\x18\x04 \x01(\tR\vcertificate\x12 \n" +
+	"\vapplication\x18\x05 \x01(\tR\vapplication\x12\x18\n" +
+	"\adomains\x18\x06 \x03(\tR\adomains\x127\n" +
+	"\tnot_after\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\"\xb9\x02\n" +
+	"\x12CertificateExpired\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
+	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x12\x18\n" +
+	"\aaccount\x18\x03 \x01(\tR\aaccount\x12 \n" +
+	"\vcertificate\x18\x04 \x01(\tR\vcertificate\x12 \n" +
+	"\vapplication\x18\x05 \x01(\tR\vapplication\x12\x18\n" +
+	"\adomains\x18\x06 \x03(\tR\adomains\x127\n" +
+	"\tnot_after\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\x12\x1a\n" +
+	"\breplaced\x18\b \x01(\bR\breplaced\"\x9e\x03\n" +
 	"\x12CertificateRevoked\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
 	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -2731,70 +3176,82 @@ func file_certflow_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_certflow_events_v1_events_proto_rawDescData
 }
 
-var file_certflow_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_certflow_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_certflow_events_v1_events_proto_goTypes = []any{
 	(*OrderCreated)(nil),                // 0: certflow.events.v1.OrderCreated
 	(*InstanceBound)(nil),               // 1: certflow.events.v1.InstanceBound
 	(*InstanceReleased)(nil),            // 2: certflow.events.v1.InstanceReleased
-	(*InstanceIssued)(nil),              // 3: certflow.events.v1.InstanceIssued
-	(*InstanceRevoked)(nil),             // 4: certflow.events.v1.InstanceRevoked
-	(*ChallengeInstructions)(nil),       // 5: certflow.events.v1.ChallengeInstructions
-	(*ApplicationCreated)(nil),          // 6: certflow.events.v1.ApplicationCreated
-	(*ApplicationSubmitted)(nil),        // 7: certflow.events.v1.ApplicationSubmitted
-	(*ApplicationStateChanged)(nil),     // 8: certflow.events.v1.ApplicationStateChanged
-	(*ApplicationFailed)(nil),           // 9: certflow.events.v1.ApplicationFailed
-	(*ApplicationReissueRequested)(nil), // 10: certflow.events.v1.ApplicationReissueRequested
-	(*ApplicationWithdrawn)(nil),        // 11: certflow.events.v1.ApplicationWithdrawn
-	(*ApplicationIssued)(nil),           // 12: certflow.events.v1.ApplicationIssued
-	(*DomainVerified)(nil),              // 13: certflow.events.v1.DomainVerified
-	(*DomainValidationFailed)(nil),      // 14: certflow.events.v1.DomainValidationFailed
-	(*ChallengeCancelled)(nil),          // 15: certflow.events.v1.ChallengeCancelled
-	(*CertificateIssued)(nil),           // 16: certflow.events.v1.CertificateIssued
-	(*CertificateExpiring)(nil),         // 17: certflow.events.v1.CertificateExpiring
-	(*CertificateRevoked)(nil),          // 18: certflow.events.v1.CertificateRevoked
-	(*DomainEmailChallenge)(nil),        // 19: certflow.events.v1.DomainEmailChallenge
-	(*ReviewCreated)(nil),               // 20: certflow.events.v1.ReviewCreated
-	(*PhoneCallRecorded)(nil),           // 21: certflow.events.v1.PhoneCallRecorded
-	(*ReviewDecided)(nil),               // 22: certflow.events.v1.ReviewDecided
-	(*timestamppb.Timestamp)(nil),       // 23: google.protobuf.Timestamp
+	(*InstanceExpired)(nil),             // 3: certflow.events.v1.InstanceExpired
+	(*InstanceIssued)(nil),              // 4: certflow.events.v1.InstanceIssued
+	(*InstanceRevoked)(nil),             // 5: certflow.events.v1.InstanceRevoked
+	(*ChallengeInstructions)(nil),       // 6: certflow.events.v1.ChallengeInstructions
+	(*ApplicationCreated)(nil),          // 7: certflow.events.v1.ApplicationCreated
+	(*ApplicationSubmitted)(nil),        // 8: certflow.events.v1.ApplicationSubmitted
+	(*ApplicationStateChanged)(nil),     // 9: certflow.events.v1.ApplicationStateChanged
+	(*ApplicationFailed)(nil),           // 10: certflow.events.v1.ApplicationFailed
+	(*ApplicationReissueRequested)(nil), // 11: certflow.events.v1.ApplicationReissueRequested
+	(*ApplicationRenewalStarted)(nil),   // 12: certflow.events.v1.ApplicationRenewalStarted
+	(*ApplicationWithdrawn)(nil),        // 13: certflow.events.v1.ApplicationWithdrawn
+	(*ApplicationIssued)(nil),           // 14: certflow.events.v1.ApplicationIssued
+	(*DomainVerified)(nil),              // 15: certflow.events.v1.DomainVerified
+	(*DomainValidationFailed)(nil),      // 16: certflow.events.v1.DomainValidationFailed
+	(*ChallengeCancelled)(nil),          // 17: certflow.events.v1.ChallengeCancelled
+	(*CertificateIssued)(nil),           // 18: certflow.events.v1.CertificateIssued
+	(*CertificateExpiring)(nil),         // 19: certflow.events.v1.CertificateExpiring
+	(*CertificateRenewalDue)(nil),       // 20: certflow.events.v1.CertificateRenewalDue
+	(*CertificateExpired)(nil),          // 21: certflow.events.v1.CertificateExpired
+	(*CertificateRevoked)(nil),          // 22: certflow.events.v1.CertificateRevoked
+	(*DomainEmailChallenge)(nil),        // 23: certflow.events.v1.DomainEmailChallenge
+	(*ReviewCreated)(nil),               // 24: certflow.events.v1.ReviewCreated
+	(*PhoneCallRecorded)(nil),           // 25: certflow.events.v1.PhoneCallRecorded
+	(*ReviewDecided)(nil),               // 26: certflow.events.v1.ReviewDecided
+	(*timestamppb.Timestamp)(nil),       // 27: google.protobuf.Timestamp
 }
 var file_certflow_events_v1_events_proto_depIdxs = []int32{
-	23, // 0: certflow.events.v1.OrderCreated.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 1: certflow.events.v1.InstanceBound.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 2: certflow.events.v1.InstanceReleased.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 3: certflow.events.v1.InstanceIssued.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 4: certflow.events.v1.InstanceRevoked.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 5: certflow.events.v1.ChallengeInstructions.expire_time:type_name -> google.protobuf.Timestamp
-	23, // 6: certflow.events.v1.ApplicationCreated.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 7: certflow.events.v1.ApplicationSubmitted.occurred_at:type_name -> google.protobuf.Timestamp
-	5,  // 8: certflow.events.v1.ApplicationSubmitted.challenges:type_name -> certflow.events.v1.ChallengeInstructions
-	23, // 9: certflow.events.v1.ApplicationSubmitted.expected_issue_time:type_name -> google.protobuf.Timestamp
-	23, // 10: certflow.events.v1.ApplicationStateChanged.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 11: certflow.events.v1.ApplicationFailed.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 12: certflow.events.v1.ApplicationReissueRequested.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 13: certflow.events.v1.ApplicationWithdrawn.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 14: certflow.events.v1.ApplicationIssued.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 15: certflow.events.v1.DomainVerified.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 16: certflow.events.v1.DomainVerified.verify_time:type_name -> google.protobuf.Timestamp
-	23, // 17: certflow.events.v1.DomainValidationFailed.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 18: certflow.events.v1.ChallengeCancelled.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 19: certflow.events.v1.CertificateIssued.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 20: certflow.events.v1.CertificateIssued.not_before:type_name -> google.protobuf.Timestamp
-	23, // 21: certflow.events.v1.CertificateIssued.not_after:type_name -> google.protobuf.Timestamp
-	23, // 22: certflow.events.v1.CertificateExpiring.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 23: certflow.events.v1.CertificateExpiring.not_after:type_name -> google.protobuf.Timestamp
-	23, // 24: certflow.events.v1.CertificateRevoked.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 25: certflow.events.v1.CertificateRevoked.revoke_time:type_name -> google.protobuf.Timestamp
-	23, // 26: certflow.events.v1.DomainEmailChallenge.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 27: certflow.events.v1.DomainEmailChallenge.expire_time:type_name -> google.protobuf.Timestamp
-	23, // 28: certflow.events.v1.ReviewCreated.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 29: certflow.events.v1.PhoneCallRecorded.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 30: certflow.events.v1.ReviewDecided.occurred_at:type_name -> google.protobuf.Timestamp
-	31, // [31:31] is the sub-list for method output_type
-	31, // [31:31] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	27, // 0: certflow.events.v1.OrderCreated.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 1: certflow.events.v1.InstanceBound.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 2: certflow.events.v1.InstanceReleased.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 3: certflow.events.v1.InstanceExpired.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 4: certflow.events.v1.InstanceExpired.subscription_end_time:type_name -> google.protobuf.Timestamp
+	27, // 5: certflow.events.v1.InstanceIssued.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 6: certflow.events.v1.InstanceRevoked.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 7: certflow.events.v1.ChallengeInstructions.expire_time:type_name -> google.protobuf.Timestamp
+	27, // 8: certflow.events.v1.ApplicationCreated.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 9: certflow.events.v1.ApplicationSubmitted.occurred_at:type_name -> google.protobuf.Timestamp
+	6,  // 10: certflow.events.v1.ApplicationSubmitted.challenges:type_name -> certflow.events.v1.ChallengeInstructions
+	27, // 11: certflow.events.v1.ApplicationSubmitted.expected_issue_time:type_name -> google.protobuf.Timestamp
+	27, // 12: certflow.events.v1.ApplicationStateChanged.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 13: certflow.events.v1.ApplicationFailed.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 14: certflow.events.v1.ApplicationReissueRequested.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 15: certflow.events.v1.ApplicationRenewalStarted.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 16: certflow.events.v1.ApplicationRenewalStarted.not_after:type_name -> google.protobuf.Timestamp
+	27, // 17: certflow.events.v1.ApplicationWithdrawn.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 18: certflow.events.v1.ApplicationIssued.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 19: certflow.events.v1.DomainVerified.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 20: certflow.events.v1.DomainVerified.verify_time:type_name -> google.protobuf.Timestamp
+	27, // 21: certflow.events.v1.DomainValidationFailed.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 22: certflow.events.v1.ChallengeCancelled.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 23: certflow.events.v1.CertificateIssued.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 24: certflow.events.v1.CertificateIssued.not_before:type_name -> google.protobuf.Timestamp
+	27, // 25: certflow.events.v1.CertificateIssued.not_after:type_name -> google.protobuf.Timestamp
+	27, // 26: certflow.events.v1.CertificateExpiring.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 27: certflow.events.v1.CertificateExpiring.not_after:type_name -> google.protobuf.Timestamp
+	27, // 28: certflow.events.v1.CertificateRenewalDue.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 29: certflow.events.v1.CertificateRenewalDue.not_after:type_name -> google.protobuf.Timestamp
+	27, // 30: certflow.events.v1.CertificateExpired.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 31: certflow.events.v1.CertificateExpired.not_after:type_name -> google.protobuf.Timestamp
+	27, // 32: certflow.events.v1.CertificateRevoked.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 33: certflow.events.v1.CertificateRevoked.revoke_time:type_name -> google.protobuf.Timestamp
+	27, // 34: certflow.events.v1.DomainEmailChallenge.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 35: certflow.events.v1.DomainEmailChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	27, // 36: certflow.events.v1.ReviewCreated.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 37: certflow.events.v1.PhoneCallRecorded.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 38: certflow.events.v1.ReviewDecided.occurred_at:type_name -> google.protobuf.Timestamp
+	39, // [39:39] is the sub-list for method output_type
+	39, // [39:39] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_certflow_events_v1_events_proto_init() }
@@ -2808,7 +3265,7 @@ func file_certflow_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certflow_events_v1_events_proto_rawDesc), len(file_certflow_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1098,7 +1098,10 @@ type IssueCertificateRequest struct {
 	ValidationLevel string `protobuf:"bytes,7,opt,name=validation_level,json=validationLevel,proto3" json:"validation_level,omitempty"`
 	// certificates/{certificate}: the certificate of the same application this
 	// one replaces (a reissue); it is marked replaced once this one is signed.
-	Replaces      string `protobuf:"bytes,8,opt,name=replaces,proto3" json:"replaces,omitempty"`
+	Replaces string `protobuf:"bytes,8,opt,name=replaces,proto3" json:"replaces,omitempty"`
+	// The end of the instance's subscription: the certificate's notAfter is
+	// not later, and nothing is signed once it has passed. Unset: no limit.
+	NotAfterLimit *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=not_after_limit,json=notAfterLimit,proto3" json:"not_after_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1187,6 +1190,13 @@ func (x *IssueCertificateRequest) GetReplaces() string {
 		return x.Replaces
 	}
 	return ""
+}
+
+func (x *IssueCertificateRequest) GetNotAfterLimit() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NotAfterLimit
+	}
+	return nil
 }
 
 type RevokeCertificateRequest struct {
@@ -1327,7 +1337,7 @@ const file_certflow_issuance_v1_issuance_service_proto_rawDesc = "" +
 	"\x18GetCaCertificatesRequest\"a\n" +
 	"\x19GetCaCertificatesResponse\x12\x19\n" +
 	"\broot_pem\x18\x01 \x01(\tR\arootPem\x12)\n" +
-	"\x10intermediate_pem\x18\x02 \x01(\tR\x0fintermediatePem\"\xc4\x02\n" +
+	"\x10intermediate_pem\x18\x02 \x01(\tR\x0fintermediatePem\"\x88\x03\n" +
 	"\x17IssueCertificateRequest\x12\"\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tB\x03\xe0A\x02R\trequestId\x12%\n" +
@@ -1337,7 +1347,8 @@ const file_certflow_issuance_v1_issuance_service_proto_rawDesc = "" +
 	"\rkey_algorithm\x18\x05 \x01(\x0e2\".certflow.issuance.v1.KeyAlgorithmR\fkeyAlgorithm\x12\x1d\n" +
 	"\aattempt\x18\x06 \x01(\x05B\x03\xe0A\x02R\aattempt\x12)\n" +
 	"\x10validation_level\x18\a \x01(\tR\x0fvalidationLevel\x12\x1a\n" +
-	"\breplaces\x18\b \x01(\tR\breplaces\"\x92\x01\n" +
+	"\breplaces\x18\b \x01(\tR\breplaces\x12B\n" +
+	"\x0fnot_after_limit\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\rnotAfterLimit\"\x92\x01\n" +
 	"\x18RevokeCertificateRequest\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name\x12>\n" +
 	"\x06reason\x18\x02 \x01(\x0e2&.certflow.issuance.v1.RevocationReasonR\x06reason\x12\x1d\n" +
@@ -1421,26 +1432,27 @@ var file_certflow_issuance_v1_issuance_service_proto_depIdxs = []int32{
 	11, // 9: certflow.issuance.v1.ExportCertificateResponse.files:type_name -> certflow.issuance.v1.BundleFile
 	11, // 10: certflow.issuance.v1.ExportCertificateResponse.archive:type_name -> certflow.issuance.v1.BundleFile
 	1,  // 11: certflow.issuance.v1.IssueCertificateRequest.key_algorithm:type_name -> certflow.issuance.v1.KeyAlgorithm
-	0,  // 12: certflow.issuance.v1.RevokeCertificateRequest.reason:type_name -> certflow.issuance.v1.RevocationReason
-	5,  // 13: certflow.issuance.v1.IssuanceService.GetCertificate:input_type -> certflow.issuance.v1.GetCertificateRequest
-	6,  // 14: certflow.issuance.v1.IssuanceService.ListCertificates:input_type -> certflow.issuance.v1.ListCertificatesRequest
-	8,  // 15: certflow.issuance.v1.IssuanceService.DownloadCertificate:input_type -> certflow.issuance.v1.DownloadCertificateRequest
-	10, // 16: certflow.issuance.v1.IssuanceService.ExportCertificate:input_type -> certflow.issuance.v1.ExportCertificateRequest
-	13, // 17: certflow.issuance.v1.IssuanceService.GetCaCertificates:input_type -> certflow.issuance.v1.GetCaCertificatesRequest
-	15, // 18: certflow.issuance.v1.IssuanceService.IssueCertificate:input_type -> certflow.issuance.v1.IssueCertificateRequest
-	16, // 19: certflow.issuance.v1.IssuanceService.RevokeCertificate:input_type -> certflow.issuance.v1.RevokeCertificateRequest
-	4,  // 20: certflow.issuance.v1.IssuanceService.GetCertificate:output_type -> certflow.issuance.v1.Certificate
-	7,  // 21: certflow.issuance.v1.IssuanceService.ListCertificates:output_type -> certflow.issuance.v1.ListCertificatesResponse
-	9,  // 22: certflow.issuance.v1.IssuanceService.DownloadCertificate:output_type -> certflow.issuance.v1.CertificateBundle
-	12, // 23: certflow.issuance.v1.IssuanceService.ExportCertificate:output_type -> certflow.issuance.v1.ExportCertificateResponse
-	14, // 24: certflow.issuance.v1.IssuanceService.GetCaCertificates:output_type -> certflow.issuance.v1.GetCaCertificatesResponse
-	4,  // 25: certflow.issuance.v1.IssuanceService.IssueCertificate:output_type -> certflow.issuance.v1.Certificate
-	4,  // 26: certflow.issuance.v1.IssuanceService.RevokeCertificate:output_type -> certflow.issuance.v1.Certificate
-	20, // [20:27] is the sub-list for method output_type
-	13, // [13:20] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	17, // 12: certflow.issuance.v1.IssueCertificateRequest.not_after_limit:type_name -> google.protobuf.Timestamp
+	0,  // 13: certflow.issuance.v1.RevokeCertificateRequest.reason:type_name -> certflow.issuance.v1.RevocationReason
+	5,  // 14: certflow.issuance.v1.IssuanceService.GetCertificate:input_type -> certflow.issuance.v1.GetCertificateRequest
+	6,  // 15: certflow.issuance.v1.IssuanceService.ListCertificates:input_type -> certflow.issuance.v1.ListCertificatesRequest
+	8,  // 16: certflow.issuance.v1.IssuanceService.DownloadCertificate:input_type -> certflow.issuance.v1.DownloadCertificateRequest
+	10, // 17: certflow.issuance.v1.IssuanceService.ExportCertificate:input_type -> certflow.issuance.v1.ExportCertificateRequest
+	13, // 18: certflow.issuance.v1.IssuanceService.GetCaCertificates:input_type -> certflow.issuance.v1.GetCaCertificatesRequest
+	15, // 19: certflow.issuance.v1.IssuanceService.IssueCertificate:input_type -> certflow.issuance.v1.IssueCertificateRequest
+	16, // 20: certflow.issuance.v1.IssuanceService.RevokeCertificate:input_type -> certflow.issuance.v1.RevokeCertificateRequest
+	4,  // 21: certflow.issuance.v1.IssuanceService.GetCertificate:output_type -> certflow.issuance.v1.Certificate
+	7,  // 22: certflow.issuance.v1.IssuanceService.ListCertificates:output_type -> certflow.issuance.v1.ListCertificatesResponse
+	9,  // 23: certflow.issuance.v1.IssuanceService.DownloadCertificate:output_type -> certflow.issuance.v1.CertificateBundle
+	12, // 24: certflow.issuance.v1.IssuanceService.ExportCertificate:output_type -> certflow.issuance.v1.ExportCertificateResponse
+	14, // 25: certflow.issuance.v1.IssuanceService.GetCaCertificates:output_type -> certflow.issuance.v1.GetCaCertificatesResponse
+	4,  // 26: certflow.issuance.v1.IssuanceService.IssueCertificate:output_type -> certflow.issuance.v1.Certificate
+	4,  // 27: certflow.issuance.v1.IssuanceService.RevokeCertificate:output_type -> certflow.issuance.v1.Certificate
+	21, // [21:28] is the sub-list for method output_type
+	14, // [14:21] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_certflow_issuance_v1_issuance_service_proto_init() }

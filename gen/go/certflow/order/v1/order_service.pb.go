@@ -766,8 +766,11 @@ type Instance struct {
 	// When the subscription ends: create_time plus years.
 	SubscriptionEndTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=subscription_end_time,json=subscriptionEndTime,proto3" json:"subscription_end_time,omitempty"`
 	UpdateTime          *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// When the instance becomes (or became) EXPIRED: the later of the
+	// subscription's end and its certificate's notAfter.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Instance) Reset() {
@@ -887,6 +890,13 @@ func (x *Instance) GetSubscriptionEndTime() *timestamppb.Timestamp {
 func (x *Instance) GetUpdateTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *Instance) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
 	}
 	return nil
 }
@@ -1153,12 +1163,15 @@ func (x *ReleaseInstanceRequest) GetApplication() string {
 }
 
 type MarkInstanceIssuedRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Application   string                 `protobuf:"bytes,2,opt,name=application,proto3" json:"application,omitempty"`
-	Certificate   string                 `protobuf:"bytes,3,opt,name=certificate,proto3" json:"certificate,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Application string                 `protobuf:"bytes,2,opt,name=application,proto3" json:"application,omitempty"`
+	Certificate string                 `protobuf:"bytes,3,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	// The certificate's notAfter: the instance expires once both it and the
+	// subscription have passed.
+	CertificateNotAfter *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=certificate_not_after,json=certificateNotAfter,proto3" json:"certificate_not_after,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *MarkInstanceIssuedRequest) Reset() {
@@ -1210,6 +1223,13 @@ func (x *MarkInstanceIssuedRequest) GetCertificate() string {
 		return x.Certificate
 	}
 	return ""
+}
+
+func (x *MarkInstanceIssuedRequest) GetCertificateNotAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CertificateNotAfter
+	}
+	return nil
 }
 
 type MarkInstanceRevokedRequest struct {
@@ -1318,7 +1338,7 @@ const file_certflow_order_v1_order_service_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"n\n" +
 	"\x12ListOrdersResponse\x120\n" +
 	"\x06orders\x18\x01 \x03(\v2\x18.certflow.order.v1.OrderR\x06orders\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x89\x06\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xcb\x06\n" +
 	"\bInstance\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x03R\x04name\x12\x19\n" +
 	"\x05order\x18\x02 \x01(\tB\x03\xe0A\x03R\x05order\x12\x1d\n" +
@@ -1337,7 +1357,9 @@ const file_certflow_order_v1_order_service_proto_rawDesc = "" +
 	"createTime\x12S\n" +
 	"\x15subscription_end_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\x13subscriptionEndTime\x12@\n" +
 	"\vupdate_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
-	"updateTime\"k\n" +
+	"updateTime\x12@\n" +
+	"\vexpire_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
+	"expireTime\"k\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13PENDING_APPLICATION\x10\x01\x12\f\n" +
@@ -1361,11 +1383,12 @@ const file_certflow_order_v1_order_service_proto_rawDesc = "" +
 	"\vapplication\x18\x02 \x01(\tB\x03\xe0A\x02R\vapplication\"X\n" +
 	"\x16ReleaseInstanceRequest\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name\x12%\n" +
-	"\vapplication\x18\x02 \x01(\tB\x03\xe0A\x02R\vapplication\"\x82\x01\n" +
+	"\vapplication\x18\x02 \x01(\tB\x03\xe0A\x02R\vapplication\"\xd2\x01\n" +
 	"\x19MarkInstanceIssuedRequest\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name\x12%\n" +
 	"\vapplication\x18\x02 \x01(\tB\x03\xe0A\x02R\vapplication\x12%\n" +
-	"\vcertificate\x18\x03 \x01(\tB\x03\xe0A\x02R\vcertificate\"\x83\x01\n" +
+	"\vcertificate\x18\x03 \x01(\tB\x03\xe0A\x02R\vcertificate\x12N\n" +
+	"\x15certificate_not_after\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x13certificateNotAfter\"\x83\x01\n" +
 	"\x1aMarkInstanceRevokedRequest\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tB\x03\xe0A\x02R\x04name\x12%\n" +
 	"\vapplication\x18\x02 \x01(\tB\x03\xe0A\x02R\vapplication\x12%\n" +
@@ -1448,34 +1471,36 @@ var file_certflow_order_v1_order_service_proto_depIdxs = []int32{
 	20, // 9: certflow.order.v1.Instance.create_time:type_name -> google.protobuf.Timestamp
 	20, // 10: certflow.order.v1.Instance.subscription_end_time:type_name -> google.protobuf.Timestamp
 	20, // 11: certflow.order.v1.Instance.update_time:type_name -> google.protobuf.Timestamp
-	12, // 12: certflow.order.v1.ListInstancesResponse.instances:type_name -> certflow.order.v1.Instance
-	4,  // 13: certflow.order.v1.OrderService.ListProducts:input_type -> certflow.order.v1.ListProductsRequest
-	6,  // 14: certflow.order.v1.OrderService.GetProduct:input_type -> certflow.order.v1.GetProductRequest
-	8,  // 15: certflow.order.v1.OrderService.CreateOrder:input_type -> certflow.order.v1.CreateOrderRequest
-	9,  // 16: certflow.order.v1.OrderService.GetOrder:input_type -> certflow.order.v1.GetOrderRequest
-	10, // 17: certflow.order.v1.OrderService.ListOrders:input_type -> certflow.order.v1.ListOrdersRequest
-	13, // 18: certflow.order.v1.OrderService.GetInstance:input_type -> certflow.order.v1.GetInstanceRequest
-	14, // 19: certflow.order.v1.OrderService.ListInstances:input_type -> certflow.order.v1.ListInstancesRequest
-	16, // 20: certflow.order.v1.OrderService.BindInstance:input_type -> certflow.order.v1.BindInstanceRequest
-	17, // 21: certflow.order.v1.OrderService.ReleaseInstance:input_type -> certflow.order.v1.ReleaseInstanceRequest
-	18, // 22: certflow.order.v1.OrderService.MarkInstanceIssued:input_type -> certflow.order.v1.MarkInstanceIssuedRequest
-	19, // 23: certflow.order.v1.OrderService.MarkInstanceRevoked:input_type -> certflow.order.v1.MarkInstanceRevokedRequest
-	5,  // 24: certflow.order.v1.OrderService.ListProducts:output_type -> certflow.order.v1.ListProductsResponse
-	3,  // 25: certflow.order.v1.OrderService.GetProduct:output_type -> certflow.order.v1.Product
-	7,  // 26: certflow.order.v1.OrderService.CreateOrder:output_type -> certflow.order.v1.Order
-	7,  // 27: certflow.order.v1.OrderService.GetOrder:output_type -> certflow.order.v1.Order
-	11, // 28: certflow.order.v1.OrderService.ListOrders:output_type -> certflow.order.v1.ListOrdersResponse
-	12, // 29: certflow.order.v1.OrderService.GetInstance:output_type -> certflow.order.v1.Instance
-	15, // 30: certflow.order.v1.OrderService.ListInstances:output_type -> certflow.order.v1.ListInstancesResponse
-	12, // 31: certflow.order.v1.OrderService.BindInstance:output_type -> certflow.order.v1.Instance
-	12, // 32: certflow.order.v1.OrderService.ReleaseInstance:output_type -> certflow.order.v1.Instance
-	12, // 33: certflow.order.v1.OrderService.MarkInstanceIssued:output_type -> certflow.order.v1.Instance
-	12, // 34: certflow.order.v1.OrderService.MarkInstanceRevoked:output_type -> certflow.order.v1.Instance
-	24, // [24:35] is the sub-list for method output_type
-	13, // [13:24] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	20, // 12: certflow.order.v1.Instance.expire_time:type_name -> google.protobuf.Timestamp
+	12, // 13: certflow.order.v1.ListInstancesResponse.instances:type_name -> certflow.order.v1.Instance
+	20, // 14: certflow.order.v1.MarkInstanceIssuedRequest.certificate_not_after:type_name -> google.protobuf.Timestamp
+	4,  // 15: certflow.order.v1.OrderService.ListProducts:input_type -> certflow.order.v1.ListProductsRequest
+	6,  // 16: certflow.order.v1.OrderService.GetProduct:input_type -> certflow.order.v1.GetProductRequest
+	8,  // 17: certflow.order.v1.OrderService.CreateOrder:input_type -> certflow.order.v1.CreateOrderRequest
+	9,  // 18: certflow.order.v1.OrderService.GetOrder:input_type -> certflow.order.v1.GetOrderRequest
+	10, // 19: certflow.order.v1.OrderService.ListOrders:input_type -> certflow.order.v1.ListOrdersRequest
+	13, // 20: certflow.order.v1.OrderService.GetInstance:input_type -> certflow.order.v1.GetInstanceRequest
+	14, // 21: certflow.order.v1.OrderService.ListInstances:input_type -> certflow.order.v1.ListInstancesRequest
+	16, // 22: certflow.order.v1.OrderService.BindInstance:input_type -> certflow.order.v1.BindInstanceRequest
+	17, // 23: certflow.order.v1.OrderService.ReleaseInstance:input_type -> certflow.order.v1.ReleaseInstanceRequest
+	18, // 24: certflow.order.v1.OrderService.MarkInstanceIssued:input_type -> certflow.order.v1.MarkInstanceIssuedRequest
+	19, // 25: certflow.order.v1.OrderService.MarkInstanceRevoked:input_type -> certflow.order.v1.MarkInstanceRevokedRequest
+	5,  // 26: certflow.order.v1.OrderService.ListProducts:output_type -> certflow.order.v1.ListProductsResponse
+	3,  // 27: certflow.order.v1.OrderService.GetProduct:output_type -> certflow.order.v1.Product
+	7,  // 28: certflow.order.v1.OrderService.CreateOrder:output_type -> certflow.order.v1.Order
+	7,  // 29: certflow.order.v1.OrderService.GetOrder:output_type -> certflow.order.v1.Order
+	11, // 30: certflow.order.v1.OrderService.ListOrders:output_type -> certflow.order.v1.ListOrdersResponse
+	12, // 31: certflow.order.v1.OrderService.GetInstance:output_type -> certflow.order.v1.Instance
+	15, // 32: certflow.order.v1.OrderService.ListInstances:output_type -> certflow.order.v1.ListInstancesResponse
+	12, // 33: certflow.order.v1.OrderService.BindInstance:output_type -> certflow.order.v1.Instance
+	12, // 34: certflow.order.v1.OrderService.ReleaseInstance:output_type -> certflow.order.v1.Instance
+	12, // 35: certflow.order.v1.OrderService.MarkInstanceIssued:output_type -> certflow.order.v1.Instance
+	12, // 36: certflow.order.v1.OrderService.MarkInstanceRevoked:output_type -> certflow.order.v1.Instance
+	26, // [26:37] is the sub-list for method output_type
+	15, // [15:26] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_certflow_order_v1_order_service_proto_init() }
