@@ -186,6 +186,16 @@ func PerspectiveQuorum(t time.Time) Quorum {
 	return quorums[len(quorums)-1]
 }
 
+// MaxRemotePerspectives is the most remote perspectives any phase of the
+// table asks for.
+func MaxRemotePerspectives() int {
+	n := 0
+	for _, q := range quorums {
+		n = max(n, q.Remote)
+	}
+	return n
+}
+
 // RIRs are the five Regional Internet Registries a perspective's region
 // may be in.
 var RIRs = []string{"AFRINIC", "APNIC", "ARIN", "LACNIC", "RIPE"}

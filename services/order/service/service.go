@@ -7,7 +7,11 @@ import (
 	"time"
 
 	orderv1 "github.com/certflow/certflow/gen/go/certflow/order/v1"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
 	"github.com/certflow/certflow/pkg/docstore"
+	"github.com/certflow/certflow/pkg/duequeue"
 	"github.com/certflow/certflow/pkg/service"
 	"github.com/certflow/certflow/services/order/internal/app"
 	"github.com/certflow/certflow/services/order/internal/domain"
@@ -22,6 +26,9 @@ type Config struct {
 	service.Config
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// ExpiryInterval is how often instances due to expire are looked for
+	// (default a minute).
+	ExpiryInterval time.Duration
 }
 
 // Service is a running order service.
@@ -38,9 +45,28 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	orders := docstore.New[domain.Order](b.DB.Collection("orders"), "order", b.OutboxStoreOptions(cfg.Now)...)
-	if err := orders.EnsureIndexes(ctx); err != nil {
+	if err := orders.EnsureIndexes(ctx, mongo.IndexModel{Keys: bson.D{{Key: app.DueField, Value: 1}}}); err != nil {
 		return nil, err
 	}
-	b.GRPC.Register(&orderv1.OrderService_ServiceDesc, &grpcapi.Server{App: app.New(orders, cfg.Now)})
+	if cfg.ExpiryInterval <= 0 {
+		cfg.ExpiryInterval = time.Minute
+	}
+	// Instances to expire: on MongoDB by the index; on FerretDB, which this
+	// process alone writes, from an in-memory queue loaded by one scan now
+	// (as the issuance service's reminders).
+	var (
+		repo app.Orders    = orders
+		due  app.DueOrders = duequeue.Indexed[domain.Order]{Store: orders, Field: app.DueField}
+	)
+	if b.SingleWriter() {
+		q := duequeue.NewTracked(orders, app.NextExpiry)
+		if err := q.Load(ctx, bson.D{{Key: app.DueField, Value: bson.D{{Key: "$ne", Value: time.Time{}}}}}); err != nil {
+			return nil, err
+		}
+		repo, due = q, q
+	}
+	a := app.New(repo, cfg.Now)
+	b.Go(func(ctx context.Context) error { return a.RunExpiry(ctx, due, cfg.ExpiryInterval, b.Log.Warn) })
+	b.GRPC.Register(&orderv1.OrderService_ServiceDesc, &grpcapi.Server{App: a})
 	return &Service{b}, nil
 }

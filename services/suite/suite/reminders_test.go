@@ -26,6 +26,7 @@ func TestExpiryRemindersSurviveRestart(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "var")
 	opt := func(o *suite.Options) {
 		o.DataDir, o.Now, o.ReminderInterval = data, clock.Now, 100*time.Millisecond
+		o.RenewAt = -1 // reminders of one certificate, not renewed (renewal_test.go)
 	}
 	var mu sync.Mutex
 	hooks := map[string]int{}

@@ -97,9 +97,12 @@ type Options struct {
 	PKI *internalpki.Authority
 
 	// ReminderOffsets and ReminderInterval are the issuance service's
-	// -reminder-offsets and -reminder-interval (empty, zero: its defaults).
+	// -reminder-offsets and -reminder-interval (empty, zero: its defaults);
+	// ReminderInterval is also how often the order service expires
+	// instances. RenewAt is the issuance service's -renew-at.
 	ReminderOffsets  string
 	ReminderInterval time.Duration
+	RenewAt          float64
 
 	// GatewayLimits are the gateway's per-key rate and overload bound
 	// (zero fields: the gateway's defaults).
@@ -334,7 +337,7 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 		return service.Config{Name: name, GRPCAddr: addr, MongoURI: s.MongoURI, NATSURL: s.NATSURL, Log: o.Log,
 			PKI: pki, NATSSeedFile: embedded.NATSSeedFile(s.NATSSeeds, name), Tally: o.Tally, EventChaos: o.EventChaos}
 	}
-	ord, err := order.New(ctx, order.Config{Config: base("order", o.OrderAddr), Now: o.Now})
+	ord, err := order.New(ctx, order.Config{Config: base("order", o.OrderAddr), Now: o.Now, ExpiryInterval: o.ReminderInterval})
 	if err != nil {
 		return nil, fmt.Errorf("order: %w", err)
 	}
@@ -384,7 +387,7 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	// The CA asks verification before every signature.
 	iss, err := issuance.New(ctx, issuance.Config{Config: base("issuance", o.IssuanceAddr), CADir: caDir, KEK: kek, CAKEK: caKEK, VerificationAddr: ver.GRPC.Addr(),
 		DebianWeakKeysFile: o.DebianWeakKeysFile, BlockedKeysFile: o.BlockedKeysFile, HTTPAddr: o.IssuanceHTTPAddr, Now: o.Now,
-		ReminderOffsets: o.ReminderOffsets, ReminderInterval: o.ReminderInterval})
+		ReminderOffsets: o.ReminderOffsets, ReminderInterval: o.ReminderInterval, RenewAt: o.RenewAt})
 	if err != nil {
 		return nil, fmt.Errorf("issuance: %w", err)
 	}

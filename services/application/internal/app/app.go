@@ -57,7 +57,7 @@ type Orders interface {
 	GetInstance(ctx context.Context, name string) (*Instance, error)
 	BindInstance(ctx context.Context, name, application string) error
 	ReleaseInstance(ctx context.Context, name, application string) error
-	MarkInstanceIssued(ctx context.Context, name, application, certificate string) error
+	MarkInstanceIssued(ctx context.Context, name, application, certificate string, notAfter time.Time) error
 	MarkInstanceRevoked(ctx context.Context, name, application, certificate string) error
 }
 
@@ -114,6 +114,8 @@ type IssueRequest struct {
 	Level string
 	// Replaces is the certificate a reissue replaces, or "".
 	Replaces string
+	// NotAfterLimit is the end of the subscription.
+	NotAfterLimit time.Time
 }
 
 // App runs the use cases.

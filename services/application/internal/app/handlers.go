@@ -19,7 +19,7 @@ import (
 )
 
 // ExternalSubjects are the other services' events the application follows.
-var ExternalSubjects = []string{events.DomainVerified, events.DomainFailed, events.CertificateIssued, events.CertificateRevoked, events.ReviewApproved, events.ReviewRejected}
+var ExternalSubjects = []string{events.DomainVerified, events.DomainFailed, events.CertificateIssued, events.CertificateRevoked, events.CertificateRenewalDue, events.ReviewApproved, events.ReviewRejected}
 
 // SagaSubjects are its own events whose side effects it carries out.
 var SagaSubjects = []string{events.ApplicationStateChanged, events.ApplicationWithdrawn, events.ApplicationFailed}
@@ -66,6 +66,16 @@ func (a *App) HandleEvent(ctx context.Context, ev events.Event) error {
 			return err
 		}
 		return a.onCertificateIssued(ctx, &m)
+	case events.CertificateRenewalDue:
+		var m eventsv1.CertificateRenewalDue
+		if err := unmarshal(ev, &m); err != nil {
+			return err
+		}
+		id, err := idOf(m.Application)
+		if err != nil {
+			return err
+		}
+		return a.Renew(ctx, m.Account, id, m.Certificate, m.NotAfter.AsTime())
 	case events.CertificateRevoked:
 		var m eventsv1.CertificateRevoked
 		if err := unmarshal(ev, &m); err != nil {
@@ -251,10 +261,15 @@ func (a *App) issue(ctx context.Context, ev events.Event, account, application s
 	if requested.Doc.State != domain.PendingIssuance || requested.Doc.IssuanceRequested != app.Attempt {
 		return nil // withdrawn meanwhile
 	}
+	// The certificate ends with the subscription at the latest.
+	in, err := a.orders.GetInstance(sctx, app.Instance)
+	if err != nil {
+		return err
+	}
 	_, err = a.issuer.IssueCertificate(sctx, IssueRequest{
 		RequestID: requestID(application, app.Attempt), Application: application, Attempt: app.Attempt,
 		Domains: app.Details.Domains, CSR: app.Details.CSR, KeyAlgorithm: app.Details.KeyAlgorithm,
-		Level: string(app.Product.Level), Replaces: app.ReissueOf,
+		Level: string(app.Product.Level), Replaces: app.ReissueOf, NotAfterLimit: in.SubscriptionEnd,
 	})
 	if errors.Is(err, apierr.ErrFailedPrecondition) {
 		// The CA checked again at the signing time and refused (a validation
@@ -322,7 +337,7 @@ func (a *App) onCertificateIssued(ctx context.Context, m *eventsv1.CertificateIs
 	}
 	if rec.Doc.State == domain.Issued && rec.Doc.Certificate == m.Certificate {
 		// Also on redelivery: the instance call may not have happened yet.
-		return a.orders.MarkInstanceIssued(system(ctx, m.Account), rec.Doc.Instance, appName, m.Certificate)
+		return a.orders.MarkInstanceIssued(system(ctx, m.Account), rec.Doc.Instance, appName, m.Certificate, m.NotAfter.AsTime())
 	}
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	eventsv1 "github.com/certflow/certflow/gen/go/certflow/events/v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/certflow/certflow/pkg/apierr"
 	"github.com/certflow/certflow/pkg/docstore"
 	"github.com/certflow/certflow/pkg/events"
@@ -47,6 +49,7 @@ func (a *App) Reissue(ctx context.Context, account, id string, r domain.Reissue)
 	sctx := system(cctx, account)
 	in, err := a.orders.GetInstance(sctx, app.Instance)
 	if err == nil && !a.now().Before(in.SubscriptionEnd) {
+		// Also ends the automatic renewal: nothing is issued after it.
 		err = apierr.New(apierr.FailedPrecondition, "SUBSCRIPTION_ENDED",
 			"the subscription of %s ended on %s: no new certificate is issued for it; buy a new instance and apply with it", app.Instance, in.SubscriptionEnd.Format(time.DateOnly))
 	}
@@ -70,10 +73,7 @@ func (a *App) Reissue(ctx context.Context, account, id string, r domain.Reissue)
 		if err := app.FinishReissue(token, r, attempt, details, challenges, flagged, now); err != nil {
 			return nil, err
 		}
-		requested, err := a.event(events.ApplicationReissueRequested, id, now, &eventsv1.ApplicationReissueRequested{
-			Account: account, Application: name(id), Attempt: int32(attempt), Replaces: app.ReissueOf,
-			Domains: app.Details.Domains, RequestId: r.RequestID,
-		})
+		requested, err := a.reissueEvent(account, id, app, r, now)
 		if err != nil {
 			return nil, err
 		}
@@ -84,4 +84,76 @@ func (a *App) Reissue(ctx context.Context, account, id string, r domain.Reissue)
 		a.abandonSubmit(context.WithoutCancel(ctx), account, id, token, app.Instance, false)
 	}
 	return out, err
+}
+
+// reissueEvent announces a reissue's new attempt: the customer's
+// (reissue_requested) or the CA's automatic renewal (renewal_started),
+// which names what the customer must prove again, if anything.
+func (a *App) reissueEvent(account, id string, app *domain.Application, r domain.Reissue, now time.Time) (events.Event, error) {
+	if !r.Renewal {
+		return a.event(events.ApplicationReissueRequested, id, now, &eventsv1.ApplicationReissueRequested{
+			Account: account, Application: name(id), Attempt: int32(app.Attempt), Replaces: app.ReissueOf,
+			Domains: app.Details.Domains, RequestId: r.RequestID,
+		})
+	}
+	var act []string
+	for _, c := range app.Challenges {
+		if !c.Reused {
+			act = append(act, c.Domain)
+		}
+	}
+	m := &eventsv1.ApplicationRenewalStarted{
+		Account: account, Application: name(id), Attempt: int32(app.Attempt), Replaces: app.ReissueOf,
+		Domains: app.Details.Domains, ActionRequired: act,
+	}
+	if !r.NotAfter.IsZero() {
+		m.NotAfter = timestamppb.New(r.NotAfter)
+	}
+	return a.event(events.ApplicationRenewalStarted, id, now, m)
+}
+
+// renewalMinGain is how much longer than the current certificate the
+// subscription must last for a renewal to be worth making.
+const renewalMinGain = 24 * time.Hour
+
+// renewalRequest is the request id of the renewal of a certificate: one
+// renewal per certificate, however often it is asked for.
+func renewalRequest(certificate string) string { return "renewal/" + certificate }
+
+// Renew starts the automatic renewal of certificate, the application's
+// current one (certflow.certificate.renewal_due): a reissue by the CA with
+// the same names, reusing each validation still within its reuse period
+// (checked again when the CA signs) and asking the customer to prove the
+// others (renewal_started names them; the notification service tells the
+// customer). Nothing starts for a certificate that is no longer the
+// application's, an application not ISSUED (a reissue under way), or after
+// the subscription's end.
+func (a *App) Renew(ctx context.Context, account, id, certificate string, notAfter time.Time) error {
+	rec, err := a.apps.Get(ctx, account, id)
+	if errors.Is(err, apierr.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if rec.Doc.Certificate != certificate || rec.Doc.State != domain.Issued {
+		a.log.Info("no renewal: the certificate is not the issued application's current one", "application", name(id), "certificate", certificate, "state", rec.Doc.State)
+		return nil
+	}
+	// A certificate that lasts to the subscription's end (it was cut to it)
+	// needs no successor: renewing it would make ever shorter ones.
+	in, err := a.orders.GetInstance(system(ctx, account), rec.Doc.Instance)
+	if err != nil {
+		return err
+	}
+	if in.SubscriptionEnd.Sub(notAfter) < renewalMinGain {
+		a.log.Info("no renewal: the certificate lasts to the subscription's end", "application", name(id), "certificate", certificate, "subscription_end", in.SubscriptionEnd)
+		return nil
+	}
+	_, err = a.Reissue(system(ctx, account), account, id, domain.Reissue{RequestID: renewalRequest(certificate), Renewal: true, NotAfter: notAfter})
+	if apierr.ReasonOf(err) == "SUBSCRIPTION_ENDED" || errors.Is(err, apierr.ErrFailedPrecondition) || errors.Is(err, apierr.ErrInvalidArgument) {
+		a.log.Info("no renewal", "application", name(id), "certificate", certificate, "cause", err)
+		return nil
+	}
+	return err
 }

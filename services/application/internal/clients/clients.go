@@ -58,8 +58,10 @@ func (o Orders) ReleaseInstance(ctx context.Context, name, application string) e
 }
 
 // MarkInstanceIssued records an instance's certificate.
-func (o Orders) MarkInstanceIssued(ctx context.Context, name, application, certificate string) error {
-	_, err := o.C.MarkInstanceIssued(ctx, &orderv1.MarkInstanceIssuedRequest{Name: name, Application: application, Certificate: certificate})
+func (o Orders) MarkInstanceIssued(ctx context.Context, name, application, certificate string, notAfter time.Time) error {
+	_, err := o.C.MarkInstanceIssued(ctx, &orderv1.MarkInstanceIssuedRequest{
+		Name: name, Application: application, Certificate: certificate, CertificateNotAfter: timestamppb.New(notAfter),
+	})
 	return err
 }
 
@@ -197,9 +199,18 @@ func (i Issuer) IssueCertificate(ctx context.Context, r app.IssueRequest) (strin
 	c, err := i.C.IssueCertificate(ctx, &issuancev1.IssueCertificateRequest{
 		RequestId: r.RequestID, Application: r.Application, Attempt: int32(r.Attempt), Domains: r.Domains, Csr: r.CSR,
 		KeyAlgorithm: keyAlgorithms[r.KeyAlgorithm], ValidationLevel: r.Level, Replaces: r.Replaces,
+		NotAfterLimit: limit(r.NotAfterLimit),
 	})
 	if err != nil {
 		return "", err
 	}
 	return c.GetName(), nil
+}
+
+// limit is an optional time limit: unset when zero.
+func limit(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
 }

@@ -201,6 +201,13 @@ type Reissue struct {
 	Domains      []string
 	CSR          string
 	KeyAlgorithm string
+	// Renewal: the automatic renewal of the current certificate, started
+	// by the CA, not the customer. It keeps the names, and a customer's CSR
+	// (the key stays the customer's: the CA cannot make them a new one
+	// they hold); a key the service made is made anew. NotAfter is the
+	// renewed certificate's, for the customer to know how long they have.
+	Renewal  bool
+	NotAfter time.Time
 }
 
 // reissueDetails are the details of a reissue's attempt.
@@ -209,9 +216,12 @@ func (a *Application) reissueDetails(r Reissue) (Details, error) {
 	if r.Domains != nil {
 		d.Domains = r.Domains
 	}
-	if r.CSR != "" {
+	switch {
+	case r.CSR != "":
 		d.CSRMode, d.CSR, d.KeyAlgorithm = Manual, r.CSR, ""
-	} else {
+	case r.Renewal && d.CSRMode == Manual:
+		// The customer's CSR again (see Reissue.Renewal).
+	default:
 		// A reissue always gets a new key: the service makes one (the
 		// customer's old key is not reused, whoever made it).
 		alg := r.KeyAlgorithm
@@ -269,7 +279,11 @@ func (a *Application) FinishReissue(token string, r Reissue, attempt int, d Deta
 	a.IssuanceRequested = 0
 	a.SubmitTime = now.UTC()
 	a.ExpectedIssueTime = ExpectedIssueTime(a.Product.Level, now)
-	a.move(PendingDomainVerification, ActorCustomer, "reissue of "+a.ReissueOf, now)
+	actor, why := ActorCustomer, "reissue of "
+	if r.Renewal {
+		actor, why = ActorSystem, "renewal of "
+	}
+	a.move(PendingDomainVerification, actor, why+a.ReissueOf, now)
 	a.Claim = nil
 	return nil
 }

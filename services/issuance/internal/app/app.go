@@ -97,7 +97,7 @@ type App struct {
 	// plan is the work scheduled on every certificate (reminders,
 	// renewal, expiry); due finds what is due (schedule.go).
 	plan domain.Plan
-	due       DueCertificates
+	due  DueCertificates
 }
 
 // Issuances records the serials reserved for each request before signing
@@ -160,6 +160,10 @@ type IssueRequest struct {
 	// not later, and nothing is signed after it (zero: no limit).
 	NotAfterLimit time.Time
 }
+
+// minLeft is the shortest certificate worth signing at a subscription's
+// end.
+const minLeft = time.Hour
 
 // Issue signs a certificate; the same request id returns the same one.
 // Immediately before signing, with the time that becomes notBefore, the
@@ -253,11 +257,12 @@ func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*doc
 	}
 	if l := req.NotAfterLimit; !l.IsZero() {
 		// A certificate never outlives the subscription paid for.
-		if !l.After(now) {
+		left := l.Sub(now).Truncate(time.Second) // certificate times have whole seconds
+		if left < minLeft {
 			return nil, apierr.New(apierr.FailedPrecondition, "SUBSCRIPTION_ENDED",
-				"the subscription ended on %s: nothing more is issued for it; buy a new instance and apply with it", l.UTC().Format(time.DateOnly))
+				"the subscription ends on %s: nothing more is issued for it; buy a new instance and apply with it", l.UTC().Format(time.RFC3339))
 		}
-		validity = min(validity, l.Sub(now))
+		validity = min(validity, left)
 	}
 	// The profile and the subject come from the verification service's
 	// answer at the signing time: the organization as the reviewer approved
@@ -291,7 +296,7 @@ func (a *App) Issue(ctx context.Context, account string, req IssueRequest) (*doc
 		}
 		if errors.Is(err, ca.ErrValidity) {
 			return nil, apierr.Wrap(err, apierr.FailedPrecondition, "VALIDITY_NOT_ALLOWED",
-				"the configured validity %s exceeds the %s allowed today (ballot SC-081); lower it", validity, certpolicy.MaxValidity(now))
+				"the validity %s cannot be signed (%v; at most %s today, ballot SC-081): lower -validity", validity, err, certpolicy.MaxValidity(now))
 		}
 		return nil, fmt.Errorf("sign: %w", err)
 	}

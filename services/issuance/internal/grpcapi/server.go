@@ -54,7 +54,7 @@ func (s *Server) IssueCertificate(ctx context.Context, req *issuancev1.IssueCert
 	rec, err := s.App.Issue(ctx, acct, app.IssueRequest{
 		RequestID: req.GetRequestId(), Application: req.GetApplication(), Attempt: int(req.GetAttempt()),
 		Domains: req.GetDomains(), CSR: req.GetCsr(), KeyAlgorithm: alg, ValidationLevel: req.GetValidationLevel(),
-		Replaces: req.GetReplaces(),
+		Replaces:      req.GetReplaces(),
 		NotAfterLimit: limit(req.GetNotAfterLimit()),
 	})
 	if err != nil {

@@ -179,6 +179,8 @@ func (a *App) notify(ctx context.Context, ev events.Event) error {
 		return a.certificateRevoked(ctx, ev)
 	case events.CertificateExpiring:
 		return a.certificateExpiring(ctx, ev)
+	case events.ApplicationRenewalStarted:
+		return a.renewalStarted(ctx, ev)
 	}
 	// certflow.domain.email_sent only announces a validation email: the
 	// mail itself was sent through SendDomainValidationEmail, the one way
@@ -222,6 +224,57 @@ func (a *App) applicationEvent(ctx context.Context, ev events.Event, m applicati
 	return c, nil
 }
 
+// knownContact is the applicant of application as its earlier events told
+// (ok false: none seen, such as a certificate signed without an
+// application this service saw).
+func (a *App) knownContact(ctx context.Context, ev events.Event, account, application string) (domain.Contact, bool, error) {
+	if application == "" {
+		return domain.Contact{}, false, nil
+	}
+	id, err := resname.ID("application", "applications", application)
+	if err != nil {
+		return domain.Contact{}, false, events.Permanent(fmt.Errorf("%s %s: %w", ev.Type, ev.ID, err))
+	}
+	c, err := a.contacts.Get(ctx, id)
+	if errors.Is(err, apierr.ErrNotFound) {
+		return domain.Contact{}, false, nil
+	}
+	if err != nil {
+		return domain.Contact{}, false, err
+	}
+	if c.Account != account {
+		return domain.Contact{}, false, events.Permanent(fmt.Errorf("%s %s: application %s belongs to account %q, the event names %q", ev.Type, ev.ID, application, c.Account, account))
+	}
+	return c, true, nil
+}
+
+// renewalStarted asks the applicant to act when the automatic renewal
+// needs names validated again; a renewal on validations still valid needs
+// nothing (the issued mail follows).
+func (a *App) renewalStarted(ctx context.Context, ev events.Event) error {
+	m := &eventsv1.ApplicationRenewalStarted{}
+	if err := decode(ev, m); err != nil {
+		return err
+	}
+	if len(m.GetActionRequired()) == 0 {
+		return nil
+	}
+	c, ok, err := a.knownContact(ctx, ev, m.GetAccount(), m.GetApplication())
+	if !ok || err != nil {
+		return err
+	}
+	var notAfter time.Time
+	if m.GetNotAfter() != nil {
+		notAfter = m.GetNotAfter().AsTime()
+	}
+	return combine(
+		a.email(ctx, ev, c, m.GetApplication(), domain.RenewalActionMail{
+			Application: m.GetApplication(), Certificate: m.GetReplaces(), Domains: m.GetActionRequired(), NotAfter: notAfter,
+		}),
+		a.text(ctx, ev, c.Account, c.Phone, m.GetApplication(), domain.RenewalActionSMS(m.GetApplication(), len(m.GetActionRequired()))),
+	)
+}
+
 // certificateRevoked mails the applicant of the certificate's application,
 // if one is known: the event names no contact of its own.
 func (a *App) certificateRevoked(ctx context.Context, ev events.Event) error {
@@ -229,22 +282,9 @@ func (a *App) certificateRevoked(ctx context.Context, ev events.Event) error {
 	if err := decode(ev, m); err != nil {
 		return err
 	}
-	if m.GetApplication() == "" {
-		return nil
-	}
-	id, err := resname.ID("application", "applications", m.GetApplication())
-	if err != nil {
-		return events.Permanent(fmt.Errorf("%s %s: %w", ev.Type, ev.ID, err))
-	}
-	c, err := a.contacts.Get(ctx, id)
-	if errors.Is(err, apierr.ErrNotFound) {
-		return nil // a certificate signed without an application we saw
-	}
-	if err != nil {
+	c, ok, err := a.knownContact(ctx, ev, m.GetAccount(), m.GetApplication())
+	if !ok || err != nil {
 		return err
-	}
-	if c.Account != m.GetAccount() {
-		return events.Permanent(fmt.Errorf("%s %s: application %s belongs to account %q, the event names %q", ev.Type, ev.ID, m.GetApplication(), c.Account, m.GetAccount()))
 	}
 	return a.email(ctx, ev, c, m.GetApplication(), domain.RevokedMail{
 		Application: m.GetApplication(), Certificate: m.GetCertificate(), Domains: m.GetDomains(), Reason: m.GetReason(), By: m.GetRevokedBy(),
@@ -260,22 +300,9 @@ func (a *App) certificateExpiring(ctx context.Context, ev events.Event) error {
 	if err := decode(ev, m); err != nil {
 		return err
 	}
-	if m.GetApplication() == "" {
-		return nil
-	}
-	id, err := resname.ID("application", "applications", m.GetApplication())
-	if err != nil {
-		return events.Permanent(fmt.Errorf("%s %s: %w", ev.Type, ev.ID, err))
-	}
-	c, err := a.contacts.Get(ctx, id)
-	if errors.Is(err, apierr.ErrNotFound) {
-		return nil // a certificate signed without an application we saw
-	}
-	if err != nil {
+	c, ok, err := a.knownContact(ctx, ev, m.GetAccount(), m.GetApplication())
+	if !ok || err != nil {
 		return err
-	}
-	if c.Account != m.GetAccount() {
-		return events.Permanent(fmt.Errorf("%s %s: application %s belongs to account %q, the event names %q", ev.Type, ev.ID, m.GetApplication(), c.Account, m.GetAccount()))
 	}
 	notAfter := m.GetNotAfter().AsTime()
 	return combine(

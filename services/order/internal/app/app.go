@@ -5,11 +5,13 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/certflow/certflow/gen/go/certflow/events/v1"
 	"github.com/certflow/certflow/pkg/apierr"
@@ -159,9 +161,9 @@ func (a *App) ReleaseInstance(ctx context.Context, account, instanceID, app stri
 }
 
 // MarkInstanceIssued records the certificate of an instance bound to app.
-func (a *App) MarkInstanceIssued(ctx context.Context, account, instanceID, app, cert string) (*InstanceView, error) {
+func (a *App) MarkInstanceIssued(ctx context.Context, account, instanceID, app, cert string, notAfter time.Time) (*InstanceView, error) {
 	return a.transition(ctx, account, instanceID, func(in *domain.Instance, now time.Time) (string, proto.Message, error) {
-		if err := in.MarkIssued(app, cert, now); err != nil {
+		if err := in.MarkIssued(app, cert, notAfter, now); err != nil {
 			return "", nil, err
 		}
 		return events.InstanceIssued, &eventsv1.InstanceIssued{Account: account, Instance: "instances/" + instanceID, Application: app, Certificate: cert}, nil
@@ -203,6 +205,7 @@ func (a *App) transition(ctx context.Context, account, instanceID string, fn dec
 			return nil, err
 		}
 		view.Instance = *in
+		o.Schedule()
 		ev, err := newEvent(typ, "instances/"+instanceID, now, msg)
 		if err != nil {
 			return nil, err
@@ -220,4 +223,76 @@ func (a *App) transition(ctx context.Context, account, instanceID string, fn dec
 
 func newEvent(typ, subject string, now time.Time, msg proto.Message) (events.Event, error) {
 	return events.Stamp(typ, source, subject, now, msg)
+}
+
+// DueOrders finds the orders with an instance to expire by now, at most
+// limit: duequeue.Indexed on MongoDB, duequeue.Tracked for a single writer.
+type DueOrders interface {
+	Due(ctx context.Context, now time.Time, limit int) ([]*docstore.Record[domain.Order], error)
+}
+
+// DueField is the indexed field holding when an order's next instance
+// expires.
+const DueField = "doc.expiredue"
+
+// NextExpiry is the schedule of duequeue.Tracked.
+func NextExpiry(o *domain.Order) (time.Time, bool) { return o.NextExpiry() }
+
+// ExpireDue moves every instance whose subscription and last certificate
+// have ended to EXPIRED, with certflow.instance.expired in the same write,
+// and returns how many.
+func (a *App) ExpireDue(ctx context.Context, due DueOrders) (int, error) {
+	now := a.now()
+	recs, err := due.Due(ctx, now, 500)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for _, r := range recs {
+		_, err := a.orders.Update(ctx, r.Account, r.ID, func(o *domain.Order) ([]events.Event, error) {
+			var evs []events.Event
+			for i := range o.Instances {
+				in := &o.Instances[i]
+				if in.Expire(now) != nil {
+					continue
+				}
+				ev, err := newEvent(events.InstanceExpired, "instances/"+in.ID, now, &eventsv1.InstanceExpired{
+					Account: r.Account, Instance: "instances/" + in.ID, Application: in.Application, Certificate: in.Certificate,
+					SubscriptionEndTime: timestamppb.New(in.SubscriptionEndTime),
+				})
+				if err != nil {
+					return nil, err
+				}
+				evs = append(evs, ev)
+			}
+			before := o.ExpireDue
+			o.Schedule()
+			if len(evs) == 0 && o.ExpireDue.Equal(before) {
+				return nil, docstore.ErrUnchanged
+			}
+			n += len(evs)
+			return evs, nil
+		})
+		if err != nil && !errors.Is(err, apierr.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("expire instances of order %s: %w", r.ID, err))
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// RunExpiry expires due instances every interval until ctx ends.
+func (a *App) RunExpiry(ctx context.Context, due DueOrders, interval time.Duration, log func(msg string, args ...any)) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := a.ExpireDue(ctx, due); err != nil && ctx.Err() == nil {
+			log("expiring instances failed; will retry", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }

@@ -32,6 +32,9 @@ type Order struct {
 	DomainCount int
 	Instances   []Instance
 	CreateTime  time.Time
+	// ExpireDue is when the next of its instances expires (zero: none
+	// will), indexed to find what is due (Schedule).
+	ExpireDue time.Time
 }
 
 // Instance is a purchased certificate slot.
@@ -44,6 +47,9 @@ type Instance struct {
 	CreateTime          time.Time
 	UpdateTime          time.Time
 	SubscriptionEndTime time.Time
+	// CertificateNotAfter is the latest notAfter of the certificates
+	// issued for it: a replaced certificate stays valid until then.
+	CertificateNotAfter time.Time `bson:",omitempty"`
 }
 
 // NewOrder validates a purchase and makes its instances, named
@@ -80,6 +86,7 @@ func NewOrder(orderID, productID string, quantity, domainCount int, now time.Tim
 			SubscriptionEndTime: now.AddDate(p.Years, 0, 0),
 		})
 	}
+	o.Schedule()
 	return o, nil
 }
 
@@ -127,10 +134,14 @@ func (in *Instance) Release(app string, now time.Time) error {
 	return nil
 }
 
-// MarkIssued records the certificate issued for app.
-func (in *Instance) MarkIssued(app, cert string, now time.Time) error {
+// MarkIssued records the certificate issued for app and its notAfter.
+func (in *Instance) MarkIssued(app, cert string, notAfter, now time.Time) error {
 	switch {
 	case in.State == Issued && in.Application == app && in.Certificate == cert:
+		if notAfter.After(in.CertificateNotAfter) {
+			in.CertificateNotAfter = notAfter.UTC()
+			return nil
+		}
 		return ErrNoChange
 	case (in.State == Issued || in.State == Revoked) && in.Application == app && in.Certificate != "" && in.Certificate != cert:
 		// A reissue of the instance's application: the new certificate is
@@ -140,6 +151,9 @@ func (in *Instance) MarkIssued(app, cert string, now time.Time) error {
 			"instance %s is %s for %q, not APPLYING for %s", in.ID, in.State, in.Application, app)
 	}
 	in.State, in.Certificate, in.UpdateTime = Issued, cert, now.UTC()
+	if notAfter.After(in.CertificateNotAfter) {
+		in.CertificateNotAfter = notAfter.UTC()
+	}
 	return nil
 }
 
@@ -159,3 +173,50 @@ func (in *Instance) MarkRevoked(app, cert string, now time.Time) error {
 	in.State, in.UpdateTime = Revoked, now.UTC()
 	return nil
 }
+
+// ExpireTime is when the instance becomes EXPIRED: once its subscription
+// has ended and the last certificate issued for it has passed notAfter.
+// Only an unused or issued instance expires (ok false otherwise): one
+// APPLYING may still get a certificate (the CA refuses after the
+// subscription, and the application's failure releases it), and a revoked
+// one keeps saying so.
+func (in *Instance) ExpireTime() (time.Time, bool) {
+	if in.State != PendingApplication && in.State != Issued {
+		return time.Time{}, false
+	}
+	return in.EndTime(), true
+}
+
+// EndTime is the later of the subscription's end and the last
+// certificate's notAfter.
+func (in *Instance) EndTime() time.Time {
+	if in.CertificateNotAfter.After(in.SubscriptionEndTime) {
+		return in.CertificateNotAfter
+	}
+	return in.SubscriptionEndTime
+}
+
+// Expire moves the instance to EXPIRED once ExpireTime has passed.
+func (in *Instance) Expire(now time.Time) error {
+	at, ok := in.ExpireTime()
+	if !ok || now.Before(at) {
+		return ErrNoChange
+	}
+	in.State, in.UpdateTime = Expired, now.UTC()
+	return nil
+}
+
+// NextExpiry is when the next of o's instances expires (ok false: none
+// will).
+func (o *Order) NextExpiry() (due time.Time, ok bool) {
+	for i := range o.Instances {
+		at, yes := o.Instances[i].ExpireTime()
+		if yes && (!ok || at.Before(due)) {
+			due, ok = at, true
+		}
+	}
+	return due, ok
+}
+
+// Schedule sets ExpireDue from NextExpiry.
+func (o *Order) Schedule() { o.ExpireDue, _ = o.NextExpiry() }

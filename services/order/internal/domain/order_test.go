@@ -80,14 +80,14 @@ func TestInstanceTransitions(t *testing.T) {
 	if err := in.Release("applications/a", now); err != nil || in.State != PendingApplication {
 		t.Fatalf("Release = %v, state %s; want PENDING_APPLICATION", err, in.State)
 	}
-	if err := in.MarkIssued("applications/a", "certificates/c", now); !errors.Is(err, apierr.ErrFailedPrecondition) {
+	if err := in.MarkIssued("applications/a", "certificates/c", time.Time{}, now); !errors.Is(err, apierr.ErrFailedPrecondition) {
 		t.Fatalf("MarkIssued unbound = %v; want FailedPrecondition", err)
 	}
 	_ = in.Bind("applications/a", now)
-	if err := in.MarkIssued("applications/a", "certificates/c", now); err != nil || in.State != Issued {
+	if err := in.MarkIssued("applications/a", "certificates/c", time.Time{}, now); err != nil || in.State != Issued {
 		t.Fatalf("MarkIssued = %v, state %s; want ISSUED", err, in.State)
 	}
-	if err := in.MarkIssued("applications/a", "certificates/c", now); !errors.Is(err, ErrNoChange) {
+	if err := in.MarkIssued("applications/a", "certificates/c", time.Time{}, now); !errors.Is(err, ErrNoChange) {
 		t.Fatalf("MarkIssued again = %v; want ErrNoChange", err)
 	}
 	if err := in.Release("applications/a", now); !errors.Is(err, ErrNoChange) || in.State != Issued {
@@ -95,13 +95,13 @@ func TestInstanceTransitions(t *testing.T) {
 	}
 	// A reissue of the same application: the newer certificate is the
 	// instance's; another application's is refused.
-	if err := in.MarkIssued("applications/b", "certificates/x", now); !errors.Is(err, apierr.ErrFailedPrecondition) {
+	if err := in.MarkIssued("applications/b", "certificates/x", time.Time{}, now); !errors.Is(err, apierr.ErrFailedPrecondition) {
 		t.Fatalf("MarkIssued for another application = %v; want FailedPrecondition", err)
 	}
-	if err := in.MarkIssued("applications/a", "certificates/c2", now); err != nil || in.Certificate != "certificates/c2" {
+	if err := in.MarkIssued("applications/a", "certificates/c2", time.Time{}, now); err != nil || in.Certificate != "certificates/c2" {
 		t.Fatalf("MarkIssued of a reissue = %v, certificate %s; want certificates/c2", err, in.Certificate)
 	}
-	if err := in.MarkIssued("applications/a", "certificates/c", now); err != nil {
+	if err := in.MarkIssued("applications/a", "certificates/c", time.Time{}, now); err != nil {
 		t.Fatal(err)
 	}
 	// Revocation: only of the instance's own certificate, once.
@@ -120,5 +120,60 @@ func TestInstanceTransitions(t *testing.T) {
 	o2, _ := NewOrder("o2", "dv-single-1y", 1, 0, now)
 	if err := o2.Instances[0].Bind("applications/x", now.AddDate(1, 0, 1)); apierr.ReasonOf(err) != "SUBSCRIPTION_ENDED" {
 		t.Fatalf("Bind after subscription end = %v; want SUBSCRIPTION_ENDED", err)
+	}
+}
+
+// TestInstanceExpiry: an instance expires once both its subscription and
+// its last certificate have ended (a reissue's shorter certificate does not
+// bring it forward); an APPLYING or REVOKED one does not; the order's
+// schedule follows its instances.
+func TestInstanceExpiry(t *testing.T) {
+	now := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	o, err := NewOrder("o1", "dv-single-1y", 3, 0, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := now.AddDate(1, 0, 0)
+	if !o.ExpireDue.Equal(end) {
+		t.Fatalf("new order's ExpireDue = %v; want the subscription's end %v", o.ExpireDue, end)
+	}
+	issued, applying, unused := &o.Instances[0], &o.Instances[1], &o.Instances[2]
+	late := end.Add(100 * 24 * time.Hour)
+	if err := issued.Bind("applications/a", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := issued.MarkIssued("applications/a", "certificates/c1", late, now); err != nil {
+		t.Fatal(err)
+	}
+	// A reissue with an earlier notAfter: the first stays valid until late.
+	if err := issued.MarkIssued("applications/a", "certificates/c2", end.Add(time.Hour), now); err != nil {
+		t.Fatal(err)
+	}
+	if err := applying.Bind("applications/b", now); err != nil {
+		t.Fatal(err)
+	}
+	o.Schedule()
+	if !o.ExpireDue.Equal(end) {
+		t.Fatalf("ExpireDue = %v; want %v (the unused instance)", o.ExpireDue, end)
+	}
+	for _, tt := range []struct {
+		in   *Instance
+		at   time.Time
+		want InstanceState
+	}{
+		{unused, end.Add(-time.Second), PendingApplication},
+		{unused, end, Expired},
+		{issued, end.Add(time.Hour), Issued},
+		{issued, late, Expired},
+		{applying, late.Add(time.Hour), Applying},
+	} {
+		err := tt.in.Expire(tt.at)
+		if tt.in.State != tt.want || (tt.want != Expired) != errors.Is(err, ErrNoChange) {
+			t.Errorf("%s at %v: %s, %v; want %s", tt.in.ID, tt.at, tt.in.State, err, tt.want)
+		}
+	}
+	o.Schedule()
+	if _, ok := o.NextExpiry(); ok || !o.ExpireDue.IsZero() {
+		t.Fatalf("after expiring: next %v; want none (the APPLYING one waits)", o.ExpireDue)
 	}
 }

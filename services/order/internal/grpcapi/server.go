@@ -4,6 +4,7 @@ package grpcapi
 import (
 	"context"
 	"strconv"
+	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -212,7 +213,7 @@ func (s *Server) MarkInstanceIssued(ctx context.Context, req *orderv1.MarkInstan
 		return nil, err
 	}
 	return s.internal(ctx, req.GetName(), req.GetApplication(), func(acct, id string) (*app.InstanceView, error) {
-		return s.App.MarkInstanceIssued(ctx, acct, id, req.GetApplication(), req.GetCertificate())
+		return s.App.MarkInstanceIssued(ctx, acct, id, req.GetApplication(), req.GetCertificate(), optionalTime(req.GetCertificateNotAfter()))
 	})
 }
 
@@ -275,8 +276,17 @@ func instancePB(v *app.InstanceView) *orderv1.Instance {
 		CreateTime:          timestamppb.New(v.CreateTime),
 		SubscriptionEndTime: timestamppb.New(v.SubscriptionEndTime),
 		UpdateTime:          timestamppb.New(v.UpdateTime),
+		ExpireTime:          timestamppb.New(v.EndTime()),
 	}
 	return pb
+}
+
+// optionalTime is zero for an unset timestamp.
+func optionalTime(t *timestamppb.Timestamp) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.AsTime()
 }
 
 func filterErr(err error) error {
