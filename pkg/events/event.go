@@ -41,6 +41,7 @@ const (
 	CertificateIssued           = "certflow.certificate.issued"
 	CertificateRevoked          = "certflow.certificate.revoked"
 	CertificateExpiring         = "certflow.certificate.expiring"
+	CertificateKeyExported      = "certflow.certificate.key_exported"
 	ReviewCreated               = "certflow.review.created"
 	PhoneCallRecorded           = "certflow.review.phone_call_recorded"
 	ReviewApproved              = "certflow.review.approved"
