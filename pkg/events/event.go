@@ -45,6 +45,7 @@ const (
 	CertificateExpiring         = "certflow.certificate.expiring"
 	CertificateRenewalDue       = "certflow.certificate.renewal_due"
 	CertificateExpired          = "certflow.certificate.expired"
+	CertificateKeyExported      = "certflow.certificate.key_exported"
 	ReviewCreated               = "certflow.review.created"
 	PhoneCallRecorded           = "certflow.review.phone_call_recorded"
 	ReviewApproved              = "certflow.review.approved"

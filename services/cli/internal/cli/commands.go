@@ -457,14 +457,16 @@ func downloadCmd(e *env) *cobra.Command {
 			if st == "" {
 				return usagef("--server is required: %s", strings.Join(keys(serverTypes), ", "))
 			}
+			type bundleFile struct {
+				FileName  string `json:"file_name"`
+				MediaType string `json:"media_type"`
+				Content   string `json:"content"`
+			}
 			var ans struct {
-				Files []struct {
-					FileName  string `json:"file_name"`
-					MediaType string `json:"media_type"`
-					Content   string `json:"content"`
-				} `json:"files"`
-				Password string `json:"password"`
-				Archive  string `json:"archive"`
+				Files    []bundleFile `json:"files"`
+				Password string       `json:"password"`
+				// The files in one zip (ExportCertificateResponse.archive).
+				Archive *bundleFile `json:"archive"`
 			}
 			raw, err := e.api.Do(cmd.Context(), "POST", "/v1/"+n+":export",
 				map[string]any{"server_type": st, "password": password, "legacy_pkcs12": legacy, "zip": zip}, &ans)
@@ -484,8 +486,8 @@ func downloadCmd(e *env) *cobra.Command {
 				}
 				files = append(files, file{f.FileName, b, fileMode(f.FileName, f.MediaType)})
 			}
-			if zip && ans.Archive != "" {
-				b, err := base64.StdEncoding.DecodeString(ans.Archive)
+			if zip && ans.Archive != nil {
+				b, err := base64.StdEncoding.DecodeString(ans.Archive.Content)
 				if err != nil {
 					return fmt.Errorf("the API sent an archive that is not base64: %w", err)
 				}

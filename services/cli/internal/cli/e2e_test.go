@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	pkcs12 "software.sslmate.com/src/go-pkcs12"
 
 	"github.com/certflow/certflow/pkg/devdns"
 	"github.com/certflow/certflow/pkg/testenv"
@@ -128,29 +132,45 @@ applicant:
 	// Download for nginx: the key only for its owner; no overwrite.
 	dir := t.TempDir()
 	code, out, errs := h.run(t, h.s.APIKey, "download", cert, "--server", "nginx", "--dir", dir)
-	if code == 1 && strings.Contains(errs, "HTTP 501") {
-		t.Log("export not merged yet: download skipped")
-	} else {
-		if code != 0 {
-			t.Fatalf("download = %d\n%s\n%s", code, out, errs)
-		}
-		st, err := os.Stat(filepath.Join(dir, "privkey.pem"))
-		if err != nil || st.Mode().Perm() != 0o600 {
-			t.Fatalf("privkey.pem = %v, %v; want mode 0600", st, err)
-		}
-		if _, err := os.Stat(filepath.Join(dir, "fullchain.pem")); err != nil {
-			t.Fatal(err)
-		}
-		if code, _, errs := h.run(t, h.s.APIKey, "download", cert, "--server", "nginx", "--dir", dir); code != ExitUsage || !strings.Contains(errs, "--force") {
-			t.Fatalf("download over existing files = %d %q; want usage error naming --force", code, errs)
-		}
+	if code != 0 {
+		t.Fatalf("download = %d\n%s\n%s", code, out, errs)
+	}
+	st, err := os.Stat(filepath.Join(dir, "privkey.pem"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("privkey.pem = %v, %v; want mode 0600", st, err)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "fullchain.pem")); err != nil || st.Mode().Perm() != 0o644 {
+		t.Fatalf("fullchain.pem = %v, %v; want mode 0644", st, err)
+	}
+	if code, _, errs := h.run(t, h.s.APIKey, "download", cert, "--server", "nginx", "--dir", dir); code != ExitUsage || !strings.Contains(errs, "--force") {
+		t.Fatalf("download over existing files = %d %q; want usage error naming --force", code, errs)
+	}
+	// A keystore: the generated password is shown once, on stderr; the PFX
+	// opens with it and holds the certificate downloaded above.
+	iis := t.TempDir()
+	code, out, errs = h.run(t, h.s.APIKey, "download", cert, "--server", "iis", "--zip", "--dir", iis)
+	m := regexp.MustCompile(`keystore password: (\S+)`).FindStringSubmatch(errs)
+	if code != 0 || m == nil {
+		t.Fatalf("download --server iis = %d\n%s\n%s; want the generated password on stderr", code, out, errs)
+	}
+	pfx, err := os.ReadFile(filepath.Join(iis, "certificate.pfx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, leaf, _, err := pkcs12.DecodeChain(pfx, m[1])
+	if err != nil {
+		t.Fatalf("certificate.pfx with the password shown: %v", err)
+	}
+	full, _ := os.ReadFile(filepath.Join(dir, "fullchain.pem"))
+	if b, _ := pem.Decode(full); b == nil || !bytes.Equal(b.Bytes, leaf.Raw) {
+		t.Fatalf("certificate.pfx holds another certificate than fullchain.pem")
+	}
+	if st, err := os.Stat(filepath.Join(iis, "iis-bundle.zip")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("iis-bundle.zip = %v, %v; want mode 0600", st, err)
 	}
 
-	// Reissue (until merged the API answers 501).
 	code, out, errs = h.run(t, h.s.APIKey, "-o", "json", "reissue", name)
-	if code == 1 && strings.Contains(errs, "HTTP 501") {
-		t.Log("reissue not merged yet: skipped")
-	} else if code != 0 {
+	if code != 0 {
 		t.Fatalf("reissue = %d\n%s\n%s", code, out, errs)
 	}
 

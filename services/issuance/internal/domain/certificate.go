@@ -65,6 +65,17 @@ type Certificate struct {
 	// ReminderDue is when the next scheduled work (reminder, renewal,
 	// expiry) is due (zero: none), indexed to find what is due (Plan).
 	ReminderDue time.Time
+	// KeyExports counts the exports that handed out the private key, and
+	// LastKeyExport is the latest: written with the key_exported event, so
+	// every key that left is on record.
+	KeyExports    int       `bson:",omitempty"`
+	LastKeyExport time.Time `bson:",omitempty"`
+}
+
+// RecordKeyExport records that the private key was exported at.
+func (c *Certificate) RecordKeyExport(at time.Time) {
+	c.KeyExports++
+	c.LastKeyExport = at.UTC()
 }
 
 // Organization is the approved organization as the subject used it.

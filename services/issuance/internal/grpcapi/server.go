@@ -17,6 +17,7 @@ import (
 	"github.com/certflow/certflow/pkg/page"
 	"github.com/certflow/certflow/pkg/resname"
 	"github.com/certflow/certflow/services/issuance/internal/app"
+	"github.com/certflow/certflow/services/issuance/internal/bundle"
 	"github.com/certflow/certflow/services/issuance/internal/domain"
 )
 
@@ -156,6 +157,42 @@ func (s *Server) DownloadCertificate(ctx context.Context, req *issuancev1.Downlo
 	return &issuancev1.CertificateBundle{
 		Name: req.GetName(), CertificatePem: b.Certificate, ChainPem: b.Chain, FullChainPem: b.FullChain, PrivateKeyPem: b.PrivateKey,
 	}, nil
+}
+
+var serverTypes = map[issuancev1.ServerType]bundle.ServerType{
+	issuancev1.ServerType_SERVER_TYPE_NGINX:  bundle.Nginx,
+	issuancev1.ServerType_SERVER_TYPE_APACHE: bundle.Apache,
+	issuancev1.ServerType_SERVER_TYPE_TOMCAT: bundle.Tomcat,
+	issuancev1.ServerType_SERVER_TYPE_IIS:    bundle.IIS,
+	issuancev1.ServerType_SERVER_TYPE_OTHER:  bundle.Other,
+}
+
+// ExportCertificate returns the files of one server type.
+func (s *Server) ExportCertificate(ctx context.Context, req *issuancev1.ExportCertificateRequest) (*issuancev1.ExportCertificateResponse, error) {
+	acct, id, err := target(ctx, req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	st, ok := serverTypes[req.GetServerType()]
+	if !ok {
+		return nil, apierr.Invalid("server_type", "INVALID_SERVER_TYPE", "server_type is required: SERVER_TYPE_NGINX, SERVER_TYPE_APACHE, SERVER_TYPE_TOMCAT, SERVER_TYPE_IIS or SERVER_TYPE_OTHER")
+	}
+	x, err := s.App.Export(ctx, acct, id, app.ExportRequest{Type: st, Password: req.GetPassword(), Legacy: req.GetLegacyPkcs12(), Zip: req.GetZip()})
+	if err != nil {
+		return nil, err
+	}
+	resp := &issuancev1.ExportCertificateResponse{Name: req.GetName(), ServerType: req.GetServerType(), Password: x.Password}
+	for _, f := range x.Files {
+		resp.Files = append(resp.Files, filePB(f))
+	}
+	if x.Archive != nil {
+		resp.Archive = filePB(*x.Archive)
+	}
+	return resp, nil
+}
+
+func filePB(f bundle.File) *issuancev1.BundleFile {
+	return &issuancev1.BundleFile{FileName: f.Name, MediaType: f.MediaType, Content: f.Content}
 }
 
 // GetCaCertificates returns the CA certificates; they are public.

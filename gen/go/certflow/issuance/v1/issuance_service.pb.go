@@ -164,8 +164,9 @@ const (
 	// Apache httpd: cert.pem, chain.pem and privkey.pem
 	// (SSLCertificateFile, SSLCertificateChainFile, SSLCertificateKeyFile).
 	ServerType_SERVER_TYPE_APACHE ServerType = 2
-	// Tomcat: keystore.jks (JKS) and keystore.p12 (PKCS#12), alias "tomcat",
-	// with the password in both.
+	// Tomcat: keystore.jks (JKS, entry alias "tomcat") and keystore.p12
+	// (PKCS#12, one key entry without a friendly name: keytool lists it as
+	// "1"), with the password in both.
 	ServerType_SERVER_TYPE_TOMCAT ServerType = 3
 	// IIS and other Windows servers: certificate.pfx (PKCS#12).
 	ServerType_SERVER_TYPE_IIS ServerType = 4
@@ -767,8 +768,10 @@ type ExportCertificateRequest struct {
 	// certificates/{certificate}
 	Name       string     `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	ServerType ServerType `protobuf:"varint,2,opt,name=server_type,json=serverType,proto3,enum=certflow.issuance.v1.ServerType" json:"server_type,omitempty"`
-	// Protects JKS and PKCS#12 files; empty: the service generates one and
-	// returns it once in the response. Ignored for PEM-only server types.
+	// Protects JKS and PKCS#12 files: 8 to 128 printable ASCII characters
+	// without spaces; empty: the service generates one (20 letters and
+	// digits) and returns it once in the response. Ignored for PEM-only
+	// server types.
 	Password string `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
 	// PKCS#12 with the legacy encryption (RC2/3DES, SHA-1 MAC) that Windows
 	// Server 2016 and older need; the default is the modern one (AES-256,

@@ -49,8 +49,13 @@ type IssuanceServiceClient interface {
 	// and key, PEM), Apache (certificate, chain, key), Tomcat (JKS and
 	// PKCS#12), IIS (PFX), optionally zipped. A keystore is protected by the
 	// customer's password or by one the service generates and returns once.
-	// A server type that needs the private key is FailedPrecondition
-	// (PRIVATE_KEY_NOT_HELD) when the customer made the key.
+	// A keystore (Tomcat, IIS) is FailedPrecondition NO_PRIVATE_KEY when the
+	// customer made the key; PEM server types then give the certificate files
+	// alone. Every export that carries the private key is recorded on the
+	// certificate with a certflow.certificate.key_exported event, and refused
+	// (Unavailable, AUDIT_UNAVAILABLE) when that record cannot be written. A
+	// revoked certificate's key is not exported (FailedPrecondition
+	// CERTIFICATE_REVOKED).
 	ExportCertificate(ctx context.Context, in *ExportCertificateRequest, opts ...grpc.CallOption) (*ExportCertificateResponse, error)
 	// Gets the CA's root and intermediate certificates, to trust or to check a
 	// downloaded chain.
@@ -176,8 +181,13 @@ type IssuanceServiceServer interface {
 	// and key, PEM), Apache (certificate, chain, key), Tomcat (JKS and
 	// PKCS#12), IIS (PFX), optionally zipped. A keystore is protected by the
 	// customer's password or by one the service generates and returns once.
-	// A server type that needs the private key is FailedPrecondition
-	// (PRIVATE_KEY_NOT_HELD) when the customer made the key.
+	// A keystore (Tomcat, IIS) is FailedPrecondition NO_PRIVATE_KEY when the
+	// customer made the key; PEM server types then give the certificate files
+	// alone. Every export that carries the private key is recorded on the
+	// certificate with a certflow.certificate.key_exported event, and refused
+	// (Unavailable, AUDIT_UNAVAILABLE) when that record cannot be written. A
+	// revoked certificate's key is not exported (FailedPrecondition
+	// CERTIFICATE_REVOKED).
 	ExportCertificate(context.Context, *ExportCertificateRequest) (*ExportCertificateResponse, error)
 	// Gets the CA's root and intermediate certificates, to trust or to check a
 	// downloaded chain.
