@@ -111,7 +111,7 @@ func start(t *testing.T, pki *internalpki.Authority) string {
 					}
 					reached := func(ctx context.Context, _ any) (any, error) {
 						p, _ := auth.From(ctx)
-						return nil, status.Errorf(codes.Unimplemented, "reached as %s/%s", p.Account, p.Role)
+						return nil, status.Errorf(codes.Unimplemented, "reached as %s/%s by %s from %s in %s", p.Account, p.Role, p.Actor, p.Source, p.RequestID)
 					}
 					return ic(ctx, req, &grpc.UnaryServerInfo{FullMethod: fullName(m)}, reached)
 				},
@@ -203,12 +203,21 @@ func TestMetadataBelievedOnlyFromThoseAllowed(t *testing.T) {
 		if tt.md != nil {
 			ctx = metadata.AppendToOutgoingContext(ctx, auth.MetadataAccount, tt.md[0], auth.MetadataRole, tt.md[1])
 		}
+		// Actor, source and request id ride along and are believed with
+		// the principal only.
+		ctx = metadata.AppendToOutgoingContext(ctx, auth.MetadataActor, "sha256:0123", auth.MetadataSource, "192.0.2.7", auth.MetadataRequestID, "req-1")
 		err := call(ctx, testenv.DialAs(t, addr, tt.caller), tt.m)
 		if got := status.Code(err); got != tt.want {
 			t.Errorf("%s as %s with %q = %v; want %v", fullName(tt.m), tt.caller, tt.md, err, tt.want)
 		}
 		if tt.want == codes.Unimplemented && tt.md != nil && !strings.Contains(status.Convert(err).Message(), tt.md[0]+"/"+tt.md[1]) {
 			t.Errorf("%s as %s: handler saw %q; want the principal %q", fullName(tt.m), tt.caller, status.Convert(err).Message(), tt.md)
+		}
+		if msg := status.Convert(err).Message(); tt.want == codes.Unimplemented && tt.md != nil && !strings.HasSuffix(msg, "by sha256:0123 from 192.0.2.7 in req-1") {
+			t.Errorf("%s as %s: handler saw %q; want actor, source and request id", fullName(tt.m), tt.caller, msg)
+		}
+		if msg := status.Convert(err).Message(); tt.md == nil && strings.Contains(msg, "sha256:0123") {
+			t.Errorf("%s as %s without a principal: handler saw %q; want no actor", fullName(tt.m), tt.caller, msg)
 		}
 	}
 }

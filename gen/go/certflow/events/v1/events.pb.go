@@ -2454,6 +2454,140 @@ func (x *ReviewDecided) GetReused() bool {
 	return false
 }
 
+// certflow.audit.<action>, for example certflow.audit.certificate.revoke: one
+// customer or reviewer action, written in the same database write as the
+// change it made, so no action is done without its record. Work a service
+// does on its own (event handlers, sweeps) is not recorded.
+type AuditEvent struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	EventId    string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	// The account whose resource it is: the trail it belongs to.
+	Account string `protobuf:"bytes,3,opt,name=account,proto3" json:"account,omitempty"`
+	// The API key that acted: "sha256:" and the first 16 hex digits of the
+	// key's hash in the gateway's keys file (never the key).
+	Actor string `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	// The account of that key: the resource's own for a customer, CA staff's
+	// for a reviewer.
+	ActorAccount string `protobuf:"bytes,5,opt,name=actor_account,json=actorAccount,proto3" json:"actor_account,omitempty"`
+	// customer or reviewer.
+	Role string `protobuf:"bytes,6,opt,name=role,proto3" json:"role,omitempty"`
+	// What was done: application.create, application.update,
+	// application.submit, application.withdraw, application.reissue,
+	// review.approve, review.reject, review.phone_call, certificate.revoke,
+	// certificate.key_download.
+	Action string `protobuf:"bytes,7,opt,name=action,proto3" json:"action,omitempty"`
+	// The resource acted on, for example applications/abc.
+	Resource string `protobuf:"bytes,8,opt,name=resource,proto3" json:"resource,omitempty"`
+	// The client's IP address as the gateway saw it.
+	Source string `protobuf:"bytes,9,opt,name=source,proto3" json:"source,omitempty"`
+	// The request's id: the client's X-Request-Id, or the one the gateway
+	// made and answered with.
+	RequestId     string `protobuf:"bytes,10,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEvent) Reset() {
+	*x = AuditEvent{}
+	mi := &file_certflow_events_v1_events_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEvent) ProtoMessage() {}
+
+func (x *AuditEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_events_v1_events_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
+func (*AuditEvent) Descriptor() ([]byte, []int) {
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *AuditEvent) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *AuditEvent) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetActorAccount() string {
+	if x != nil {
+		return x.ActorAccount
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetResource() string {
+	if x != nil {
+		return x.Resource
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 var File_certflow_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_certflow_events_v1_events_proto_rawDesc = "" +
@@ -2717,7 +2851,22 @@ const file_certflow_events_v1_events_proto_rawDesc = "" +
 	"\breviewer\x18\t \x01(\tR\breviewer\x12\x14\n" +
 	"\x05cause\x18\n" +
 	" \x01(\tR\x05cause\x12\x16\n" +
-	"\x06reused\x18\v \x01(\bR\x06reusedBAZ?github.com/certflow/certflow/gen/go/certflow/events/v1;eventsv1b\x06proto3"
+	"\x06reused\x18\v \x01(\bR\x06reused\"\xb8\x02\n" +
+	"\n" +
+	"AuditEvent\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
+	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x12\x18\n" +
+	"\aaccount\x18\x03 \x01(\tR\aaccount\x12\x14\n" +
+	"\x05actor\x18\x04 \x01(\tR\x05actor\x12#\n" +
+	"\ractor_account\x18\x05 \x01(\tR\factorAccount\x12\x12\n" +
+	"\x04role\x18\x06 \x01(\tR\x04role\x12\x16\n" +
+	"\x06action\x18\a \x01(\tR\x06action\x12\x1a\n" +
+	"\bresource\x18\b \x01(\tR\bresource\x12\x16\n" +
+	"\x06source\x18\t \x01(\tR\x06source\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\n" +
+	" \x01(\tR\trequestIdBAZ?github.com/certflow/certflow/gen/go/certflow/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_certflow_events_v1_events_proto_rawDescOnce sync.Once
@@ -2731,7 +2880,7 @@ func file_certflow_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_certflow_events_v1_events_proto_rawDescData
 }
 
-var file_certflow_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_certflow_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_certflow_events_v1_events_proto_goTypes = []any{
 	(*OrderCreated)(nil),                // 0: certflow.events.v1.OrderCreated
 	(*InstanceBound)(nil),               // 1: certflow.events.v1.InstanceBound
@@ -2756,45 +2905,47 @@ var file_certflow_events_v1_events_proto_goTypes = []any{
 	(*ReviewCreated)(nil),               // 20: certflow.events.v1.ReviewCreated
 	(*PhoneCallRecorded)(nil),           // 21: certflow.events.v1.PhoneCallRecorded
 	(*ReviewDecided)(nil),               // 22: certflow.events.v1.ReviewDecided
-	(*timestamppb.Timestamp)(nil),       // 23: google.protobuf.Timestamp
+	(*AuditEvent)(nil),                  // 23: certflow.events.v1.AuditEvent
+	(*timestamppb.Timestamp)(nil),       // 24: google.protobuf.Timestamp
 }
 var file_certflow_events_v1_events_proto_depIdxs = []int32{
-	23, // 0: certflow.events.v1.OrderCreated.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 1: certflow.events.v1.InstanceBound.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 2: certflow.events.v1.InstanceReleased.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 3: certflow.events.v1.InstanceIssued.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 4: certflow.events.v1.InstanceRevoked.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 5: certflow.events.v1.ChallengeInstructions.expire_time:type_name -> google.protobuf.Timestamp
-	23, // 6: certflow.events.v1.ApplicationCreated.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 7: certflow.events.v1.ApplicationSubmitted.occurred_at:type_name -> google.protobuf.Timestamp
+	24, // 0: certflow.events.v1.OrderCreated.occurred_at:type_name -> google.protobuf.Timestamp
+	24, // 1: certflow.events.v1.InstanceBound.occurred_at:type_name -> google.protobuf.Timestamp
+	24, // 2: certflow.events.v1.InstanceReleased.occurred_at:type_name -> google.protobuf.Timestamp
+	24, // 3: certflow.events.v1.InstanceIssued.occurred_at:type_name -> google.protobuf.Timestamp
+	24, // 4: certflow.events.v1.InstanceRevoked.occurred_at:type_name -> google.protobuf.Timestamp
+	24, // 5: certflow.events.v1.ChallengeInstructions.expire_time:type_name -> google.protobuf.Timestamp
+	24, // 6: certflow.events.v1.ApplicationCreated.occurred_at:type_name -> google.protobuf.Timestamp
+	24, // 7: certflow.events.v1.ApplicationSubmitted.occurred_at:type_name -> google.protobuf.Timestamp
 	5,  // 8: certflow.events.v1.ApplicationSubmitted.challenges:type_name -> certflow.events.v1.ChallengeInstructions
-	23, // 9: certflow.events.v1.ApplicationSubmitted.expected_issue_time:type_name -> google.protobuf.Timestamp
-	23, // 10: certflow.events.v1.ApplicationStateChanged.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 11: certflow.events.v1.ApplicationFailed.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 12: certflow.events.v1.ApplicationReissueRequested.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 13: certflow.events.v1.ApplicationWithdrawn.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 14: certflow.events.v1.ApplicationIssued.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 15: certflow.events.v1.DomainVerified.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 16: certflow.events.v1.DomainVerified.verify_time:type_name -> google.protobuf.Timestamp
-	23, // 17: certflow.events.v1.DomainValidationFailed.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 18: certflow.events.v1.ChallengeCancelled.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 19: certflow.events.v1.CertificateIssued.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 20: certflow.events.v1.CertificateIssued.not_before:type_name -> google.protobuf.Timestamp
-	23, // 21: certflow.events.v1.CertificateIssued.not_after:type_name -> google.protobuf.Timestamp
-	23, // 22: certflow.events.v1.CertificateExpiring.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 23: certflow.events.v1.CertificateExpiring.not_after:type_name -> google.protobuf.Timestamp
-	23, // 24: certflow.events.v1.CertificateRevoked.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 25: certflow.events.v1.CertificateRevoked.revoke_time:type_name -> google.protobuf.Timestamp
-	23, // 26: certflow.events.v1.DomainEmailChallenge.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 27: certflow.events.v1.DomainEmailChallenge.expire_time:type_name -> google.protobuf.Timestamp
-	23, // 28: certflow.events.v1.ReviewCreated.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 29: certflow.events.v1.PhoneCallRecorded.occurred_at:type_name -> google.protobuf.Timestamp
-	23, // 30: certflow.events.v1.ReviewDecided.occurred_at:type_name -> google.protobuf.Timestamp
-	31, // [31:31] is the sub-list for method output_type
-	31, // [31:31] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	24, // 9: certflow.events.v1.ApplicationSubmitted.expected_issue_time:type_name -> google.protobuf.Timestamp
+	24, // 10: certflow.events.v1.ApplicationStateChanged.occurred_at:type_name -> google.protobuf.Timestamp
+	24, // 11: certflow.events.v1.ApplicationFailed.occurred_at:type_name -> google.protobuf.Timestamp
+	24, // 12: certflow.events.v1.ApplicationReissueRequested.occurred_at:type_name -> google.protobuf.Timestamp
+	24, // 13: certflow.events.v1.ApplicationWithdrawn.occurred_at:type_name -> google.protobuf.Timestamp
+	24, // 14: certflow.events.v1.ApplicationIssued.occurred_at:type_name -> google.protobuf.Timestamp
+	24, // 15: certflow.events.v1.DomainVerified.occurred_at:type_name -> google.protobuf.Timestamp
+	24, // 16: certflow.events.v1.DomainVerified.verify_time:type_name -> google.protobuf.Timestamp
+	24, // 17: certflow.events.v1.DomainValidationFailed.occurred_at:type_name -> google.protobuf.Timestamp
+	24, // 18: certflow.events.v1.ChallengeCancelled.occurred_at:type_name -> google.protobuf.Timestamp
+	24, // 19: certflow.events.v1.CertificateIssued.occurred_at:type_name -> google.protobuf.Timestamp
+	24, // 20: certflow.events.v1.CertificateIssued.not_before:type_name -> google.protobuf.Timestamp
+	24, // 21: certflow.events.v1.CertificateIssued.not_after:type_name -> google.protobuf.Timestamp
+	24, // 22: certflow.events.v1.CertificateExpiring.occurred_at:type_name -> google.protobuf.Timestamp
+	24, // 23: certflow.events.v1.CertificateExpiring.not_after:type_name -> google.protobuf.Timestamp
+	24, // 24: certflow.events.v1.CertificateRevoked.occurred_at:type_name -> google.protobuf.Timestamp
+	24, // 25: certflow.events.v1.CertificateRevoked.revoke_time:type_name -> google.protobuf.Timestamp
+	24, // 26: certflow.events.v1.DomainEmailChallenge.occurred_at:type_name -> google.protobuf.Timestamp
+	24, // 27: certflow.events.v1.DomainEmailChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	24, // 28: certflow.events.v1.ReviewCreated.occurred_at:type_name -> google.protobuf.Timestamp
+	24, // 29: certflow.events.v1.PhoneCallRecorded.occurred_at:type_name -> google.protobuf.Timestamp
+	24, // 30: certflow.events.v1.ReviewDecided.occurred_at:type_name -> google.protobuf.Timestamp
+	24, // 31: certflow.events.v1.AuditEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	32, // [32:32] is the sub-list for method output_type
+	32, // [32:32] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_certflow_events_v1_events_proto_init() }
@@ -2808,7 +2959,7 @@ func file_certflow_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certflow_events_v1_events_proto_rawDesc), len(file_certflow_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
