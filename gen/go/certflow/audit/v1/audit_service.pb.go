@@ -153,7 +153,7 @@ func (x *AuditEvent) GetTime() *timestamppb.Timestamp {
 
 type ListAuditEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// At most 100 (default 20).
+	// At most 1000 (default 50).
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// Opaque and bound to the account and the filter: a token of another
 	// query, or one changed, is refused (INVALID_PAGE_TOKEN).
