@@ -83,7 +83,7 @@ func startWith(t *testing.T, opt func(*suite.Options)) *env {
 		DataDir:  t.TempDir(),
 		MongoURI: os.Getenv(testenv.MongoEnv),
 		NATSAddr: any, MongoAddr: any, OrderAddr: any, ApplicationAddr: any, VerificationAddr: any,
-		IssuanceAddr: any, IssuanceHTTPAddr: any, NotificationAddr: any, GatewayAddr: any,
+		IssuanceAddr: any, IssuanceHTTPAddr: any, NotificationAddr: any, AuditAddr: any, GatewayAddr: any,
 		DNSServers: e.dns.Addr(), DCVHTTPPort: webPort, SMTPAddr: e.smtp.Addr(),
 		RetryInitial: 100 * time.Millisecond, RetryMax: 500 * time.Millisecond, SweepInterval: 50 * time.Millisecond,
 		ExtraAPIKeys:        gateway.HashAPIKey(otherKey) + " other customer\n",
