@@ -299,6 +299,10 @@ func TestDVPathThroughGateway(t *testing.T) {
 		events.OrderCreated: 1, events.ApplicationCreated: 1, events.InstanceBound: 1, events.ApplicationSubmitted: 1,
 		events.DomainVerified: 1, events.ApplicationStateChanged: 1, events.CertificateIssued: 1,
 		events.ApplicationIssued: 1, events.InstanceIssued: 1,
+		// The customer's actions, in the audit trail (the key is downloaded
+		// here and in checkIssued).
+		events.AuditSubject("application.create"): 1, events.AuditSubject("application.submit"): 1,
+		events.AuditSubject("certificate.key_download"): 2,
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
