@@ -25,12 +25,15 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	_ "github.com/certflow/certflow/gen/go/certflow/application/v1"
+	_ "github.com/certflow/certflow/gen/go/certflow/audit/v1"
 	_ "github.com/certflow/certflow/gen/go/certflow/issuance/v1"
 	_ "github.com/certflow/certflow/gen/go/certflow/notification/v1"
 	_ "github.com/certflow/certflow/gen/go/certflow/order/v1"
 	_ "github.com/certflow/certflow/gen/go/certflow/verification/v1"
+	"github.com/certflow/certflow/pkg/apierr"
 	"github.com/certflow/certflow/pkg/auth"
 	"github.com/certflow/certflow/pkg/callpolicy"
+	"github.com/certflow/certflow/pkg/grpcclient"
 	"github.com/certflow/certflow/pkg/grpcserver"
 	"github.com/certflow/certflow/pkg/internalpki"
 	"github.com/certflow/certflow/pkg/testenv"
@@ -301,5 +304,28 @@ func TestReflectionForTheOperatorOnly(t *testing.T) {
 		if _, err := list(c); status.Code(err) != codes.PermissionDenied {
 			t.Errorf("reflection as %s = %v; want PermissionDenied", c, err)
 		}
+	}
+}
+
+// TestClientPassesTheRequestOn: a service calling another for a request
+// speaks as the system for the account, and passes on who made the
+// request, from where and its id.
+func TestClientPassesTheRequestOn(t *testing.T) {
+	pki := testenv.PKI(t)
+	addr := start(t, pki)
+	cc, err := grpcclient.Dial(addr, callpolicy.Issuance, pki.Source(callpolicy.Application))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx := auth.With(context.Background(), auth.Principal{Account: "acme", Role: auth.Customer, Actor: "sha256:0123", Source: "192.0.2.7", RequestID: "req-1"})
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName("certflow.issuance.v1.IssuanceService.IssueCertificate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = call(ctx, cc, d.(protoreflect.MethodDescriptor))
+	var ae *apierr.Error
+	if !errors.As(err, &ae) || status.Convert(ae.Err).Message() != "reached as acme/system by sha256:0123 from 192.0.2.7 in req-1" {
+		t.Fatalf("IssueCertificate through grpcclient = %v; want it reached as acme/system with the request's actor, source and id", err)
 	}
 }
