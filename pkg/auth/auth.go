@@ -15,6 +15,12 @@ import (
 const (
 	MetadataAccount = "x-certflow-account"
 	MetadataRole    = "x-certflow-role"
+	// MetadataActor, MetadataSource and MetadataRequestID say who made the
+	// request (the API key's id), from where (the client's address) and
+	// which request it is, for the audit trail (pkg/audit).
+	MetadataActor     = "x-certflow-actor"
+	MetadataSource    = "x-certflow-source"
+	MetadataRequestID = "x-certflow-request-id"
 )
 
 // Role is what a caller may do.
@@ -34,6 +40,12 @@ const (
 type Principal struct {
 	Account string
 	Role    Role
+	// Actor is the id of the API key the request came with (never the key
+	// itself); Source the client's address; RequestID the request's id
+	// (the client's X-Request-Id, or one the gateway made). They travel
+	// with the request through service-to-service calls made for it, and
+	// are empty for work a service starts on its own.
+	Actor, Source, RequestID string
 }
 
 type ctxKey struct{}

@@ -21,6 +21,8 @@ const (
 	Verification = "verification"
 	Issuance     = "issuance"
 	Notification = "notification"
+	// Audit keeps the audit trail; it calls nobody.
+	Audit = "audit"
 	// Perspective is the verification service in its perspective role
 	// (BR 3.2.2.9): every remote perspective has this one identity; the
 	// primary tells them apart by address and configured name.
@@ -31,7 +33,7 @@ const (
 )
 
 // Components lists every known component.
-var Components = []string{Gateway, Order, Application, Verification, Issuance, Notification, Perspective, Operator}
+var Components = []string{Gateway, Order, Application, Verification, Issuance, Notification, Audit, Perspective, Operator}
 
 // Asserts lists the roles each component may claim in x-certflow-role
 // metadata. The gateway authenticates API keys, so it speaks for customers
@@ -139,6 +141,9 @@ var Methods = map[string][]string{
 	// The email DCV code goes to the notification service by this call
 	// alone, never through the stream.
 	"/certflow.notification.v1.NotificationService/SendDomainValidationEmail": {Verification},
+
+	// Audit service: customers read their account's trail, reviewers any.
+	"/certflow.audit.v1.AuditService/ListAuditEvents": public,
 }
 
 // Error is a refusal; Unlisted says the method has no policy at all.

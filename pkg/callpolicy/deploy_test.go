@@ -18,6 +18,8 @@ var update = flag.Bool("update", false, "rewrite the generated deploy files")
 var ports = map[string]int{
 	callpolicy.Order: 9101, callpolicy.Application: 9102, callpolicy.Verification: 9103,
 	callpolicy.Issuance: 9104, callpolicy.Notification: 9105, callpolicy.Perspective: 9106,
+	// Its own pods: the same number as a perspective's does not collide.
+	callpolicy.Audit: 9106,
 }
 
 // servedBy names the component serving a gRPC service whose package is

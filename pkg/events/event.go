@@ -53,6 +53,18 @@ const (
 	ReviewCancelled             = "certflow.review.cancelled"
 )
 
+// Audit records (pkg/audit) are published on AuditPrefix + the action, for
+// example certflow.audit.certificate.key_download: a subject per action, so
+// each service may publish only the audit records of its own actions
+// (Publishes), and audit teams subscribe to AuditSubjects or to one action.
+const (
+	AuditPrefix   = "certflow.audit."
+	AuditSubjects = AuditPrefix + ">"
+)
+
+// AuditSubject is the subject and ce-type of an audit record of action.
+func AuditSubject(action string) string { return AuditPrefix + action }
+
 // Event is one lifecycle event as stored in an outbox and sent on the wire.
 // It carries no NATS or Mongo types so domain-side code can build it.
 type Event struct {

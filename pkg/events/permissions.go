@@ -9,18 +9,22 @@ import "sort"
 const Reader = "reader"
 
 // Publishes lists the subjects each service may publish: its own events.
+// Audit records of an action go on certflow.audit.<action>, and each
+// service may publish those of its own actions only.
 var Publishes = map[string][]string{
 	"order":        {"certflow.order.>", "certflow.instance.>"},
-	"application":  {"certflow.application.>"},
-	"verification": {"certflow.domain.>", "certflow.review.>"},
-	"issuance":     {"certflow.certificate.>"},
+	"application":  {"certflow.application.>", AuditPrefix + "application.>"},
+	"verification": {"certflow.domain.>", "certflow.review.>", AuditPrefix + "review.>"},
+	"issuance":     {"certflow.certificate.>", AuditPrefix + "certificate.>"},
 	"notification": {},
+	"audit":        {},
 }
 
 // Durables lists the JetStream consumers each service reads through.
 var Durables = map[string][]string{
 	"application":  {"application", "application-saga"},
 	"notification": {"notification"},
+	"audit":        {"audit"},
 }
 
 // Permission is a user's allow and deny lists, in NATS subject syntax.

@@ -21,13 +21,19 @@ func forged(t *testing.T, id string) events.Event {
 // inStream reports whether the stream holds an event with id.
 func inStream(t *testing.T, admin *events.Conn, id string) bool {
 	t.Helper()
+	return inStreamOn(t, admin, events.DomainVerified, id)
+}
+
+// inStreamOn reports whether the last event on subject has id.
+func inStreamOn(t *testing.T, admin *events.Conn, subject, id string) bool {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s, err := admin.JS.Stream(ctx, events.Stream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := s.GetLastMsgForSubject(ctx, events.DomainVerified)
+	msg, err := s.GetLastMsgForSubject(ctx, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return false
 	}
@@ -63,6 +69,38 @@ func TestOnlyTheOwnerPublishes(t *testing.T) {
 				t.Fatalf("the stream holds the event %s forged by %s", id, user)
 			}
 		})
+	}
+}
+
+// TestAuditRecordsOnlyFromTheirService: an audit record of an action is
+// accepted only from the service that does that action, so no service (nor
+// a reader) can write another's trail.
+func TestAuditRecordsOnlyFromTheirService(t *testing.T) {
+	url := testenv.NATS(t)
+	admin := testenv.Conn(t, url)
+	owners := map[string]string{
+		"application.submit": "application", "review.approve": "verification", "certificate.key_download": "issuance",
+	}
+	for action, owner := range owners {
+		subject := events.AuditSubject(action)
+		for _, user := range events.Users() {
+			t.Run(action+"/"+user, func(t *testing.T) {
+				c := testenv.ConnAs(t, url, user)
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				id := action + "-by-" + user
+				err := c.Publish(ctx, events.Event{ID: id, Type: subject, Source: "//certflow/" + user, Subject: "x/y", Time: time.Now(), Data: []byte{}})
+				if user == owner {
+					if err != nil || !inStreamOn(t, admin, subject, id) {
+						t.Fatalf("%s publishing %s = %v; want it stored", user, subject, err)
+					}
+					return
+				}
+				if err == nil || inStreamOn(t, admin, subject, id) {
+					t.Fatalf("%s published %s (%v); want the server to refuse", user, subject, err)
+				}
+			})
+		}
 	}
 }
 

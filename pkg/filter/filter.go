@@ -73,16 +73,42 @@ type Fields map[string][]string
 // checks the values (a time, an enum) and reports a bad one with
 // (*Error).At.
 func ParseTerms(s string, fields Fields) ([]Term, error) {
+	return ParseRanges(s, fields)
+}
+
+// ParseRanges is ParseTerms, except that each field named in ranges may
+// appear twice: once with a lower bound (> or >=) and once with an upper
+// bound (< or <=), as in `time >= "2026-01-01T00:00:00Z" AND time < "2026-02-01T00:00:00Z"`.
+func ParseRanges(s string, fields Fields, ranges ...string) ([]Term, error) {
 	allowed := make([]string, 0, len(fields))
 	for f := range fields {
 		allowed = append(allowed, f)
 	}
 	slices.Sort(allowed)
-	terms, err := parseTerms(s, allowed, fields)
+	p := &parser{src: s, allowed: allowed, fields: fields, ranges: ranges}
+	terms, err := p.parse()
 	if err != nil {
 		return nil, err
 	}
 	return terms, nil
+}
+
+// lower reports whether op bounds a range from below.
+func lower(op string) bool { return op == ">" || op == ">=" }
+
+// clash reports whether a term of field with op may not join terms f.
+func (p *parser) clash(f []Term, field, op string) bool {
+	n := 0
+	for _, t := range f {
+		if t.Field != field {
+			continue
+		}
+		n++
+		if !slices.Contains(p.ranges, field) || op == "=" || t.Op == "=" || lower(t.Op) == lower(op) {
+			return true
+		}
+	}
+	return n > 1
 }
 
 // At is an *Error about the value of t in filter s, for a value the
@@ -129,6 +155,7 @@ type parser struct {
 	pos     int
 	allowed []string
 	fields  Fields
+	ranges  []string
 }
 
 func (p *parser) errorf(pos int, format string, args ...any) *Error {
@@ -198,7 +225,7 @@ func (p *parser) term(f []Term, tok token) (Term, *Error) {
 		}
 		return Term{}, p.errorf(field.pos, "unknown field %q; use one of %s", field.text, strings.Join(p.allowed, ", "))
 	}
-	if slices.ContainsFunc(f, func(t Term) bool { return t.Field == field.text }) {
+	if len(p.ranges) == 0 && slices.ContainsFunc(f, func(t Term) bool { return t.Field == field.text }) {
 		return Term{}, p.errorf(field.pos, "field %q appears more than once; give it one value", field.text)
 	}
 
@@ -217,6 +244,12 @@ func (p *parser) term(f []Term, tok token) (Term, *Error) {
 		return Term{}, p.errorf(op.pos, "unsupported operator %q for %q; use one of %s", op.text, field.text, strings.Join(ops, " "))
 	default:
 		return Term{}, p.errorf(op.pos, "expected an operator after %q, got %s", field.text, describe(op))
+	}
+	if len(p.ranges) > 0 && p.clash(f, field.text, op.text) {
+		if slices.Contains(p.ranges, field.text) {
+			return Term{}, p.errorf(field.pos, "field %q appears more than once; give it one value, or one lower (> >=) and one upper (< <=) bound", field.text)
+		}
+		return Term{}, p.errorf(field.pos, "field %q appears more than once; give it one value", field.text)
 	}
 
 	val, err := p.next()

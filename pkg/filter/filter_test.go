@@ -215,3 +215,29 @@ func TestParseTermsRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestParseRanges: a range field takes one lower and one upper bound; a
+// second bound on the same side, or a bound with "=", is refused.
+func TestParseRanges(t *testing.T) {
+	fields := Fields{"time": {"<", "<=", ">", ">="}, "action": nil}
+	tests := []struct {
+		in     string
+		ok     bool
+		wantIn string
+	}{
+		{`time >= "2026-01-01T00:00:00Z" AND time < "2026-02-01T00:00:00Z"`, true, ""},
+		{`time < b AND action = x AND time > a`, true, ""},
+		{`time >= a`, true, ""},
+		{`time >= a AND time > b`, false, "one lower (> >=) and one upper (< <=) bound"},
+		{`time < a AND time <= b`, false, "one lower"},
+		{`time > a AND time < b AND time < c`, false, "appears more than once"},
+		{`action = a AND action = b`, false, "give it one value"},
+	}
+	for _, tt := range tests {
+		_, err := ParseRanges(tt.in, fields, "time")
+		var fe *Error
+		if tt.ok && err != nil || !tt.ok && (!errors.As(err, &fe) || !strings.Contains(fe.Detail, tt.wantIn)) {
+			t.Errorf("ParseRanges(%q) = %v; want ok=%v (%q)", tt.in, err, tt.ok, tt.wantIn)
+		}
+	}
+}

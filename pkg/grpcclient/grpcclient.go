@@ -36,10 +36,20 @@ func Dial(target, peer string, id mtls.Source, opts ...grpc.DialOption) (*grpc.C
 // propagate passes on the account the call is for. A service speaks for an
 // account only as the system acting on its behalf, whatever role its own
 // caller had: the callee trusts that role from services alone
-// (pkg/callpolicy), and checks the account's ownership itself.
+// (pkg/callpolicy), and checks the account's ownership itself. The actor,
+// source and request id of the request the call is made for go with it,
+// so that logs and records downstream name the same request.
 func propagate(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 	if p, ok := auth.From(ctx); ok {
-		ctx = metadata.AppendToOutgoingContext(ctx, auth.MetadataAccount, p.Account, auth.MetadataRole, string(auth.System))
+		kv := []string{auth.MetadataAccount, p.Account, auth.MetadataRole, string(auth.System)}
+		for _, f := range [...]struct{ key, value string }{
+			{auth.MetadataActor, p.Actor}, {auth.MetadataSource, p.Source}, {auth.MetadataRequestID, p.RequestID},
+		} {
+			if f.value != "" {
+				kv = append(kv, f.key, f.value)
+			}
+		}
+		ctx = metadata.AppendToOutgoingContext(ctx, kv...)
 	}
 	return invoker(ctx, method, req, reply, cc, opts...)
 }

@@ -28,7 +28,8 @@ func CallerFrom(ctx context.Context) (string, bool) {
 
 // authorize identifies the calling component from its verified client
 // certificate, checks the method's call policy, and believes account and
-// role metadata only from a component allowed to assert that role.
+// role metadata (and with them actor, source and request id) only from a
+// component allowed to assert that role.
 func authorize(ctx context.Context, method string) (context.Context, error) {
 	caller, err := callerOf(ctx)
 	if err != nil {
@@ -49,7 +50,14 @@ func authorize(ctx context.Context, method string) (context.Context, error) {
 	if !callpolicy.MayAssert(caller, auth.Role(role)) {
 		return nil, status.Errorf(codes.PermissionDenied, "%s may not act as %s for an account", caller, role)
 	}
-	return auth.With(ctx, auth.Principal{Account: acct, Role: auth.Role(role)}), nil
+	// Who acted, from where and in which request: believed from the same
+	// callers as the account and role, since they are as easy to forge.
+	return auth.With(ctx, auth.Principal{
+		Account: acct, Role: auth.Role(role),
+		Actor:     first(md.Get(auth.MetadataActor)),
+		Source:    first(md.Get(auth.MetadataSource)),
+		RequestID: first(md.Get(auth.MetadataRequestID)),
+	}), nil
 }
 
 func pick(cond bool, a, b string) string {

@@ -25,12 +25,15 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	_ "github.com/certflow/certflow/gen/go/certflow/application/v1"
+	_ "github.com/certflow/certflow/gen/go/certflow/audit/v1"
 	_ "github.com/certflow/certflow/gen/go/certflow/issuance/v1"
 	_ "github.com/certflow/certflow/gen/go/certflow/notification/v1"
 	_ "github.com/certflow/certflow/gen/go/certflow/order/v1"
 	_ "github.com/certflow/certflow/gen/go/certflow/verification/v1"
+	"github.com/certflow/certflow/pkg/apierr"
 	"github.com/certflow/certflow/pkg/auth"
 	"github.com/certflow/certflow/pkg/callpolicy"
+	"github.com/certflow/certflow/pkg/grpcclient"
 	"github.com/certflow/certflow/pkg/grpcserver"
 	"github.com/certflow/certflow/pkg/internalpki"
 	"github.com/certflow/certflow/pkg/testenv"
@@ -111,7 +114,7 @@ func start(t *testing.T, pki *internalpki.Authority) string {
 					}
 					reached := func(ctx context.Context, _ any) (any, error) {
 						p, _ := auth.From(ctx)
-						return nil, status.Errorf(codes.Unimplemented, "reached as %s/%s", p.Account, p.Role)
+						return nil, status.Errorf(codes.Unimplemented, "reached as %s/%s by %s from %s in %s", p.Account, p.Role, p.Actor, p.Source, p.RequestID)
 					}
 					return ic(ctx, req, &grpc.UnaryServerInfo{FullMethod: fullName(m)}, reached)
 				},
@@ -203,12 +206,21 @@ func TestMetadataBelievedOnlyFromThoseAllowed(t *testing.T) {
 		if tt.md != nil {
 			ctx = metadata.AppendToOutgoingContext(ctx, auth.MetadataAccount, tt.md[0], auth.MetadataRole, tt.md[1])
 		}
+		// Actor, source and request id ride along and are believed with
+		// the principal only.
+		ctx = metadata.AppendToOutgoingContext(ctx, auth.MetadataActor, "sha256:0123", auth.MetadataSource, "192.0.2.7", auth.MetadataRequestID, "req-1")
 		err := call(ctx, testenv.DialAs(t, addr, tt.caller), tt.m)
 		if got := status.Code(err); got != tt.want {
 			t.Errorf("%s as %s with %q = %v; want %v", fullName(tt.m), tt.caller, tt.md, err, tt.want)
 		}
 		if tt.want == codes.Unimplemented && tt.md != nil && !strings.Contains(status.Convert(err).Message(), tt.md[0]+"/"+tt.md[1]) {
 			t.Errorf("%s as %s: handler saw %q; want the principal %q", fullName(tt.m), tt.caller, status.Convert(err).Message(), tt.md)
+		}
+		if msg := status.Convert(err).Message(); tt.want == codes.Unimplemented && tt.md != nil && !strings.HasSuffix(msg, "by sha256:0123 from 192.0.2.7 in req-1") {
+			t.Errorf("%s as %s: handler saw %q; want actor, source and request id", fullName(tt.m), tt.caller, msg)
+		}
+		if msg := status.Convert(err).Message(); tt.md == nil && strings.Contains(msg, "sha256:0123") {
+			t.Errorf("%s as %s without a principal: handler saw %q; want no actor", fullName(tt.m), tt.caller, msg)
 		}
 	}
 }
@@ -292,5 +304,28 @@ func TestReflectionForTheOperatorOnly(t *testing.T) {
 		if _, err := list(c); status.Code(err) != codes.PermissionDenied {
 			t.Errorf("reflection as %s = %v; want PermissionDenied", c, err)
 		}
+	}
+}
+
+// TestClientPassesTheRequestOn: a service calling another for a request
+// speaks as the system for the account, and passes on who made the
+// request, from where and its id.
+func TestClientPassesTheRequestOn(t *testing.T) {
+	pki := testenv.PKI(t)
+	addr := start(t, pki)
+	cc, err := grpcclient.Dial(addr, callpolicy.Issuance, pki.Source(callpolicy.Application))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx := auth.With(context.Background(), auth.Principal{Account: "acme", Role: auth.Customer, Actor: "sha256:0123", Source: "192.0.2.7", RequestID: "req-1"})
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName("certflow.issuance.v1.IssuanceService.IssueCertificate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = call(ctx, cc, d.(protoreflect.MethodDescriptor))
+	var ae *apierr.Error
+	if !errors.As(err, &ae) || status.Convert(ae.Err).Message() != "reached as acme/system by sha256:0123 from 192.0.2.7 in req-1" {
+		t.Fatalf("IssueCertificate through grpcclient = %v; want it reached as acme/system with the request's actor, source and id", err)
 	}
 }

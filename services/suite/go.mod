@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/certflow/certflow v0.0.0
 	github.com/certflow/certflow/services/application v0.0.0
+	github.com/certflow/certflow/services/audit v0.0.0
 	github.com/certflow/certflow/services/gateway v0.0.0
 	github.com/certflow/certflow/services/issuance v0.0.0
 	github.com/certflow/certflow/services/notification v0.0.0
@@ -15,6 +16,7 @@ require (
 replace (
 	github.com/certflow/certflow => ../..
 	github.com/certflow/certflow/services/application => ../application
+	github.com/certflow/certflow/services/audit => ../audit
 	github.com/certflow/certflow/services/gateway => ../gateway
 	github.com/certflow/certflow/services/issuance => ../issuance
 	github.com/certflow/certflow/services/notification => ../notification

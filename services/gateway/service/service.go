@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	applicationv1 "github.com/certflow/certflow/gen/go/certflow/application/v1"
+	auditv1 "github.com/certflow/certflow/gen/go/certflow/audit/v1"
 	issuancev1 "github.com/certflow/certflow/gen/go/certflow/issuance/v1"
 	notificationv1 "github.com/certflow/certflow/gen/go/certflow/notification/v1"
 	orderv1 "github.com/certflow/certflow/gen/go/certflow/order/v1"
@@ -49,6 +51,12 @@ type Config struct {
 	VerificationAddr string
 	IssuanceAddr     string
 	NotificationAddr string
+	AuditAddr        string
+	// TrustedProxies are the addresses (IPs or CIDR prefixes) of proxies
+	// in front of the gateway whose X-Forwarded-For is believed for the
+	// client's address in audit records. Empty (the default): the TCP
+	// peer is the client.
+	TrustedProxies string
 	// APIKeysFile lists key hashes, one per line:
 	// `sha256:<hex> <account> [role]` (see HashAPIKey). It never holds a
 	// key: a line with one is refused.
@@ -77,6 +85,8 @@ func (c *Config) Flags(s *config.Set) {
 	s.String(&c.VerificationAddr, "verification-addr", "CERTFLOW_VERIFICATION_ADDR", "127.0.0.1:9103", "verification service gRPC address")
 	s.String(&c.IssuanceAddr, "issuance-addr", "CERTFLOW_ISSUANCE_ADDR", "127.0.0.1:9104", "issuance service gRPC address")
 	s.String(&c.NotificationAddr, "notification-addr", "CERTFLOW_NOTIFICATION_ADDR", "127.0.0.1:9105", "notification service gRPC address")
+	s.String(&c.AuditAddr, "audit-addr", "CERTFLOW_AUDIT_ADDR", "127.0.0.1:9106", "audit service gRPC address")
+	s.String(&c.TrustedProxies, "trusted-proxies", "CERTFLOW_TRUSTED_PROXIES", "", "comma-separated IPs or CIDR prefixes of proxies whose X-Forwarded-For names the client; empty: the TCP peer is the client")
 	mtls.Flags(s, &c.TLS)
 	s.String(&c.HTTPSCert, "https-cert", "CERTFLOW_HTTPS_CERT", "", "public HTTPS certificate (PEM); empty serves plain HTTP")
 	s.String(&c.HTTPSKey, "https-key", "CERTFLOW_HTTPS_KEY", "", "public HTTPS private key (PEM)")
@@ -120,14 +130,20 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("API keys: %w (set -api-keys-file)", err)
 	}
+	proxies, err := parseProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
 	mux := runtime.NewServeMux(
 		// Only what the gateway itself vouches for reaches the services:
-		// a client cannot send its own x-certflow-account.
+		// a client cannot send its own x-certflow-account or
+		// x-certflow-actor (as a header or as Grpc-Metadata-*).
 		runtime.WithIncomingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithMetadata(func(ctx context.Context, r *http.Request) metadata.MD {
 			p, _ := auth.From(r.Context())
-			return metadata.Pairs(auth.MetadataAccount, p.Account, auth.MetadataRole, string(p.Role))
+			return metadata.Pairs(auth.MetadataAccount, p.Account, auth.MetadataRole, string(p.Role),
+				auth.MetadataActor, p.Actor, auth.MetadataSource, p.Source, auth.MetadataRequestID, p.RequestID)
 		}),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: false},
@@ -145,6 +161,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		{cfg.VerificationAddr, callpolicy.Verification, verificationv1.RegisterReviewServiceHandler},
 		{cfg.IssuanceAddr, callpolicy.Issuance, issuancev1.RegisterIssuanceServiceHandler},
 		{cfg.NotificationAddr, callpolicy.Notification, notificationv1.RegisterNotificationServiceHandler},
+		{cfg.AuditAddr, callpolicy.Audit, auditv1.RegisterAuditServiceHandler},
 	} {
 		cc, err := grpc.NewClient(r.addr, grpc.WithTransportCredentials(mtls.ClientCredentials(id, r.peer)))
 		if err != nil {
@@ -164,7 +181,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	})
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	cfg.Limits.defaults()
-	root.Handle("/", authenticate(keys, newKeyLimiter(cfg.Limits), mux))
+	root.Handle("/", authenticate(keys, newKeyLimiter(cfg.Limits), proxies, mux))
 	g.lis, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		g.close()
@@ -231,9 +248,13 @@ func (g *Gateway) close() {
 }
 
 // authenticate requires a bearer API key and puts its principal in the
-// request context.
-func authenticate(keys *apikey.Keys, limits *keyLimiter, next http.Handler) http.Handler {
+// request context, with the request's id (echoed in X-Request-Id) and the
+// client's address. The key itself goes no further: grpc-gateway would
+// pass the Authorization header on to the services.
+func authenticate(keys *apikey.Keys, limits *keyLimiter, proxies []netip.Prefix, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reqID := requestID(r.Header.Get("X-Request-Id"))
+		w.Header().Set("X-Request-Id", reqID)
 		token := bearer(r)
 		p, found := keys.Lookup(token)
 		if token == "" || !found {
@@ -245,7 +266,11 @@ func authenticate(keys *apikey.Keys, limits *keyLimiter, next http.Handler) http
 			rateLimited(w, wait)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(auth.With(r.Context(), p)))
+		p.Source, p.RequestID = clientAddr(r, proxies), reqID
+		r = r.WithContext(auth.With(r.Context(), p))
+		r.Header = r.Header.Clone()
+		r.Header.Del("Authorization")
+		next.ServeHTTP(w, r)
 	})
 }
 

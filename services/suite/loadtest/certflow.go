@@ -47,7 +47,7 @@ func StartCertflow(ctx context.Context, dir string, log *slog.Logger, t *tally.C
 	any := "127.0.0.1:0"
 	s, err := suite.Start(ctx, suite.Options{
 		DataDir: dir, NATSAddr: any, MongoAddr: any, OrderAddr: any, ApplicationAddr: any, VerificationAddr: any,
-		IssuanceAddr: any, IssuanceHTTPAddr: any, NotificationAddr: any, GatewayAddr: any, DevDNSAddr: any, Log: log, Tally: t,
+		IssuanceAddr: any, IssuanceHTTPAddr: any, NotificationAddr: any, AuditAddr: any, GatewayAddr: any, DevDNSAddr: any, Log: log, Tally: t,
 		// The load client drives many applications from one key: measured
 		// here is the lifecycle, not the per-key rate limit.
 		GatewayLimits: gateway.Limits{KeyRate: 1e6, KeyBurst: 1e6, MaxInFlight: 4096},

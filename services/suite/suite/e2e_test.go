@@ -83,7 +83,7 @@ func startWith(t *testing.T, opt func(*suite.Options)) *env {
 		DataDir:  t.TempDir(),
 		MongoURI: os.Getenv(testenv.MongoEnv),
 		NATSAddr: any, MongoAddr: any, OrderAddr: any, ApplicationAddr: any, VerificationAddr: any,
-		IssuanceAddr: any, IssuanceHTTPAddr: any, NotificationAddr: any, GatewayAddr: any,
+		IssuanceAddr: any, IssuanceHTTPAddr: any, NotificationAddr: any, AuditAddr: any, GatewayAddr: any,
 		DNSServers: e.dns.Addr(), DCVHTTPPort: webPort, SMTPAddr: e.smtp.Addr(),
 		RetryInitial: 100 * time.Millisecond, RetryMax: 500 * time.Millisecond, SweepInterval: 50 * time.Millisecond,
 		ExtraAPIKeys:        gateway.HashAPIKey(otherKey) + " other customer\n",
@@ -299,6 +299,10 @@ func TestDVPathThroughGateway(t *testing.T) {
 		events.OrderCreated: 1, events.ApplicationCreated: 1, events.InstanceBound: 1, events.ApplicationSubmitted: 1,
 		events.DomainVerified: 1, events.ApplicationStateChanged: 1, events.CertificateIssued: 1,
 		events.ApplicationIssued: 1, events.InstanceIssued: 1,
+		// The customer's actions, in the audit trail (the key is downloaded
+		// here and in checkIssued).
+		events.AuditSubject("application.create"): 1, events.AuditSubject("application.submit"): 1,
+		events.AuditSubject("certificate.key_download"): 2,
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {

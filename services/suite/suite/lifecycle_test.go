@@ -309,6 +309,21 @@ func TestEVRejectedThenResubmitted(t *testing.T) {
 	if got := historyStates(issued); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("history = %v; want both attempts %v", got, want)
 	}
+	// The trail has the rejection and the approval, by the reviewer, on
+	// the customer's account.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		rejected := e.auditEvents(t, key, `action = "review.reject"`)
+		approved := e.auditEvents(t, key, `action = "review.approve"`)
+		if len(rejected) == 1 && len(approved) == 1 {
+			if str(rejected[0], "resource") != r["name"] || str(rejected[0], "actor") != keyID(rev) || str(approved[0], "resource") != r2["name"] {
+				t.Fatalf("records %v %v; want the reject of %s and the approval of %s by %s", rejected, approved, r["name"], r2["name"], keyID(rev))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("trail has %d rejections and %d approvals; want 1 each", len(rejected), len(approved))
+		}
+	}
 }
 
 // TestManualReviewForFlaggedWord: a name holding "pay" waits for a

@@ -1,6 +1,6 @@
 // Package suite starts the whole of certflow in one process on the embedded
 // default: an embedded NATS server with JetStream, an embedded FerretDB, a
-// development DNS responder, the five services and the gateway, each on its
+// development DNS responder, the six services and the gateway, each on its
 // own loopback port and talking real gRPC. The services see only a MongoDB
 // URI and a NATS URL; nothing in them knows it is embedded.
 package suite
@@ -32,6 +32,7 @@ import (
 	"github.com/certflow/certflow/pkg/service"
 	"github.com/certflow/certflow/pkg/tally"
 	application "github.com/certflow/certflow/services/application/service"
+	audit "github.com/certflow/certflow/services/audit/service"
 	gateway "github.com/certflow/certflow/services/gateway/service"
 	issuance "github.com/certflow/certflow/services/issuance/service"
 	notification "github.com/certflow/certflow/services/notification/service"
@@ -60,6 +61,9 @@ type Options struct {
 	// listener.
 	IssuanceHTTPAddr              string
 	NotificationAddr, GatewayAddr string
+	AuditAddr                     string
+	// TrustedProxies is the gateway's -trusted-proxies.
+	TrustedProxies string
 	// MongoURI, if set, is used instead of starting FerretDB (a real
 	// MongoDB for tests).
 	MongoURI string
@@ -129,6 +133,7 @@ func (o *Options) defaults() {
 	def(&o.VerificationAddr, fmt.Sprintf("127.0.0.1:%d", verification.DefaultPort))
 	def(&o.IssuanceAddr, fmt.Sprintf("127.0.0.1:%d", issuance.DefaultPort))
 	def(&o.NotificationAddr, fmt.Sprintf("127.0.0.1:%d", notification.DefaultPort))
+	def(&o.AuditAddr, fmt.Sprintf("127.0.0.1:%d", audit.DefaultPort))
 	def(&o.IssuanceHTTPAddr, "127.0.0.1:9180")
 	def(&o.GatewayAddr, gateway.DefaultAddr)
 	if o.DCVHTTPPort == 0 {
@@ -178,7 +183,7 @@ type Suite struct {
 	NATSAdmin func() []natsgo.Option
 	DevDNS    *devdns.Server
 	// Service gRPC addresses, for gRPC clients.
-	OrderAddr, ApplicationAddr, VerificationAddr, IssuanceAddr, NotificationAddr string
+	OrderAddr, ApplicationAddr, VerificationAddr, IssuanceAddr, NotificationAddr, AuditAddr string
 	// IssuanceHTTPURL is the base URL of the AIA and CRL listener.
 	IssuanceHTTPURL string
 	// Issuance is the issuance service (its Publish mounts the CRLs).
@@ -257,6 +262,12 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 		return nil, err
 	}
 	webhookKEK, err := secret(filepath.Join(secrets, "webhook-kek"), func() string {
+		return base64.StdEncoding.EncodeToString(random(32))
+	})
+	if err != nil {
+		return nil, err
+	}
+	auditPageKey, err := secret(filepath.Join(secrets, "audit-page-key"), func() string {
 		return base64.StdEncoding.EncodeToString(random(32))
 	})
 	if err != nil {
@@ -351,6 +362,12 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 		return nil, fmt.Errorf("notification: %w", err)
 	}
 	s.add("notification", not.Run)
+	aud, err := audit.New(ctx, audit.Config{Config: base("audit", o.AuditAddr), PageKey: auditPageKey})
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	s.add("audit", aud.Run)
+	s.AuditAddr = aud.GRPC.Addr()
 	// Verification asks the application service about documents, and the
 	// application service calls verification: the application's listener
 	// opens first so each learns the other's address.
@@ -409,7 +426,7 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	s.ApplicationAddr = app.GRPC.Addr()
 	gw, err := gateway.New(ctx, gateway.Config{
 		Addr: o.GatewayAddr, OrderAddr: s.OrderAddr, ApplicationAddr: s.ApplicationAddr, VerificationAddr: s.VerificationAddr,
-		IssuanceAddr: s.IssuanceAddr, NotificationAddr: s.NotificationAddr, APIKeys: keys + "\n" + o.ExtraAPIKeys, Log: o.Log, PKI: pki, Limits: o.GatewayLimits,
+		IssuanceAddr: s.IssuanceAddr, NotificationAddr: s.NotificationAddr, AuditAddr: s.AuditAddr, TrustedProxies: o.TrustedProxies, APIKeys: keys + "\n" + o.ExtraAPIKeys, Log: o.Log, PKI: pki, Limits: o.GatewayLimits,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)

@@ -39,7 +39,7 @@ func TestWalkthroughsRunTwice(t *testing.T) {
 		DataDir:  data,
 		MongoURI: os.Getenv(testenv.MongoEnv),
 		NATSAddr: any, MongoAddr: any, OrderAddr: any, ApplicationAddr: any, VerificationAddr: any,
-		IssuanceAddr: any, IssuanceHTTPAddr: any, NotificationAddr: any, GatewayAddr: any,
+		IssuanceAddr: any, IssuanceHTTPAddr: any, NotificationAddr: any, AuditAddr: any, GatewayAddr: any,
 		DevDNSAddr: any, DevDNSAdminAddr: any,
 		RetryInitial: 100 * time.Millisecond, RetryMax: 500 * time.Millisecond, SweepInterval: 50 * time.Millisecond,
 		Log: testenv.Logger(t),

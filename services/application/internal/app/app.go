@@ -21,6 +21,7 @@ import (
 
 	eventsv1 "github.com/certflow/certflow/gen/go/certflow/events/v1"
 	"github.com/certflow/certflow/pkg/apierr"
+	"github.com/certflow/certflow/pkg/audit"
 	"github.com/certflow/certflow/pkg/auth"
 	"github.com/certflow/certflow/pkg/certpolicy"
 	"github.com/certflow/certflow/pkg/docstore"
@@ -211,7 +212,11 @@ func (a *App) Create(ctx context.Context, account, requestID, instance, template
 	if err != nil {
 		return nil, err
 	}
-	rec, _, err := a.apps.Create(ctx, id, account, app, ev)
+	evs, err := audit.Append(ctx, []events.Event{ev}, source, audit.ApplicationCreate, account, name(id), now)
+	if err != nil {
+		return nil, err
+	}
+	rec, _, err := a.apps.Create(ctx, id, account, app, evs...)
 	return rec, err
 }
 
@@ -243,7 +248,10 @@ func (a *App) Update(ctx context.Context, account, id, etag string, edit func(d 
 		}
 		d := r.Doc.Details
 		edit(&d)
-		return nil, r.Doc.Edit(d)
+		if err := r.Doc.Edit(d); err != nil {
+			return nil, err
+		}
+		return audit.Append(ctx, nil, source, audit.ApplicationUpdate, account, name(id), a.now())
 	})
 }
 
@@ -339,7 +347,11 @@ func (a *App) Submit(ctx context.Context, account, id string) (*Record, error) {
 		if err := app.FinishSubmit(token, attempt, challenges, flagged, now); err != nil {
 			return nil, err
 		}
-		return a.submitEvents(account, id, app, attempt, now)
+		evs, err := a.submitEvents(account, id, app, attempt, now)
+		if err != nil {
+			return nil, err
+		}
+		return audit.Append(ctx, evs, source, audit.ApplicationSubmit, account, name(id), now)
 	})
 	if err != nil && apierr.ReasonOf(err) != "CONCURRENT_SUBMIT" {
 		// The claim is still this submit's unless the write went through
@@ -485,7 +497,10 @@ func (a *App) Withdraw(ctx context.Context, account, id string) (*Record, error)
 		ev, err := a.event(events.ApplicationWithdrawn, id, now, &eventsv1.ApplicationWithdrawn{
 			Account: account, Application: name(id), Attempt: int32(app.Attempt), FromState: string(from), ApplicantEmail: app.Details.Applicant.Email,
 		})
-		return []events.Event{ev}, err
+		if err != nil {
+			return nil, err
+		}
+		return audit.Append(ctx, []events.Event{ev}, source, audit.ApplicationWithdraw, account, name(id), now)
 	})
 	if err != nil {
 		return nil, err

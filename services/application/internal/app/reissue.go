@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/certflow/certflow/pkg/apierr"
+	"github.com/certflow/certflow/pkg/audit"
 	"github.com/certflow/certflow/pkg/docstore"
 	"github.com/certflow/certflow/pkg/events"
 	"github.com/certflow/certflow/services/application/internal/domain"
@@ -78,7 +79,10 @@ func (a *App) Reissue(ctx context.Context, account, id string, r domain.Reissue)
 			return nil, err
 		}
 		evs, err := a.submitEvents(account, id, app, attempt, now)
-		return append([]events.Event{requested}, evs...), err
+		if err != nil {
+			return nil, err
+		}
+		return audit.Append(ctx, append([]events.Event{requested}, evs...), source, audit.ApplicationReissue, account, name(id), now)
 	})
 	if err != nil && apierr.ReasonOf(err) != "CONCURRENT_SUBMIT" {
 		a.abandonSubmit(context.WithoutCancel(ctx), account, id, token, app.Instance, false)

@@ -48,7 +48,7 @@ func startSuite(t *testing.T) *harness {
 	h.s, err = suite.Start(context.Background(), suite.Options{
 		DataDir: t.TempDir(), MongoURI: os.Getenv(testenv.MongoEnv),
 		NATSAddr: any, MongoAddr: any, OrderAddr: any, ApplicationAddr: any, VerificationAddr: any,
-		IssuanceAddr: any, IssuanceHTTPAddr: any, NotificationAddr: any, GatewayAddr: any,
+		IssuanceAddr: any, IssuanceHTTPAddr: any, NotificationAddr: any, AuditAddr: any, GatewayAddr: any,
 		DNSServers: h.dns.Addr(), DCVHTTPPort: 1,
 		RetryInitial: 100 * time.Millisecond, RetryMax: 500 * time.Millisecond, SweepInterval: 50 * time.Millisecond,
 		ExtraAPIKeys:  gateway.HashAPIKey(otherKey) + " other customer\n",

@@ -28,6 +28,11 @@ func Hash(key string) string {
 	return HashPrefix + hex.EncodeToString(h[:])
 }
 
+// ID is a key's id in audit records and logs: "sha256:" and the first 16
+// hex digits of its hash, the start of its line in the keys file. It names
+// the key without being usable as one.
+func ID(hash [32]byte) string { return HashPrefix + hex.EncodeToString(hash[:8]) }
+
 // Keys maps key hashes to principals.
 type Keys struct {
 	byHash map[[32]byte]auth.Principal
@@ -66,7 +71,7 @@ func Parse(r io.Reader) (*Keys, error) {
 		if _, dup := k.byHash[h]; dup {
 			return nil, fmt.Errorf("line %d: duplicate key", n)
 		}
-		k.byHash[h] = auth.Principal{Account: f[1], Role: role}
+		k.byHash[h] = auth.Principal{Account: f[1], Role: role, Actor: ID(h)}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err

@@ -19,8 +19,9 @@ func TestParseAndLookup(t *testing.T) {
 		want auth.Principal
 		ok   bool
 	}{
-		{"cf_key_customer_0001", auth.Principal{Account: "acme", Role: auth.Customer}, true},
-		{"cf_key_reviewer_0001", auth.Principal{Account: "ca-staff", Role: auth.Reviewer}, true},
+		// The actor is the start of the key's line in the keys file.
+		{"cf_key_customer_0001", auth.Principal{Account: "acme", Role: auth.Customer, Actor: Hash("cf_key_customer_0001")[:len(HashPrefix)+16]}, true},
+		{"cf_key_reviewer_0001", auth.Principal{Account: "ca-staff", Role: auth.Reviewer, Actor: Hash("cf_key_reviewer_0001")[:len(HashPrefix)+16]}, true},
 		{"cf_key_customer_0002", auth.Principal{}, false},
 		// The hash is not a key.
 		{Hash("cf_key_customer_0001"), auth.Principal{}, false},

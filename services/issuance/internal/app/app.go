@@ -21,6 +21,7 @@ import (
 
 	eventsv1 "github.com/certflow/certflow/gen/go/certflow/events/v1"
 	"github.com/certflow/certflow/pkg/apierr"
+	"github.com/certflow/certflow/pkg/audit"
 	"github.com/certflow/certflow/pkg/certpolicy"
 	"github.com/certflow/certflow/pkg/csr"
 	"github.com/certflow/certflow/pkg/docstore"
@@ -511,7 +512,9 @@ type Bundle struct {
 	PrivateKey  string
 }
 
-// Download returns the PEM bundle of an account's certificate.
+// Download returns the PEM bundle of an account's certificate. When it
+// holds the private key the service made, the key goes out only once the
+// download is in the audit trail (RecordKeyRelease).
 func (a *App) Download(ctx context.Context, account, id string) (*Bundle, error) {
 	rec, err := a.certs.Get(ctx, account, id)
 	if err != nil {
@@ -521,6 +524,9 @@ func (a *App) Download(ctx context.Context, account, id string) (*Bundle, error)
 	chain := a.ca.ChainPEMFor(rec.Doc.DER)
 	b := &Bundle{Certificate: leaf, Chain: chain, FullChain: leaf + chain}
 	if rec.Doc.ServiceHoldsKey {
+		if err := a.RecordKeyRelease(ctx, rec.Account, id, audit.CertificateKeyDownload); err != nil {
+			return nil, err
+		}
 		key, err := a.sealer.Open(rec.Doc.SealedKey, "certificates/"+id)
 		if err != nil {
 			return nil, fmt.Errorf("open key of %s: %w", id, err)
@@ -532,6 +538,31 @@ func (a *App) Download(ctx context.Context, account, id string) (*Bundle, error)
 		b.PrivateKey = string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 	}
 	return b, nil
+}
+
+// ReasonAuditUnavailable refuses a private key whose release could not be
+// recorded.
+const ReasonAuditUnavailable = "AUDIT_UNAVAILABLE"
+
+// RecordKeyRelease writes the audit record of action (a download or an
+// export of certificate id's private key, a certificate of account) to the
+// certificate's outbox, before the key is given out: no key leaves without
+// its record. A failed write is Unavailable AUDIT_UNAVAILABLE, and the
+// caller must not release the key. Work of the system (no customer or
+// reviewer) writes nothing.
+func (a *App) RecordKeyRelease(ctx context.Context, account, id, action string) error {
+	name := "certificates/" + id
+	ev, ok, err := audit.Record(ctx, source, action, account, name, a.now())
+	if err != nil || !ok {
+		return err
+	}
+	if _, err := a.certs.Update(ctx, account, id, func(*domain.Certificate) ([]events.Event, error) {
+		return []events.Event{ev}, nil
+	}); err != nil {
+		return apierr.Wrap(err, apierr.Unavailable, ReasonAuditUnavailable,
+			"the private key of %s is not released: its download could not be recorded in the audit trail; try again shortly", name)
+	}
+	return nil
 }
 
 // CA returns the root and intermediate PEM.

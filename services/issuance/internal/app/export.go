@@ -11,6 +11,7 @@ import (
 
 	eventsv1 "github.com/certflow/certflow/gen/go/certflow/events/v1"
 	"github.com/certflow/certflow/pkg/apierr"
+	"github.com/certflow/certflow/pkg/audit"
 	"github.com/certflow/certflow/pkg/auth"
 	"github.com/certflow/certflow/pkg/events"
 	"github.com/certflow/certflow/services/issuance/internal/bundle"
@@ -20,7 +21,6 @@ import (
 // Reasons of export refusals.
 const (
 	ReasonNoPrivateKey       = "NO_PRIVATE_KEY"
-	ReasonAuditUnavailable   = "AUDIT_UNAVAILABLE"
 	ReasonCertificateRevoked = "CERTIFICATE_REVOKED"
 	ReasonInvalidPassword    = "INVALID_PASSWORD"
 )
@@ -142,12 +142,13 @@ func (a *App) recordKeyExport(ctx context.Context, account, id string, req Expor
 		ev, err := events.Stamp(events.CertificateKeyExported, source, name, now, &eventsv1.CertificateKeyExported{
 			Account: account, Certificate: name, Application: c.Application, SerialNumber: c.SerialHex,
 			ServerType: string(req.Type), Files: names, LegacyPkcs12: req.Legacy && hasPKCS12(files),
-			PasswordGenerated: generated, Role: string(p.Role), ExportCount: int64(c.KeyExports),
+			PasswordGenerated: generated, Role: string(p.Role), ExportCount: int64(c.KeyExports), Actor: p.Actor,
 		})
 		if err != nil {
 			return nil, err
 		}
-		return []events.Event{ev}, nil
+		// The audit trail's record of the key leaving, in the same write.
+		return audit.Append(ctx, []events.Event{ev}, source, audit.CertificateKeyDownload, account, name, now)
 	})
 	if err != nil {
 		if errors.Is(err, apierr.ErrNotFound) {

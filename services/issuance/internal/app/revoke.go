@@ -12,6 +12,7 @@ import (
 
 	eventsv1 "github.com/certflow/certflow/gen/go/certflow/events/v1"
 	"github.com/certflow/certflow/pkg/apierr"
+	"github.com/certflow/certflow/pkg/audit"
 	"github.com/certflow/certflow/pkg/auth"
 	"github.com/certflow/certflow/pkg/docstore"
 	"github.com/certflow/certflow/pkg/events"
@@ -113,7 +114,7 @@ func (a *App) Revoke(ctx context.Context, id string, reason domain.Reason, reque
 		if err != nil {
 			return nil, err
 		}
-		return []events.Event{ev}, nil
+		return audit.Append(ctx, []events.Event{ev}, source, audit.CertificateRevoke, rec.Account, name, now)
 	})
 	if err != nil {
 		return nil, err

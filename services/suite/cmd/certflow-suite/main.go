@@ -36,6 +36,7 @@ func main() {
 	s.String(&o.VerificationAddr, "verification-addr", "CERTFLOW_VERIFICATION_ADDR", "127.0.0.1:9103", "verification service gRPC address (its perspectives take free loopback ports)")
 	s.String(&o.IssuanceAddr, "issuance-addr", "CERTFLOW_ISSUANCE_ADDR", "127.0.0.1:9104", "issuance service gRPC address")
 	s.String(&o.NotificationAddr, "notification-addr", "CERTFLOW_NOTIFICATION_ADDR", "127.0.0.1:9105", "notification service gRPC address")
+	s.String(&o.AuditAddr, "audit-addr", "CERTFLOW_AUDIT_ADDR", "127.0.0.1:9106", "audit service gRPC address")
 	s.String(&o.IssuanceHTTPAddr, "issuance-http-addr", "CERTFLOW_ISSUANCE_HTTP_ADDR", "127.0.0.1:9180", "AIA and CRL listener; its URLs are written into certificates")
 	s.String(&o.SMTPAddr, "smtp-addr", "CERTFLOW_SMTP_ADDR", "", "SMTP server for notification mail; empty logs mail instead")
 	s.String(&o.DebianWeakKeysFile, "debian-weak-keys-file", "CERTFLOW_DEBIAN_WEAK_KEYS_FILE", "", "Debian openssl-blacklist file of weak RSA keys the CA refuses; empty = none")

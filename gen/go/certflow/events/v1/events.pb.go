@@ -3014,6 +3014,140 @@ func (x *ReviewDecided) GetReused() bool {
 	return false
 }
 
+// certflow.audit.<action>, for example certflow.audit.certificate.revoke: one
+// customer or reviewer action, written in the same database write as the
+// change it made, so no action is done without its record. Work a service
+// does on its own (event handlers, sweeps) is not recorded.
+type AuditEvent struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	EventId    string                 `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	// The account whose resource it is: the trail it belongs to.
+	Account string `protobuf:"bytes,3,opt,name=account,proto3" json:"account,omitempty"`
+	// The API key that acted: "sha256:" and the first 16 hex digits of the
+	// key's hash in the gateway's keys file (never the key).
+	Actor string `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	// The account of that key: the resource's own for a customer, CA staff's
+	// for a reviewer.
+	ActorAccount string `protobuf:"bytes,5,opt,name=actor_account,json=actorAccount,proto3" json:"actor_account,omitempty"`
+	// customer or reviewer.
+	Role string `protobuf:"bytes,6,opt,name=role,proto3" json:"role,omitempty"`
+	// What was done: application.create, application.update,
+	// application.submit, application.withdraw, application.reissue,
+	// review.approve, review.reject, review.phone_call, certificate.revoke,
+	// certificate.key_download.
+	Action string `protobuf:"bytes,7,opt,name=action,proto3" json:"action,omitempty"`
+	// The resource acted on, for example applications/abc.
+	Resource string `protobuf:"bytes,8,opt,name=resource,proto3" json:"resource,omitempty"`
+	// The client's IP address as the gateway saw it.
+	Source string `protobuf:"bytes,9,opt,name=source,proto3" json:"source,omitempty"`
+	// The request's id: the client's X-Request-Id, or the one the gateway
+	// made and answered with.
+	RequestId     string `protobuf:"bytes,10,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEvent) Reset() {
+	*x = AuditEvent{}
+	mi := &file_certflow_events_v1_events_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEvent) ProtoMessage() {}
+
+func (x *AuditEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_certflow_events_v1_events_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
+func (*AuditEvent) Descriptor() ([]byte, []int) {
+	return file_certflow_events_v1_events_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *AuditEvent) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *AuditEvent) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetActorAccount() string {
+	if x != nil {
+		return x.ActorAccount
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetResource() string {
+	if x != nil {
+		return x.Resource
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 var File_certflow_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_certflow_events_v1_events_proto_rawDesc = "" +
@@ -3333,7 +3467,22 @@ const file_certflow_events_v1_events_proto_rawDesc = "" +
 	"\breviewer\x18\t \x01(\tR\breviewer\x12\x14\n" +
 	"\x05cause\x18\n" +
 	" \x01(\tR\x05cause\x12\x16\n" +
-	"\x06reused\x18\v \x01(\bR\x06reusedBAZ?github.com/certflow/certflow/gen/go/certflow/events/v1;eventsv1b\x06proto3"
+	"\x06reused\x18\v \x01(\bR\x06reused\"\xb8\x02\n" +
+	"\n" +
+	"AuditEvent\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12;\n" +
+	"\voccurred_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x12\x18\n" +
+	"\aaccount\x18\x03 \x01(\tR\aaccount\x12\x14\n" +
+	"\x05actor\x18\x04 \x01(\tR\x05actor\x12#\n" +
+	"\ractor_account\x18\x05 \x01(\tR\factorAccount\x12\x12\n" +
+	"\x04role\x18\x06 \x01(\tR\x04role\x12\x16\n" +
+	"\x06action\x18\a \x01(\tR\x06action\x12\x1a\n" +
+	"\bresource\x18\b \x01(\tR\bresource\x12\x16\n" +
+	"\x06source\x18\t \x01(\tR\x06source\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\n" +
+	" \x01(\tR\trequestIdBAZ?github.com/certflow/certflow/gen/go/certflow/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_certflow_events_v1_events_proto_rawDescOnce sync.Once
@@ -3347,7 +3496,7 @@ func file_certflow_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_certflow_events_v1_events_proto_rawDescData
 }
 
-var file_certflow_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_certflow_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_certflow_events_v1_events_proto_goTypes = []any{
 	(*OrderCreated)(nil),                // 0: certflow.events.v1.OrderCreated
 	(*InstanceBound)(nil),               // 1: certflow.events.v1.InstanceBound
@@ -3377,54 +3526,56 @@ var file_certflow_events_v1_events_proto_goTypes = []any{
 	(*ReviewCreated)(nil),               // 25: certflow.events.v1.ReviewCreated
 	(*PhoneCallRecorded)(nil),           // 26: certflow.events.v1.PhoneCallRecorded
 	(*ReviewDecided)(nil),               // 27: certflow.events.v1.ReviewDecided
-	(*timestamppb.Timestamp)(nil),       // 28: google.protobuf.Timestamp
+	(*AuditEvent)(nil),                  // 28: certflow.events.v1.AuditEvent
+	(*timestamppb.Timestamp)(nil),       // 29: google.protobuf.Timestamp
 }
 var file_certflow_events_v1_events_proto_depIdxs = []int32{
-	28, // 0: certflow.events.v1.OrderCreated.occurred_at:type_name -> google.protobuf.Timestamp
-	28, // 1: certflow.events.v1.InstanceBound.occurred_at:type_name -> google.protobuf.Timestamp
-	28, // 2: certflow.events.v1.InstanceReleased.occurred_at:type_name -> google.protobuf.Timestamp
-	28, // 3: certflow.events.v1.InstanceExpired.occurred_at:type_name -> google.protobuf.Timestamp
-	28, // 4: certflow.events.v1.InstanceExpired.subscription_end_time:type_name -> google.protobuf.Timestamp
-	28, // 5: certflow.events.v1.InstanceIssued.occurred_at:type_name -> google.protobuf.Timestamp
-	28, // 6: certflow.events.v1.InstanceRevoked.occurred_at:type_name -> google.protobuf.Timestamp
-	28, // 7: certflow.events.v1.ChallengeInstructions.expire_time:type_name -> google.protobuf.Timestamp
-	28, // 8: certflow.events.v1.ApplicationCreated.occurred_at:type_name -> google.protobuf.Timestamp
-	28, // 9: certflow.events.v1.ApplicationSubmitted.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 0: certflow.events.v1.OrderCreated.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 1: certflow.events.v1.InstanceBound.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 2: certflow.events.v1.InstanceReleased.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 3: certflow.events.v1.InstanceExpired.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 4: certflow.events.v1.InstanceExpired.subscription_end_time:type_name -> google.protobuf.Timestamp
+	29, // 5: certflow.events.v1.InstanceIssued.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 6: certflow.events.v1.InstanceRevoked.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 7: certflow.events.v1.ChallengeInstructions.expire_time:type_name -> google.protobuf.Timestamp
+	29, // 8: certflow.events.v1.ApplicationCreated.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 9: certflow.events.v1.ApplicationSubmitted.occurred_at:type_name -> google.protobuf.Timestamp
 	6,  // 10: certflow.events.v1.ApplicationSubmitted.challenges:type_name -> certflow.events.v1.ChallengeInstructions
-	28, // 11: certflow.events.v1.ApplicationSubmitted.expected_issue_time:type_name -> google.protobuf.Timestamp
-	28, // 12: certflow.events.v1.ApplicationStateChanged.occurred_at:type_name -> google.protobuf.Timestamp
-	28, // 13: certflow.events.v1.ApplicationFailed.occurred_at:type_name -> google.protobuf.Timestamp
-	28, // 14: certflow.events.v1.ApplicationReissueRequested.occurred_at:type_name -> google.protobuf.Timestamp
-	28, // 15: certflow.events.v1.ApplicationRenewalStarted.occurred_at:type_name -> google.protobuf.Timestamp
-	28, // 16: certflow.events.v1.ApplicationRenewalStarted.not_after:type_name -> google.protobuf.Timestamp
-	28, // 17: certflow.events.v1.ApplicationWithdrawn.occurred_at:type_name -> google.protobuf.Timestamp
-	28, // 18: certflow.events.v1.ApplicationIssued.occurred_at:type_name -> google.protobuf.Timestamp
-	28, // 19: certflow.events.v1.DomainVerified.occurred_at:type_name -> google.protobuf.Timestamp
-	28, // 20: certflow.events.v1.DomainVerified.verify_time:type_name -> google.protobuf.Timestamp
-	28, // 21: certflow.events.v1.DomainValidationFailed.occurred_at:type_name -> google.protobuf.Timestamp
-	28, // 22: certflow.events.v1.ChallengeCancelled.occurred_at:type_name -> google.protobuf.Timestamp
-	28, // 23: certflow.events.v1.CertificateIssued.occurred_at:type_name -> google.protobuf.Timestamp
-	28, // 24: certflow.events.v1.CertificateIssued.not_before:type_name -> google.protobuf.Timestamp
-	28, // 25: certflow.events.v1.CertificateIssued.not_after:type_name -> google.protobuf.Timestamp
-	28, // 26: certflow.events.v1.CertificateExpiring.occurred_at:type_name -> google.protobuf.Timestamp
-	28, // 27: certflow.events.v1.CertificateExpiring.not_after:type_name -> google.protobuf.Timestamp
-	28, // 28: certflow.events.v1.CertificateRenewalDue.occurred_at:type_name -> google.protobuf.Timestamp
-	28, // 29: certflow.events.v1.CertificateRenewalDue.not_after:type_name -> google.protobuf.Timestamp
-	28, // 30: certflow.events.v1.CertificateExpired.occurred_at:type_name -> google.protobuf.Timestamp
-	28, // 31: certflow.events.v1.CertificateExpired.not_after:type_name -> google.protobuf.Timestamp
-	28, // 32: certflow.events.v1.CertificateRevoked.occurred_at:type_name -> google.protobuf.Timestamp
-	28, // 33: certflow.events.v1.CertificateRevoked.revoke_time:type_name -> google.protobuf.Timestamp
-	28, // 34: certflow.events.v1.CertificateKeyExported.occurred_at:type_name -> google.protobuf.Timestamp
-	28, // 35: certflow.events.v1.DomainEmailChallenge.occurred_at:type_name -> google.protobuf.Timestamp
-	28, // 36: certflow.events.v1.DomainEmailChallenge.expire_time:type_name -> google.protobuf.Timestamp
-	28, // 37: certflow.events.v1.ReviewCreated.occurred_at:type_name -> google.protobuf.Timestamp
-	28, // 38: certflow.events.v1.PhoneCallRecorded.occurred_at:type_name -> google.protobuf.Timestamp
-	28, // 39: certflow.events.v1.ReviewDecided.occurred_at:type_name -> google.protobuf.Timestamp
-	40, // [40:40] is the sub-list for method output_type
-	40, // [40:40] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	29, // 11: certflow.events.v1.ApplicationSubmitted.expected_issue_time:type_name -> google.protobuf.Timestamp
+	29, // 12: certflow.events.v1.ApplicationStateChanged.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 13: certflow.events.v1.ApplicationFailed.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 14: certflow.events.v1.ApplicationReissueRequested.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 15: certflow.events.v1.ApplicationRenewalStarted.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 16: certflow.events.v1.ApplicationRenewalStarted.not_after:type_name -> google.protobuf.Timestamp
+	29, // 17: certflow.events.v1.ApplicationWithdrawn.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 18: certflow.events.v1.ApplicationIssued.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 19: certflow.events.v1.DomainVerified.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 20: certflow.events.v1.DomainVerified.verify_time:type_name -> google.protobuf.Timestamp
+	29, // 21: certflow.events.v1.DomainValidationFailed.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 22: certflow.events.v1.ChallengeCancelled.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 23: certflow.events.v1.CertificateIssued.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 24: certflow.events.v1.CertificateIssued.not_before:type_name -> google.protobuf.Timestamp
+	29, // 25: certflow.events.v1.CertificateIssued.not_after:type_name -> google.protobuf.Timestamp
+	29, // 26: certflow.events.v1.CertificateExpiring.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 27: certflow.events.v1.CertificateExpiring.not_after:type_name -> google.protobuf.Timestamp
+	29, // 28: certflow.events.v1.CertificateRenewalDue.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 29: certflow.events.v1.CertificateRenewalDue.not_after:type_name -> google.protobuf.Timestamp
+	29, // 30: certflow.events.v1.CertificateExpired.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 31: certflow.events.v1.CertificateExpired.not_after:type_name -> google.protobuf.Timestamp
+	29, // 32: certflow.events.v1.CertificateRevoked.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 33: certflow.events.v1.CertificateRevoked.revoke_time:type_name -> google.protobuf.Timestamp
+	29, // 34: certflow.events.v1.CertificateKeyExported.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 35: certflow.events.v1.DomainEmailChallenge.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 36: certflow.events.v1.DomainEmailChallenge.expire_time:type_name -> google.protobuf.Timestamp
+	29, // 37: certflow.events.v1.ReviewCreated.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 38: certflow.events.v1.PhoneCallRecorded.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 39: certflow.events.v1.ReviewDecided.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 40: certflow.events.v1.AuditEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	41, // [41:41] is the sub-list for method output_type
+	41, // [41:41] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_certflow_events_v1_events_proto_init() }
@@ -3438,7 +3589,7 @@ func file_certflow_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_certflow_events_v1_events_proto_rawDesc), len(file_certflow_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -13,6 +13,7 @@ import (
 
 	eventsv1 "github.com/certflow/certflow/gen/go/certflow/events/v1"
 	"github.com/certflow/certflow/pkg/apierr"
+	"github.com/certflow/certflow/pkg/audit"
 	"github.com/certflow/certflow/pkg/certpolicy"
 	"github.com/certflow/certflow/pkg/docstore"
 	"github.com/certflow/certflow/pkg/events"
@@ -155,18 +156,20 @@ func (a *Reviews) documents(ctx context.Context, rec *docstore.Record[orgval.Rev
 	return a.docs.List(ctx, rec.Account, rec.Doc.Application)
 }
 
-// decide applies a reviewer's action to a review of another account.
-func (a *Reviews) decide(ctx context.Context, reviewer, id string, act func(account string, r *orgval.Review, now time.Time) (events.Event, error)) (*docstore.Record[orgval.Review], []orgval.ListedDocument, error) {
+// decide applies a reviewer's action to a review of another account, with
+// its audit record in the same write.
+func (a *Reviews) decide(ctx context.Context, reviewer, id, action string, act func(account string, r *orgval.Review, now time.Time) (events.Event, error)) (*docstore.Record[orgval.Review], []orgval.ListedDocument, error) {
 	rec, err := a.store.UpdateRecord(ctx, "", id, func(rec *docstore.Record[orgval.Review]) ([]events.Event, error) {
 		if rec.Account == reviewer {
 			return nil, apierr.New(apierr.PermissionDenied, "SELF_REVIEW",
 				"reviews of your own account %s must be decided by another reviewer", reviewer)
 		}
-		ev, err := act(rec.Account, &rec.Doc, a.now())
+		now := a.now()
+		ev, err := act(rec.Account, &rec.Doc, now)
 		if err != nil {
 			return nil, err
 		}
-		return []events.Event{ev}, nil
+		return audit.Append(ctx, []events.Event{ev}, source, action, rec.Account, Name(id), now)
 	})
 	if err != nil {
 		return nil, nil, err
@@ -177,7 +180,7 @@ func (a *Reviews) decide(ctx context.Context, reviewer, id string, act func(acco
 
 // RecordCall records a reviewer's phone call on a pending review.
 func (a *Reviews) RecordCall(ctx context.Context, reviewer, id string, call orgval.PhoneCall) (*docstore.Record[orgval.Review], []orgval.ListedDocument, error) {
-	return a.decide(ctx, reviewer, id, func(account string, r *orgval.Review, now time.Time) (events.Event, error) {
+	return a.decide(ctx, reviewer, id, audit.ReviewPhoneCall, func(account string, r *orgval.Review, now time.Time) (events.Event, error) {
 		call.Time, call.Reviewer = now, reviewer
 		if err := r.RecordCall(call); err != nil {
 			return events.Event{}, err
@@ -201,7 +204,7 @@ func (a *Reviews) Approve(ctx context.Context, reviewer, id, note string) (*docs
 	if err != nil {
 		return nil, nil, err
 	}
-	rec, docs, err := a.decide(ctx, reviewer, id, func(account string, r *orgval.Review, now time.Time) (events.Event, error) {
+	rec, docs, err := a.decide(ctx, reviewer, id, audit.ReviewApprove, func(account string, r *orgval.Review, now time.Time) (events.Event, error) {
 		if err := r.Approve(reviewer, note, len(have), now); err != nil {
 			return events.Event{}, err
 		}
@@ -229,7 +232,7 @@ func (a *Reviews) remember(ctx context.Context, account string, ap orgval.Organi
 
 // Reject rejects a pending review with a cause for the customer.
 func (a *Reviews) Reject(ctx context.Context, reviewer, id, cause string) (*docstore.Record[orgval.Review], []orgval.ListedDocument, error) {
-	return a.decide(ctx, reviewer, id, func(account string, r *orgval.Review, now time.Time) (events.Event, error) {
+	return a.decide(ctx, reviewer, id, audit.ReviewReject, func(account string, r *orgval.Review, now time.Time) (events.Event, error) {
 		if err := r.Reject(reviewer, cause, now); err != nil {
 			return events.Event{}, err
 		}

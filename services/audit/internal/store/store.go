@@ -1,0 +1,137 @@
+// Package store keeps the audit trail in MongoDB: insert-only, one document
+// per record with the event id as _id.
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/certflow/certflow/services/audit/internal/domain"
+)
+
+// Trail is the MongoDB trail. It has no update or delete method: the
+// collection is only ever inserted into.
+type Trail struct{ coll *mongo.Collection }
+
+// New returns the trail kept in coll.
+func New(coll *mongo.Collection) *Trail { return &Trail{coll: coll} }
+
+type doc struct {
+	ID           string    `bson:"_id"`
+	Account      string    `bson:"account"`
+	Actor        string    `bson:"actor"`
+	ActorAccount string    `bson:"actor_account"`
+	Role         string    `bson:"role"`
+	Action       string    `bson:"action"`
+	Resource     string    `bson:"resource"`
+	Source       string    `bson:"source"`
+	RequestID    string    `bson:"request_id"`
+	Time         time.Time `bson:"time"`
+}
+
+// EnsureIndexes makes the listing indexes: an account's newest first, and
+// every account's (reviewers). Only missing ones are made (FerretDB v1
+// refuses to make an existing one again under other options).
+func (t *Trail) EnsureIndexes(ctx context.Context) error {
+	cur, err := t.coll.Indexes().List(ctx)
+	if err != nil {
+		return fmt.Errorf("list audit indexes: %w", err)
+	}
+	var have []struct {
+		Name string `bson:"name"`
+	}
+	if err := cur.All(ctx, &have); err != nil {
+		return fmt.Errorf("list audit indexes: %w", err)
+	}
+	exists := map[string]bool{}
+	for _, h := range have {
+		exists[h.Name] = true
+	}
+	for name, keys := range map[string]bson.D{
+		"account_1_time_-1__id_-1": {{Key: "account", Value: 1}, {Key: "time", Value: -1}, {Key: "_id", Value: -1}},
+		"time_-1__id_-1":           {{Key: "time", Value: -1}, {Key: "_id", Value: -1}},
+	} {
+		if exists[name] {
+			continue
+		}
+		if _, err := t.coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: keys, Options: options.Index().SetName(name)}); err != nil {
+			return fmt.Errorf("create audit index %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// Append inserts r; a record with its id already stored (a redelivered
+// event) is left as it is.
+func (t *Trail) Append(ctx context.Context, r domain.Record) error {
+	_, err := t.coll.InsertOne(ctx, doc{
+		ID: r.ID, Account: r.Account, Actor: r.Actor, ActorAccount: r.ActorAccount, Role: r.Role, Action: r.Action,
+		Resource: r.Resource, Source: r.Source, RequestID: r.RequestID,
+		// MongoDB keeps milliseconds: the stored time is the one pages
+		// are keyed by.
+		Time: r.Time.UTC().Truncate(time.Millisecond),
+	})
+	if mongo.IsDuplicateKeyError(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("append audit record %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+var ops = map[string]string{"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
+
+// List returns records newest first (by time, then id).
+func (t *Trail) List(ctx context.Context, q domain.Query, after *domain.Position, limit int64) ([]domain.Record, bool, error) {
+	f := bson.D{}
+	for _, e := range []struct{ key, value string }{
+		{"account", q.Account}, {"action", q.Action}, {"resource", q.Resource}, {"actor", q.Actor},
+	} {
+		if e.value != "" {
+			f = append(f, bson.E{Key: e.key, Value: e.value})
+		}
+	}
+	var tm bson.D
+	if q.LowerOp != "" {
+		tm = append(tm, bson.E{Key: ops[q.LowerOp], Value: q.Lower.UTC()})
+	}
+	if q.UpperOp != "" {
+		tm = append(tm, bson.E{Key: ops[q.UpperOp], Value: q.Upper.UTC()})
+	}
+	if len(tm) > 0 {
+		f = append(f, bson.E{Key: "time", Value: tm})
+	}
+	if after != nil {
+		f = append(f, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "time", Value: bson.D{{Key: "$lt", Value: after.Time}}}},
+			bson.D{{Key: "time", Value: after.Time}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: after.ID}}}},
+		}})
+	}
+	opts := options.Find().SetSort(bson.D{{Key: "time", Value: -1}, {Key: "_id", Value: -1}}).SetLimit(limit + 1)
+	cur, err := t.coll.Find(ctx, f, opts)
+	if err != nil {
+		return nil, false, fmt.Errorf("list audit records: %w", err)
+	}
+	var docs []doc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, false, fmt.Errorf("list audit records: %w", err)
+	}
+	more := int64(len(docs)) > limit
+	if more {
+		docs = docs[:limit]
+	}
+	out := make([]domain.Record, len(docs))
+	for i, d := range docs {
+		out[i] = domain.Record{
+			ID: d.ID, Account: d.Account, Actor: d.Actor, ActorAccount: d.ActorAccount, Role: d.Role, Action: d.Action,
+			Resource: d.Resource, Source: d.Source, RequestID: d.RequestID, Time: d.Time.UTC(),
+		}
+	}
+	return out, more, nil
+}
