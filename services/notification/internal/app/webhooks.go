@@ -337,6 +337,7 @@ func (a *App) Deliver(ctx context.Context, id string) (retryAfter time.Duration,
 		return a.retry.Initial, ctx.Err() == nil
 	}
 	claimed, lookAgain := false, time.Time{}
+	claimStart := time.Now() // real time: the lease is measured against it
 	rec, err = a.deliveries.Update(ctx, rec.Account, id, func(d *domain.Delivery) ([]events.Event, error) {
 		if claimed, lookAgain = d.Claim(a.replica, a.now(), a.lease); !claimed {
 			return nil, docstore.ErrUnchanged
@@ -372,7 +373,11 @@ func (a *App) Deliver(ctx context.Context, id string) (retryAfter time.Duration,
 	if postErr != nil {
 		cause = postErr.Error()
 	}
-	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	// The outcome is recorded for as long as the lease is ours, not a
+	// fixed few seconds: a slow database must not make the attempt look
+	// lost, which would have it sent again once the lease ran out.
+	budget := max(a.lease-time.Since(claimStart)-leaseMargin, recordTimeout)
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budget)
 	defer cancel()
 	gaveUp, lost := false, false
 	_, err = a.deliveries.Update(uctx, rec.Account, id, func(d *domain.Delivery) ([]events.Event, error) {
@@ -404,6 +409,10 @@ func (a *App) Deliver(ctx context.Context, id string) (retryAfter time.Duration,
 	}
 	return retryAfter, retry
 }
+
+// leaseMargin is the part of a lease left unused when recording an
+// attempt, for clocks that differ between replicas.
+const leaseMargin = 5 * time.Second
 
 // SweepLimit bounds how many due deliveries one periodic sweep schedules;
 // the next sweep takes the rest, soonest first.
