@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/mail"
+	"os"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -46,10 +47,6 @@ const (
 	DefaultWebhookSweepInterval = 30 * time.Second
 )
 
-// webhookWorkers is how many deliveries are attempted at once, so one slow
-// endpoint does not hold up the others.
-const webhookWorkers = 4
-
 // Config configures the notification service.
 type Config struct {
 	service.Config
@@ -69,6 +66,14 @@ type Config struct {
 	// WebhookMaxAttempts is how many attempts a delivery gets before it is
 	// FAILED (default 8).
 	WebhookMaxAttempts int
+	// WebhookAccountConcurrency is how many deliveries of one account are
+	// attempted at once (default webhook.DefaultPerAccount, 4), and
+	// WebhookConcurrency how many in all (default webhook.DefaultTotal,
+	// 64): due deliveries are started per account in turn, so an account
+	// whose endpoint hangs holds at most its share, each attempt for at
+	// most the 10s attempt timeout.
+	WebhookAccountConcurrency int
+	WebhookConcurrency        int
 	// WebhookAllowPrivate lets deliveries connect to loopback and private
 	// addresses: tests and development only.
 	WebhookAllowPrivate bool
@@ -100,6 +105,8 @@ func (c *Config) Flags(s *config.Set, name string, port int) {
 	s.Duration(&c.WebhookRetryInitial, "webhook-retry-initial", "CERTFLOW_WEBHOOK_RETRY_INITIAL", DefaultWebhookRetryInitial, "wait after a webhook delivery's first failure, doubling after each further one")
 	s.Duration(&c.WebhookRetryMax, "webhook-retry-max", "CERTFLOW_WEBHOOK_RETRY_MAX", DefaultWebhookRetryMax, "longest wait between webhook delivery attempts")
 	s.Int(&c.WebhookMaxAttempts, "webhook-max-attempts", "CERTFLOW_WEBHOOK_MAX_ATTEMPTS", DefaultWebhookMaxAttempts, "attempts before a webhook delivery is FAILED")
+	s.Int(&c.WebhookAccountConcurrency, "webhook-account-concurrency", "CERTFLOW_WEBHOOK_ACCOUNT_CONCURRENCY", webhook.DefaultPerAccount, "webhook deliveries of one account attempted at once")
+	s.Int(&c.WebhookConcurrency, "webhook-concurrency", "CERTFLOW_WEBHOOK_CONCURRENCY", webhook.DefaultTotal, "webhook deliveries attempted at once, all accounts together")
 	s.Bool(&c.WebhookAllowPrivate, "webhook-allow-private", "CERTFLOW_WEBHOOK_ALLOW_PRIVATE", false, "let webhook deliveries reach loopback and private addresses (tests and development only)")
 	s.String(&c.WebhookKEKFile, "webhook-kek-file", "CERTFLOW_WEBHOOK_KEK_FILE", "", "file with the base64 32-byte key-encryption key that seals webhook secrets (or the key itself in env CERTFLOW_WEBHOOK_KEK)")
 	s.SecretEnv(&c.WebhookKEK, "CERTFLOW_WEBHOOK_KEK")
@@ -139,11 +146,19 @@ func (c *Config) withDefaults() error {
 	if c.WebhookSweepInterval == 0 {
 		c.WebhookSweepInterval = DefaultWebhookSweepInterval
 	}
+	if c.WebhookAccountConcurrency == 0 {
+		c.WebhookAccountConcurrency = webhook.DefaultPerAccount
+	}
+	if c.WebhookConcurrency == 0 {
+		c.WebhookConcurrency = max(webhook.DefaultTotal, c.WebhookAccountConcurrency)
+	}
 	switch {
 	case c.WebhookRetryInitial < 0 || c.WebhookRetryMax < c.WebhookRetryInitial:
 		return fmt.Errorf("webhook retry: want 0 < initial (%s) <= max (%s)", c.WebhookRetryInitial, c.WebhookRetryMax)
 	case c.WebhookMaxAttempts < 1:
 		return fmt.Errorf("webhook max attempts %d: want at least 1", c.WebhookMaxAttempts)
+	case c.WebhookAccountConcurrency < 1 || c.WebhookConcurrency < c.WebhookAccountConcurrency:
+		return fmt.Errorf("webhook concurrency: want 1 <= per account (%d) <= in all (%d)", c.WebhookAccountConcurrency, c.WebhookConcurrency)
 	case c.WebhookSweepInterval < 0:
 		return fmt.Errorf("webhook sweep interval %s: want a positive duration", c.WebhookSweepInterval)
 	}
@@ -210,7 +225,8 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	contacts := store.NewContacts(docstore.New[store.Contact](b.DB.Collection("contacts"), "contact", opts...))
 	webhooks := store.NewWebhooks(hooks, box)
 	// Listing by application is the notifications API's one filter; the
-	// delivery log lists by webhook, and the sweep reads by state.
+	// delivery log lists by webhook, and the sweep reads the due range of
+	// PENDING deliveries (store.DueIndex).
 	indexes := []struct {
 		ensure func(context.Context, ...mongo.IndexModel) error
 		models []mongo.IndexModel
@@ -219,7 +235,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		{hooks.EnsureIndexes, nil},
 		{deliveries.EnsureIndexes, []mongo.IndexModel{
 			{Keys: bson.D{{Key: "account", Value: 1}, {Key: "doc.webhook", Value: 1}, {Key: "created", Value: -1}}},
-			{Keys: bson.D{{Key: "doc.state", Value: 1}}},
+			{Keys: store.DueIndex},
 		}},
 	}
 	for _, ix := range indexes {
@@ -246,7 +262,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	} else if n > 0 {
 		b.Log.Info("sealed webhook secrets stored in the clear by an earlier version", "webhooks", n)
 	}
-	queue := webhook.NewQueue()
+	queue := webhook.NewQueue(webhook.Limits{PerAccount: cfg.WebhookAccountConcurrency, Total: cfg.WebhookConcurrency})
+	// The replica's name in the delivery leases it writes: readable in the
+	// database, and unique per process.
+	host, _ := os.Hostname()
+	replica := host + "/" + docstore.NewID()[:8]
 	a := app.New(app.Deps{
 		Notes:        notes,
 		Contacts:     contacts,
@@ -260,8 +280,10 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		Retry: domain.RetryPolicy{
 			Initial: cfg.WebhookRetryInitial, Max: cfg.WebhookRetryMax, MaxAttempts: cfg.WebhookMaxAttempts,
 		},
-		Now: cfg.Now,
-		Log: b.Log,
+		Replica:        replica,
+		AttemptTimeout: webhook.Timeout,
+		Now:            cfg.Now,
+		Log:            b.Log,
 	})
 	b.GRPC.Register(&notificationv1.NotificationService_ServiceDesc, &grpcapi.Server{App: a})
 	b.Go(func(ctx context.Context) error {
@@ -272,20 +294,28 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 			Log:        b.Log,
 		}, a.Handle)
 	})
-	b.Go(func(ctx context.Context) error { return queue.Run(ctx, webhookWorkers, a.Deliver) })
+	b.Go(func(ctx context.Context) error { return queue.Run(ctx, a.Deliver) })
 	// The sweep schedules the PENDING deliveries the in-memory queue does
-	// not hold: those an earlier process left. On MongoDB, where other
-	// replicas write too (and may stop), it runs every interval, by the
-	// doc.state index. On FerretDB this process is the only writer: after
-	// the sweep at start (its one scan of the collection), every pending
-	// delivery it makes is in the queue until done, so there is nothing
-	// left to find and no periodic scan.
+	// not hold: those an earlier process left, or another replica made or
+	// claimed and then stopped (its lease runs out). On MongoDB, where
+	// other replicas write too, it runs every interval and reads, by
+	// store.DueIndex, what comes due before the next one (at most
+	// app.SweepLimit). On FerretDB this process is the only writer: the
+	// sweep at start reads every PENDING delivery (its one scan of the
+	// collection); after it, every pending delivery it makes is in the
+	// queue until done, so there is nothing left to find and no periodic
+	// scan. Each replica sweeping the same deliveries is harmless: the
+	// claim lets one of them send.
 	single := b.SingleWriter()
 	b.Go(func(ctx context.Context) error {
 		t := time.NewTicker(cfg.WebhookSweepInterval)
 		defer t.Stop()
 		for {
-			err := a.SweepDeliveries(ctx)
+			horizon, limit := cfg.WebhookSweepInterval, app.SweepLimit
+			if single {
+				horizon, limit = -1, 0
+			}
+			_, err := a.SweepDeliveries(ctx, horizon, limit)
 			if err != nil && ctx.Err() == nil {
 				b.Log.Warn("webhook delivery sweep failed; will retry", "err", err)
 			}

@@ -62,7 +62,21 @@ func startWith(t *testing.T, cfg notification.Config) (*notification.Service, no
 // filled first.
 func startOn(t *testing.T, db string, cfg notification.Config) (*notification.Service, notificationv1.NotificationServiceClient, *events.Conn) {
 	t.Helper()
-	natsURL := testenv.NATS(t)
+	return startReplica(t, db, testenv.NATS(t), cfg)
+}
+
+// startReplica is startOn with the NATS server at natsURL, which another
+// replica of the service may use too.
+func startReplica(t *testing.T, db, natsURL string, cfg notification.Config) (*notification.Service, notificationv1.NotificationServiceClient, *events.Conn) {
+	t.Helper()
+	svc := newReplica(t, db, natsURL, cfg)
+	testenv.Run(t, svc.Run)
+	return svc, notificationv1.NewNotificationServiceClient(testenv.Dial(t, svc.GRPC.Addr())), testenv.Conn(t, natsURL)
+}
+
+// newReplica makes the service as startReplica does, not running yet.
+func newReplica(t *testing.T, db, natsURL string, cfg notification.Config) *notification.Service {
+	t.Helper()
 	log := cfg.Log
 	if log == nil {
 		log = testenv.Logger(t)
@@ -79,8 +93,7 @@ func startOn(t *testing.T, db string, cfg notification.Config) (*notification.Se
 	if err != nil {
 		t.Fatal(err)
 	}
-	testenv.Run(t, svc.Run)
-	return svc, notificationv1.NewNotificationServiceClient(testenv.Dial(t, svc.GRPC.Addr())), testenv.Conn(t, natsURL)
+	return svc
 }
 
 func publish(ctx context.Context, t *testing.T, conn *events.Conn, typ, subject string, msg proto.Message) events.Event {

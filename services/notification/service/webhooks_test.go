@@ -438,6 +438,8 @@ func TestNewRejectsBadWebhookAndSMSSettings(t *testing.T) {
 		{"max below initial", notification.Config{WebhookRetryInitial: time.Minute, WebhookRetryMax: time.Second}},
 		{"negative initial", notification.Config{WebhookRetryInitial: -time.Second}},
 		{"negative attempts", notification.Config{WebhookMaxAttempts: -1}},
+		{"negative per-account concurrency", notification.Config{WebhookAccountConcurrency: -1}},
+		{"per-account concurrency above the total", notification.Config{WebhookAccountConcurrency: 10, WebhookConcurrency: 5}},
 	}
 	for _, tt := range tests {
 		// The settings are checked before anything is connected to.
@@ -454,17 +456,20 @@ func TestFlags(t *testing.T) {
 	if err := s.Parse(nil); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.SMSDriver != "dev" || cfg.WebhookRetryInitial != 5*time.Second || cfg.WebhookRetryMax != 10*time.Minute || cfg.WebhookMaxAttempts != 8 || cfg.WebhookAllowPrivate {
+	if cfg.SMSDriver != "dev" || cfg.WebhookRetryInitial != 5*time.Second || cfg.WebhookRetryMax != 10*time.Minute || cfg.WebhookMaxAttempts != 8 || cfg.WebhookAllowPrivate ||
+		cfg.WebhookAccountConcurrency != 4 || cfg.WebhookConcurrency != 64 {
 		t.Errorf("default flags = %+v; want dev, 5s, 10m, 8, private refused", cfg)
 	}
 	cfg = notification.Config{}
 	s = config.New("notification")
 	cfg.Flags(s, "notification", notification.DefaultPort)
-	args := []string{"-sms-driver", "dev", "-webhook-retry-initial", "1s", "-webhook-retry-max", "1m", "-webhook-max-attempts", "3", "-webhook-allow-private"}
+	args := []string{"-sms-driver", "dev", "-webhook-retry-initial", "1s", "-webhook-retry-max", "1m", "-webhook-max-attempts", "3", "-webhook-allow-private",
+		"-webhook-account-concurrency", "2", "-webhook-concurrency", "10"}
 	if err := s.Parse(args); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.WebhookRetryInitial != time.Second || cfg.WebhookRetryMax != time.Minute || cfg.WebhookMaxAttempts != 3 || !cfg.WebhookAllowPrivate {
+	if cfg.WebhookRetryInitial != time.Second || cfg.WebhookRetryMax != time.Minute || cfg.WebhookMaxAttempts != 3 || !cfg.WebhookAllowPrivate ||
+		cfg.WebhookAccountConcurrency != 2 || cfg.WebhookConcurrency != 10 {
 		t.Errorf("flags %q = %+v; want 1s, 1m, 3, private allowed", args, cfg)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/certflow/certflow/services/notification/internal/domain"
 	"github.com/certflow/certflow/services/notification/internal/mail"
 	"github.com/certflow/certflow/services/notification/internal/sms"
+	"github.com/certflow/certflow/services/notification/internal/webhook"
 )
 
 // Notifications is the notification repository.
@@ -53,8 +54,12 @@ type App struct {
 	poster     Poster
 	queue      Scheduler
 	retry      domain.RetryPolicy
-	now        func() time.Time
-	log        *slog.Logger
+	// replica names this instance in the leases it writes.
+	replica        string
+	lease          time.Duration
+	attemptTimeout time.Duration
+	now            func() time.Time
+	log            *slog.Logger
 }
 
 // Deps is what the use cases work with.
@@ -72,13 +77,35 @@ type Deps struct {
 	Poster       Poster
 	Queue        Scheduler
 	Retry        domain.RetryPolicy
-	Now          func() time.Time
-	Log          *slog.Logger
+	// Replica names this instance in delivery leases (default a random
+	// id): replicas must have different names.
+	Replica string
+	// AttemptTimeout bounds one delivery attempt (default
+	// webhook.Timeout); Lease is how long a claim holds (default
+	// DefaultLease) and must outlast an attempt and its recording.
+	AttemptTimeout time.Duration
+	Lease          time.Duration
+	Now            func() time.Time
+	Log            *slog.Logger
 }
+
+// DefaultLease is how long a claimed delivery is another replica's to
+// leave alone: the attempt timeout, the time to record it, and a margin.
+const DefaultLease = 30 * time.Second
 
 // New returns the use cases.
 func New(d Deps) *App {
+	if d.Replica == "" {
+		d.Replica = docstore.NewID()
+	}
+	if d.AttemptTimeout <= 0 {
+		d.AttemptTimeout = webhook.Timeout
+	}
+	if d.Lease <= 0 {
+		d.Lease = max(DefaultLease, d.AttemptTimeout+recordTimeout+5*time.Second)
+	}
 	return &App{
+		replica: d.Replica, lease: d.Lease, attemptTimeout: d.AttemptTimeout,
 		notes: d.Notes, contacts: d.Contacts, mailer: d.Mailer, sms: d.SMS,
 		webhooks: d.Webhooks, lists: d.WebhookLists, deliveries: d.Deliveries, poster: d.Poster, queue: d.Queue, retry: d.Retry,
 		now: d.Now, log: d.Log,

@@ -47,8 +47,10 @@ type Deliveries interface {
 	Get(ctx context.Context, account, id string) (*docstore.Record[domain.Delivery], error)
 	Update(ctx context.Context, account, id string, fn docstore.Mutation[domain.Delivery]) (*docstore.Record[domain.Delivery], error)
 	List(ctx context.Context, account string, o docstore.ListOptions) ([]*docstore.Record[domain.Delivery], bool, error)
-	// Pending returns every PENDING delivery of every account.
-	Pending(ctx context.Context) ([]domain.PendingDelivery, error)
+	// Due returns up to limit PENDING deliveries of any account due
+	// before the given time, soonest first, after the cursor (nil: from
+	// the start): the sweep's bounded query, by index.
+	Due(ctx context.Context, before time.Time, after *domain.PendingDelivery, limit int) ([]domain.PendingDelivery, error)
 	Delete(ctx context.Context, id string) error
 	DeleteForWebhook(ctx context.Context, webhook string) error
 }
@@ -58,9 +60,9 @@ type Poster interface {
 	Post(ctx context.Context, r webhook.Request) (status int, err error)
 }
 
-// Scheduler runs a delivery attempt after a delay.
+// Scheduler runs an account's delivery attempt after a delay.
 type Scheduler interface {
-	Schedule(id string, after time.Duration)
+	Schedule(account, id string, after time.Duration)
 }
 
 // ClockSkew is how much earlier than a webhook's creation an event may
@@ -231,13 +233,13 @@ func (a *App) fanOut(ctx context.Context, ev events.Event) error {
 		}
 		switch {
 		case created:
-			a.queue.Schedule(id, 0)
+			a.queue.Schedule(account, id, 0)
 		case rec.Doc.State == domain.DeliveryPending:
 			// A redelivered event finds its delivery made: scheduled
 			// again at its time (the first create may have failed
 			// after writing, unscheduled; if it is queued already the
 			// queue keeps the earlier time). No sweep has to find it.
-			a.queue.Schedule(id, rec.Doc.NextAttemptTime.Sub(a.now()))
+			a.queue.Schedule(account, id, rec.Doc.NextAttemptTime.Sub(a.now()))
 		}
 	}
 	return nil
@@ -310,7 +312,11 @@ func accountOf(m proto.Message) string {
 }
 
 // Deliver makes one attempt of delivery id, records it, and says whether
-// and when to try again. A delivery that is gone or done needs nothing.
+// and when to look at it again. A delivery that is gone or done needs
+// nothing. The attempt is made only under a claim: a lease written with
+// the delivery's version, so of several replicas that find the same due
+// delivery exactly one sends it; the others look again when its lease
+// ends, and find it done (or, if the holder died, due).
 func (a *App) Deliver(ctx context.Context, id string) (retryAfter time.Duration, retry bool) {
 	rec, err := a.deliveries.Get(ctx, "", id)
 	if errors.Is(err, apierr.ErrNotFound) {
@@ -320,11 +326,10 @@ func (a *App) Deliver(ctx context.Context, id string) (retryAfter time.Duration,
 		a.log.Warn("webhook delivery not readable; will retry", "delivery", id, "err", err)
 		return a.retry.Initial, ctx.Err() == nil
 	}
-	d := rec.Doc
-	if d.State != domain.DeliveryPending {
+	if rec.Doc.State != domain.DeliveryPending {
 		return 0, false
 	}
-	hook, err := a.webhooks.Get(ctx, rec.Account, d.Webhook)
+	hook, err := a.webhooks.Get(ctx, rec.Account, rec.Doc.Webhook)
 	if errors.Is(err, apierr.ErrNotFound) {
 		// Deleted while this delivery waited: drop it with the others.
 		if err := a.deliveries.Delete(ctx, id); err != nil {
@@ -333,26 +338,58 @@ func (a *App) Deliver(ctx context.Context, id string) (retryAfter time.Duration,
 		return 0, false
 	}
 	if err != nil {
-		a.log.Warn("webhook not readable; will retry", "delivery", id, "webhook", d.Webhook, "err", err)
+		a.log.Warn("webhook not readable; will retry", "delivery", id, "webhook", rec.Doc.Webhook, "err", err)
 		return a.retry.Initial, ctx.Err() == nil
 	}
-	status, postErr := a.poster.Post(ctx, webhook.Request{
+	claimed, lookAgain := false, time.Time{}
+	claimStart := time.Now() // real time: the lease is measured against it
+	rec, err = a.deliveries.Update(ctx, rec.Account, id, func(d *domain.Delivery) ([]events.Event, error) {
+		if claimed, lookAgain = d.Claim(a.replica, a.now(), a.lease); !claimed {
+			return nil, docstore.ErrUnchanged
+		}
+		return nil, nil
+	})
+	if errors.Is(err, apierr.ErrNotFound) {
+		return 0, false
+	}
+	if err != nil {
+		a.log.Warn("webhook delivery not claimed; will retry", "delivery", id, "err", err)
+		return a.retry.Initial, ctx.Err() == nil
+	}
+	if !claimed {
+		if lookAgain.IsZero() {
+			return 0, false // done meanwhile
+		}
+		return lookAgain.Sub(a.now()), true
+	}
+	d := rec.Doc
+	actx, cancel := context.WithTimeout(ctx, a.attemptTimeout)
+	status, postErr := a.poster.Post(actx, webhook.Request{
 		URL: hook.Doc.URL, Secret: hook.Doc.Secret, EventID: d.EventID, EventType: d.EventType, Body: []byte(d.Payload),
 	})
+	cancel()
 	if postErr != nil && ctx.Err() != nil {
-		// Shutting down: not the endpoint's fault. The sweep after the
-		// restart picks the delivery up again.
+		// Shutting down: not the endpoint's fault. The lease runs out and
+		// a sweep (this process's after a restart, or another replica's)
+		// picks the delivery up again.
 		return 0, false
 	}
 	cause := ""
 	if postErr != nil {
 		cause = postErr.Error()
 	}
-	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	// The outcome is recorded for as long as the lease is ours, not a
+	// fixed few seconds: a slow database must not make the attempt look
+	// lost, which would have it sent again once the lease ran out.
+	budget := max(a.lease-time.Since(claimStart)-leaseMargin, recordTimeout)
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budget)
 	defer cancel()
-	gaveUp := false
+	gaveUp, lost := false, false
 	_, err = a.deliveries.Update(uctx, rec.Account, id, func(d *domain.Delivery) ([]events.Event, error) {
-		if d.State != domain.DeliveryPending {
+		if !d.LeasedBy(a.replica) {
+			// The lease ran out during the attempt and another replica
+			// took it (or finished): its attempt is the one to record.
+			lost = d.State == domain.DeliveryPending
 			return nil, docstore.ErrUnchanged
 		}
 		retryAfter, retry = d.RecordAttempt(status, cause, a.now(), a.retry)
@@ -363,9 +400,14 @@ func (a *App) Deliver(ctx context.Context, id string) (retryAfter time.Duration,
 		return 0, false
 	}
 	if err != nil {
-		// The endpoint may have it; trying again is at least once.
-		a.log.Warn("webhook delivery attempt not recorded; will retry", "delivery", id, "err", err)
-		return a.retry.Initial, true
+		// The endpoint may have it; the lease runs out and the delivery
+		// is attempted again: at least once.
+		a.log.Warn("webhook delivery attempt not recorded; will retry when its lease ends", "delivery", id, "err", err)
+		return a.lease, true
+	}
+	if lost {
+		a.log.Warn("webhook delivery lease ran out during the attempt; another replica took it", "delivery", id, "lease", a.lease)
+		return 0, false
 	}
 	if gaveUp {
 		a.log.Warn("webhook delivery failed; giving up", "delivery", id, "webhook", d.Webhook, "event", d.EventID, "status", status, "err", cause)
@@ -373,16 +415,49 @@ func (a *App) Deliver(ctx context.Context, id string) (retryAfter time.Duration,
 	return retryAfter, retry
 }
 
-// SweepDeliveries schedules every PENDING delivery, at the time it is due:
-// the safety net for deliveries an earlier process queued in memory only.
-func (a *App) SweepDeliveries(ctx context.Context) error {
-	due, err := a.deliveries.Pending(ctx)
-	if err != nil {
-		return err
-	}
+// leaseMargin is the part of a lease left unused when recording an
+// attempt, for clocks that differ between replicas.
+const leaseMargin = 5 * time.Second
+
+// SweepLimit bounds how many due deliveries one periodic sweep schedules;
+// the next sweep takes the rest, soonest first.
+const SweepLimit = 5000
+
+// sweepPage is how many due deliveries one query of a sweep reads.
+const sweepPage = 500
+
+// SweepDeliveries schedules the PENDING deliveries due before now+horizon
+// (all of them with a negative horizon) at their time, soonest first, at
+// most limit of them (no bound if limit <= 0): the safety net for
+// deliveries queued in memory only by an earlier process or another
+// replica. It pages through the index on state and due time, so its cost
+// follows the due work, not the stored deliveries. A delivery another
+// replica is attempting is not due until its lease ends.
+func (a *App) SweepDeliveries(ctx context.Context, horizon time.Duration, limit int) (int, error) {
 	now := a.now()
-	for _, d := range due {
-		a.queue.Schedule(d.ID, d.NextAttemptTime.Sub(now))
+	before := now.Add(horizon)
+	if horizon < 0 {
+		before = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 	}
-	return nil
+	n := 0
+	var after *domain.PendingDelivery
+	for limit <= 0 || n < limit {
+		page := sweepPage
+		if limit > 0 {
+			page = min(page, limit-n)
+		}
+		due, err := a.deliveries.Due(ctx, before, after, page)
+		if err != nil {
+			return n, err
+		}
+		for _, d := range due {
+			a.queue.Schedule(d.Account, d.ID, d.NextAttemptTime.Sub(now))
+		}
+		n += len(due)
+		if len(due) < page {
+			break
+		}
+		after = &due[len(due)-1]
+	}
+	return n, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -125,16 +126,26 @@ func (f *fakeStore[T]) len() int {
 
 type fakeDeliveries struct{ *fakeStore[domain.Delivery] }
 
-func (f fakeDeliveries) Pending(context.Context) ([]domain.PendingDelivery, error) {
+func (f fakeDeliveries) Due(_ context.Context, before time.Time, after *domain.PendingDelivery, limit int) ([]domain.PendingDelivery, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []domain.PendingDelivery
 	for id, r := range f.recs {
-		if r.Doc.State == domain.DeliveryPending {
-			out = append(out, domain.PendingDelivery{ID: id, NextAttemptTime: r.Doc.NextAttemptTime})
+		if r.Doc.State == domain.DeliveryPending && r.Doc.NextAttemptTime.Before(before) {
+			out = append(out, domain.PendingDelivery{ID: id, Account: r.Account, NextAttemptTime: r.Doc.NextAttemptTime})
 		}
 	}
-	return out, nil
+	cmp := func(a, b domain.PendingDelivery) int {
+		if c := a.NextAttemptTime.Compare(b.NextAttemptTime); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	}
+	slices.SortFunc(out, cmp)
+	if after != nil {
+		out = slices.DeleteFunc(out, func(d domain.PendingDelivery) bool { return cmp(d, *after) <= 0 })
+	}
+	return out[:min(limit, len(out))], nil
 }
 
 func (f fakeDeliveries) Delete(ctx context.Context, id string) error {
@@ -161,7 +172,7 @@ type fakeQueue struct {
 	ids []string
 }
 
-func (q *fakeQueue) Schedule(id string, _ time.Duration) {
+func (q *fakeQueue) Schedule(_, id string, _ time.Duration) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.ids = append(q.ids, id)
@@ -171,10 +182,15 @@ func (q *fakeQueue) Schedule(id string, _ time.Duration) {
 type fakePoster struct {
 	reqs     []webhook.Request
 	statuses []int
+	// during, if set, runs while a request is in flight.
+	during func()
 }
 
 func (p *fakePoster) Post(_ context.Context, r webhook.Request) (int, error) {
 	p.reqs = append(p.reqs, r)
+	if p.during != nil {
+		p.during()
+	}
 	if n := len(p.reqs); n <= len(p.statuses) {
 		return p.statuses[n-1], nil
 	}
@@ -211,6 +227,8 @@ type fullFixture struct {
 	deliveries fakeDeliveries
 	queue      *fakeQueue
 	poster     *fakePoster
+	// at is the clock, now unless a test moves it.
+	at time.Time
 }
 
 func newFullFixture(smsErrs ...error) *fullFixture {
@@ -223,13 +241,15 @@ func newFullFixture(smsErrs ...error) *fullFixture {
 		deliveries: fakeDeliveries{newFakeStore(func(d domain.Delivery) string { return d.Webhook })},
 		queue:      &fakeQueue{},
 		poster:     &fakePoster{},
+		at:         now,
 	}
 	f.webhooks = &webhooks{fakeStore: f.hooks}
 	f.app = app.New(app.Deps{
 		Notes: f.notes, Contacts: &fakeContacts{m: map[string]domain.Contact{}}, Mailer: f.mailer, SMS: f.sms,
 		Webhooks: f.webhooks, WebhookLists: f.lists, Deliveries: f.deliveries, Poster: f.poster, Queue: f.queue,
-		Retry: domain.RetryPolicy{Initial: time.Second, Max: time.Minute, MaxAttempts: 3},
-		Now:   func() time.Time { return now }, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Retry:   domain.RetryPolicy{Initial: time.Second, Max: time.Minute, MaxAttempts: 3},
+		Replica: "replica-1",
+		Now:     func() time.Time { return f.at }, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	return f
 }
@@ -687,6 +707,7 @@ func TestDeliver(t *testing.T) {
 		if err != nil || after != st.wantAfter || retry != st.wantRetry || d.Doc.State != st.wantState {
 			t.Errorf("Deliver #%d = %v, %v, state %v, %v; want %v, %v, %s", i+1, after, retry, d.Doc.State, err, st.wantAfter, st.wantRetry, st.wantState)
 		}
+		f.at = f.at.Add(after) // when the queue runs it again
 	}
 	if len(f.poster.reqs) != 3 || f.poster.reqs[0].Secret != hook.Doc.Secret || f.poster.reqs[0].URL != hook.Doc.URL || f.poster.reqs[0].EventID != ev.ID {
 		t.Errorf("posted %d requests (%+v); want 3 to the webhook with its secret", len(f.poster.reqs), f.poster.reqs)
@@ -748,4 +769,112 @@ func TestCreateWebhook(t *testing.T) {
 		t.Errorf("CreateWebhook(retry at the limit) = %v; want the first webhook", err)
 	}
 	f.webhooks.noScans(t, "CreateWebhook")
+}
+
+// TestDeliverUnderClaim: an attempt is made only under the replica's
+// lease; a delivery another replica holds is left to it until the lease
+// runs out, and an attempt whose lease was taken over is not recorded.
+func TestDeliverUnderClaim(t *testing.T) {
+	f := newFullFixture()
+	ctx := context.Background()
+	hook, err := f.app.CreateWebhook(ctx, "alice", "", "https://a1.example.com/hook")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := eventAt(t, now, events.OrderCreated, "orders/o1", &eventsv1.OrderCreated{Account: "alice", Order: "orders/o1"})
+	if err := f.app.Handle(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	id := app.DeliveryID(hook.ID, ev.ID)
+	claimBy := func(owner string) {
+		t.Helper()
+		if _, err := f.deliveries.Update(ctx, "alice", id, func(d *domain.Delivery) ([]events.Event, error) {
+			if ok, _ := d.Claim(owner, f.at, app.DefaultLease); !ok {
+				t.Fatalf("Claim(%s) at %v refused: %+v", owner, f.at, d)
+			}
+			return nil, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	claimBy("replica-2")
+	f.at = now.Add(time.Second)
+	if after, retry := f.app.Deliver(ctx, id); !retry || after != app.DefaultLease-time.Second || len(f.poster.reqs) != 0 {
+		t.Errorf("Deliver(leased by another replica) = %v, %v, %d posts; want a look again when the lease ends, nothing sent", after, retry, len(f.poster.reqs))
+	}
+
+	// replica-2 stopped: once its lease ran out, the delivery is this
+	// replica's to attempt.
+	f.at = now.Add(app.DefaultLease)
+	if after, retry := f.app.Deliver(ctx, id); retry || after != 0 || len(f.poster.reqs) != 1 {
+		t.Errorf("Deliver(lease run out) = %v, %v, %d posts; want delivered with one post", after, retry, len(f.poster.reqs))
+	}
+	d, _ := f.deliveries.Get(ctx, "alice", id)
+	if d.Doc.State != domain.DeliveryDelivered || d.Doc.LeaseOwner != "" || d.Doc.Attempts != 1 {
+		t.Errorf("delivery = %+v; want DELIVERED after one attempt, no lease", d.Doc)
+	}
+
+	// An attempt that outlasted its lease, taken over meanwhile: the
+	// poster takes the lease away as the attempt runs.
+	ev2 := eventAt(t, now, events.OrderCreated, "orders/o2", &eventsv1.OrderCreated{Account: "alice", Order: "orders/o2"})
+	if err := f.app.Handle(ctx, ev2); err != nil {
+		t.Fatal(err)
+	}
+	id = app.DeliveryID(hook.ID, ev2.ID)
+	f.poster.during = func() {
+		f.at = f.at.Add(app.DefaultLease)
+		claimBy("replica-2")
+	}
+	if after, retry := f.app.Deliver(ctx, id); retry || after != 0 {
+		t.Errorf("Deliver(lease lost during the attempt) = %v, %v; want nothing more to do here", after, retry)
+	}
+	d, _ = f.deliveries.Get(ctx, "alice", id)
+	if d.Doc.State != domain.DeliveryPending || d.Doc.Attempts != 0 || d.Doc.LeaseOwner != "replica-2" {
+		t.Errorf("delivery = %+v; want PENDING, leased by replica-2, the lost attempt not recorded", d.Doc)
+	}
+}
+
+func TestSweepDeliveries(t *testing.T) {
+	f := newFullFixture()
+	ctx := context.Background()
+	hook, err := f.app.CreateWebhook(ctx, "alice", "", "https://a1.example.com/hook")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 3 {
+		ev := eventAt(t, now, events.OrderCreated, fmt.Sprintf("orders/o%d", i), &eventsv1.OrderCreated{Account: "alice"})
+		if err := f.app.Handle(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, app.DeliveryID(hook.ID, ev.ID))
+	}
+	// One waits a minute for its retry, one is done.
+	for id, change := range map[string]func(*domain.Delivery){
+		ids[1]: func(d *domain.Delivery) { d.NextAttemptTime = now.Add(time.Minute) },
+		ids[2]: func(d *domain.Delivery) { d.State = domain.DeliveryDelivered },
+	} {
+		if _, err := f.deliveries.Update(ctx, "alice", id, func(d *domain.Delivery) ([]events.Event, error) { change(d); return nil, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name    string
+		horizon time.Duration
+		limit   int
+		want    []string
+	}{
+		{"due before the next sweep", time.Second, app.SweepLimit, []string{ids[0]}},
+		{"due within two minutes", 2 * time.Minute, app.SweepLimit, []string{ids[0], ids[1]}},
+		{"every pending one", -1, 0, []string{ids[0], ids[1]}},
+		{"bounded, soonest first", -1, 1, []string{ids[0]}},
+	}
+	for _, tt := range tests {
+		f.queue.ids = nil
+		n, err := f.app.SweepDeliveries(ctx, tt.horizon, tt.limit)
+		if err != nil || n != len(tt.want) || !slices.Equal(f.queue.ids, tt.want) {
+			t.Errorf("%s: SweepDeliveries = %d, %v, scheduled %v; want %v", tt.name, n, err, f.queue.ids, tt.want)
+		}
+	}
 }

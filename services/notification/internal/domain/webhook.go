@@ -134,11 +134,19 @@ type Delivery struct {
 	State    DeliveryState
 	Attempts int
 	// LastStatusCode is the last answer's HTTP status, 0 if none came.
-	LastStatusCode  int
-	LastError       string
+	LastStatusCode int
+	LastError      string
+	// NextAttemptTime is when the delivery is due. A claim moves it to the
+	// end of its lease, so what the sweep finds due (state PENDING, this
+	// time passed) is exactly what no live replica is attempting.
 	NextAttemptTime time.Time
-	CreateTime      time.Time
-	DeliverTime     time.Time
+	// LeaseOwner is the replica attempting the delivery until LeaseUntil;
+	// empty when none is. A lease that ran out is anyone's to take: its
+	// owner stopped or lost the database.
+	LeaseOwner  string    `bson:",omitempty"`
+	LeaseUntil  time.Time `bson:",omitempty"`
+	CreateTime  time.Time
+	DeliverTime time.Time
 }
 
 // NewDelivery returns a PENDING delivery due now.
@@ -148,6 +156,32 @@ func NewDelivery(webhook, eventID, eventType string, payload []byte, now time.Ti
 		Webhook: webhook, EventID: eventID, EventType: eventType, Payload: string(payload),
 		State: DeliveryPending, NextAttemptTime: now, CreateTime: now,
 	}
+}
+
+// Claim takes the delivery for one attempt by owner, leased until
+// now+lease. It succeeds only for a PENDING delivery that is due, which
+// includes one whose lease ran out (its NextAttemptTime is the lease's
+// end). Otherwise, for a PENDING delivery, it returns when to look again:
+// the next attempt's time or the end of another replica's lease. Claim is
+// the decision; the store's version-guarded write makes it exclusive.
+func (d *Delivery) Claim(owner string, now time.Time, lease time.Duration) (claimed bool, retryAt time.Time) {
+	now = now.UTC()
+	if d.State != DeliveryPending {
+		return false, time.Time{}
+	}
+	if d.NextAttemptTime.After(now) {
+		return false, d.NextAttemptTime
+	}
+	d.LeaseOwner, d.LeaseUntil = owner, now.Add(lease)
+	d.NextAttemptTime = d.LeaseUntil
+	return true, time.Time{}
+}
+
+// LeasedBy says whether owner holds the delivery's lease, run out or not:
+// only the holder records its attempt, since once it lost the lease another
+// replica may be attempting.
+func (d *Delivery) LeasedBy(owner string) bool {
+	return d.State == DeliveryPending && d.LeaseOwner == owner
 }
 
 // maxErrorLength bounds the error kept from an attempt.
@@ -179,6 +213,7 @@ func (d *Delivery) RecordAttempt(status int, cause string, now time.Time, p Retr
 	now = now.UTC()
 	d.Attempts++
 	d.LastStatusCode = status
+	d.LeaseOwner, d.LeaseUntil = "", time.Time{}
 	if cause == "" && status >= 200 && status < 300 {
 		d.State, d.LastError, d.DeliverTime, d.NextAttemptTime = DeliveryDelivered, "", now, time.Time{}
 		return 0, false
@@ -199,5 +234,6 @@ func (d *Delivery) RecordAttempt(status int, cause string, now time.Time, p Retr
 // PendingDelivery is a PENDING delivery as the sweep sees it.
 type PendingDelivery struct {
 	ID              string
+	Account         string
 	NextAttemptTime time.Time
 }

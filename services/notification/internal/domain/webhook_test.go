@@ -165,3 +165,59 @@ func TestWebhookList(t *testing.T) {
 		}
 	}
 }
+
+func TestClaim(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	lease := 30 * time.Second
+	p := RetryPolicy{Initial: time.Second, Max: time.Minute, MaxAttempts: 3}
+	fresh := func() Delivery { return NewDelivery("w1", "e1", "certflow.order.created", []byte(`{}`), now) }
+	leasedByA := func() Delivery {
+		d := fresh()
+		d.Claim("a", now, lease)
+		return d
+	}
+	tests := []struct {
+		name        string
+		d           func() Delivery
+		owner       string
+		at          time.Time
+		wantClaimed bool
+		wantRetryAt time.Time
+	}{
+		{"due", fresh, "a", now, true, time.Time{}},
+		{"not due yet", fresh, "a", now.Add(-time.Second), false, now},
+		{"leased by another", leasedByA, "b", now.Add(lease - time.Second), false, now.Add(lease)},
+		{"leased by itself", leasedByA, "a", now.Add(time.Second), false, now.Add(lease)},
+		{"lease ran out", leasedByA, "b", now.Add(lease), true, time.Time{}},
+		{"delivered", func() Delivery { d := fresh(); d.RecordAttempt(200, "", now, p); return d }, "a", now, false, time.Time{}},
+		{"failed", func() Delivery {
+			d := fresh()
+			for range p.MaxAttempts {
+				d.RecordAttempt(500, "", now, p)
+			}
+			return d
+		}, "a", now.Add(time.Hour), false, time.Time{}},
+	}
+	for _, tt := range tests {
+		d := tt.d()
+		claimed, retryAt := d.Claim(tt.owner, tt.at, lease)
+		if claimed != tt.wantClaimed || !retryAt.Equal(tt.wantRetryAt) {
+			t.Errorf("%s: Claim(%s) = %v, %v; want %v, %v", tt.name, tt.owner, claimed, retryAt, tt.wantClaimed, tt.wantRetryAt)
+		}
+		if claimed && (d.LeaseOwner != tt.owner || !d.LeaseUntil.Equal(tt.at.Add(lease)) || !d.NextAttemptTime.Equal(d.LeaseUntil) || !d.LeasedBy(tt.owner)) {
+			t.Errorf("%s: claimed delivery %+v; want leased by %s until %v, due then", tt.name, d, tt.owner, tt.at.Add(lease))
+		}
+	}
+
+	// Recording the attempt ends the lease; a lost lease is not the
+	// holder's to record.
+	d := leasedByA()
+	d.Claim("b", now.Add(lease), lease)
+	if d.LeasedBy("a") || !d.LeasedBy("b") {
+		t.Errorf("after b took the run-out lease: LeasedBy(a) %v, LeasedBy(b) %v; want false, true", d.LeasedBy("a"), d.LeasedBy("b"))
+	}
+	d.RecordAttempt(500, "", now.Add(lease), p)
+	if d.LeaseOwner != "" || !d.LeaseUntil.IsZero() || !d.NextAttemptTime.Equal(now.Add(lease+p.Initial)) {
+		t.Errorf("after a failed attempt: %+v; want no lease, due after the backoff", d)
+	}
+}

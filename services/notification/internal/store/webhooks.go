@@ -137,27 +137,46 @@ type Deliveries struct {
 // NewDeliveries returns the store over s.
 func NewDeliveries(s *docstore.Store[domain.Delivery]) *Deliveries { return &Deliveries{s} }
 
-// Pending returns the id and due time of every PENDING delivery of any
-// account, without payloads. It scans on FerretDB: only the slow sweep
-// calls it.
-func (d *Deliveries) Pending(ctx context.Context) ([]domain.PendingDelivery, error) {
-	cur, err := d.Collection().Find(ctx, bson.D{{Key: "doc.state", Value: string(domain.DeliveryPending)}},
-		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "doc.nextattempttime", Value: 1}}))
+// DueIndex is the index the sweep's query runs on: PENDING deliveries in
+// the order they come due.
+var DueIndex = bson.D{{Key: "doc.state", Value: 1}, {Key: "doc.nextattempttime", Value: 1}, {Key: "_id", Value: 1}}
+
+// Due returns the id, account and due time of up to limit PENDING
+// deliveries of any account due before the given time, soonest first
+// (then by _id), after the cursor if one is given, without payloads. On
+// MongoDB it reads DueIndex's range; FerretDB's SQLite backend scans, so
+// there only the start-up sweep calls it.
+func (d *Deliveries) Due(ctx context.Context, before time.Time, after *domain.PendingDelivery, limit int) ([]domain.PendingDelivery, error) {
+	filter := bson.D{
+		{Key: "doc.state", Value: string(domain.DeliveryPending)},
+		{Key: "doc.nextattempttime", Value: bson.D{{Key: "$lt", Value: before}}},
+	}
+	if after != nil {
+		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "doc.nextattempttime", Value: bson.D{{Key: "$gt", Value: after.NextAttemptTime}}}},
+			bson.D{{Key: "doc.nextattempttime", Value: after.NextAttemptTime}, {Key: "_id", Value: bson.D{{Key: "$gt", Value: after.ID}}}},
+		}})
+	}
+	cur, err := d.Collection().Find(ctx, filter, options.Find().
+		SetSort(bson.D{{Key: "doc.nextattempttime", Value: 1}, {Key: "_id", Value: 1}}).
+		SetLimit(int64(limit)).
+		SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "account", Value: 1}, {Key: "doc.nextattempttime", Value: 1}}))
 	if err != nil {
-		return nil, fmt.Errorf("find pending deliveries: %w", err)
+		return nil, fmt.Errorf("find due deliveries: %w", err)
 	}
 	var docs []struct {
-		ID  string `bson:"_id"`
-		Doc struct {
+		ID      string `bson:"_id"`
+		Account string `bson:"account"`
+		Doc     struct {
 			NextAttemptTime time.Time `bson:"nextattempttime"`
 		} `bson:"doc"`
 	}
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("find pending deliveries: %w", err)
+		return nil, fmt.Errorf("find due deliveries: %w", err)
 	}
 	out := make([]domain.PendingDelivery, 0, len(docs))
 	for _, x := range docs {
-		out = append(out, domain.PendingDelivery{ID: x.ID, NextAttemptTime: x.Doc.NextAttemptTime})
+		out = append(out, domain.PendingDelivery{ID: x.ID, Account: x.Account, NextAttemptTime: x.Doc.NextAttemptTime})
 	}
 	return out, nil
 }

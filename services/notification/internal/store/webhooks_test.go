@@ -117,45 +117,68 @@ func TestWebhooksDelete(t *testing.T) {
 	}
 }
 
-func TestDeliveriesPendingAndDelete(t *testing.T) {
+func TestDeliveriesDueAndDelete(t *testing.T) {
 	db, _ := testenv.Database(t)
 	s := NewDeliveries(docstore.New[domain.Delivery](db.Collection("webhook_deliveries"), "webhook delivery"))
 	ctx := context.Background()
 	at := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 	for _, d := range []struct {
-		id, webhook string
-		state       domain.DeliveryState
+		id, webhook, account string
+		state                domain.DeliveryState
+		due                  time.Duration
 	}{
-		{"d1", "w1", domain.DeliveryPending},
-		{"d2", "w1", domain.DeliveryDelivered},
-		{"d3", "w2", domain.DeliveryPending},
-		{"d4", "w2", domain.DeliveryFailed},
+		{"d1", "w1", "alice", domain.DeliveryPending, 0},
+		{"d2", "w1", "alice", domain.DeliveryDelivered, 0},
+		{"d3", "w2", "bob", domain.DeliveryPending, 0},
+		{"d4", "w2", "bob", domain.DeliveryFailed, 0},
+		{"d5", "w2", "bob", domain.DeliveryPending, time.Minute},
+		{"d0", "w1", "alice", domain.DeliveryPending, -time.Minute},
 	} {
-		doc := domain.NewDelivery(d.webhook, "e-"+d.id, "certflow.order.created", []byte(`{}`), at)
+		doc := domain.NewDelivery(d.webhook, "e-"+d.id, "certflow.order.created", []byte(`{}`), at.Add(d.due))
 		doc.State = d.state
-		if _, _, err := s.Create(ctx, d.id, "alice", doc); err != nil {
+		if _, _, err := s.Create(ctx, d.id, d.account, doc); err != nil {
 			t.Fatal(err)
 		}
 	}
-	pending := func() []string {
+	// due pages through Due with the given page size.
+	due := func(before time.Time, page int) []string {
 		t.Helper()
-		got, err := s.Pending(ctx)
-		if err != nil {
-			t.Fatalf("Pending = %v", err)
-		}
 		var ids []string
-		for _, p := range got {
-			if !p.NextAttemptTime.Equal(at) {
-				t.Errorf("Pending: %s due %v; want %v", p.ID, p.NextAttemptTime, at)
+		var after *domain.PendingDelivery
+		for {
+			got, err := s.Due(ctx, before, after, page)
+			if err != nil {
+				t.Fatalf("Due = %v", err)
 			}
-			ids = append(ids, p.ID)
+			for _, p := range got {
+				if wantAccount := map[bool]string{true: "bob", false: "alice"}[p.ID == "d3" || p.ID == "d5"]; p.Account != wantAccount || p.NextAttemptTime.IsZero() {
+					t.Errorf("Due: %+v; want account %s and its due time", p, wantAccount)
+				}
+				ids = append(ids, p.ID)
+			}
+			if len(got) < page {
+				return ids
+			}
+			after = &got[len(got)-1]
 		}
-		slices.Sort(ids)
-		return ids
 	}
-	if got := pending(); !slices.Equal(got, []string{"d1", "d3"}) {
-		t.Errorf("Pending = %v; want [d1 d3]", got)
+	tests := []struct {
+		name   string
+		before time.Time
+		page   int
+		want   []string
+	}{
+		{"due now, soonest first", at.Add(time.Second), 10, []string{"d0", "d1", "d3"}},
+		{"paged one by one", at.Add(time.Second), 1, []string{"d0", "d1", "d3"}},
+		{"within the hour", at.Add(time.Hour), 2, []string{"d0", "d1", "d3", "d5"}},
+		{"nothing due yet", at.Add(-time.Hour), 10, nil},
 	}
+	for _, tt := range tests {
+		if got := due(tt.before, tt.page); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: Due = %v; want %v", tt.name, got, tt.want)
+		}
+	}
+	pending := func() []string { return due(at.Add(time.Hour), 10) }
 	if err := s.DeleteForWebhook(ctx, "w1"); err != nil {
 		t.Fatal(err)
 	}
@@ -170,8 +193,8 @@ func TestDeliveriesPendingAndDelete(t *testing.T) {
 	if err := s.Delete(ctx, "d3"); err != nil {
 		t.Errorf("Delete(missing) = %v; want nil", err)
 	}
-	if got := pending(); len(got) != 0 {
-		t.Errorf("Pending after deletes = %v; want none", got)
+	if got := pending(); !slices.Equal(got, []string{"d5"}) {
+		t.Errorf("Due after deletes = %v; want [d5]", got)
 	}
 	if _, err := s.Get(ctx, "", "d4"); err != nil {
 		t.Errorf("Get(d4 of another webhook) = %v; want it kept", err)

@@ -3,6 +3,7 @@ package webhook
 import (
 	"container/heap"
 	"context"
+	"slices"
 	"sync"
 	"time"
 )
@@ -11,40 +12,85 @@ import (
 // to try again.
 type Attempt func(ctx context.Context, id string) (retryAfter time.Duration, retry bool)
 
+// Default limits of a Queue.
+const (
+	DefaultPerAccount = 4
+	DefaultTotal      = 64
+)
+
+// Limits bound the attempts a Queue runs at once.
+type Limits struct {
+	// PerAccount is how many attempts of one account run at once (default
+	// DefaultPerAccount): an account whose endpoint hangs holds at most
+	// this many slots, each for at most the attempt timeout.
+	PerAccount int
+	// Total is how many attempts run at once (default DefaultTotal). Only
+	// more than Total/PerAccount accounts hanging at once can fill it.
+	Total int
+}
+
 // Queue holds the deliveries that are due or waiting for a retry, in
 // memory: new deliveries are handed over directly and retries wait in a
 // timer heap, so nothing polls the database for due work. What a restart
-// loses, the caller's periodic sweep schedules again.
+// loses, the caller's sweep schedules again.
+//
+// Due deliveries are started per account in turn (round robin), each
+// account with at most Limits.PerAccount attempts at once, so one account's
+// backlog or slow endpoint does not hold up another's deliveries.
 type Queue struct {
+	limits Limits
+
 	mu       sync.Mutex
 	items    timers
-	due      map[string]time.Time // scheduled ids and their time
-	inflight map[string]bool
+	sched    map[string]entry    // scheduled ids (waiting or ready)
+	ready    map[string][]string // per account, due ids in the order they came due
+	ring     []string            // accounts with ready ids, the next to serve first
+	inflight map[string]string   // ids being attempted, and their account
+	running  map[string]int      // attempts running per account
 	wake     chan struct{}
 }
 
-// NewQueue returns an empty queue.
-func NewQueue() *Queue {
-	return &Queue{due: map[string]time.Time{}, inflight: map[string]bool{}, wake: make(chan struct{}, 1)}
+type entry struct {
+	account string
+	at      time.Time
+	ready   bool
 }
 
-// Schedule makes id due after d. An id already scheduled keeps the earlier
-// time; an id being attempted is left to its attempt, which reschedules it
-// if needed.
-func (q *Queue) Schedule(id string, d time.Duration) {
+// NewQueue returns an empty queue; zero limits take the defaults.
+func NewQueue(l Limits) *Queue {
+	if l.PerAccount <= 0 {
+		l.PerAccount = DefaultPerAccount
+	}
+	if l.Total <= 0 {
+		l.Total = DefaultTotal
+	}
+	return &Queue{
+		limits: l, sched: map[string]entry{}, ready: map[string][]string{},
+		inflight: map[string]string{}, running: map[string]int{}, wake: make(chan struct{}, 1),
+	}
+}
+
+// Schedule makes the account's delivery id due after d. An id already
+// scheduled keeps the earlier time; an id being attempted is left to its
+// attempt, which reschedules it if needed.
+func (q *Queue) Schedule(account, id string, d time.Duration) {
 	at := time.Now().Add(max(d, 0))
 	q.mu.Lock()
-	if q.inflight[id] {
+	if _, ok := q.inflight[id]; ok {
 		q.mu.Unlock()
 		return
 	}
-	if old, ok := q.due[id]; ok && !at.Before(old) {
+	if old, ok := q.sched[id]; ok && (old.ready || !at.Before(old.at)) {
 		q.mu.Unlock()
 		return
 	}
-	q.due[id] = at
+	q.sched[id] = entry{account: account, at: at}
 	heap.Push(&q.items, timer{at: at, id: id})
 	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *Queue) signal() {
 	select {
 	case q.wake <- struct{}{}:
 	default:
@@ -55,39 +101,30 @@ func (q *Queue) Schedule(id string, d time.Duration) {
 func (q *Queue) Len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.due) + len(q.inflight)
+	return len(q.sched) + len(q.inflight)
 }
 
-// Run attempts due ids with workers concurrent attempts until ctx is done.
-func (q *Queue) Run(ctx context.Context, workers int, attempt Attempt) error {
-	jobs := make(chan string)
+// Run attempts due ids until ctx is done, within the queue's limits, and
+// waits for the attempts it started.
+func (q *Queue) Run(ctx context.Context, attempt Attempt) error {
 	var wg sync.WaitGroup
-	for range max(workers, 1) {
-		wg.Go(func() {
-			for id := range jobs {
-				after, retry := attempt(ctx, id)
-				q.mu.Lock()
-				delete(q.inflight, id)
-				q.mu.Unlock()
-				if retry && ctx.Err() == nil {
-					q.Schedule(id, after)
-				}
-			}
-		})
-	}
 	defer wg.Wait()
-	defer close(jobs)
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
-		id, wait := q.next()
+		if ctx.Err() != nil {
+			return nil
+		}
+		id, account, wait := q.next(time.Now())
 		if id != "" {
-			select {
-			case jobs <- id:
-				continue
-			case <-ctx.Done():
-				return nil
-			}
+			wg.Go(func() {
+				after, retry := attempt(ctx, id)
+				q.finish(account, id)
+				if retry && ctx.Err() == nil {
+					q.Schedule(account, id, after)
+				}
+			})
+			continue
 		}
 		t.Reset(wait)
 		select {
@@ -99,26 +136,70 @@ func (q *Queue) Run(ctx context.Context, workers int, attempt Attempt) error {
 	}
 }
 
-// next takes the first due id off the queue and marks it in flight, or
-// returns how long until one is due.
-func (q *Queue) next() (string, time.Duration) {
+func (q *Queue) finish(account, id string) {
+	q.mu.Lock()
+	delete(q.inflight, id)
+	if q.running[account]--; q.running[account] <= 0 {
+		delete(q.running, account)
+	}
+	q.mu.Unlock()
+	q.signal() // a slot is free
+}
+
+// next starts the next due id, taking accounts in turn and skipping those
+// at their limit, or returns how long until one may be due.
+func (q *Queue) next(now time.Time) (id, account string, wait time.Duration) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for len(q.items) > 0 {
-		top := q.items[0]
-		if at, ok := q.due[top.id]; !ok || !at.Equal(top.at) {
-			heap.Pop(&q.items) // superseded by an earlier time
+	wait = q.promote(now)
+	if len(q.inflight) >= q.limits.Total {
+		return "", "", time.Hour // woken when an attempt ends
+	}
+	for i, acc := range q.ring {
+		if q.running[acc] >= q.limits.PerAccount {
 			continue
 		}
-		if wait := time.Until(top.at); wait > 0 {
-			return "", wait
+		ids := q.ready[acc]
+		id, ids = ids[0], ids[1:]
+		// Served: to the back of the ring, or out of it when it has no
+		// more due ids.
+		q.ring = slices.Delete(q.ring, i, i+1)
+		if len(ids) > 0 {
+			q.ready[acc] = ids
+			q.ring = append(q.ring, acc)
+		} else {
+			delete(q.ready, acc)
+		}
+		delete(q.sched, id)
+		q.inflight[id] = acc
+		q.running[acc]++
+		return id, acc, 0
+	}
+	return "", "", wait
+}
+
+// promote moves the ids due by now from the timer heap to their account's
+// ready list and returns how long until the next one is due.
+func (q *Queue) promote(now time.Time) time.Duration {
+	for len(q.items) > 0 {
+		top := q.items[0]
+		e, ok := q.sched[top.id]
+		if !ok || e.ready || !e.at.Equal(top.at) {
+			heap.Pop(&q.items) // superseded by an earlier time, or started
+			continue
+		}
+		if wait := top.at.Sub(now); wait > 0 {
+			return wait
 		}
 		heap.Pop(&q.items)
-		delete(q.due, top.id)
-		q.inflight[top.id] = true
-		return top.id, 0
+		e.ready = true
+		q.sched[top.id] = e
+		if len(q.ready[e.account]) == 0 {
+			q.ring = append(q.ring, e.account)
+		}
+		q.ready[e.account] = append(q.ready[e.account], top.id)
 	}
-	return "", time.Hour
+	return time.Hour
 }
 
 type timer struct {

@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -113,7 +114,7 @@ func must[T any](v T, err error) T {
 }
 
 func TestQueue(t *testing.T) {
-	q := NewQueue()
+	q := NewQueue(Limits{PerAccount: 2})
 	ctx, cancel := context.WithCancel(context.Background())
 	var mu sync.Mutex
 	var order []string
@@ -121,7 +122,7 @@ func TestQueue(t *testing.T) {
 	done := make(chan struct{})
 	stopped := make(chan error, 1)
 	go func() {
-		stopped <- q.Run(ctx, 2, func(_ context.Context, id string) (time.Duration, bool) {
+		stopped <- q.Run(ctx, func(_ context.Context, id string) (time.Duration, bool) {
 			mu.Lock()
 			defer mu.Unlock()
 			order = append(order, id)
@@ -135,11 +136,11 @@ func TestQueue(t *testing.T) {
 			return 0, false
 		})
 	}()
-	q.Schedule("later", 300*time.Millisecond)
-	q.Schedule("retry", 0)
-	q.Schedule("now", 0)
-	q.Schedule("now", 0)                      // already scheduled: once
-	q.Schedule("later", 600*time.Millisecond) // later than scheduled: ignored
+	q.Schedule("a", "later", 300*time.Millisecond)
+	q.Schedule("a", "retry", 0)
+	q.Schedule("a", "now", 0)
+	q.Schedule("a", "now", 0)                      // already scheduled: once
+	q.Schedule("a", "later", 600*time.Millisecond) // later than scheduled: ignored
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
@@ -156,5 +157,99 @@ func TestQueue(t *testing.T) {
 	}
 	if n := q.Len(); n != 0 {
 		t.Errorf("Len() = %d after every attempt; want 0", n)
+	}
+}
+
+// TestQueueRoundRobin: with one attempt at a time, due deliveries are
+// started one account after another, not in the order they came due.
+func TestQueueRoundRobin(t *testing.T) {
+	q := NewQueue(Limits{PerAccount: 1, Total: 1})
+	for _, id := range []string{"a1", "a2", "a3", "b1", "b2", "c1"} {
+		q.Schedule(id[:1], id, 0)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var order []string // one attempt at a time: no lock needed
+	done := make(chan struct{})
+	go func() {
+		_ = q.Run(ctx, func(_ context.Context, id string) (time.Duration, bool) {
+			if order = append(order, id); len(order) == 6 {
+				close(done)
+			}
+			return 0, false
+		})
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("queue ran %v within 10s; want 6 attempts", order)
+	}
+	accounts := func(ids []string) map[string]bool {
+		m := map[string]bool{}
+		for _, id := range ids {
+			m[id[:1]] = true
+		}
+		return m
+	}
+	if len(accounts(order[:3])) != 3 || len(accounts(order[3:5])) != 2 || order[5] != "a3" {
+		t.Errorf("attempts in order %v; want each account in turn: a, b, c once each, then a and b, then a3", order)
+	}
+}
+
+// TestQueueFairness: an account whose endpoint hangs holds at most
+// PerAccount attempts; another account's deliveries all run meanwhile.
+func TestQueueFairness(t *testing.T) {
+	const perAccount = 4
+	q := NewQueue(Limits{PerAccount: perAccount, Total: 16})
+	ctx, cancel := context.WithCancel(context.Background())
+	release := make(chan struct{})
+	var mu sync.Mutex
+	hanging, maxHanging, fastDone := 0, 0, 0
+	allFast := make(chan struct{})
+	stopped := make(chan error, 1)
+	go func() {
+		stopped <- q.Run(ctx, func(_ context.Context, id string) (time.Duration, bool) {
+			mu.Lock()
+			if strings.HasPrefix(id, "slow") {
+				hanging++
+				maxHanging = max(maxHanging, hanging)
+				mu.Unlock()
+				<-release
+				mu.Lock()
+				hanging--
+				mu.Unlock()
+				return 0, false
+			}
+			if fastDone++; fastDone == 20 {
+				close(allFast)
+			}
+			mu.Unlock()
+			return 0, false
+		})
+	}()
+	// The slow account's backlog came due first.
+	for i := range 20 {
+		q.Schedule("slow", fmt.Sprintf("slow%d", i), 0)
+	}
+	for i := range 20 {
+		q.Schedule("fast", fmt.Sprintf("fast%d", i), 0)
+	}
+	select {
+	case <-allFast:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("fast account: %d of 20 attempted within 10s while the slow one hangs", fastDone)
+	}
+	mu.Lock()
+	if maxHanging > perAccount {
+		t.Errorf("slow account had %d attempts at once; want at most %d", maxHanging, perAccount)
+	}
+	mu.Unlock()
+	if n := q.Len(); n != 20 {
+		t.Errorf("Len() = %d with the fast account done; want the slow account's 20 (4 running, 16 waiting)", n)
+	}
+	close(release)
+	cancel()
+	if err := <-stopped; err != nil {
+		t.Errorf("Run = %v; want nil", err)
 	}
 }
