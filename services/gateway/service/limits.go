@@ -50,10 +50,6 @@ func (l *Limits) defaults() {
 func overload(l Limits, next http.Handler) http.Handler {
 	slots := make(chan struct{}, l.MaxInFlight)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" { // liveness is not load
-			next.ServeHTTP(w, r)
-			return
-		}
 		select {
 		case slots <- struct{}{}:
 		default:

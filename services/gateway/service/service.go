@@ -181,7 +181,10 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	})
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	cfg.Limits.defaults()
-	root.Handle("/", authenticate(keys, newKeyLimiter(cfg.Limits), proxies, mux))
+	// Authentication and the rate check cost microseconds and come before
+	// the in-flight bound: a key over its rate is told 429 even while the
+	// gateway is overloaded, and does not take a slot from the others.
+	root.Handle("/", authenticate(keys, newKeyLimiter(cfg.Limits), proxies, overload(cfg.Limits, mux)))
 	g.lis, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		g.close()
@@ -196,7 +199,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		g.tls = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate}
 	}
 	g.srv = &http.Server{
-		Handler:           logRequests(g.log, overload(cfg.Limits, limitBody(root))),
+		Handler:           logRequests(g.log, limitBody(root)),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      120 * time.Second,
