@@ -343,16 +343,16 @@ func (a *App) Deliver(ctx context.Context, id string) (retryAfter time.Duration,
 	if postErr != nil {
 		cause = postErr.Error()
 	}
-	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
-	defer cancel()
 	gaveUp := false
-	_, err = a.deliveries.Update(uctx, rec.Account, id, func(d *domain.Delivery) ([]events.Event, error) {
-		if d.State != domain.DeliveryPending {
-			return nil, docstore.ErrUnchanged
-		}
-		retryAfter, retry = d.RecordAttempt(status, cause, a.now(), a.retry)
-		gaveUp = d.State == domain.DeliveryFailed
-		return nil, nil
+	_, err = record(ctx, func(ctx context.Context) (*docstore.Record[domain.Delivery], error) {
+		return a.deliveries.Update(ctx, rec.Account, id, func(d *domain.Delivery) ([]events.Event, error) {
+			if d.State != domain.DeliveryPending {
+				return nil, docstore.ErrUnchanged
+			}
+			retryAfter, retry = d.RecordAttempt(status, cause, a.now(), a.retry)
+			gaveUp = d.State == domain.DeliveryFailed
+			return nil, nil
+		})
 	})
 	if errors.Is(err, apierr.ErrNotFound) {
 		return 0, false
