@@ -74,6 +74,8 @@ type proc struct {
 	gone chan struct{}
 	runs int
 	logs []string
+	// kills are the times this component was SIGKILLed.
+	kills []time.Time
 }
 
 func (p *proc) start() {
@@ -130,8 +132,17 @@ func (p *proc) kill() {
 		return
 	default:
 	}
+	p.mu.Lock()
+	p.kills = append(p.kills, time.Now())
+	p.mu.Unlock()
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	<-gone
+}
+
+func (p *proc) killTimes() []time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]time.Time(nil), p.kills...)
 }
 
 // stop ends the process at the end of the test, gently.
@@ -362,6 +373,7 @@ func TestChaosCrashEachService(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = dns.Close() })
 	smtp := smtptest.Start(t)
+	mailTimes := watchArrivals(t, func() int { return len(smtp.Messages()) })
 	var hookMu sync.Mutex
 	hooks := map[string][]time.Time{} // Certflow-Event-Id -> arrivals
 	hookTypes := map[string]string{}  // Certflow-Event-Id -> type
@@ -378,6 +390,10 @@ func TestChaosCrashEachService(t *testing.T) {
 	mongoURI := "mongodb://" + addr["db"] + "/"
 	natsURL := "nats://" + addr["nats"]
 	logDir := filepath.Join(dir, "logs")
+	if keep := os.Getenv("CERTFLOW_CRASH_LOGS"); keep != "" {
+		// Keep the components' logs after the test, to read them.
+		logDir = keep
+	}
 	if err := os.MkdirAll(logDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -620,9 +636,15 @@ func TestChaosCrashEachService(t *testing.T) {
 		t.Logf("SIGKILL %s at %v with %d issued; back at %v", name, k.at.Round(time.Millisecond), k.issuedBefore, k.back.Round(time.Millisecond))
 		mark = issued.Load()
 	}
-	select {
-	case <-loadDone:
-	case <-ctx.Done():
+	for waiting := true; waiting; {
+		select {
+		case <-loadDone:
+			waiting = false
+		case <-ctx.Done():
+			waiting = false
+		case <-time.After(15 * time.Second):
+			t.Logf("%v: %d issued", time.Since(begin).Round(time.Second), issued.Load())
+		}
 	}
 	close(failed)
 	for f := range failed {
@@ -777,24 +799,47 @@ func TestChaosCrashEachService(t *testing.T) {
 		}
 		return n
 	})
+	// A message the notification service sent and had not yet recorded
+	// when it was SIGKILLed is sent again after the restart, with the same
+	// Message-ID or Certflow-Event-Id for the receiver to drop: delivery is
+	// at least once, and a kill can fall between the send and its record.
+	// Such a copy is allowed only when the first one arrived in the last
+	// second before a SIGKILL of the notification service and the next
+	// after it; any other second copy is a double send.
+	notifKills := procs["notification"].killTimes()
+	crashCopy := func(at []time.Time) bool {
+		for _, k := range notifKills {
+			// The watcher stamps mail up to 10 ms late.
+			if at[0].Before(k.Add(50*time.Millisecond)) && k.Sub(at[0]) < time.Second && len(at) == 2 && at[1].After(k) {
+				return true
+			}
+		}
+		return false
+	}
+	tolerated := 0
 	msgID := regexp.MustCompile(`(?im)^Message-Id:\s*<([^>]+)>`)
-	mails := map[string]int{}      // Message-ID -> copies
-	recipients := map[string]int{} // recipient -> distinct mails
-	for _, m := range smtp.Messages() {
+	mails := map[string][]time.Time{} // Message-ID -> arrivals
+	recipients := map[string]int{}    // recipient -> distinct mails
+	for i, m := range smtp.Messages() {
 		id := ""
 		if sub := msgID.FindSubmatch(m.Data); sub != nil {
 			id = string(sub[1])
 		}
-		mails[id]++
-		if mails[id] == 1 {
+		mails[id] = append(mails[id], mailTimes.when(i))
+		if len(mails[id]) == 1 {
 			for _, to := range m.To {
 				recipients[to]++
 			}
 		}
 	}
-	for id, n := range mails {
-		if n > 1 {
-			t.Errorf("mail %s sent %d times", id, n)
+	for id, at := range mails {
+		switch {
+		case len(at) == 1:
+		case crashCopy(at):
+			tolerated++
+			t.Logf("mail %s sent again after the notification service was killed between sending and recording it (arrived %v)", id, at)
+		default:
+			t.Errorf("mail %s sent %d times, at %v", id, len(at), at)
 		}
 	}
 	for i := 1; i <= crashApplications; i++ {
@@ -803,18 +848,27 @@ func TestChaosCrashEachService(t *testing.T) {
 			t.Errorf("applicant of application %d got %d mails; want 3 (submitted, verified, issued)", i, n)
 		}
 	}
-	sms := map[string]int{}
-	smsLine := regexp.MustCompile(`msg="SMS not sent[^"]*".*?( to=.*)$`)
+	sms := map[string][]time.Time{} // " to=... text=..." -> when the dev driver had it
+	smsLine := regexp.MustCompile(`^time=(\S+) .*msg="SMS not sent[^"]*".*?( to=.*)$`)
 	sc := bufio.NewScanner(bytes.NewReader(procs["notification"].allLogs()))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		if sub := smsLine.FindStringSubmatch(sc.Text()); sub != nil {
-			sms[sub[1]]++
+			at, err := time.Parse(time.RFC3339Nano, sub[1])
+			if err != nil {
+				t.Fatalf("SMS log line time %q: %v", sub[1], err)
+			}
+			sms[sub[2]] = append(sms[sub[2]], at)
 		}
 	}
-	for text, n := range sms {
-		if n > 1 {
-			t.Errorf("SMS%s sent %d times", text, n)
+	for text, at := range sms {
+		switch {
+		case len(at) == 1:
+		case crashCopy(at):
+			tolerated++
+			t.Logf("SMS%s sent again after the notification service was killed between sending and recording it (%v)", text, at)
+		default:
+			t.Errorf("SMS%s sent %d times, at %v", text, len(at), at)
 		}
 	}
 	if len(sms) != crashApplications {
@@ -823,7 +877,12 @@ func TestChaosCrashEachService(t *testing.T) {
 	hookMu.Lock()
 	hookIssued := 0
 	for id, at := range hooks {
-		if len(at) > 1 {
+		switch {
+		case len(at) == 1:
+		case crashCopy(at):
+			tolerated++
+			t.Logf("webhook delivery of event %s (%s) sent again after the notification service was killed between posting and recording it (%v)", id, hookTypes[id], at)
+		default:
 			t.Errorf("webhook delivery of event %s (%s) sent %d times, at %v", id, hookTypes[id], len(at), at)
 		}
 		if hookTypes[id] == events.ApplicationIssued {
@@ -834,7 +893,7 @@ func TestChaosCrashEachService(t *testing.T) {
 	if hookIssued != crashApplications {
 		t.Errorf("%d application.issued webhook deliveries; want %d", hookIssued, crashApplications)
 	}
-	t.Logf("%d mails, %d SMS, %d webhook deliveries, each once", len(mails), len(sms), len(hooks))
+	t.Logf("%d mails, %d SMS, %d webhook deliveries, each once but %d sent again because a SIGKILL fell between its send and its record", len(mails), len(sms), len(hooks), tolerated)
 	var ks []string
 	for _, k := range kills {
 		ks = append(ks, k.name)
@@ -875,4 +934,46 @@ func base64Key() string {
 		panic(err)
 	}
 	return base64.StdEncoding.EncodeToString(b)
+}
+
+// arrivals are the times the messages of a growing list were first seen.
+type arrivals struct {
+	mu sync.Mutex
+	at []time.Time
+}
+
+func (a *arrivals) when(i int) time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if i < len(a.at) {
+		return a.at[i]
+	}
+	return time.Now()
+}
+
+// watchArrivals looks at count every 10 ms until the test ends and stamps
+// each new item with the time it was first counted.
+func watchArrivals(t *testing.T, count func() int) *arrivals {
+	a := &arrivals{}
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	t.Cleanup(func() { close(done); <-stopped })
+	go func() {
+		defer close(stopped)
+		for {
+			n := count()
+			now := time.Now()
+			a.mu.Lock()
+			for len(a.at) < n {
+				a.at = append(a.at, now)
+			}
+			a.mu.Unlock()
+			select {
+			case <-done:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	return a
 }
