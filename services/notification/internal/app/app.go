@@ -39,8 +39,38 @@ type Contacts interface {
 }
 
 // recordTimeout bounds recording a send's outcome after the event's
-// context is done.
-const recordTimeout = 5 * time.Second
+// context is done. Until the outcome of a message that went out is
+// recorded, a redelivered event sends it again, so a failed record is
+// retried for that long: long enough for a database restart, shorter than
+// the consumers' 30 s AckWait, after which JetStream redelivers anyway.
+const recordTimeout = 20 * time.Second
+
+// record writes a send's outcome with update, retrying while the database
+// cannot be reached (errors that are not apierr's), whether or not ctx is
+// done: the message is out either way.
+func record[T any](ctx context.Context, update func(context.Context) (T, error)) (T, error) {
+	return recordWithin(ctx, recordTimeout, update)
+}
+
+// recordWithin is record with its own budget.
+func recordWithin[T any](ctx context.Context, budget time.Duration, update func(context.Context) (T, error)) (T, error) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budget)
+	defer cancel()
+	wait := 100 * time.Millisecond
+	for {
+		v, err := update(rctx)
+		var known *apierr.Error
+		if err == nil || errors.As(err, &known) {
+			return v, err
+		}
+		select {
+		case <-rctx.Done():
+			return v, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
 
 // App runs the use cases.
 type App struct {
@@ -433,18 +463,18 @@ func (a *App) SendDomainValidationEmail(ctx context.Context, account string, m D
 	if sendErr != nil && ctx.Err() != nil {
 		return nil, sendErr
 	}
-	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
-	defer cancel()
-	got, err := a.notes.Update(uctx, account, id, func(n *domain.Notification) ([]events.Event, error) {
-		if n.Done() {
-			return nil, docstore.ErrUnchanged
-		}
-		if sendErr == nil {
-			n.MarkSent(a.now())
-		} else {
-			n.MarkAttemptFailed(sendErr.Error(), mail.IsPermanent(sendErr))
-		}
-		return nil, nil
+	got, err := record(ctx, func(ctx context.Context) (*docstore.Record[domain.Notification], error) {
+		return a.notes.Update(ctx, account, id, func(n *domain.Notification) ([]events.Event, error) {
+			if n.Done() {
+				return nil, docstore.ErrUnchanged
+			}
+			if sendErr == nil {
+				n.MarkSent(a.now())
+			} else {
+				n.MarkAttemptFailed(sendErr.Error(), mail.IsPermanent(sendErr))
+			}
+			return nil, nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("record notification %s: %w", id, err)
@@ -516,19 +546,19 @@ func (a *App) send(ctx context.Context, ev events.Event, id, account string, n d
 	}
 	// Record the outcome even if the consumer is stopping: a message that
 	// is out but not recorded would be sent again on redelivery.
-	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
-	defer cancel()
 	retry := false
-	_, err = a.notes.Update(uctx, rec.Account, id, func(n *domain.Notification) ([]events.Event, error) {
-		if n.Done() {
-			return nil, docstore.ErrUnchanged
-		}
-		if sendErr == nil {
-			n.MarkSent(a.now())
-		} else {
-			retry = n.MarkAttemptFailed(sendErr.Error(), permanent(sendErr))
-		}
-		return nil, nil
+	_, err = record(ctx, func(ctx context.Context) (*docstore.Record[domain.Notification], error) {
+		return a.notes.Update(ctx, rec.Account, id, func(n *domain.Notification) ([]events.Event, error) {
+			if n.Done() {
+				return nil, docstore.ErrUnchanged
+			}
+			if sendErr == nil {
+				n.MarkSent(a.now())
+			} else {
+				retry = n.MarkAttemptFailed(sendErr.Error(), permanent(sendErr))
+			}
+			return nil, nil
+		})
 	})
 	if err != nil {
 		// The message may be out; redelivery may send it again (at least

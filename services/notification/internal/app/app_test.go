@@ -26,6 +26,8 @@ import (
 type fakeNotes struct {
 	mu   sync.Mutex
 	recs map[string]*docstore.Record[domain.Notification]
+	// updateErrs fail the first Update calls, as a database that is down.
+	updateErrs []error
 }
 
 func (f *fakeNotes) Create(_ context.Context, id, account string, doc domain.Notification, _ ...events.Event) (*docstore.Record[domain.Notification], bool, error) {
@@ -56,6 +58,14 @@ func (f *fakeNotes) Get(_ context.Context, account, id string) (*docstore.Record
 }
 
 func (f *fakeNotes) Update(ctx context.Context, account, id string, fn docstore.Mutation[domain.Notification]) (*docstore.Record[domain.Notification], error) {
+	f.mu.Lock()
+	if len(f.updateErrs) > 0 {
+		err := f.updateErrs[0]
+		f.updateErrs = f.updateErrs[1:]
+		f.mu.Unlock()
+		return nil, err
+	}
+	f.mu.Unlock()
 	r, err := f.Get(ctx, account, id)
 	if err != nil {
 		return nil, err
@@ -179,6 +189,28 @@ func TestRedeliveredEventSendsOnce(t *testing.T) {
 	}
 	if n := f.notes.only(t); n.State != domain.Sent || n.Attempts != 1 || n.EventID != ev.ID || n.Application != "applications/a1" {
 		t.Errorf("notification = %+v; want SENT after 1 attempt for event %s", n, ev.ID)
+	}
+}
+
+// TestSentWhileDatabaseDown: the mail went out but the database was down
+// when its outcome was to be recorded (TestChaosCrashEachService kills it).
+// The record is retried until the database is back, so the redelivered
+// event finds it SENT and nothing is sent twice.
+func TestSentWhileDatabaseDown(t *testing.T) {
+	down := errors.New("server selection error: connection refused")
+	f := newFixture()
+	f.notes.updateErrs = []error{down, down, down}
+	ev := failed(t, "applications/a1", "alice@example.com")
+	for i := range 2 {
+		if err := f.app.Handle(context.Background(), ev); err != nil {
+			t.Fatalf("Handle(delivery %d) = %v; want nil", i+1, err)
+		}
+	}
+	if len(f.mailer.sent) != 1 {
+		t.Fatalf("sent %d mails; want 1", len(f.mailer.sent))
+	}
+	if n := f.notes.only(t); n.State != domain.Sent || n.Attempts != 1 {
+		t.Errorf("notification = %+v; want SENT after 1 attempt", n)
 	}
 }
 

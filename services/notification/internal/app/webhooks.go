@@ -379,22 +379,23 @@ func (a *App) Deliver(ctx context.Context, id string) (retryAfter time.Duration,
 		cause = postErr.Error()
 	}
 	// The outcome is recorded for as long as the lease is ours, not a
-	// fixed few seconds: a slow database must not make the attempt look
-	// lost, which would have it sent again once the lease ran out.
+	// fixed few seconds, and retried meanwhile: a slow or restarting
+	// database must not make the attempt look lost, which would have it
+	// sent again once the lease ran out.
 	budget := max(a.lease-time.Since(claimStart)-leaseMargin, recordTimeout)
-	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budget)
-	defer cancel()
 	gaveUp, lost := false, false
-	_, err = a.deliveries.Update(uctx, rec.Account, id, func(d *domain.Delivery) ([]events.Event, error) {
-		if !d.LeasedBy(a.replica) {
-			// The lease ran out during the attempt and another replica
-			// took it (or finished): its attempt is the one to record.
-			lost = d.State == domain.DeliveryPending
-			return nil, docstore.ErrUnchanged
-		}
-		retryAfter, retry = d.RecordAttempt(status, cause, a.now(), a.retry)
-		gaveUp = d.State == domain.DeliveryFailed
-		return nil, nil
+	_, err = recordWithin(ctx, budget, func(ctx context.Context) (*docstore.Record[domain.Delivery], error) {
+		return a.deliveries.Update(ctx, rec.Account, id, func(d *domain.Delivery) ([]events.Event, error) {
+			if !d.LeasedBy(a.replica) {
+				// The lease ran out during the attempt and another replica
+				// took it (or finished): its attempt is the one to record.
+				lost = d.State == domain.DeliveryPending
+				return nil, docstore.ErrUnchanged
+			}
+			retryAfter, retry = d.RecordAttempt(status, cause, a.now(), a.retry)
+			gaveUp = d.State == domain.DeliveryFailed
+			return nil, nil
+		})
 	})
 	if errors.Is(err, apierr.ErrNotFound) {
 		return 0, false
