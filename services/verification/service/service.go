@@ -228,6 +228,12 @@ func (a applications) AcceptsDocuments(ctx context.Context, account, application
 	return nil
 }
 
+func (a applications) Exists(ctx context.Context, account, application string) error {
+	ctx = auth.With(ctx, auth.Principal{Account: account, Role: auth.System})
+	_, err := a.client.GetApplication(ctx, &applicationv1.GetApplicationRequest{Name: application})
+	return err
+}
+
 type mailer struct {
 	client notificationv1.NotificationServiceClient
 }
