@@ -622,6 +622,8 @@ func baseBody(ep endpoint, res resources, hookURL string) obj {
 		return obj{"display_name": "scan.png", "content": res["png"]}
 	case "ApplicationService_ReissueApplication":
 		return obj{"request_id": "abuse-reissue"}
+	case "IssuanceService_ExportCertificate":
+		return obj{"server_type": "SERVER_TYPE_NGINX"}
 	case "IssuanceService_RevokeCertificate":
 		return obj{"reason": "REVOCATION_REASON_SUPERSEDED"}
 	case "VerificationService_ConfirmChallenge":
