@@ -78,3 +78,26 @@ func TestPolicyInvalid(t *testing.T) {
 		t.Errorf("Allowed(zero Addr) = %v; want ErrForbidden", err)
 	}
 }
+
+// TestAllowOnly: an allow-list lets its own range through and nothing
+// else beside it, even on loopback.
+func TestAllowOnly(t *testing.T) {
+	p := Policy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
+	for _, tt := range []struct {
+		ip      string
+		allowed bool
+	}{
+		{"127.0.0.1", true},
+		{"::ffff:127.0.0.1", true},
+		{"127.0.0.2", false},
+		{"::1", false},
+		{"10.0.0.1", false},
+		{"169.254.169.254", false},
+		{"8.8.8.8", true},
+	} {
+		err := p.Allowed(netip.MustParseAddr(tt.ip))
+		if (err == nil) != tt.allowed || (err != nil && !errors.Is(err, ErrForbidden)) {
+			t.Errorf("Allowed(%s) = %v; want allowed %v", tt.ip, err, tt.allowed)
+		}
+	}
+}

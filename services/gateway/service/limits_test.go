@@ -1,8 +1,10 @@
 package service
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -79,5 +81,44 @@ func TestOverload(t *testing.T) {
 	}
 	if resp, err := http.Get(srv.URL + "/fast"); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("request after the load = %v %v; want 200", resp, err)
+	}
+}
+
+// TestLimitBody: a body over MaxBodyBytes is 413, declared or streamed;
+// one at the limit reaches the handler whole.
+func TestLimitBody(t *testing.T) {
+	var got int
+	h := limitBody(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got = len(b)
+	}))
+	tests := []struct {
+		name    string
+		size    int
+		chunked bool
+		want    int
+	}{
+		{"at the limit", MaxBodyBytes, false, http.StatusOK},
+		{"declared over", MaxBodyBytes + 1, false, http.StatusRequestEntityTooLarge},
+		{"streamed over", MaxBodyBytes + 1, true, http.StatusRequestEntityTooLarge},
+		{"streamed under", 10, true, http.StatusOK},
+	}
+	for _, tt := range tests {
+		got = -1
+		r := httptest.NewRequest("POST", "/v1/orders", strings.NewReader(strings.Repeat(" ", tt.size)))
+		if tt.chunked {
+			r.ContentLength = -1
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != tt.want {
+			t.Errorf("%s: status %d %s; want %d", tt.name, w.Code, w.Body, tt.want)
+		}
+		if tt.want == http.StatusOK && got != tt.size {
+			t.Errorf("%s: handler read %d bytes; want %d", tt.name, got, tt.size)
+		}
+		if tt.want != http.StatusOK && (got != -1 || !strings.Contains(w.Body.String(), "BODY_TOO_LARGE")) {
+			t.Errorf("%s: handler called (%d) or body %s; want BODY_TOO_LARGE only", tt.name, got, w.Body)
+		}
 	}
 }

@@ -4,11 +4,13 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -184,7 +186,9 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	// Authentication and the rate check cost microseconds and come before
 	// the in-flight bound: a key over its rate is told 429 even while the
 	// gateway is overloaded, and does not take a slot from the others.
-	root.Handle("/", authenticate(keys, newKeyLimiter(cfg.Limits), proxies, overload(cfg.Limits, mux)))
+	// Bodies are read only for an authenticated key within its rate:
+	// nobody else can make the gateway hold one.
+	root.Handle("/", authenticate(keys, newKeyLimiter(cfg.Limits), proxies, overload(cfg.Limits, limitBody(mux))))
 	g.lis, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		g.close()
@@ -199,7 +203,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		g.tls = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate}
 	}
 	g.srv = &http.Server{
-		Handler:           logRequests(g.log, limitBody(root)),
+		Handler:           logRequests(g.log, root),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      120 * time.Second,
@@ -287,11 +291,40 @@ func writeError(w http.ResponseWriter, status, code int, reason, msg string) {
 	})
 }
 
+// limitBody refuses a body over MaxBodyBytes with 413. grpc-gateway reads
+// the whole body before it calls a service anyway, so it is read here, where
+// the overflow is still known as such: past this point it would become a 400
+// "request body too large" that does not tell the client what the limit is.
 func limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		if r.ContentLength > MaxBodyBytes {
+			bodyTooLarge(w)
+			return
+		}
+		if r.Body == nil || r.Body == http.NoBody {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+		var tooLarge *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooLarge):
+			bodyTooLarge(w)
+			return
+		case err != nil:
+			writeError(w, http.StatusBadRequest, 3, "BODY_UNREADABLE", "the request body could not be read: "+err.Error()+"; send it again")
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		next.ServeHTTP(w, r)
 	})
+}
+
+func bodyTooLarge(w http.ResponseWriter) {
+	// The connection may still carry the rest of the body: do not reuse it.
+	w.Header().Set("Connection", "close")
+	writeError(w, http.StatusRequestEntityTooLarge, 3, "BODY_TOO_LARGE",
+		fmt.Sprintf("the request body is over %d bytes, the gateway's limit; documents are at most 500 KB before base64", MaxBodyBytes))
 }
 
 type statusWriter struct {

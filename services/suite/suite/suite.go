@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -75,6 +76,10 @@ type Options struct {
 	DNSServers                  string
 	// DCVHTTPPort is the port HTTP proof files are fetched from.
 	DCVHTTPPort int
+	// DCVAllowAddresses, if set, are the only private or loopback ranges
+	// domain validation may reach (tests: the one web server); otherwise
+	// it reaches every private address, as the development run needs.
+	DCVAllowAddresses []netip.Prefix
 
 	// SMTPAddr sends notification mail through a server; empty logs it.
 	SMTPAddr string
@@ -385,6 +390,9 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 		// The development run validates names that resolve to this machine.
 		AllowPrivateAddresses: true,
 		ChallengeLifetime:     o.ChallengeLifetime, RetryInitial: o.RetryInitial, RetryMax: o.RetryMax, SweepInterval: o.SweepInterval, Now: o.Now,
+	}
+	if len(o.DCVAllowAddresses) > 0 {
+		vcfg.AllowPrivateAddresses, vcfg.AllowAddresses = false, o.DCVAllowAddresses
 	}
 	// The remote perspectives (BR 3.2.2.9) the quorum needs, on loopback
 	// ports with the same resolvers, each in its own region and RIR.

@@ -98,7 +98,7 @@ func newResolver(cfg Config) (*dcv.Resolver, error) {
 func newProver(cfg Config, resolver *dcv.Resolver) prover {
 	return prover{
 		dns:  dcv.DNSChecker{Resolver: resolver},
-		http: dcv.HTTPChecker{Resolver: resolver, Policy: dcv.AddressPolicy{AllowPrivate: cfg.AllowPrivateAddresses}, Port: cfg.HTTPPort},
+		http: dcv.HTTPChecker{Resolver: resolver, Policy: dcv.AddressPolicy{AllowPrivate: cfg.AllowPrivateAddresses, Allow: cfg.AllowAddresses}, Port: cfg.HTTPPort},
 	}
 }
 

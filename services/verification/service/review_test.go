@@ -173,9 +173,18 @@ func TestDocuments(t *testing.T) {
 			t.Errorf("UploadDocument(%s) = %v (%s); want %v %s", tt.name, testenv.Code(err), reason(err), tt.wantCode, tt.wantReason)
 		}
 	}
-	for _, refused := range []string{"applications/none", "applications/bobs", "applications/done", "applications/gone"} {
-		if got, err := e.docs.ListDocuments(alice, &verificationv1.ListDocumentsRequest{Parent: refused}); err != nil || len(got.Documents) != 0 {
-			t.Errorf("ListDocuments(%s) after refused uploads = %v, %v; want nothing stored", refused, got, err)
+	// Nothing was stored; a name that is not the caller's application is
+	// NotFound, as everywhere else, not an empty list.
+	for _, tt := range []struct {
+		parent string
+		want   codes.Code
+	}{
+		{"applications/none", codes.NotFound}, {"applications/bobs", codes.NotFound},
+		{"applications/done", codes.OK}, {"applications/gone", codes.OK},
+	} {
+		got, err := e.docs.ListDocuments(alice, &verificationv1.ListDocumentsRequest{Parent: tt.parent})
+		if testenv.Code(err) != tt.want || len(got.GetDocuments()) != 0 {
+			t.Errorf("ListDocuments(%s) after refused uploads = %v, %v; want %v and nothing stored", tt.parent, got, err, tt.want)
 		}
 	}
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	applicationv1 "github.com/certflow/certflow/gen/go/certflow/application/v1"
 	"github.com/certflow/certflow/pkg/apierr"
+	"net/netip"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -39,9 +40,12 @@ type Config struct {
 	// AllowPrivateAddresses lets DCV reach loopback and private addresses:
 	// for tests and the local default run only.
 	AllowPrivateAddresses bool
-	ChallengeLifetime     time.Duration
-	RetryInitial          time.Duration
-	RetryMax              time.Duration
+	// AllowAddresses lets DCV reach exactly these ranges (tests: one
+	// loopback web server, with every other private address refused).
+	AllowAddresses    []netip.Prefix
+	ChallengeLifetime time.Duration
+	RetryInitial      time.Duration
+	RetryMax          time.Duration
 	// SweepInterval is how often due challenges are looked for.
 	SweepInterval time.Duration
 	// CNAMEZone is the CA's zone DNS_CNAME targets are made under; default
@@ -226,6 +230,12 @@ func (a applications) AcceptsDocuments(ctx context.Context, account, application
 			"%s is %s: documents are added to an open application; apply again for a new certificate", application, st)
 	}
 	return nil
+}
+
+func (a applications) Exists(ctx context.Context, account, application string) error {
+	ctx = auth.With(ctx, auth.Principal{Account: account, Role: auth.System})
+	_, err := a.client.GetApplication(ctx, &applicationv1.GetApplicationRequest{Name: application})
+	return err
 }
 
 type mailer struct {

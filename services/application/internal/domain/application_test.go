@@ -3,6 +3,7 @@ package domain
 import (
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -284,6 +285,16 @@ func TestTemplateFill(t *testing.T) {
 	}
 	if _, err := (Template{Details: Details{CSR: "x"}}).Normalize(now); apierr.ReasonOf(err) != "CSR_NOT_EXPECTED" {
 		t.Fatalf("template with a CSR = %v; want CSR_NOT_EXPECTED", err)
+	}
+	many := make([]string, MaxTemplateDomains+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("n%d.example.com", i)
+	}
+	if _, err := (Template{Details: Details{Domains: many}}).Normalize(now); apierr.ReasonOf(err) != "DOMAIN_LIMIT_EXCEEDED" {
+		t.Fatalf("template with %d names = %v; want DOMAIN_LIMIT_EXCEEDED", len(many), err)
+	}
+	if _, err := (Template{Details: Details{Domains: many[:MaxTemplateDomains]}}).Normalize(now); err != nil {
+		t.Fatalf("template with %d names = %v; want it accepted", MaxTemplateDomains, err)
 	}
 }
 

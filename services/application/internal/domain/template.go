@@ -20,6 +20,11 @@ type Template struct {
 	CreateTime  time.Time
 }
 
+// MaxTemplateDomains bounds a template's names: no product binds more (the
+// order service's multi-domain maximum), and without a bound a template
+// could grow the stored data without limit.
+const MaxTemplateDomains = 250
+
 // Normalize checks what the template holds; empty fields are fine.
 func (t Template) Normalize(now time.Time) (Template, error) {
 	if len(t.DisplayName) > 200 {
@@ -27,6 +32,9 @@ func (t Template) Normalize(now time.Time) (Template, error) {
 	}
 	if err := t.Details.checkLengths(); err != nil {
 		return t, err
+	}
+	if n := len(t.Details.Domains); n > MaxTemplateDomains {
+		return t, apierr.Invalid("template.domains", "DOMAIN_LIMIT_EXCEEDED", "a template holds at most %d names (the largest multi-domain product), got %d", MaxTemplateDomains, n)
 	}
 	if len(t.Details.Domains) > 0 {
 		names, err := domainname.NormalizeList(t.Details.Domains)

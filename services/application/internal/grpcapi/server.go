@@ -3,6 +3,8 @@ package grpcapi
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -62,6 +64,37 @@ var editable = map[string]func(dst *domain.Details, src domain.Details){
 	"key_algorithm":     func(d *domain.Details, s domain.Details) { d.KeyAlgorithm = s.KeyAlgorithm },
 	"csr":               func(d *domain.Details, s domain.Details) { d.CSR = s.CSR },
 	"approver_mailbox":  func(d *domain.Details, s domain.Details) { d.ApproverMailbox = s.ApproverMailbox },
+}
+
+// maskPaths turns an update mask into editable top-level fields (all of
+// them for an empty mask). The mask grpc-gateway infers from a JSON body
+// without update_mask names leaves (applicant.email) and the name and etag
+// sent beside the fields: a leaf of applicant or company stands for its
+// whole message, which must then be given whole (a missing detail is
+// refused as on create); name and etag identify and guard, they edit
+// nothing.
+func maskPaths(in []string) ([]string, error) {
+	var out []string
+	for _, p := range in {
+		if p == "name" || p == "etag" {
+			continue
+		}
+		if head, _, nested := strings.Cut(p, "."); nested && (head == "applicant" || head == "company") {
+			p = head
+		}
+		if _, ok := editable[p]; !ok {
+			return nil, apierr.Invalid("update_mask", "FIELD_NOT_EDITABLE", "%q cannot be updated; editable fields are domains, validation_method, applicant, company, csr_mode, key_algorithm, csr and approver_mailbox", p)
+		}
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	if len(in) == 0 {
+		for p := range editable {
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }
 
 // detailsSource is what Application and Template have in common.
@@ -186,16 +219,9 @@ func (s *Server) UpdateApplication(ctx context.Context, req *applicationv1.Updat
 	if err != nil {
 		return nil, err
 	}
-	paths := req.GetUpdateMask().GetPaths()
-	if len(paths) == 0 {
-		for p := range editable {
-			paths = append(paths, p)
-		}
-	}
-	for _, p := range paths {
-		if _, ok := editable[p]; !ok {
-			return nil, apierr.Invalid("update_mask", "FIELD_NOT_EDITABLE", "%q cannot be updated; editable fields are domains, validation_method, applicant, company, csr_mode, key_algorithm, csr and approver_mailbox", p)
-		}
+	paths, err := maskPaths(req.GetUpdateMask().GetPaths())
+	if err != nil {
+		return nil, err
 	}
 	rec, err := s.App.Update(ctx, acct, id, a.GetEtag(), func(d *domain.Details) {
 		for _, p := range paths {

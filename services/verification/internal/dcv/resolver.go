@@ -276,13 +276,16 @@ func (r *Resolver) exchange(ctx context.Context, name string, qtype uint16) (*dn
 }
 
 // exchangeServer asks one server over UDP, repeating on error, and over TCP
-// when the UDP answer is truncated.
+// when the UDP answer is truncated or arrived but could not be read: a
+// server that ignores our EDNS buffer size sends a datagram larger than the
+// buffer, which arrives cut short and does not parse.
 func (r *Resolver) exchangeServer(ctx context.Context, m *dns.Msg, server string) (*dns.Msg, error) {
 	var err error
 	for attempt := 0; attempt <= r.retries; attempt++ {
 		var resp *dns.Msg
 		resp, err = r.exchangeOnce(ctx, m, server, "udp")
-		if err == nil && resp.Truncated {
+		var netErr net.Error
+		if err == nil && resp.Truncated || err != nil && ctx.Err() == nil && !errors.As(err, &netErr) {
 			resp, err = r.exchangeOnce(ctx, m, server, "tcp")
 		}
 		if err == nil {

@@ -310,3 +310,48 @@ func TestLookupDNSSECBits(t *testing.T) {
 		}
 	}
 }
+
+// TestOversizedUDPAnswer: a server that ignores the EDNS buffer size sends
+// a UDP datagram larger than the buffer, which arrives cut short; the
+// resolver asks again over TCP and gets the whole answer.
+func TestOversizedUDPAnswer(t *testing.T) {
+	var want []string
+	for i := range 60 {
+		want = append(want, strings.Repeat(string(rune('a'+i%26)), 250))
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	h := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		mu.Lock()
+		seen[w.RemoteAddr().Network()]++
+		mu.Unlock()
+		resp := new(dns.Msg)
+		resp.SetReply(req)
+		for _, v := range want {
+			resp.Answer = append(resp.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: req.Question[0].Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60}, Txt: []string{v}})
+		}
+		_ = w.WriteMsg(resp) // whole, over UDP too: no truncation
+	})
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}} {
+		go func() { _ = s.ActivateAndServe() }()
+		t.Cleanup(func() { _ = s.Shutdown() })
+	}
+	r := newResolver(t, ResolverOptions{Servers: []string{pc.LocalAddr().String()}})
+	got, err := r.LookupTXT(testContext(t), "_big.example.test")
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("LookupTXT over a server sending oversized UDP = %d records, %v; want the %d records", len(got), err, len(want))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen["udp"] == 0 || seen["tcp"] == 0 {
+		t.Fatalf("queries by transport = %v; want UDP first, then TCP", seen)
+	}
+}

@@ -47,6 +47,9 @@ type Documents struct {
 // stored data would grow with nothing to bound it.
 type Applications interface {
 	AcceptsDocuments(ctx context.Context, account, application string) error
+	// Exists is nil when the application is the account's, NotFound
+	// otherwise.
+	Exists(ctx context.Context, account, application string) error
 }
 
 // NewDocuments returns the document use cases.
@@ -127,7 +130,9 @@ func (d *Documents) ensureList(ctx context.Context, account, application string)
 func (d *Documents) List(ctx context.Context, account, application string) ([]orgval.ListedDocument, error) {
 	rec, err := d.lists.Get(ctx, account, listID(account, application))
 	if errors.Is(err, apierr.ErrNotFound) {
-		return nil, nil
+		// No documents yet, or no such application of the account: the
+		// second is NotFound, as for every other name of another account.
+		return nil, d.apps.Exists(ctx, account, application)
 	}
 	if err != nil {
 		return nil, err
