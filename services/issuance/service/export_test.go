@@ -356,6 +356,10 @@ func TestExportRefusals(t *testing.T) {
 		{"revoked key as PFX", alice, revoked.Name, iis, "", codes.FailedPrecondition, "CERTIFICATE_REVOKED"},
 		{"reviewer", testenv.As(context.Background(), "staff", auth.Reviewer), held.Name, nginx, "", codes.PermissionDenied, "ROLE_REQUIRED"},
 	}
+	// Downloading a revoked certificate gives its files, not its key.
+	if b, err := e.client.DownloadCertificate(alice, &issuancev1.DownloadCertificateRequest{Name: revoked.Name}); err != nil || b.CertificatePem == "" || b.PrivateKeyPem != "" {
+		t.Errorf("DownloadCertificate(revoked) = key %v, %v; want the certificate without its key", b.GetPrivateKeyPem() != "", err)
+	}
 	for _, tt := range refusals {
 		resp, err := e.client.ExportCertificate(tt.ctx, &issuancev1.ExportCertificateRequest{Name: tt.cert, ServerType: tt.st, Password: tt.password})
 		if got, _ := reason(err); testenv.Code(err) != tt.code || (tt.reason != "" && got != tt.reason) {

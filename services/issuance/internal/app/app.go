@@ -523,7 +523,9 @@ func (a *App) Download(ctx context.Context, account, id string) (*Bundle, error)
 	leaf := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rec.Doc.DER}))
 	chain := a.ca.ChainPEMFor(rec.Doc.DER)
 	b := &Bundle{Certificate: leaf, Chain: chain, FullChain: leaf + chain}
-	if rec.Doc.ServiceHoldsKey {
+	// A revoked certificate's files stay public, its key is not handed out
+	// again (it may be why it was revoked), as ExportCertificate refuses.
+	if rec.Doc.ServiceHoldsKey && rec.Doc.State != domain.Revoked {
 		if err := a.RecordKeyRelease(ctx, rec.Account, id, audit.CertificateKeyDownload); err != nil {
 			return nil, err
 		}

@@ -692,7 +692,8 @@ type CertificateBundle struct {
 	ChainPem string `protobuf:"bytes,3,opt,name=chain_pem,json=chainPem,proto3" json:"chain_pem,omitempty"`
 	// Leaf then chain: what a web server wants (nginx ssl_certificate).
 	FullChainPem string `protobuf:"bytes,4,opt,name=full_chain_pem,json=fullChainPem,proto3" json:"full_chain_pem,omitempty"`
-	// PKCS#8; empty when the customer made the key (manual CSR).
+	// PKCS#8; empty when the customer made the key (manual CSR) or the
+	// certificate is revoked (reissue for a new certificate and key).
 	PrivateKeyPem string `protobuf:"bytes,5,opt,name=private_key_pem,json=privateKeyPem,proto3" json:"private_key_pem,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
