@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
 	"runtime/pprof"
 	"sort"
 	"strings"
@@ -79,4 +80,10 @@ func WriteBudget(w io.Writer, n int, counts []tally.Count, cpu map[string]time.D
 	for _, k := range names {
 		fmt.Fprintf(w, "  %-40s %7.1f ms  %5.1f%%\n", k, float64(cpu[k].Microseconds())/1000/float64(n), 100*float64(cpu[k])/float64(total))
 	}
+}
+
+// WriteTo ends profiling and writes the profile to path (for go tool pprof).
+func (p *Profiler) WriteTo(path string) error {
+	pprof.StopCPUProfile()
+	return os.WriteFile(path, p.buf.Bytes(), 0o644)
 }

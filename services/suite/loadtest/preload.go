@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"slices"
 	"sort"
@@ -40,8 +42,75 @@ type Template struct {
 	colls   []templateColl
 	tokens  []token
 	rules   []boundRule
-	// when is the lifecycle's time; copy k is shifted k·Spacing before it.
+	// Spacing: copy k's times are k·Spacing before the lifecycle's.
 	Spacing time.Duration
+	raw     []rawColl
+}
+
+// savedTemplate is a Template in a file, with the preload it made.
+type savedTemplate struct {
+	Account  string
+	Domains  []string
+	Copies   int
+	Accounts int
+	Colls    []struct {
+		DB, Coll string
+		Docs     []json.RawMessage // canonical extended JSON
+	}
+}
+
+// Write saves the template in path with the preload's numbers, so that a
+// kept data folder can be measured again without preloading it again.
+func (t *Template) Write(path string, copies, accounts int) error {
+	st := savedTemplate{Account: t.Account, Domains: t.Domains, Copies: copies, Accounts: accounts}
+	for _, r := range t.raw {
+		c := struct {
+			DB, Coll string
+			Docs     []json.RawMessage
+		}{DB: r.DB, Coll: r.Coll}
+		for _, d := range r.Docs {
+			b, err := bson.MarshalExtJSON(d, true, false)
+			if err != nil {
+				return err
+			}
+			c.Docs = append(c.Docs, b)
+		}
+		st.Colls = append(st.Colls, c)
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
+}
+
+// ReadTemplate reads a template Write saved, if it was for this many copies
+// over this many accounts.
+func ReadTemplate(path string, copies, accounts int) (*Template, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var st savedTemplate
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, err
+	}
+	if st.Copies != copies || st.Accounts != accounts {
+		return nil, fmt.Errorf("%s was preloaded with %d copies over %d accounts", path, st.Copies, st.Accounts)
+	}
+	var raw []rawColl
+	for _, c := range st.Colls {
+		r := rawColl{DB: c.DB, Coll: c.Coll}
+		for _, j := range c.Docs {
+			var d bson.D
+			if err := bson.UnmarshalExtJSON(j, true, &d); err != nil {
+				return nil, err
+			}
+			r.Docs = append(r.Docs, d)
+		}
+		raw = append(raw, r)
+	}
+	return compileTemplate(raw, st.Account, st.Domains)
 }
 
 type templateColl struct {
@@ -152,16 +221,12 @@ var ErrUnsettled = errors.New("the lifecycle has not settled")
 // domains are the lifecycle's names. The lifecycle must have settled:
 // outboxes empty (their events are protobuf bytes, which are not rewritten).
 func Snapshot(ctx context.Context, client *mongo.Client, account string, domains []string) (*Template, error) {
-	t := &Template{Account: account, Domains: domains, Spacing: time.Second}
 	dbs, err := client.ListDatabaseNames(ctx, bson.D{})
 	if err != nil {
 		return nil, err
 	}
 	sort.Strings(dbs)
-	var raw []struct {
-		db, coll string
-		docs     []bson.D
-	}
+	var raw []rawColl
 	for _, db := range dbs {
 		if !strings.HasPrefix(db, "certflow_") {
 			continue
@@ -189,16 +254,24 @@ func Snapshot(ctx context.Context, client *mongo.Client, account string, domains
 				}
 			}
 			if len(docs) > 0 {
-				raw = append(raw, struct {
-					db, coll string
-					docs     []bson.D
-				}{db, c, docs})
+				raw = append(raw, rawColl{DB: db, Coll: c, Docs: docs})
 			}
 		}
 	}
 	if len(raw) == 0 {
 		return nil, fmt.Errorf("no documents of account %q", account)
 	}
+	return compileTemplate(raw, account, domains)
+}
+
+// rawColl is one collection's documents of the lifecycle, as read.
+type rawColl struct {
+	DB, Coll string
+	Docs     []bson.D
+}
+
+func compileTemplate(raw []rawColl, account string, domains []string) (*Template, error) {
+	t := &Template{Account: account, Domains: domains, Spacing: time.Second, raw: raw}
 	// The tokens: every string of a token form, DCV tokens, the domains.
 	index := map[string]int{}
 	add := func(s string, sh shape) {
@@ -211,7 +284,7 @@ func Snapshot(ctx context.Context, client *mongo.Client, account string, domains
 		add(d, shapeDomain)
 	}
 	for _, r := range raw {
-		for _, d := range r.docs {
+		for _, d := range r.Docs {
 			walkStrings(d, func(s string) {
 				for _, f := range tokenForms {
 					for _, m := range f.re.FindAllString(s, -1) {
@@ -231,8 +304,8 @@ func Snapshot(ctx context.Context, client *mongo.Client, account string, domains
 	}
 	sort.SliceStable(order, func(a, b int) bool { return len(t.tokens[order[a]].old) > len(t.tokens[order[b]].old) })
 	for _, r := range raw {
-		tc := templateColl{db: r.db, coll: r.coll}
-		for _, d := range r.docs {
+		tc := templateColl{db: r.DB, coll: r.Coll}
+		for _, d := range r.Docs {
 			tc.docs = append(tc.docs, t.compile(d, account, order))
 		}
 		t.colls = append(t.colls, tc)
@@ -623,4 +696,15 @@ func walkStrings(v any, f func(string)) {
 	case string:
 		f(x)
 	}
+}
+
+// Name is the resource name (<coll>/<id>) of copy k's first document in
+// db.coll, e.g. its application.
+func (t *Template) Name(k, accounts int, db, coll string) string {
+	for _, c := range t.Clone(k, accounts) {
+		if c.DB == db && c.Coll == coll {
+			return coll + "/" + lookup(c.Docs[0].(bson.D), "_id").(string)
+		}
+	}
+	return ""
 }
