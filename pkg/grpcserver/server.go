@@ -126,6 +126,12 @@ func (s *Server) recoverer(ctx context.Context, req any, info *grpc.UnaryServerI
 func (s *Server) logger(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	start := time.Now()
 	resp, err := h(ctx, req)
+	if err == nil && !s.log.Enabled(ctx, slog.LevelDebug) {
+		// The common case logs nothing: skip reading the caller's
+		// certificate and building the line (an allocation or five per
+		// call).
+		return resp, nil
+	}
 	code := status.Code(err)
 	attrs := []any{"method", info.FullMethod, "code", code.String(), "ms", time.Since(start).Milliseconds()}
 	if c, err := callerOf(ctx); err == nil {

@@ -17,9 +17,11 @@ import (
 	"time"
 
 	"github.com/certflow/certflow/services/suite/loadtest"
+	"github.com/certflow/certflow/services/suite/suite"
 )
 
 func main() {
+	suite.TuneGC()
 	pebble := flag.String("pebble", "pebble", "the pebble binary")
 	n := flag.Int("n", 200, "certificates per run")
 	levels := flag.String("concurrency", "1,16", "concurrency levels, comma-separated")

@@ -25,6 +25,7 @@ import (
 
 	"github.com/certflow/certflow/pkg/tally"
 	"github.com/certflow/certflow/services/suite/loadtest"
+	"github.com/certflow/certflow/services/suite/suite"
 )
 
 type flags struct {
@@ -41,6 +42,7 @@ type flags struct {
 }
 
 func main() {
+	suite.TuneGC()
 	var f flags
 	flag.IntVar(&f.n, "n", 100, "applications to issue (0: none, e.g. reads only)")
 	flag.IntVar(&f.c, "concurrency", 1, "applications in flight at once")

@@ -18,6 +18,7 @@ import (
 )
 
 func main() {
+	suite.TuneGC()
 	var (
 		o      suite.Options
 		level  string
