@@ -29,16 +29,16 @@ import (
 )
 
 type flags struct {
-	n, c            int
-	timeout         time.Duration
-	budget          bool
-	preload         int
-	accounts        int
-	baseline        bool
-	reads           time.Duration
-	readConns       int
-	readsCPUProfile string
-	keep            string
+	n, c         int
+	timeout      time.Duration
+	budget       bool
+	preload      int
+	accounts     int
+	baseline     bool
+	reads        time.Duration
+	readConns    int
+	phaseProfile string
+	keep         string
 }
 
 func main() {
@@ -54,11 +54,11 @@ func main() {
 	flag.BoolVar(&f.baseline, "baseline", false, "with -preload: run the same on an empty database first and compare (CPU per lifecycle and p99 within 25%)")
 	flag.DurationVar(&f.reads, "reads", 0, "also measure GET /v1/applications/{id} through the gateway for this long before each run (0: no)")
 	flag.IntVar(&f.readConns, "read-connections", 16, "keep-alive connections of the read benchmark")
-	flag.StringVar(&f.readsCPUProfile, "reads-cpuprofile", "", "write a CPU profile of the last read benchmark here")
+	flag.StringVar(&f.phaseProfile, "phase-cpuprofile", "", "write CPU profiles of the last measured database's phases: PREFIX-start.prof (start and warm-up), PREFIX-reads.prof, PREFIX-run.prof")
 	flag.StringVar(&f.keep, "data", "", "suite data folder to use and keep (default: a temporary one, removed); a folder kept from a run with the same -preload and -accounts is used again without preloading")
 	flag.Parse()
-	if f.budget && *cpuprofile != "" || f.budget && f.readsCPUProfile != "" || *cpuprofile != "" && f.readsCPUProfile != "" {
-		fmt.Fprintln(os.Stderr, "certflow-load: -budget, -cpuprofile and -reads-cpuprofile all profile; pick one")
+	if f.budget && *cpuprofile != "" || f.budget && f.phaseProfile != "" || *cpuprofile != "" && f.phaseProfile != "" {
+		fmt.Fprintln(os.Stderr, "certflow-load: -budget, -cpuprofile and -phase-cpuprofile all profile; pick one")
 		os.Exit(2)
 	}
 	if f.baseline && f.preload == 0 {
@@ -190,24 +190,39 @@ func measure(ctx context.Context, f flags, dir string, cfg loadtest.CertflowConf
 	if f.budget && last {
 		cfg.Tally = &tally.Counters{}
 	}
+	profiling := f.phaseProfile != "" && last
+	phase := func(name string) (stop func() error, err error) {
+		if !profiling {
+			return func() error { return nil }, nil
+		}
+		var p loadtest.Profiler
+		if err := p.Start(); err != nil {
+			return nil, err
+		}
+		return func() error { return p.WriteTo(f.phaseProfile + "-" + name + ".prof") }, nil
+	}
+	stop, err := phase("start")
+	if err != nil {
+		return o, err
+	}
 	t0 := time.Now()
 	cf, err := loadtest.StartCertflowWith(ctx, cfg)
 	if err != nil {
 		return o, err
 	}
 	defer cf.Close()
+	if err := stop(); err != nil {
+		return o, err
+	}
 	fmt.Printf("%s: suite started and one warm-up certificate issued in %.1fs\n", label, time.Since(t0).Seconds())
 	if f.reads > 0 {
 		if readPath == "" {
 			app, _ := cf.Warmup()
 			readPath = "/v1/" + app
 		}
-		var prof loadtest.Profiler
-		profiling := f.readsCPUProfile != "" && last
-		if profiling {
-			if err := prof.Start(); err != nil {
-				return o, err
-			}
+		stop, err := phase("reads")
+		if err != nil {
+			return o, err
 		}
 		readsBefore := cfg.Tally.Snapshot()
 		r := cf.Reads(ctx, readPath, f.readConns, f.reads, loadtest.CPUMeter{})
@@ -217,10 +232,8 @@ func measure(ctx context.Context, f flags, dir string, cfg loadtest.CertflowConf
 				fmt.Printf("  during the reads: %-60s %8.3f per read\n", c.Key, float64(c.N)/float64(max(r.Requests, 1)))
 			}
 		}
-		if profiling {
-			if err := prof.WriteTo(f.readsCPUProfile); err != nil {
-				return o, err
-			}
+		if err := stop(); err != nil {
+			return o, err
 		}
 		o.reads = &r
 		fmt.Printf("%s: GET %s from %d connections: %v\n", label, readPath, f.readConns, r)
@@ -245,7 +258,14 @@ func measure(ctx context.Context, f flags, dir string, cfg loadtest.CertflowConf
 			return o, err
 		}
 	}
+	stop, err = phase("run")
+	if err != nil {
+		return o, err
+	}
 	r, err := loadtest.Run(ctx, "certflow", cf, f.n, f.c, loadtest.CPUMeter{}, os.Stderr)
+	if err := stop(); err != nil {
+		return o, err
+	}
 	if err != nil {
 		return o, err
 	}
