@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -109,9 +110,26 @@ func Start(ctx context.Context, cfg Config) (*Base, error) {
 	gopts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(unavailableWhenDatabaseDown)}
 	if cfg.Tally != nil {
 		name, t := cfg.Name, cfg.Tally
-		mopts.SetMonitor(&event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
-			t.Add("db "+name+" "+e.CommandName, 1)
-		}})
+		// "db" counts commands; "dbtime" adds each command's time in µs
+		// by collection, to find what costs in proportion to the data.
+		var started sync.Map // request id → dbtime key
+		done := func(id int64, d time.Duration) {
+			if k, ok := started.LoadAndDelete(id); ok {
+				t.Add(k.(string), d.Microseconds())
+			}
+		}
+		mopts.SetMonitor(&event.CommandMonitor{
+			Started: func(_ context.Context, e *event.CommandStartedEvent) {
+				t.Add("db "+name+" "+e.CommandName, 1)
+				coll, _ := e.Command.Lookup(e.CommandName).StringValueOK()
+				if e.CommandName == "getMore" {
+					coll, _ = e.Command.Lookup("collection").StringValueOK()
+				}
+				started.Store(e.RequestID, "dbtime "+name+" "+e.CommandName+" "+coll)
+			},
+			Succeeded: func(_ context.Context, e *event.CommandSucceededEvent) { done(e.RequestID, e.Duration) },
+			Failed:    func(_ context.Context, e *event.CommandFailedEvent) { done(e.RequestID, e.Duration) },
+		})
 		gopts = append(gopts, grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			t.Add("grpc "+info.FullMethod, 1)
 			return h(ctx, req)

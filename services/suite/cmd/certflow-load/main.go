@@ -21,6 +21,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/certflow/certflow/pkg/tally"
@@ -214,6 +216,7 @@ func measure(ctx context.Context, f flags, dir string, cfg loadtest.CertflowConf
 	if err := stop(); err != nil {
 		return o, err
 	}
+	dbTime(label+": start", cfg.Tally.Since(nil))
 	fmt.Printf("%s: suite started and one warm-up certificate issued in %.1fs\n", label, time.Since(t0).Seconds())
 	if f.reads > 0 {
 		if readPath == "" {
@@ -229,7 +232,9 @@ func measure(ctx context.Context, f flags, dir string, cfg loadtest.CertflowConf
 		if cfg.Tally != nil {
 			// What the services did while the reads went, per read.
 			for _, c := range cfg.Tally.Since(readsBefore) {
-				fmt.Printf("  during the reads: %-60s %8.3f per read\n", c.Key, float64(c.N)/float64(max(r.Requests, 1)))
+				if !strings.HasPrefix(c.Key, "dbtime ") {
+					fmt.Printf("  during the reads: %-60s %8.3f per read\n", c.Key, float64(c.N)/float64(max(r.Requests, 1)))
+				}
 			}
 		}
 		if err := stop(); err != nil {
@@ -278,11 +283,33 @@ func measure(ctx context.Context, f flags, dir string, cfg loadtest.CertflowConf
 			return o, err
 		}
 		loadtest.WriteBudget(os.Stdout, len(r.Latencies), cfg.Tally.Since(before), cpu)
+		dbTime(label+": run", cfg.Tally.Since(before))
 	}
 	o.run = &r
 	fmt.Printf("%s: concurrency %d: %d applications in %.1fs = %.1f applications/s; submit→issued p50 %v, p99 %v; CPU %.1f ms per application (the whole suite and this client)\n",
 		label, f.c, len(r.Latencies), r.Elapsed.Seconds(), r.Rate(), r.P(0.50).Round(time.Millisecond), r.P(0.99).Round(time.Millisecond), 1000*r.CPUPerCert())
 	return o, nil
+}
+
+// dbTime prints where the database time went (-budget): the commands
+// that took longest in all, by service and collection.
+func dbTime(label string, counts []tally.Count) {
+	var rows []tally.Count
+	var total int64
+	for _, c := range counts {
+		if strings.HasPrefix(c.Key, "dbtime ") {
+			rows = append(rows, c)
+			total += c.N
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].N > rows[j].N })
+	fmt.Printf("%s: database time %.1fs (commands' wall time, overlapping), longest:\n", label, float64(total)/1e6)
+	for _, c := range rows[:min(len(rows), 10)] {
+		fmt.Printf("  %-60s %8.1fs\n", strings.TrimPrefix(c.Key, "dbtime "), float64(c.N)/1e6)
+	}
 }
 
 func ratio(a, b time.Duration) float64 { return float64(a) / float64(max(b, 1)) }
