@@ -169,6 +169,7 @@ func (s *Store[T]) Create(ctx context.Context, id, account string, doc T, evs ..
 			}
 			return existing, false, nil
 		}
+		s.notify(id, len(evs)) // it may have been made: see notify
 		return nil, false, fmt.Errorf("insert %s %s: %w", s.kind, id, err)
 	}
 	s.notify(id, len(evs))
@@ -258,6 +259,7 @@ func (s *Store[T]) updateOnce(ctx context.Context, account, id string, fn func(r
 		return nil, errRace
 	}
 	if err != nil {
+		s.notify(id, len(evs)) // it may have been made: see notify
 		return nil, fmt.Errorf("write %s %s: %w", s.kind, id, err)
 	}
 	s.notify(id, len(evs))
@@ -389,6 +391,13 @@ func (s *Store[T]) find(ctx context.Context, filter bson.D, offset, limit int64)
 	return out, more, nil
 }
 
+// notify tells the relay that record id has events in its outbox. It is
+// also called when a write failed: a connection cut after
+// the write was sent leaves it unknown whether the database made it, and if
+// it did, its events must still go out. A single-writer relay sweeps only
+// now and then, so without this they would wait for that sweep (found by
+// TestChaosDatabaseOutage); the relay reads the record by _id and publishes
+// whatever outbox it really holds, nothing if the write was not made.
 func (s *Store[T]) notify(id string, events int) {
 	if events > 0 && s.relay != nil {
 		s.relay.Notify(s.coll, id)
