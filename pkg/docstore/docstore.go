@@ -355,6 +355,10 @@ func (s *Store[T]) List(ctx context.Context, account string, o ListOptions) ([]*
 	filter := bson.D{{Key: "account", Value: account}}
 	filter = append(filter, o.Filter...)
 	if p := o.After; p != nil {
+		// created <= the position's is what bounds MongoDB's scan of
+		// ListIndex to start at the position; the $or then drops the few
+		// records of that same instant at or before it.
+		filter = append(filter, bson.E{Key: "created", Value: bson.D{{Key: "$lte", Value: p.Created}}})
 		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
 			bson.D{{Key: "created", Value: bson.D{{Key: "$lt", Value: p.Created}}}},
 			bson.D{{Key: "created", Value: p.Created}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: p.ID}}}},
