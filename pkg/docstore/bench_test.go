@@ -105,17 +105,7 @@ func BenchmarkScans(b *testing.B) {
 	if testing.Short() {
 		b.Skip("needs a database")
 	}
-	srv, err := embedded.StartMongo("127.0.0.1:0", b.TempDir(), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
-	client, err := mongo.Connect(options.Client().ApplyURI(srv.URI()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer client.Disconnect(context.Background())
-	s := docstore.New[widget](client.Database("bench").Collection("widgets"), "widget", docstore.SingleWriter())
+	s := ferretStore(b)
 	seed(b, s)
 	ctx := context.Background()
 	relay := docstore.NewRelay(nil, testenv.Logger(b), time.Hour)
@@ -162,17 +152,7 @@ func BenchmarkListPages(b *testing.B) {
 		created time.Time
 	}
 	var targets []target
-	srv, err := embedded.StartMongo("127.0.0.1:0", b.TempDir(), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
-	client, err := mongo.Connect(options.Client().ApplyURI(srv.URI()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer client.Disconnect(context.Background())
-	s := docstore.New[widget](client.Database("bench").Collection("widgets"), "widget", docstore.SingleWriter())
+	s := ferretStore(b)
 	targets = append(targets, target{"ferretdb", s, seed(b, s)})
 	if os.Getenv(testenv.MongoEnv) != "" {
 		db, _ := testenv.Database(b)
@@ -209,6 +189,23 @@ func BenchmarkListPages(b *testing.B) {
 			})
 		}
 	}
+}
+
+// ferretStore is a store on an embedded FerretDB of its own, as the
+// embedded default runs it (with the _id index), until b ends.
+func ferretStore(b *testing.B) *docstore.Store[widget] {
+	b.Helper()
+	srv, err := embedded.StartMongo("127.0.0.1:0", b.TempDir(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(srv.Close)
+	client, err := mongo.Connect(options.Client().ApplyURI(srv.URI()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	return docstore.New[widget](client.Database("bench").Collection("widgets"), "widget", docstore.SingleWriter())
 }
 
 func benchID(i int) string { return fmt.Sprintf("bench%06d", i) }

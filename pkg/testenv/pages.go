@@ -107,3 +107,24 @@ func CheckKeysetList(t *testing.T, l KeysetList) {
 		}
 	}
 }
+
+// GRPCPager is the Pager of a generated list call: list makes one call,
+// names picks the names out of its answer (Names does, for most).
+func GRPCPager[R interface{ GetNextPageToken() string }](list func(size int32, token string) (R, error), names func(R) []string) Pager {
+	return func(size int32, token string) ([]string, string, error) {
+		resp, err := list(size, token)
+		if err != nil {
+			return nil, "", err
+		}
+		return names(resp), resp.GetNextPageToken(), nil
+	}
+}
+
+// Names are the names of resources.
+func Names[T interface{ GetName() string }](items []T) []string {
+	var out []string
+	for _, it := range items {
+		out = append(out, it.GetName())
+	}
+	return out
+}

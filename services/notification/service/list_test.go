@@ -17,36 +17,21 @@ import (
 )
 
 func notificationPager(ctx context.Context, client notificationv1.NotificationServiceClient, filter string) testenv.Pager {
-	return func(size int32, token string) ([]string, string, error) {
-		resp, err := client.ListNotifications(ctx, &notificationv1.ListNotificationsRequest{Filter: filter, PageSize: size, PageToken: token})
-		var names []string
-		for _, n := range resp.GetNotifications() {
-			names = append(names, n.Name)
-		}
-		return names, resp.GetNextPageToken(), err
-	}
+	return testenv.GRPCPager(func(size int32, token string) (*notificationv1.ListNotificationsResponse, error) {
+		return client.ListNotifications(ctx, &notificationv1.ListNotificationsRequest{Filter: filter, PageSize: size, PageToken: token})
+	}, func(r *notificationv1.ListNotificationsResponse) []string { return testenv.Names(r.Notifications) })
 }
 
 func webhookPager(ctx context.Context, client notificationv1.NotificationServiceClient) testenv.Pager {
-	return func(size int32, token string) ([]string, string, error) {
-		resp, err := client.ListWebhooks(ctx, &notificationv1.ListWebhooksRequest{PageSize: size, PageToken: token})
-		var names []string
-		for _, w := range resp.GetWebhooks() {
-			names = append(names, w.Name)
-		}
-		return names, resp.GetNextPageToken(), err
-	}
+	return testenv.GRPCPager(func(size int32, token string) (*notificationv1.ListWebhooksResponse, error) {
+		return client.ListWebhooks(ctx, &notificationv1.ListWebhooksRequest{PageSize: size, PageToken: token})
+	}, func(r *notificationv1.ListWebhooksResponse) []string { return testenv.Names(r.Webhooks) })
 }
 
 func deliveryPager(ctx context.Context, client notificationv1.NotificationServiceClient, parent string) testenv.Pager {
-	return func(size int32, token string) ([]string, string, error) {
-		resp, err := client.ListWebhookDeliveries(ctx, &notificationv1.ListWebhookDeliveriesRequest{Parent: parent, PageSize: size, PageToken: token})
-		var names []string
-		for _, d := range resp.GetDeliveries() {
-			names = append(names, d.Name)
-		}
-		return names, resp.GetNextPageToken(), err
-	}
+	return testenv.GRPCPager(func(size int32, token string) (*notificationv1.ListWebhookDeliveriesResponse, error) {
+		return client.ListWebhookDeliveries(ctx, &notificationv1.ListWebhookDeliveriesRequest{Parent: parent, PageSize: size, PageToken: token})
+	}, func(r *notificationv1.ListWebhookDeliveriesResponse) []string { return testenv.Names(r.Deliveries) })
 }
 
 // TestListsPageByKeyset: notifications (all, and of one application),

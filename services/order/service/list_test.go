@@ -24,36 +24,21 @@ func (c *clock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t 
 func (c *clock) set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
 
 func orderPager(ctx context.Context, client orderv1.OrderServiceClient) testenv.Pager {
-	return func(size int32, token string) ([]string, string, error) {
-		resp, err := client.ListOrders(ctx, &orderv1.ListOrdersRequest{PageSize: size, PageToken: token})
-		var names []string
-		for _, o := range resp.GetOrders() {
-			names = append(names, o.Name)
-		}
-		return names, resp.GetNextPageToken(), err
-	}
+	return testenv.GRPCPager(func(size int32, token string) (*orderv1.ListOrdersResponse, error) {
+		return client.ListOrders(ctx, &orderv1.ListOrdersRequest{PageSize: size, PageToken: token})
+	}, func(r *orderv1.ListOrdersResponse) []string { return testenv.Names(r.Orders) })
 }
 
 func instancePager(ctx context.Context, client orderv1.OrderServiceClient, filter string) testenv.Pager {
-	return func(size int32, token string) ([]string, string, error) {
-		resp, err := client.ListInstances(ctx, &orderv1.ListInstancesRequest{Filter: filter, PageSize: size, PageToken: token})
-		var names []string
-		for _, in := range resp.GetInstances() {
-			names = append(names, in.Name)
-		}
-		return names, resp.GetNextPageToken(), err
-	}
+	return testenv.GRPCPager(func(size int32, token string) (*orderv1.ListInstancesResponse, error) {
+		return client.ListInstances(ctx, &orderv1.ListInstancesRequest{Filter: filter, PageSize: size, PageToken: token})
+	}, func(r *orderv1.ListInstancesResponse) []string { return testenv.Names(r.Instances) })
 }
 
 func productPager(ctx context.Context, client orderv1.OrderServiceClient, filter string) testenv.Pager {
-	return func(size int32, token string) ([]string, string, error) {
-		resp, err := client.ListProducts(ctx, &orderv1.ListProductsRequest{Filter: filter, PageSize: size, PageToken: token})
-		var names []string
-		for _, p := range resp.GetProducts() {
-			names = append(names, p.Name)
-		}
-		return names, resp.GetNextPageToken(), err
-	}
+	return testenv.GRPCPager(func(size int32, token string) (*orderv1.ListProductsResponse, error) {
+		return client.ListProducts(ctx, &orderv1.ListProductsRequest{Filter: filter, PageSize: size, PageToken: token})
+	}, func(r *orderv1.ListProductsResponse) []string { return testenv.Names(r.Products) })
 }
 
 // TestListsPageByKeyset: orders, instances (whole, and of one state) and
