@@ -92,9 +92,9 @@ func New[T any](coll *mongo.Collection, kind string, opts ...Option) *Store[T] {
 func (s *Store[T]) Collection() *mongo.Collection { return s.coll }
 
 // EnsureIndexes creates the indexes every store needs (ListIndex, for
-// listing) and extra ones. Only missing indexes are
-// created: FerretDB v1 fails on createIndexes for an index that already
-// exists with other keys in the same call, which every restart would hit.
+// listing) and extra ones. Only missing indexes are created: FerretDB v1
+// fails on createIndexes for an index that already exists with other keys
+// in the same call, which every restart would hit.
 func (s *Store[T]) EnsureIndexes(ctx context.Context, extra ...mongo.IndexModel) error {
 	models := append([]mongo.IndexModel{{Keys: ListIndex}}, extra...)
 	cur, err := s.coll.Indexes().List(ctx)

@@ -72,7 +72,8 @@ func (s *Server) ListProducts(ctx context.Context, req *orderv1.ListProductsRequ
 		}
 		all = append(all, p)
 	}
-	// The catalogue is a fixed list: the cursor is the last product's id.
+	// The catalogue is a fixed list: the cursor is the last product's id
+	// (its time is unused).
 	products, next, err := page.ListKeyset(s.Pages, page.Query("ListProducts", req.GetFilter()), req, func(after *page.Cursor, limit int64) ([]domain.Product, bool, error) {
 		start := 0
 		if after != nil {
@@ -80,7 +81,7 @@ func (s *Server) ListProducts(ctx context.Context, req *orderv1.ListProductsRequ
 		}
 		end := min(start+int(limit), len(all))
 		return all[start:end], end < len(all), nil
-	}, func(p domain.Product) page.Cursor { return page.Cursor{ID: p.ID} }, productPB)
+	}, func(p domain.Product) page.Cursor { return page.Cursor{Time: time.Unix(0, 0), ID: p.ID} }, productPB)
 	if err != nil {
 		return nil, err
 	}
