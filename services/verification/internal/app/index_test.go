@@ -45,7 +45,11 @@ type lifecycle struct {
 // that always agree.
 func newLifecycle(t testing.TB, cmds *commands) *lifecycle {
 	t.Helper()
-	store := challengeStore(t, cmds)
+	return newLifecycleOn(t, challengeStore(t, cmds))
+}
+
+func newLifecycleOn(t testing.TB, store *docstore.Store[domain.Challenge]) *lifecycle {
+	t.Helper()
 	x := indexStore(store)
 	v := docstore.New[domain.Validation](store.Collection().Database().Collection("validations"), "validation", docstore.SingleWriter())
 	q := app.NewQueuedChallenges(store)
