@@ -105,17 +105,7 @@ func BenchmarkScans(b *testing.B) {
 	if testing.Short() {
 		b.Skip("needs a database")
 	}
-	srv, err := embedded.StartMongo("127.0.0.1:0", b.TempDir(), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
-	client, err := mongo.Connect(options.Client().ApplyURI(srv.URI()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer client.Disconnect(context.Background())
-	s := docstore.New[widget](client.Database("bench").Collection("widgets"), "widget", docstore.SingleWriter())
+	s := ferretStore(b)
 	seed(b, s)
 	ctx := context.Background()
 	relay := docstore.NewRelay(nil, testenv.Logger(b), time.Hour)
@@ -143,16 +133,92 @@ func BenchmarkScans(b *testing.B) {
 	})
 }
 
+// BenchmarkListPages lists page 1 and page 1,000 (20 records a page) of
+// an account's benchDocs records: by keyset (the page token's position)
+// and, for comparison, by offset. On MongoDB (CERTFLOW_TEST_MONGO_URI) a
+// keyset page is a scan of docstore.ListIndex from the position, so page
+// 1,000 costs what page 1 does, while an offset walks past 19,980 index
+// entries first. FerretDB v1 pushes no such filter down: it reads and
+// decodes the whole collection for every page, whichever it is.
+//
+//	go test -run '^$' -bench ListPages ./pkg/docstore
+func BenchmarkListPages(b *testing.B) {
+	if testing.Short() {
+		b.Skip("needs a database")
+	}
+	type target struct {
+		name    string
+		s       *docstore.Store[widget]
+		created time.Time
+	}
+	var targets []target
+	s := ferretStore(b)
+	targets = append(targets, target{"ferretdb", s, seed(b, s)})
+	if os.Getenv(testenv.MongoEnv) != "" {
+		db, _ := testenv.Database(b)
+		s := docstore.New[widget](db.Collection("widgets"), "widget")
+		targets = append(targets, target{"mongodb", s, seed(b, s)})
+	}
+	const size, pageN = 20, 1000
+	ctx := context.Background()
+	for _, tg := range targets {
+		// Every record has the same creation time, so the listing is by
+		// _id, highest first: page pageN starts at record size*(pageN-1)
+		// and follows the one before it.
+		first := benchID(benchDocs - 1 - size*(pageN-1))
+		before := benchID(benchDocs - size*(pageN-1))
+		for _, c := range []struct {
+			name  string
+			o     docstore.ListOptions
+			first string
+		}{
+			{"Page1", docstore.ListOptions{Limit: size}, benchID(benchDocs - 1)},
+			{"Page1000Keyset", docstore.ListOptions{Limit: size, After: &docstore.Position{Created: tg.created, ID: before}}, first},
+			{"Page1000Offset", docstore.ListOptions{Limit: size, Offset: size * (pageN - 1)}, first},
+		} {
+			b.Run(c.name+"/"+tg.name, func(b *testing.B) {
+				for b.Loop() {
+					recs, _, err := tg.s.List(ctx, "acct", c.o)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if len(recs) != size || recs[0].ID != c.first {
+						b.Fatalf("page = %d records; want %d from %s", len(recs), size, c.first)
+					}
+				}
+			})
+		}
+	}
+}
+
+// ferretStore is a store on an embedded FerretDB of its own, as the
+// embedded default runs it (with the _id index), until b ends.
+func ferretStore(b *testing.B) *docstore.Store[widget] {
+	b.Helper()
+	srv, err := embedded.StartMongo("127.0.0.1:0", b.TempDir(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(srv.Close)
+	client, err := mongo.Connect(options.Client().ApplyURI(srv.URI()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	return docstore.New[widget](client.Database("bench").Collection("widgets"), "widget", docstore.SingleWriter())
+}
+
 func benchID(i int) string { return fmt.Sprintf("bench%06d", i) }
 
-// seed inserts benchDocs records of a few hundred bytes each, in batches.
-func seed(b *testing.B, s *docstore.Store[widget]) {
+// seed inserts benchDocs records of a few hundred bytes each, in batches,
+// all created at the instant it returns.
+func seed(b *testing.B, s *docstore.Store[widget]) time.Time {
 	b.Helper()
 	ctx := context.Background()
 	if err := s.EnsureIndexes(ctx); err != nil {
 		b.Fatal(err)
 	}
-	now := time.Now().UTC()
+	now := time.Now().UTC().Truncate(time.Millisecond) // as BSON stores it
 	state := strings.Repeat("x", 300)
 	var batch []any
 	for i := range benchDocs {
@@ -165,4 +231,5 @@ func seed(b *testing.B, s *docstore.Store[widget]) {
 			batch = batch[:0]
 		}
 	}
+	return now
 }

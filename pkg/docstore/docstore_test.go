@@ -370,3 +370,40 @@ func TestListAfter(t *testing.T) {
 		t.Fatalf("keyset pages = %s; want %s", got, want)
 	}
 }
+
+// TestUpdateEachPagesByKeyset: UpdateEach visits every matching record
+// once across its pages of 500, even when fn takes records out of the
+// filter (an offset would then skip the records that moved up) and every
+// record was created at the same instant (the pages break ties by _id).
+func TestUpdateEachPagesByKeyset(t *testing.T) {
+	db, _ := testenv.Database(t)
+	ctx := context.Background()
+	// Writes by _id alone: a version-guarded write scans on FerretDB.
+	s := docstore.New[widget](db.Collection("widgets"), "widget", docstore.SingleWriter())
+	const n = 700
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	var batch []any
+	for i := range n {
+		batch = append(batch, docstore.Record[widget]{ID: fmt.Sprintf("w%05d", i), Account: "a", Version: 1, Revision: 1,
+			Created: at, Updated: at, Outbox: []events.Event{}, Doc: widget{State: "X"}})
+	}
+	batch = append(batch, docstore.Record[widget]{ID: "other", Account: "b", Version: 1, Revision: 1,
+		Created: at, Updated: at, Outbox: []events.Event{}, Doc: widget{State: "X"}})
+	if _, err := s.Collection().InsertMany(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	visits := map[string]int{}
+	got, err := s.UpdateEach(ctx, "a", bson.D{{Key: "doc.state", Value: "X"}}, func(r *docstore.Record[widget]) ([]events.Event, error) {
+		visits[r.ID]++
+		r.Doc.State = "Y"
+		return nil, nil
+	})
+	if err != nil || len(got) != n || len(visits) != n {
+		t.Fatalf("UpdateEach = %d records, %d visited, %v; want %d", len(got), len(visits), err, n)
+	}
+	for id, k := range visits {
+		if k != 1 || id == "other" {
+			t.Fatalf("UpdateEach visited %s %d times; want each of a's once", id, k)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -32,6 +33,12 @@ type shape struct {
 	// knownScan says why the shape still reads the whole collection; ""
 	// means it must not.
 	knownScan string
+	// listIndex: on MongoDB its sorted finds are served in order by
+	// docstore.ListIndex, with no SORT stage, and a find after a keyset
+	// position scans that index from the position on (its bounds on
+	// created are not open): a page costs the same on page 1 and page
+	// 1,000.
+	listIndex bool
 }
 
 type widget struct{ State string }
@@ -86,8 +93,20 @@ var shapes = []shape{
 			}
 			return f.relay.Pass(ctx)
 		}},
-	{name: "List (account, newest first)", knownScan: noPushdown, run: func(ctx context.Context, f *fixture) error {
+	{name: "List (account, newest first)", knownScan: noPushdown, listIndex: true, run: func(ctx context.Context, f *fixture) error {
 		_, _, err := f.s.List(ctx, "acct", docstore.ListOptions{Limit: 10})
+		return err
+	}},
+	{name: "List after a keyset position (a later page)", knownScan: noPushdown, listIndex: true, run: func(ctx context.Context, f *fixture) error {
+		_, _, err := f.s.List(ctx, "acct", docstore.ListOptions{Limit: 10, After: &docstore.Position{Created: time.Now(), ID: "w0001"}})
+		return err
+	}},
+	{name: "List of a doc field after a keyset position (filtered lists, ListInstances)", knownScan: noPushdown, listIndex: true, run: func(ctx context.Context, f *fixture) error {
+		_, _, err := f.s.List(ctx, "acct", docstore.ListOptions{Limit: 10, Filter: bson.D{{Key: "doc.state", Value: "NEW"}}, After: &docstore.Position{Created: time.Now(), ID: "w0001"}})
+		return err
+	}},
+	{name: "UpdateEach (keyset pages, then by _id)", knownScan: noPushdown, listIndex: true, run: func(ctx context.Context, f *fixture) error {
+		_, err := f.s.UpdateEach(ctx, "acct", bson.D{{Key: "doc.state", Value: "NEW"}}, func(*docstore.Record[widget]) ([]events.Event, error) { return nil, docstore.ErrUnchanged })
 		return err
 	}},
 	{name: "Find (internal sweep on a doc field)", knownScan: noPushdown + "; on MongoDB the filter needs an index of its own", run: func(ctx context.Context, f *fixture) error {
@@ -269,6 +288,15 @@ func TestQueryPlansMongoDB(t *testing.T) {
 			}
 			qp, _ := res.Lookup("queryPlanner").DocumentOK()
 			stages := planStages(qp)
+			if sh.listIndex && slices.ContainsFunc(inner, func(e bson.E) bool { return e.Key == "sort" }) {
+				want := "IXSCAN(" + indexName(docstore.ListIndex) + ")"
+				if !strings.Contains(planIndexes(qp), want) || strings.Contains(" "+stages+" ", " SORT ") {
+					t.Errorf("%s: %v\n\tplan %s (%s); want %s and no SORT stage", sh.name, inner, stages, planIndexes(qp), want)
+				}
+				if bounds := createdBounds(qp); strings.Contains(fmt.Sprint(inner), "$lte") && (bounds == "" || strings.Contains(bounds, "MaxKey")) {
+					t.Errorf("%s: %v\n\tscans created over %s; want the scan to start at the page token's position", sh.name, inner, bounds)
+				}
+			}
 			switch scans := strings.Contains(stages, "COLLSCAN"); {
 			case scans && sh.knownScan == "":
 				t.Errorf("%s: %v\n\tscans: %s", sh.name, inner, stages)
@@ -307,13 +335,51 @@ func explainable(c bson.Raw) bson.D {
 // planStages lists the stages of a queryPlanner document's winning plan(s).
 func planStages(doc bson.Raw) string {
 	var out []string
+	walkPlan(doc, func(stage bson.Raw) {
+		s, _ := stage.Lookup("stage").StringValueOK()
+		out = append(out, s)
+	})
+	return strings.Join(out, " ")
+}
+
+// planIndexes lists the index scans of a queryPlanner document's winning
+// plan(s), as IXSCAN(name).
+func planIndexes(doc bson.Raw) string {
+	var out []string
+	walkPlan(doc, func(stage bson.Raw) {
+		if s, _ := stage.Lookup("stage").StringValueOK(); s == "IXSCAN" {
+			name, _ := stage.Lookup("indexName").StringValueOK()
+			out = append(out, "IXSCAN("+name+")")
+		}
+	})
+	return strings.Join(out, " ")
+}
+
+// createdBounds is the bounds on created of the winning plan's index
+// scans (MongoDB prints an open one as [MaxKey, MinKey]).
+func createdBounds(doc bson.Raw) string {
+	var out []string
+	walkPlan(doc, func(stage bson.Raw) {
+		if b, ok := stage.Lookup("indexBounds", "created").ArrayOK(); ok {
+			vals, _ := b.Values()
+			for _, v := range vals {
+				s, _ := v.StringValueOK()
+				out = append(out, s)
+			}
+		}
+	})
+	return strings.Join(out, " ")
+}
+
+// walkPlan calls fn with every stage of doc's winning plan(s).
+func walkPlan(doc bson.Raw, fn func(stage bson.Raw)) {
 	var walk func(v bson.RawValue)
 	walk = func(v bson.RawValue) {
 		switch v.Type {
 		case bson.TypeEmbeddedDocument:
 			d := v.Document()
-			if s, ok := d.Lookup("stage").StringValueOK(); ok {
-				out = append(out, s)
+			if _, ok := d.Lookup("stage").StringValueOK(); ok {
+				fn(d)
 			}
 			elems, _ := d.Elements()
 			for _, e := range elems {
@@ -331,7 +397,15 @@ func planStages(doc bson.Raw) string {
 	if doc != nil {
 		walk(bson.RawValue{Type: bson.TypeEmbeddedDocument, Value: doc})
 	}
-	return strings.Join(out, " ")
+}
+
+// indexName is MongoDB's default name of an index of keys.
+func indexName(keys bson.D) string {
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s_%v", k.Key, k.Value))
+	}
+	return strings.Join(parts, "_")
 }
 
 func tableOf(t *testing.T, srv *embedded.Mongo, db, coll string) string {

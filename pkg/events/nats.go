@@ -217,6 +217,15 @@ type ConsumeOptions struct {
 	Log        *slog.Logger
 }
 
+// consumeBatch is how many messages a consumer pulls at a time, and
+// maxAckPending how many JetStream lets it hold unacknowledged: the
+// hand-over channel holds that many, so the client's callback does not wait
+// (short of redeliveries of messages still queued).
+const (
+	consumeBatch  = 64
+	maxAckPending = 512
+)
+
 // Consume runs a durable pull consumer until ctx is done. Handlers must be
 // idempotent: JetStream delivers at least once.
 func (c *Conn) Consume(ctx context.Context, opts ConsumeOptions, h Handler) error {
@@ -236,6 +245,7 @@ func (c *Conn) Consume(ctx context.Context, opts ConsumeOptions, h Handler) erro
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        30 * time.Second,
 		MaxDeliver:     opts.MaxDeliver,
+		MaxAckPending:  maxAckPending,
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
@@ -289,10 +299,33 @@ func (c *Conn) Consume(ctx context.Context, opts ConsumeOptions, h Handler) erro
 		}, log)
 		cc, err = cons.Consume(func(m jetstream.Msg) { held <- m })
 	} else {
+		// The callback only hands over; one goroutine applies and settles.
+		// A handler held for seconds (the database away, each call waiting
+		// out its timeout) must not hold the client's own delivery of pull
+		// status and heartbeats: with the handler in the callback, the pull
+		// consumer was seen to stop receiving for good after an outage.
+		held := make(chan jetstream.Msg, maxAckPending)
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case m := <-held:
+					ev, err := apply(m)
+					settle(m, ev, err)
+				}
+			}
+		}()
 		cc, err = cons.Consume(func(m jetstream.Msg) {
-			ev, err := apply(m)
-			settle(m, ev, err)
-		})
+			select {
+			case held <- m:
+			case <-ctx.Done(): // left unacknowledged: redelivered after AckWait
+			}
+		},
+			jetstream.PullMaxMessages(consumeBatch),
+			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+				log.Warn("event consumer", "durable", opts.Durable, "err", err)
+			}))
 	}
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", opts.Durable, err)

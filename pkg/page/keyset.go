@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/certflow/certflow/pkg/apierr"
+	"github.com/certflow/certflow/pkg/docstore"
 )
 
 // Cursor is a position in a keyset order: the sort key and id of the last
@@ -104,4 +105,31 @@ func ListKeyset[R, P any](k *Keyset, query string, req Request, fetch func(after
 		next = k.Token(query, cursor(items[len(items)-1]))
 	}
 	return out, next, nil
+}
+
+// Query is what a page token is bound to: the list method, the caller's
+// account and everything that selects the items (filter, parent). Each
+// part is length-prefixed, so no two different sets of parts give the
+// same query.
+func Query(parts ...string) string {
+	var b []byte
+	for _, p := range parts {
+		b = binary.AppendUvarint(b, uint64(len(p)))
+		b = append(b, p...)
+	}
+	return string(b)
+}
+
+// Records serves one page of docstore records in the stores' listing
+// order (newest first, then by _id), as ListKeyset does: fetch lists up
+// to limit records after the position (nil: from the newest), the next
+// token holds the last record's position.
+func Records[T, P any](k *Keyset, query string, req Request, fetch func(after *docstore.Position, limit int64) ([]*docstore.Record[T], bool, error), conv func(*docstore.Record[T]) P) ([]P, string, error) {
+	return ListKeyset(k, query, req, func(after *Cursor, limit int64) ([]*docstore.Record[T], bool, error) {
+		var pos *docstore.Position
+		if after != nil {
+			pos = &docstore.Position{Created: after.Time, ID: after.ID}
+		}
+		return fetch(pos, limit)
+	}, func(r *docstore.Record[T]) Cursor { return Cursor{Time: r.Created, ID: r.ID} }, conv)
 }

@@ -27,13 +27,14 @@ func databaseDown(err error) bool {
 
 // unavailableWhenDatabaseDown answers Unavailable (HTTP 503 through the
 // gateway) with a message when a call failed because the database could not
-// be reached, instead of an internal error: the client may retry, and a
-// write that failed this way was not made (every write is one document
-// update, so nothing is half-written).
+// be reached, instead of an internal error: the client may retry. Every
+// write is one document update, so nothing is half-written; a connection
+// cut after a write was sent may or may not have made it, which the
+// request id makes safe to retry.
 func unavailableWhenDatabaseDown(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	resp, err := h(ctx, req)
 	if err != nil && databaseDown(err) {
-		return nil, status.Error(codes.Unavailable, "the database cannot be reached; nothing was changed by this request: retry it in a few seconds")
+		return nil, status.Error(codes.Unavailable, "the database cannot be reached: retry the request in a few seconds (with the same request_id, a write that did reach the database is not made twice)")
 	}
 	return resp, err
 }

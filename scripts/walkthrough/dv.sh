@@ -53,9 +53,22 @@ for _ in $(seq 60); do
   verdict=$(openssl verify -crl_check -CAfile "$VAR/ca/root.pem" -untrusted chain.pem -CRLfile crl.pem cert.pem 2>&1 || true)
   if grep -q 'certificate revoked' <<<"$verdict"; then
     echo "cert.pem: certificate revoked, as the CRL says"
+    break
+  fi
+  sleep 1
+done
+grep -q 'certificate revoked' <<<"$verdict" || { echo "stopped: $CERT is not on the CRL after a minute" >&2; exit 1; }
+
+# The audit trail of the certificate: the key download and the revocation,
+# each with the API key that made it, the source address and the request id.
+audit_filter=$(jq -rn --arg c "$CERT" '"resource = \"\($c)\"" | @uri')
+for _ in $(seq 30); do
+  trail=$(call "$KEY" GET "/v1/auditEvents?filter=$audit_filter")
+  if jq -e '[.audit_events[]?.action] | index("certificate.revoke")' <<<"$trail" >/dev/null; then
+    jq -c '.audit_events[] | {action, actor, source, request_id, time}' <<<"$trail"
     exit 0
   fi
   sleep 1
 done
-echo "stopped: $CERT is not on the CRL after a minute" >&2
+echo "stopped: the audit trail of $CERT has no revocation after 30 s" >&2
 exit 1

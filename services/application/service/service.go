@@ -105,6 +105,10 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err := templates.EnsureIndexes(ctx); err != nil {
 		return nil, err
 	}
+	pages, err := b.PageKeyset(ctx)
+	if err != nil {
+		return nil, err
+	}
 	a := app.New(app.Deps{
 		Applications: apps,
 		Templates:    templates,
@@ -116,7 +120,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		Now:          cfg.Now,
 		Log:          b.Log,
 	})
-	b.GRPC.Register(&applicationv1.ApplicationService_ServiceDesc, &grpcapi.Server{App: a})
+	b.GRPC.Register(&applicationv1.ApplicationService_ServiceDesc, &grpcapi.Server{App: a, Pages: pages})
 	// Two consumers so that a slow issuance (an RSA-4096 key) does not hold
 	// up domain events of other applications.
 	for _, c := range []struct {

@@ -267,6 +267,12 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	// database, and unique per process.
 	host, _ := os.Hostname()
 	replica := host + "/" + docstore.NewID()[:8]
+	pages, err := b.PageKeyset(ctx)
+	if err != nil {
+		b.NATS.Close()
+		_ = b.Mongo.Disconnect(context.Background())
+		return nil, err
+	}
 	a := app.New(app.Deps{
 		Notes:        notes,
 		Contacts:     contacts,
@@ -285,7 +291,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		Now:            cfg.Now,
 		Log:            b.Log,
 	})
-	b.GRPC.Register(&notificationv1.NotificationService_ServiceDesc, &grpcapi.Server{App: a})
+	b.GRPC.Register(&notificationv1.NotificationService_ServiceDesc, &grpcapi.Server{App: a, Pages: pages})
 	b.Go(func(ctx context.Context) error {
 		return b.NATS.Consume(ctx, events.ConsumeOptions{
 			Durable:    Durable,

@@ -65,8 +65,12 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		}
 		repo, due = q, q
 	}
+	pages, err := b.PageKeyset(ctx)
+	if err != nil {
+		return nil, err
+	}
 	a := app.New(repo, cfg.Now)
 	b.Go(func(ctx context.Context) error { return a.RunExpiry(ctx, due, cfg.ExpiryInterval, b.Log.Warn) })
-	b.GRPC.Register(&orderv1.OrderService_ServiceDesc, &grpcapi.Server{App: a})
+	b.GRPC.Register(&orderv1.OrderService_ServiceDesc, &grpcapi.Server{App: a, Pages: pages})
 	return &Service{b}, nil
 }

@@ -19,11 +19,17 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 func start(t *testing.T) (orderv1.OrderServiceClient, *events.Conn) {
 	t.Helper()
+	return startWith(t, order.Config{})
+}
+
+func startWith(t *testing.T, cfg order.Config) (orderv1.OrderServiceClient, *events.Conn) {
+	t.Helper()
 	natsURL := testenv.NATS(t)
 	_, db := testenv.Database(t)
-	svc, err := order.New(context.Background(), order.Config{Config: service.Config{
+	cfg.Config = service.Config{
 		GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: db, NATSURL: natsURL, NATSSeedFile: testenv.NATSSeed(t, natsURL, "order"), PKI: testenv.PKI(t), Log: testenv.Logger(t),
-	}})
+	}
+	svc, err := order.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -73,3 +73,9 @@ func domainValidation(cfg Config, resolver *dcv.Resolver) (dcvSettings, error) {
 func validationStore(b *service.Base, now func() time.Time) *docstore.Store[domain.Validation] {
 	return docstore.New[domain.Validation](b.DB.Collection("validations"), "validation", b.StoreOptions(now)...)
 }
+
+// challengeIndexStore keeps each account's index of each application's
+// challenges (app/index.go): no events (no relay), read by _id only.
+func challengeIndexStore(b *service.Base, now func() time.Time) *docstore.Store[domain.ChallengeIndex] {
+	return docstore.New[domain.ChallengeIndex](b.DB.Collection("challenge_indexes"), "challenge index", b.StoreOptions(now)...)
+}

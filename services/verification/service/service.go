@@ -4,6 +4,8 @@ package service
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"fmt"
 	applicationv1 "github.com/certflow/certflow/gen/go/certflow/application/v1"
 	"github.com/certflow/certflow/pkg/apierr"
@@ -20,6 +22,8 @@ import (
 	"github.com/certflow/certflow/pkg/callpolicy"
 	"github.com/certflow/certflow/pkg/config"
 	"github.com/certflow/certflow/pkg/docstore"
+	"github.com/certflow/certflow/pkg/page"
+	"github.com/certflow/certflow/pkg/sealbox"
 	"github.com/certflow/certflow/pkg/service"
 	"github.com/certflow/certflow/services/verification/internal/app"
 	"github.com/certflow/certflow/services/verification/internal/dcv"
@@ -73,7 +77,14 @@ type Config struct {
 	Perspectives string
 	// PerspectiveTimeout bounds each perspective's answer (default 15s).
 	PerspectiveTimeout time.Duration
-	Now                func() time.Time
+	// PageKeyFile holds a base64 32-byte secret that the list methods'
+	// page tokens are authenticated under, so that they survive restarts
+	// and replicas accept each other's; PageKey, if set, is the secret
+	// itself (environment CERTFLOW_VERIFICATION_PAGE_KEY, or a program
+	// embedding the service). Never a command-line argument. The primary
+	// role needs it.
+	PageKeyFile, PageKey string
+	Now                  func() time.Time
 }
 
 // Flags registers the verification settings.
@@ -95,6 +106,8 @@ func (c *Config) Flags(s *config.Set) {
 	s.String(&c.Perspectives, "perspectives", "CERTFLOW_PERSPECTIVES", "", "primary role: remote perspectives to corroborate every validation and CAA check, comma-separated region=host:port")
 	s.Duration(&c.PerspectiveTimeout, "perspective-timeout", "CERTFLOW_PERSPECTIVE_TIMEOUT", 15*time.Second, "primary role: how long a remote perspective may take to answer (one that does not counts as disagreeing)")
 	s.String(&c.CAAAccountURIBase, "caa-account-uri-base", "CERTFLOW_CAA_ACCOUNT_URI_BASE", defaultCAAAccountURIBase, "prefix of the account URIs CAA accounturi parameters name: <base>/<account id> (RFC 8657)")
+	s.String(&c.PageKeyFile, "page-key-file", "CERTFLOW_VERIFICATION_PAGE_KEY_FILE", "", "primary role: file with the base64 32-byte secret list page tokens are signed with (or the secret itself in env CERTFLOW_VERIFICATION_PAGE_KEY)")
+	s.SecretEnv(&c.PageKey, "CERTFLOW_VERIFICATION_PAGE_KEY")
 	s.String(&c.CAAIdentities, "caa-identities", "CERTFLOW_CAA_IDENTITIES", defaultCAAIdentities, "issuer domain names that CAA issue records must name for this CA, comma-separated")
 }
 
@@ -131,6 +144,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.ApplicationAddr == "" {
 		return nil, fmt.Errorf("no application service address: documents are stored only for an existing, open application (-application-addr)")
 	}
+	pageSecret, err := sealbox.LoadKEK("verification page-token key", cfg.PageKey, cfg.PageKeyFile, "-page-key-file or CERTFLOW_VERIFICATION_PAGE_KEY")
+	if err != nil {
+		return nil, err
+	}
+	pages := page.NewKeyset(pageKey(pageSecret))
 	b, err := service.Start(ctx, cfg.Config)
 	if err != nil {
 		return nil, err
@@ -154,13 +172,19 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	store := docstore.New[domain.Challenge](b.DB.Collection("challenges"), "challenge", b.OutboxStoreOptions(cfg.Now)...)
-	// The sweep finds due challenges by state and next check time; lists
-	// and cancels find an application's challenges.
+	// The sweep finds due challenges by state and next check time (on
+	// MongoDB); an application's challenges are found through its index
+	// record (app/index.go), by _id.
 	if err := store.EnsureIndexes(ctx,
 		mongo.IndexModel{Keys: bson.D{{Key: "doc.state", Value: 1}, {Key: "doc.nextchecktime", Value: 1}}},
-		mongo.IndexModel{Keys: bson.D{{Key: "account", Value: 1}, {Key: "doc.application", Value: 1}, {Key: "created", Value: -1}}},
 	); err != nil {
 		return nil, err
+	}
+	indexes := challengeIndexStore(b, cfg.Now)
+	if n, err := app.BuildChallengeIndexes(ctx, store, indexes); err != nil {
+		return nil, err
+	} else if n > 0 {
+		b.Log.Info("indexed the challenges of applications stored before challenge indexes", "applications", n)
 	}
 	// The sweep's due challenges: on MongoDB, which several replicas may
 	// write, by the index above; on FerretDB, which this process alone
@@ -177,17 +201,25 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		b.Log.Info("due challenges kept in memory (single writer)", "pending", q.Len())
 		challenges, due = q, q
 	}
-	a := app.New(challenges, due, validationStore(b, cfg.Now), prover, corr, mailer{notificationv1.NewNotificationServiceClient(nc)}, dcvCfg.caa, domain.Policy{
+	a := app.New(challenges, indexes, due, validationStore(b, cfg.Now), prover, corr, mailer{notificationv1.NewNotificationServiceClient(nc)}, dcvCfg.caa, domain.Policy{
 		Lifetime: cfg.ChallengeLifetime, RetryInitial: cfg.RetryInitial, RetryMax: cfg.RetryMax, HTTPPort: cfg.HTTPPort,
 		CNAMEZone: dcvCfg.cnameZone,
 	}, cfg.Now, b.Log)
-	documents, reviews, err := startOrgValidation(ctx, b, applications{applicationv1.NewApplicationServiceClient(ac)}, cfg.Now)
+	documents, reviews, err := startOrgValidation(ctx, b, applications{applicationv1.NewApplicationServiceClient(ac)}, pages, cfg.Now)
 	if err != nil {
 		return nil, err
 	}
-	b.GRPC.Register(&verificationv1.VerificationService_ServiceDesc, &grpcapi.Server{App: a, CAA: dcvCfg.caa, Documents: documents, Organizations: reviews})
+	b.GRPC.Register(&verificationv1.VerificationService_ServiceDesc, &grpcapi.Server{App: a, CAA: dcvCfg.caa, Documents: documents, Organizations: reviews, Pages: pages})
 	b.Go(func(ctx context.Context) error { return a.RunWorker(ctx, cfg.SweepInterval, 8) })
 	return &Service{b}, nil
+}
+
+// pageKey derives the page-token key from the configured secret, so the
+// secret itself signs nothing.
+func pageKey(secret []byte) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("certflow verification page tokens v1"))
+	return m.Sum(nil)
 }
 
 // prover dispatches a challenge to the checker of its method.

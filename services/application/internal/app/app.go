@@ -225,13 +225,14 @@ func (a *App) Get(ctx context.Context, account, id string) (*Record, error) {
 	return a.apps.Get(ctx, account, id)
 }
 
-// List lists applications newest first, optionally of one state.
-func (a *App) List(ctx context.Context, account string, state domain.State, offset, limit int64) ([]*Record, bool, error) {
+// List lists applications newest first, optionally of one state, those
+// after the position after (nil: from the newest).
+func (a *App) List(ctx context.Context, account string, state domain.State, after *docstore.Position, limit int64) ([]*Record, bool, error) {
 	var f bson.D
 	if state != "" {
 		f = bson.D{{Key: "doc.state", Value: string(state)}}
 	}
-	return a.apps.List(ctx, account, docstore.ListOptions{Filter: f, Offset: offset, Limit: limit})
+	return a.apps.List(ctx, account, docstore.ListOptions{Filter: f, After: after, Limit: limit})
 }
 
 // Update edits an application's details. etag, if given, must be the

@@ -38,9 +38,10 @@ func (a *App) GetTemplate(ctx context.Context, account, id string) (*TemplateRec
 	return a.templates.Get(ctx, account, id)
 }
 
-// ListTemplates lists templates newest first.
-func (a *App) ListTemplates(ctx context.Context, account string, offset, limit int64) ([]*TemplateRecord, bool, error) {
-	return a.templates.List(ctx, account, docstore.ListOptions{Offset: offset, Limit: limit})
+// ListTemplates lists templates newest first, those after the position
+// after (nil: from the newest).
+func (a *App) ListTemplates(ctx context.Context, account string, after *docstore.Position, limit int64) ([]*TemplateRecord, bool, error) {
+	return a.templates.List(ctx, account, docstore.ListOptions{After: after, Limit: limit})
 }
 
 // DeleteTemplate deletes a template.

@@ -13,6 +13,7 @@ import (
 	verificationv1 "github.com/certflow/certflow/gen/go/certflow/verification/v1"
 	"github.com/certflow/certflow/pkg/apierr"
 	"github.com/certflow/certflow/pkg/auth"
+	"github.com/certflow/certflow/pkg/docstore"
 	"github.com/certflow/certflow/pkg/filter"
 	"github.com/certflow/certflow/pkg/page"
 	"github.com/certflow/certflow/pkg/resname"
@@ -24,6 +25,8 @@ import (
 type Server struct {
 	applicationv1.UnimplementedApplicationServiceServer
 	App *app.App
+	// Pages issues and checks the keyset page tokens of the list methods.
+	Pages *page.Keyset
 }
 
 // customer returns the caller's account; applications are the customer's.
@@ -198,8 +201,9 @@ func (s *Server) ListApplications(ctx context.Context, req *applicationv1.ListAp
 	if v, ok := applicationv1.Application_State_value[state]; state != "" && (!ok || v == 0) {
 		return nil, apierr.Invalid("filter", "INVALID_FILTER", "unknown state %q; use DRAFT, PENDING_DOMAIN_VERIFICATION, …, ISSUED, VALIDATION_FAILED or WITHDRAWN", state)
 	}
-	apps, next, err := page.List(req.GetFilter(), req, func(offset, limit int64) ([]*app.Record, bool, error) {
-		return s.App.List(ctx, acct, domain.State(state), offset, limit)
+	// The token is bound to the account and the filter as given.
+	apps, next, err := page.Records(s.Pages, page.Query("ListApplications", acct, req.GetFilter()), req, func(after *docstore.Position, limit int64) ([]*app.Record, bool, error) {
+		return s.App.List(ctx, acct, domain.State(state), after, limit)
 	}, s.toPB)
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	applicationv1 "github.com/certflow/certflow/gen/go/certflow/application/v1"
 	verificationv1 "github.com/certflow/certflow/gen/go/certflow/verification/v1"
 	"github.com/certflow/certflow/pkg/apierr"
+	"github.com/certflow/certflow/pkg/docstore"
 	"github.com/certflow/certflow/pkg/page"
 	"github.com/certflow/certflow/pkg/resname"
 	"github.com/certflow/certflow/services/application/internal/app"
@@ -54,8 +55,8 @@ func (s *Server) ListTemplates(ctx context.Context, req *applicationv1.ListTempl
 	if err != nil {
 		return nil, err
 	}
-	templates, next, err := page.List("templates", req, func(offset, limit int64) ([]*app.TemplateRecord, bool, error) {
-		return s.App.ListTemplates(ctx, acct, offset, limit)
+	templates, next, err := page.Records(s.Pages, page.Query("ListTemplates", acct), req, func(after *docstore.Position, limit int64) ([]*app.TemplateRecord, bool, error) {
+		return s.App.ListTemplates(ctx, acct, after, limit)
 	}, templatePB)
 	if err != nil {
 		return nil, err

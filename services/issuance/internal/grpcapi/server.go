@@ -90,14 +90,8 @@ func (s *Server) ListCertificates(ctx context.Context, req *issuancev1.ListCerti
 	}
 	// The token is bound to the account and the filter as given.
 	query := acct + "\x00" + req.GetFilter()
-	certs, next, err := page.ListKeyset(s.Pages, query, req, func(after *page.Cursor, limit int64) ([]*docstore.Record[domain.Certificate], bool, error) {
-		var pos *docstore.Position
-		if after != nil {
-			pos = &docstore.Position{Created: after.Time, ID: after.ID}
-		}
-		return s.App.List(ctx, acct, f, pos, limit)
-	}, func(r *docstore.Record[domain.Certificate]) page.Cursor {
-		return page.Cursor{Time: r.Created, ID: r.ID}
+	certs, next, err := page.Records(s.Pages, query, req, func(after *docstore.Position, limit int64) ([]*docstore.Record[domain.Certificate], bool, error) {
+		return s.App.List(ctx, acct, f, after, limit)
 	}, certPB)
 	if err != nil {
 		return nil, err

@@ -148,13 +148,14 @@ func (a *App) GetNotification(ctx context.Context, account, id string) (*docstor
 }
 
 // ListNotifications lists an account's notifications newest first,
-// optionally only those about one application (applications/{id}).
-func (a *App) ListNotifications(ctx context.Context, account, application string, offset, limit int64) ([]*docstore.Record[domain.Notification], bool, error) {
+// optionally only those about one application (applications/{id}), those
+// after the position after (nil: from the newest).
+func (a *App) ListNotifications(ctx context.Context, account, application string, after *docstore.Position, limit int64) ([]*docstore.Record[domain.Notification], bool, error) {
 	var f bson.D
 	if application != "" {
 		f = bson.D{{Key: "doc.application", Value: application}}
 	}
-	return a.notes.List(ctx, account, docstore.ListOptions{Filter: f, Offset: offset, Limit: limit})
+	return a.notes.List(ctx, account, docstore.ListOptions{Filter: f, After: after, Limit: limit})
 }
 
 // applicationEvent is what every application event carries.

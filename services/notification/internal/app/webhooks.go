@@ -145,9 +145,10 @@ func (a *App) GetWebhook(ctx context.Context, account, id string) (*docstore.Rec
 	return a.webhooks.Get(ctx, account, id)
 }
 
-// ListWebhooks lists an account's webhooks newest first.
-func (a *App) ListWebhooks(ctx context.Context, account string, offset, limit int64) ([]*docstore.Record[domain.Webhook], bool, error) {
-	return a.webhooks.List(ctx, account, docstore.ListOptions{Offset: offset, Limit: limit})
+// ListWebhooks lists an account's webhooks newest first, those after the
+// position after (nil: from the newest).
+func (a *App) ListWebhooks(ctx context.Context, account string, after *docstore.Position, limit int64) ([]*docstore.Record[domain.Webhook], bool, error) {
+	return a.webhooks.List(ctx, account, docstore.ListOptions{After: after, Limit: limit})
 }
 
 // DeleteWebhook deletes an account's webhook and its deliveries; attempts
@@ -172,13 +173,14 @@ func (a *App) DeleteWebhook(ctx context.Context, account, id string) error {
 }
 
 // ListDeliveries lists the deliveries of an account's webhook newest first,
-// or NotFound if the webhook is not the account's.
-func (a *App) ListDeliveries(ctx context.Context, account, webhookID string, offset, limit int64) ([]*docstore.Record[domain.Delivery], bool, error) {
+// those after the position after (nil: from the newest), or NotFound if
+// the webhook is not the account's.
+func (a *App) ListDeliveries(ctx context.Context, account, webhookID string, after *docstore.Position, limit int64) ([]*docstore.Record[domain.Delivery], bool, error) {
 	if _, err := a.webhooks.Get(ctx, account, webhookID); err != nil {
 		return nil, false, err
 	}
 	return a.deliveries.List(ctx, account, docstore.ListOptions{
-		Filter: bson.D{{Key: "doc.webhook", Value: webhookID}}, Offset: offset, Limit: limit,
+		Filter: bson.D{{Key: "doc.webhook", Value: webhookID}}, After: after, Limit: limit,
 	})
 }
 

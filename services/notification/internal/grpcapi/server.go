@@ -22,6 +22,8 @@ import (
 type Server struct {
 	notificationv1.UnimplementedNotificationServiceServer
 	App *app.App
+	// Pages issues and checks the keyset page tokens of the list methods.
+	Pages *page.Keyset
 }
 
 // ListNotifications lists the caller's notifications newest first; filter
@@ -41,8 +43,9 @@ func (s *Server) ListNotifications(ctx context.Context, req *notificationv1.List
 			return nil, apierr.Invalid("filter", "INVALID_FILTER", "application must look like \"applications/{id}\", got %q", application)
 		}
 	}
-	notifications, next, err := page.List(req.GetFilter(), req, func(offset, limit int64) ([]*docstore.Record[domain.Notification], bool, error) {
-		return s.App.ListNotifications(ctx, acct, application, offset, limit)
+	// The token is bound to the account and the filter as given.
+	notifications, next, err := page.Records(s.Pages, page.Query("ListNotifications", acct, req.GetFilter()), req, func(after *docstore.Position, limit int64) ([]*docstore.Record[domain.Notification], bool, error) {
+		return s.App.ListNotifications(ctx, acct, application, after, limit)
 	}, notificationPB)
 	if err != nil {
 		return nil, err

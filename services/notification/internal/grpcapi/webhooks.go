@@ -59,8 +59,8 @@ func (s *Server) ListWebhooks(ctx context.Context, req *notificationv1.ListWebho
 	if err != nil {
 		return nil, err
 	}
-	webhooks, next, err := page.List("webhooks", req, func(offset, limit int64) ([]*docstore.Record[domain.Webhook], bool, error) {
-		return s.App.ListWebhooks(ctx, acct, offset, limit)
+	webhooks, next, err := page.Records(s.Pages, page.Query("ListWebhooks", acct), req, func(after *docstore.Position, limit int64) ([]*docstore.Record[domain.Webhook], bool, error) {
+		return s.App.ListWebhooks(ctx, acct, after, limit)
 	}, webhookPB)
 	if err != nil {
 		return nil, err
@@ -95,9 +95,10 @@ func (s *Server) ListWebhookDeliveries(ctx context.Context, req *notificationv1.
 	if err != nil {
 		return nil, err
 	}
-	// The token is bound to the parent: it cannot page another webhook.
-	deliveries, next, err := page.List(req.GetParent(), req, func(offset, limit int64) ([]*docstore.Record[domain.Delivery], bool, error) {
-		return s.App.ListDeliveries(ctx, acct, id, offset, limit)
+	// The token is bound to the account and the parent: it cannot page
+	// another webhook.
+	deliveries, next, err := page.Records(s.Pages, page.Query("ListWebhookDeliveries", acct, req.GetParent()), req, func(after *docstore.Position, limit int64) ([]*docstore.Record[domain.Delivery], bool, error) {
+		return s.App.ListDeliveries(ctx, acct, id, after, limit)
 	}, deliveryPB)
 	if err != nil {
 		return nil, err

@@ -6,10 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -70,16 +70,24 @@ func (a *App) GetOrder(ctx context.Context, account, id string) (*docstore.Recor
 	return a.orders.Get(ctx, account, id)
 }
 
-// ListOrders lists orders newest first.
-func (a *App) ListOrders(ctx context.Context, account string, offset, limit int64) ([]*docstore.Record[domain.Order], bool, error) {
-	return a.orders.List(ctx, account, docstore.ListOptions{Offset: offset, Limit: limit})
+// ListOrders lists orders newest first, those after the position after
+// (nil: from the newest).
+func (a *App) ListOrders(ctx context.Context, account string, after *docstore.Position, limit int64) ([]*docstore.Record[domain.Order], bool, error) {
+	return a.orders.List(ctx, account, docstore.ListOptions{After: after, Limit: limit})
 }
 
 // InstanceView is an instance with its order's product.
 type InstanceView struct {
 	OrderID string
-	Product domain.Product
+	// OrderCreated is when its order was stored: with the instance id, the
+	// instance's place in ListInstances.
+	OrderCreated time.Time
+	Product      domain.Product
 	domain.Instance
+}
+
+func viewOf(r *docstore.Record[domain.Order], in domain.Instance) InstanceView {
+	return InstanceView{OrderID: r.ID, OrderCreated: r.Created, Product: r.Doc.Product(), Instance: in}
 }
 
 // orderOf splits an instance id <order>-<n> into its order id.
@@ -111,33 +119,69 @@ func (a *App) GetInstance(ctx context.Context, account, instanceID string) (*Ins
 	return &InstanceView{OrderID: orderID, Product: rec.Doc.Product(), Instance: *in}, nil
 }
 
-// ListInstances lists an account's instances newest first, optionally of
-// one state. Instances live in their orders, so this reads the account's
-// orders; fine for the hundreds of orders an account has.
-func (a *App) ListInstances(ctx context.Context, account string, state domain.InstanceState, offset, limit int64) ([]InstanceView, bool, error) {
-	var all []InstanceView
-	for off := int64(0); ; off += 500 {
-		recs, more, err := a.orders.List(ctx, account, docstore.ListOptions{Offset: off, Limit: 500})
+// InstancePosition is an instance's place in ListInstances: its order's
+// place in the orders' listing (creation time, and the order id the
+// instance id starts with), then its place in the order.
+type InstancePosition struct {
+	OrderCreated time.Time
+	// Instance is the instance's id, <order>-<n>.
+	Instance string
+}
+
+// ListInstances lists an account's instances newest first (by order, then
+// in the order's own sequence), optionally of one state, those after the
+// position after (nil: from the newest). Instances live in their orders,
+// so a page reads the position's order by _id and then at most limit more
+// orders after it in the orders' keyset order, each holding an instance
+// of the state (the state is part of the query): its cost does not depend
+// on how many orders the account has before the position.
+func (a *App) ListInstances(ctx context.Context, account string, state domain.InstanceState, after *InstancePosition, limit int64) ([]InstanceView, bool, error) {
+	var out []InstanceView
+	// add appends the instances of r of the state, those after skip
+	// ("": all of them).
+	add := func(r *docstore.Record[domain.Order], skip string) {
+		past := skip == ""
+		for _, in := range r.Doc.Instances {
+			if past && (state == "" || in.State == state) {
+				out = append(out, viewOf(r, in))
+			}
+			past = past || in.ID == skip
+		}
+	}
+	var from *docstore.Position
+	if after != nil {
+		orderID, err := orderOf(after.Instance)
 		if err != nil {
 			return nil, false, err
 		}
-		for _, r := range recs {
-			for _, in := range r.Doc.Instances {
-				if state == "" || in.State == state {
-					all = append(all, InstanceView{OrderID: r.ID, Product: r.Doc.Product(), Instance: in})
-				}
-			}
+		// Orders are never deleted, so the position's order is there.
+		r, err := a.orders.Get(ctx, account, orderID)
+		if err != nil {
+			return nil, false, err
 		}
-		if !more {
-			break
-		}
+		add(r, after.Instance)
+		from = &docstore.Position{Created: after.OrderCreated, ID: orderID}
 	}
-	sort.SliceStable(all, func(i, j int) bool { return all[i].CreateTime.After(all[j].CreateTime) })
-	if offset >= int64(len(all)) {
-		return nil, false, nil
+	if int64(len(out)) > limit {
+		return out[:limit], true, nil
 	}
-	end := min(offset+limit, int64(len(all)))
-	return all[offset:end], end < int64(len(all)), nil
+	var f bson.D
+	if state != "" {
+		f = bson.D{{Key: "doc.instances.state", Value: string(state)}}
+	}
+	// Each order listed holds at least one instance of the page, so
+	// limit-len(out) orders fill it (0: List only says whether more follow).
+	recs, more, err := a.orders.List(ctx, account, docstore.ListOptions{Filter: f, After: from, Limit: limit - int64(len(out))})
+	if err != nil {
+		return nil, false, err
+	}
+	for _, r := range recs {
+		add(r, "")
+	}
+	if int64(len(out)) > limit {
+		return out[:limit], true, nil
+	}
+	return out, more, nil
 }
 
 // BindInstance moves an instance to APPLYING for app.

@@ -3,6 +3,7 @@ package grpcapi
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"time"
 
@@ -23,6 +24,8 @@ import (
 type Server struct {
 	orderv1.UnimplementedOrderServiceServer
 	App *app.App
+	// Pages issues and checks the keyset page tokens of the list methods.
+	Pages *page.Keyset
 }
 
 var levels = map[domain.ValidationLevel]orderv1.ValidationLevel{
@@ -56,26 +59,29 @@ func (s *Server) ListProducts(ctx context.Context, req *orderv1.ListProductsRequ
 	if err != nil {
 		return nil, filterErr(err)
 	}
-	products, next, err := page.List(req.GetFilter(), req, func(offset, limit int64) ([]domain.Product, bool, error) {
-		var all []domain.Product
-		for _, p := range domain.Catalog() {
-			if v, ok := f["validation_level"]; ok && string(p.Level) != v {
-				continue
-			}
-			if v, ok := f["domain_type"]; ok && string(p.Type) != v {
-				continue
-			}
-			if v, ok := f["years"]; ok && v != strconv.Itoa(p.Years) {
-				continue
-			}
-			all = append(all, p)
+	var all []domain.Product
+	for _, p := range domain.Catalog() {
+		if v, ok := f["validation_level"]; ok && string(p.Level) != v {
+			continue
 		}
-		if offset >= int64(len(all)) {
-			return nil, false, nil
+		if v, ok := f["domain_type"]; ok && string(p.Type) != v {
+			continue
 		}
-		end := min(offset+limit, int64(len(all)))
-		return all[offset:end], end < int64(len(all)), nil
-	}, productPB)
+		if v, ok := f["years"]; ok && v != strconv.Itoa(p.Years) {
+			continue
+		}
+		all = append(all, p)
+	}
+	// The catalogue is a fixed list: the cursor is the last product's id
+	// (its time is unused).
+	products, next, err := page.ListKeyset(s.Pages, page.Query("ListProducts", req.GetFilter()), req, func(after *page.Cursor, limit int64) ([]domain.Product, bool, error) {
+		start := 0
+		if after != nil {
+			start = slices.IndexFunc(all, func(p domain.Product) bool { return p.ID == after.ID }) + 1
+		}
+		end := min(start+int(limit), len(all))
+		return all[start:end], end < len(all), nil
+	}, func(p domain.Product) page.Cursor { return page.Cursor{Time: time.Unix(0, 0), ID: p.ID} }, productPB)
 	if err != nil {
 		return nil, err
 	}
@@ -142,8 +148,8 @@ func (s *Server) ListOrders(ctx context.Context, req *orderv1.ListOrdersRequest)
 	if err != nil {
 		return nil, err
 	}
-	orders, next, err := page.List("", req, func(offset, limit int64) ([]*docstore.Record[domain.Order], bool, error) {
-		return s.App.ListOrders(ctx, acct, offset, limit)
+	orders, next, err := page.Records(s.Pages, page.Query("ListOrders", acct), req, func(after *docstore.Position, limit int64) ([]*docstore.Record[domain.Order], bool, error) {
+		return s.App.ListOrders(ctx, acct, after, limit)
 	}, orderPB)
 	if err != nil {
 		return nil, err
@@ -184,8 +190,17 @@ func (s *Server) ListInstances(ctx context.Context, req *orderv1.ListInstancesRe
 			return nil, apierr.Invalid("filter", "INVALID_FILTER", "unknown state %q; use PENDING_APPLICATION, APPLYING, ISSUED, EXPIRED or REVOKED", state)
 		}
 	}
-	instances, next, err := page.List(req.GetFilter(), req, func(offset, limit int64) ([]app.InstanceView, bool, error) {
-		return s.App.ListInstances(ctx, acct, state, offset, limit)
+	// The token is bound to the account and the filter as given; its
+	// cursor is the last instance's order creation time and id.
+	query := page.Query("ListInstances", acct, req.GetFilter())
+	instances, next, err := page.ListKeyset(s.Pages, query, req, func(after *page.Cursor, limit int64) ([]app.InstanceView, bool, error) {
+		var pos *app.InstancePosition
+		if after != nil {
+			pos = &app.InstancePosition{OrderCreated: after.Time, Instance: after.ID}
+		}
+		return s.App.ListInstances(ctx, acct, state, pos, limit)
+	}, func(v app.InstanceView) page.Cursor {
+		return page.Cursor{Time: v.OrderCreated, ID: v.ID}
 	}, func(v app.InstanceView) *orderv1.Instance { return instancePB(&v) })
 	if err != nil {
 		return nil, err

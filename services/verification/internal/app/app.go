@@ -31,8 +31,9 @@ type Challenges interface {
 	Create(ctx context.Context, id, account string, doc domain.Challenge, evs ...events.Event) (*docstore.Record[domain.Challenge], bool, error)
 	Get(ctx context.Context, account, id string) (*docstore.Record[domain.Challenge], error)
 	Update(ctx context.Context, account, id string, fn docstore.Mutation[domain.Challenge]) (*docstore.Record[domain.Challenge], error)
+	// List is for an account's listing across applications only; an
+	// application's challenges are found through its ChallengeIndex.
 	List(ctx context.Context, account string, o docstore.ListOptions) ([]*docstore.Record[domain.Challenge], bool, error)
-	UpdateEach(ctx context.Context, account string, filter bson.D, fn func(r *docstore.Record[domain.Challenge]) ([]events.Event, error)) ([]*docstore.Record[domain.Challenge], error)
 }
 
 // Prover looks for a challenge's proof in the outside world: nil when found.
@@ -78,6 +79,7 @@ type Corroborator interface {
 // App runs the use cases.
 type App struct {
 	store       Challenges
+	indexes     ChallengeIndexes
 	due         DueChallenges
 	validations Validations
 	prover      Prover
@@ -89,13 +91,14 @@ type App struct {
 	log         *slog.Logger
 }
 
-// New returns the use cases. due finds what the sweep checks (IndexedDue,
+// New returns the use cases. indexes find each application's challenges
+// (index.go); due finds what the sweep checks (IndexedDue,
 // or the store itself when it is a QueuedChallenges); mailer sends EMAIL
 // challenges' codes; caa decides CAA when the CA asks to sign
 // (issuance.go); mpic corroborates every DNS or HTTP proof and CAA
 // decision from the remote perspectives.
-func New(store Challenges, due DueChallenges, validations Validations, prover Prover, mpic Corroborator, mailer Mailer, caa CAAChecker, policy domain.Policy, now func() time.Time, log *slog.Logger) *App {
-	return &App{store: store, due: due, validations: validations, prover: prover, mpic: mpic, mailer: mailer, caa: caa, policy: policy, now: now, log: log}
+func New(store Challenges, indexes ChallengeIndexes, due DueChallenges, validations Validations, prover Prover, mpic Corroborator, mailer Mailer, caa CAAChecker, policy domain.Policy, now func() time.Time, log *slog.Logger) *App {
+	return &App{store: store, indexes: indexes, due: due, validations: validations, prover: prover, mpic: mpic, mailer: mailer, caa: caa, policy: policy, now: now, log: log}
 }
 
 // Policy returns the challenge policy.
@@ -146,6 +149,10 @@ func (a *App) Create(ctx context.Context, account string, req CreateRequest) ([]
 	}
 	tokens, err := a.sharedTokens(ctx, account, req)
 	if err != nil {
+		return nil, err
+	}
+	// Indexed first, written second (index.go).
+	if err := a.indexChallenges(ctx, account, req); err != nil {
 		return nil, err
 	}
 	var out []*docstore.Record[domain.Challenge]
@@ -289,16 +296,19 @@ func (a *App) Get(ctx context.Context, account, id string) (*docstore.Record[dom
 	return a.store.Get(ctx, account, id)
 }
 
-// List lists challenges, optionally of one application and state.
-func (a *App) List(ctx context.Context, account, application string, state domain.State, offset, limit int64) ([]*docstore.Record[domain.Challenge], bool, error) {
-	var f bson.D
+// List lists challenges newest first, after a position (nil: from the
+// first), optionally of one application and state. One application's are
+// read through its index (by _id); the account's across applications by a
+// query on the account (indexed by account and creation time on MongoDB).
+func (a *App) List(ctx context.Context, account, application string, state domain.State, after *docstore.Position, limit int64) ([]*docstore.Record[domain.Challenge], bool, error) {
 	if application != "" {
-		f = append(f, bson.E{Key: "doc.application", Value: application})
+		return a.listIndexed(ctx, account, application, state, after, limit)
 	}
+	var f bson.D
 	if state != "" {
 		f = append(f, bson.E{Key: "doc.state", Value: string(state)})
 	}
-	return a.store.List(ctx, account, docstore.ListOptions{Filter: f, Offset: offset, Limit: limit})
+	return a.store.List(ctx, account, docstore.ListOptions{Filter: f, After: after, Limit: limit})
 }
 
 // CheckNow checks a pending challenge at once.
@@ -418,22 +428,38 @@ func (a *App) verifiedEvent(account, id string, c domain.Challenge, now time.Tim
 	})
 }
 
-// Cancel cancels an application's pending challenges.
+// Cancel cancels an application's pending challenges and returns all of
+// its challenges, found through its index.
 func (a *App) Cancel(ctx context.Context, account, application string) ([]*docstore.Record[domain.Challenge], error) {
-	filter := bson.D{{Key: "doc.application", Value: application}}
-	return a.store.UpdateEach(ctx, account, filter, func(r *docstore.Record[domain.Challenge]) ([]events.Event, error) {
-		now := a.now()
-		if !r.Doc.Cancel(now) {
-			return nil, docstore.ErrUnchanged
+	recs, err := a.indexed(ctx, account, application, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*docstore.Record[domain.Challenge], 0, len(recs))
+	for _, r := range recs {
+		if r.Doc.State != domain.Pending {
+			out = append(out, r) // final: nothing to write
+			continue
 		}
-		ev, err := events.Stamp(events.ChallengeCancelled, source, "challenges/"+r.ID, now, &eventsv1.ChallengeCancelled{
-			Account: account, Challenge: "challenges/" + r.ID, Application: application, Attempt: int32(r.Doc.Attempt), Domain: r.Doc.Domain,
+		got, err := a.store.Update(ctx, account, r.ID, func(c *domain.Challenge) ([]events.Event, error) {
+			now := a.now()
+			if !c.Cancel(now) {
+				return nil, docstore.ErrUnchanged
+			}
+			ev, err := events.Stamp(events.ChallengeCancelled, source, "challenges/"+r.ID, now, &eventsv1.ChallengeCancelled{
+				Account: account, Challenge: "challenges/" + r.ID, Application: application, Attempt: int32(c.Attempt), Domain: c.Domain,
+			})
+			if err != nil {
+				return nil, err
+			}
+			return []events.Event{ev}, nil
 		})
 		if err != nil {
 			return nil, err
 		}
-		return []events.Event{ev}, nil
-	})
+		out = append(out, got)
+	}
+	return out, nil
 }
 
 // sweepBatch is how many due challenges one sweep checks at most.

@@ -48,7 +48,7 @@ func pendingDue(now time.Time) bson.D {
 // once by Load and updated from every record it writes, so Due reads only
 // the due challenges, by _id, however many challenges are stored.
 //
-// Every challenge write goes through it (Create, Update, UpdateEach: the
+// Every challenge write goes through it (Create, Update: the
 // app's create, mail, check, confirm, cancel and sweep), and each written
 // record reschedules or removes its entry. A write whose outcome is unknown
 // (an error) leaves an entry that Due resolves by reading the challenge:
@@ -158,13 +158,4 @@ func (s *QueuedChallenges) Update(ctx context.Context, account, id string, fn do
 // List implements Challenges.
 func (s *QueuedChallenges) List(ctx context.Context, account string, o docstore.ListOptions) ([]*docstore.Record[domain.Challenge], bool, error) {
 	return s.store.List(ctx, account, o)
-}
-
-// UpdateEach implements Challenges.
-func (s *QueuedChallenges) UpdateEach(ctx context.Context, account string, filter bson.D, fn func(r *docstore.Record[domain.Challenge]) ([]events.Event, error)) ([]*docstore.Record[domain.Challenge], error) {
-	recs, err := s.store.UpdateEach(ctx, account, filter, fn)
-	for _, r := range recs {
-		s.track(r)
-	}
-	return recs, err
 }

@@ -148,8 +148,25 @@ func (p *notYet) count() int {
 
 var policy = domain.Policy{Lifetime: 7 * 24 * time.Hour, RetryInitial: 10 * time.Second, RetryMax: 10 * time.Minute}
 
-func newApp(s app.Challenges, due app.DueChallenges, p app.Prover, now func() time.Time) *app.App {
-	return app.New(s, due, nil, p, nil, nil, nil, policy, now, slog.New(slog.DiscardHandler))
+// indexStore is the challenge index collection beside store's.
+func indexStore(store *docstore.Store[domain.Challenge]) *docstore.Store[domain.ChallengeIndex] {
+	return docstore.New[domain.ChallengeIndex](store.Collection().Database().Collection("challenge_indexes"), "challenge index", docstore.SingleWriter())
+}
+
+// index lists a challenge written straight to the store in its
+// application's index, as App.Create does.
+func index(t testing.TB, x *docstore.Store[domain.ChallengeIndex], account, id string, c domain.Challenge) {
+	t.Helper()
+	ref := domain.ChallengeRef{Attempt: c.Attempt, Domain: c.Domain, ID: id}
+	if _, err := x.Upsert(context.Background(), app.ChallengeIndexID(account, c.Application), account,
+		domain.ChallengeIndex{Application: c.Application, Challenges: []domain.ChallengeRef{ref}},
+		func(cur *domain.ChallengeIndex) bool { return cur.Add(ref) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newApp(s app.Challenges, x app.ChallengeIndexes, due app.DueChallenges, p app.Prover, now func() time.Time) *app.App {
+	return app.New(s, x, due, nil, p, nil, nil, nil, policy, now, slog.New(slog.DiscardHandler))
 }
 
 func pending(domainName string, next time.Time) domain.Challenge {
@@ -179,13 +196,16 @@ func TestQueuedSweepReadsOnlyDue(t *testing.T) {
 		t.Fatalf("loaded %d pending challenges; want 200", q.Len())
 	}
 	prover := &notYet{}
-	a := newApp(q, q, prover, clock)
+	x := indexStore(store)
+	a := newApp(q, x, q, prover, clock)
 	for _, d := range []string{"due1.example.test", "due2.example.test", "due3.example.test"} {
 		if _, _, err := q.Create(ctx, "id-"+d, "acct", pending(d, t0)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := q.Create(ctx, "id-gone", "acct", pending("gone.example.test", t0)); err != nil {
+	gone := pending("gone.example.test", t0)
+	index(t, x, "acct", "id-gone", gone)
+	if _, _, err := q.Create(ctx, "id-gone", "acct", gone); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.Cancel(ctx, "acct", "applications/gone.example.test"); err != nil {
@@ -228,7 +248,7 @@ func TestQueuedSweepReadsOnlyDue(t *testing.T) {
 	}
 	now = t0.Add(2 * time.Hour)
 	prover2 := &notYet{}
-	a2 := newApp(q2, q2, prover2, clock)
+	a2 := newApp(q2, x, q2, prover2, clock)
 	if n, err := a2.Sweep(ctx, 8); err != nil || n != 200 {
 		t.Fatalf("Sweep after restart = %d, %v; want 200 (one batch)", n, err)
 	}
@@ -297,7 +317,7 @@ func BenchmarkSweep(b *testing.B) {
 		{"due-queue", q, q},
 	} {
 		b.Run(bb.name, func(b *testing.B) {
-			a := newApp(bb.s, bb.due, &notYet{}, clock)
+			a := newApp(bb.s, indexStore(store), bb.due, &notYet{}, clock)
 			for b.Loop() {
 				if n, err := a.Sweep(ctx, 8); err != nil || n != 0 {
 					b.Fatalf("Sweep = %d, %v", n, err)

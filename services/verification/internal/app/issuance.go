@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-
 	"github.com/certflow/certflow/pkg/apierr"
 	"github.com/certflow/certflow/pkg/docstore"
 	"github.com/certflow/certflow/pkg/domainname"
@@ -136,20 +134,21 @@ func (a *App) AuthorizeIssuance(ctx context.Context, account string, req Issuanc
 const maxAttemptChallenges = 2 * MaxIssuanceNames
 
 // attemptChallenges returns the account's challenges of one attempt of an
-// application by (normalized) name.
+// application by (normalized) name, read through the application's index
+// (index.go): by _id only, and never another account's.
 func (a *App) attemptChallenges(ctx context.Context, account, application string, attempt int) (map[string][]*docstore.Record[domain.Challenge], error) {
-	recs, more, err := a.store.List(ctx, account, docstore.ListOptions{
-		Filter: bson.D{{Key: "doc.application", Value: application}, {Key: "doc.attempt", Value: attempt}},
-		Limit:  maxAttemptChallenges,
-	})
+	recs, err := a.indexed(ctx, account, application, func(r domain.ChallengeRef) bool { return r.Attempt == attempt })
 	if err != nil {
 		return nil, err
 	}
-	if more {
+	if len(recs) > maxAttemptChallenges {
 		return nil, fmt.Errorf("%s attempt %d has more than %d challenges", application, attempt, maxAttemptChallenges)
 	}
 	out := make(map[string][]*docstore.Record[domain.Challenge], len(recs))
 	for _, r := range recs {
+		if r.Doc.Attempt != attempt {
+			continue
+		}
 		out[r.Doc.Domain] = append(out[r.Doc.Domain], r)
 	}
 	return out, nil

@@ -2,6 +2,7 @@ package grpcapi
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -55,17 +56,29 @@ func (s *Server) ListDocuments(ctx context.Context, req *verificationv1.ListDocu
 	if _, err := resname.ID("parent", "applications", req.GetParent()); err != nil {
 		return nil, err
 	}
-	// Documents.List returns them all; the page is cut here.
-	docs, next, err := page.List(req.GetParent(), req, func(offset, limit int64) ([]orgval.ListedDocument, bool, error) {
+	// Documents.List returns them all (at most 20, one read by _id); the
+	// page is cut here, after the token's document. The token is bound to
+	// the account and the parent.
+	query := "documents\x00" + p.Account + "\x00" + req.GetParent()
+	docs, next, err := page.ListKeyset(s.Pages, query, req, func(after *page.Cursor, limit int64) ([]orgval.ListedDocument, bool, error) {
 		all, err := s.Documents.List(ctx, p.Account, req.GetParent())
 		if err != nil {
 			return nil, false, err
 		}
-		var docs []orgval.ListedDocument
-		for i := offset; i < int64(len(all)) && i < offset+limit; i++ {
-			docs = append(docs, all[i])
+		if after != nil {
+			// Documents are never removed, so the token's is still listed.
+			i := slices.IndexFunc(all, func(d orgval.ListedDocument) bool { return d.ID == after.ID })
+			if i < 0 {
+				return nil, false, apierr.Invalid("page_token", "INVALID_PAGE_TOKEN", "page_token is not valid for this query; start again without it")
+			}
+			all = all[i+1:]
 		}
-		return docs, offset+limit < int64(len(all)), nil
+		if int64(len(all)) > limit {
+			return all[:limit], true, nil
+		}
+		return all, false, nil
+	}, func(d orgval.ListedDocument) page.Cursor {
+		return page.Cursor{Time: d.Document.CreateTime, ID: d.ID}
 	}, func(d orgval.ListedDocument) *verificationv1.Document { return DocumentPB(d.ID, d.Document) })
 	if err != nil {
 		return nil, err

@@ -23,6 +23,8 @@ import (
 type ReviewServer struct {
 	verificationv1.UnimplementedReviewServiceServer
 	Reviews *orgapp.Reviews
+	// Pages signs and reads ListReviews' keyset page tokens.
+	Pages *page.Keyset
 }
 
 // internalRoles may open and cancel reviews: the application service calls
@@ -95,7 +97,8 @@ func (s *ReviewServer) CancelReviews(ctx context.Context, req *verificationv1.Ca
 // ListReviews is the queue, oldest first; documents are left out (GetReview
 // has them).
 func (s *ReviewServer) ListReviews(ctx context.Context, req *verificationv1.ListReviewsRequest) (*verificationv1.ListReviewsResponse, error) {
-	if _, err := auth.Require(ctx, auth.Reviewer); err != nil {
+	who, err := auth.Require(ctx, auth.Reviewer)
+	if err != nil {
 		return nil, err
 	}
 	f, err := filter.Parse(req.GetFilter(), "state", "kind", "application", "account")
@@ -113,9 +116,11 @@ func (s *ReviewServer) ListReviews(ctx context.Context, req *verificationv1.List
 	default:
 		return nil, apierr.Invalid("filter", "INVALID_FILTER", "unknown kind %q; use ORGANIZATION or MANUAL", q.Kind)
 	}
-	reviews, next, err := page.List(req.GetFilter(), req, func(offset, limit int64) ([]*docstore.Record[orgval.Review], bool, error) {
-		return s.Reviews.Queue(ctx, q, offset, limit)
-	}, func(r *docstore.Record[orgval.Review]) *verificationv1.Review { return ReviewPB(r, nil) })
+	// Bound to the reviewer's account and the filter as given.
+	query := "reviews\x00" + who.Account + "\x00" + req.GetFilter()
+	reviews, next, err := page.ListKeyset(s.Pages, query, req, func(after *page.Cursor, limit int64) ([]*docstore.Record[orgval.Review], bool, error) {
+		return s.Reviews.Queue(ctx, q, Position(after), limit)
+	}, Cursor[orgval.Review], func(r *docstore.Record[orgval.Review]) *verificationv1.Review { return ReviewPB(r, nil) })
 	if err != nil {
 		return nil, err
 	}

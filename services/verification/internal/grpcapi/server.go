@@ -30,6 +30,8 @@ type Server struct {
 	// Organizations gives AuthorizeIssuance the organization approved for
 	// an OV or EV attempt (orgapp.Reviews).
 	Organizations ApprovedOrganizations
+	// Pages signs and reads the list methods' keyset page tokens.
+	Pages *page.Keyset
 }
 
 // ApprovedOrganizations finds the organization approved for an application
@@ -121,7 +123,8 @@ func (s *Server) CheckChallenge(ctx context.Context, req *verificationv1.CheckCh
 	return ChallengePB(rec), nil
 }
 
-// ListChallenges lists challenges; filter on application and state.
+// ListChallenges lists challenges newest first, a page at a time after a
+// keyset token; filter on application and state.
 func (s *Server) ListChallenges(ctx context.Context, req *verificationv1.ListChallengesRequest) (*verificationv1.ListChallengesResponse, error) {
 	acct, err := auth.Account(ctx)
 	if err != nil {
@@ -137,13 +140,29 @@ func (s *Server) ListChallenges(ctx context.Context, req *verificationv1.ListCha
 	default:
 		return nil, apierr.Invalid("filter", "INVALID_FILTER", "unknown state %q; use PENDING, VERIFIED, FAILED or CANCELLED", state)
 	}
-	challenges, next, err := page.List(req.GetFilter(), req, func(offset, limit int64) ([]*docstore.Record[domain.Challenge], bool, error) {
-		return s.App.List(ctx, acct, f["application"], state, offset, limit)
-	}, ChallengePB)
+	// The token is bound to the account and the filter as given: another
+	// account's or another query's token is INVALID_PAGE_TOKEN.
+	query := "challenges\x00" + acct + "\x00" + req.GetFilter()
+	challenges, next, err := page.ListKeyset(s.Pages, query, req, func(after *page.Cursor, limit int64) ([]*docstore.Record[domain.Challenge], bool, error) {
+		return s.App.List(ctx, acct, f["application"], state, Position(after), limit)
+	}, Cursor[domain.Challenge], ChallengePB)
 	if err != nil {
 		return nil, err
 	}
 	return &verificationv1.ListChallengesResponse{Challenges: challenges, NextPageToken: next}, nil
+}
+
+// Position is a page token's cursor as a docstore listing position.
+func Position(c *page.Cursor) *docstore.Position {
+	if c == nil {
+		return nil
+	}
+	return &docstore.Position{Created: c.Time, ID: c.ID}
+}
+
+// Cursor is a record's place in a listing, for its page token.
+func Cursor[T any](r *docstore.Record[T]) page.Cursor {
+	return page.Cursor{Time: r.Created, ID: r.ID}
 }
 
 func target(ctx context.Context, name string) (string, string, error) {

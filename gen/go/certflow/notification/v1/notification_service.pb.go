@@ -312,9 +312,14 @@ func (x *Notification) GetCreateTime() *timestamppb.Timestamp {
 }
 
 type ListNotificationsRequest struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	PageSize  int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	PageSize int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; opaque and bound to the caller
+	// and the filter: a token that was changed, or comes from another query or
+	// caller, is refused (INVALID_PAGE_TOKEN). Pages follow a keyset (the last
+	// notification's creation time and name), so notifications made while paging
+	// neither repeat nor shift what follows.
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Filter on application, for example `application = "applications/abc"`.
 	Filter        string `protobuf:"bytes,3,opt,name=filter,proto3" json:"filter,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -638,9 +643,14 @@ func (x *GetWebhookRequest) GetName() string {
 }
 
 type ListWebhooksRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PageSize      int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	PageSize int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; opaque and bound to the caller: a
+	// token that was changed, or comes from another query or caller, is refused
+	// (INVALID_PAGE_TOKEN). Pages follow a keyset (the last webhook's creation
+	// time and name), so webhooks made while paging neither repeat nor shift what
+	// follows.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -941,10 +951,15 @@ func (x *WebhookDelivery) GetDeliverTime() *timestamppb.Timestamp {
 }
 
 type ListWebhookDeliveriesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Parent        string                 `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	PageSize      int32                  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Parent   string                 `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	PageSize int32                  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; opaque and bound to the caller
+	// and the parent: a token that was changed, or comes from another query or
+	// caller, is refused (INVALID_PAGE_TOKEN). Pages follow a keyset (the last
+	// delivery's creation time and name), so deliveries made while paging neither
+	// repeat nor shift what follows.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }

@@ -296,9 +296,13 @@ func (x *Product) GetMaxDomains() int32 {
 }
 
 type ListProductsRequest struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	PageSize  int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	PageSize int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; opaque and bound to the filter: a
+	// token that was changed, or comes from another query or caller, is refused
+	// (INVALID_PAGE_TOKEN). Pages follow the catalogue's fixed order (the last
+	// product's name).
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Filter on validation_level, domain_type and years, for example
 	// `validation_level = DV AND domain_type = WILDCARD`.
 	Filter        string `protobuf:"bytes,3,opt,name=filter,proto3" json:"filter,omitempty"`
@@ -642,9 +646,14 @@ func (x *GetOrderRequest) GetName() string {
 }
 
 type ListOrdersRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PageSize      int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	PageSize int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; opaque and bound to the caller: a
+	// token that was changed, or comes from another query or caller, is refused
+	// (INVALID_PAGE_TOKEN). Pages follow a keyset (the last order's creation time
+	// and name), so orders made while paging neither repeat nor shift what
+	// follows.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -946,9 +955,14 @@ func (x *GetInstanceRequest) GetName() string {
 }
 
 type ListInstancesRequest struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	PageSize  int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	PageSize int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; opaque and bound to the caller
+	// and the filter: a token that was changed, or comes from another query or
+	// caller, is refused (INVALID_PAGE_TOKEN). Pages follow a keyset (the last
+	// instance's order creation time and name), so instances bought while paging
+	// neither repeat nor shift what follows.
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Filter on state, for example `state = PENDING_APPLICATION`.
 	Filter        string `protobuf:"bytes,3,opt,name=filter,proto3" json:"filter,omitempty"`
 	unknownFields protoimpl.UnknownFields

@@ -26,8 +26,16 @@ type ReviewStore interface {
 	Get(ctx context.Context, account, id string) (*docstore.Record[orgval.Review], error)
 	UpdateRecord(ctx context.Context, account, id string, fn func(r *docstore.Record[orgval.Review]) ([]events.Event, error)) (*docstore.Record[orgval.Review], error)
 	List(ctx context.Context, account string, o docstore.ListOptions) ([]*docstore.Record[orgval.Review], bool, error)
-	UpdateEach(ctx context.Context, account string, filter bson.D, fn func(r *docstore.Record[orgval.Review]) ([]events.Event, error)) ([]*docstore.Record[orgval.Review], error)
-	Queue(ctx context.Context, filter bson.D, offset, limit int64) ([]*docstore.Record[orgval.Review], bool, error)
+	// Queue lists reviews of every account oldest first, after a position
+	// (nil: from the first).
+	Queue(ctx context.Context, filter bson.D, after *docstore.Position, limit int64) ([]*docstore.Record[orgval.Review], bool, error)
+}
+
+// ReviewIndexStore keeps each account's index of each application's
+// reviews, read and written by _id only.
+type ReviewIndexStore interface {
+	Get(ctx context.Context, account, id string) (*docstore.Record[orgval.ReviewIndex], error)
+	Upsert(ctx context.Context, id, account string, doc orgval.ReviewIndex, merge func(cur *orgval.ReviewIndex) bool) (*docstore.Record[orgval.ReviewIndex], error)
 }
 
 // OrganizationStore keeps the latest approval of each account's
@@ -44,22 +52,29 @@ type DocumentLister interface {
 
 // Reviews runs the review use cases.
 type Reviews struct {
-	store ReviewStore
-	orgs  OrganizationStore
-	docs  DocumentLister
-	now   func() time.Time
-	log   *slog.Logger
+	store   ReviewStore
+	indexes ReviewIndexStore
+	orgs    OrganizationStore
+	docs    DocumentLister
+	now     func() time.Time
+	log     *slog.Logger
 }
 
 // NewReviews returns the review use cases.
-func NewReviews(store ReviewStore, orgs OrganizationStore, docs DocumentLister, now func() time.Time, log *slog.Logger) *Reviews {
-	return &Reviews{store: store, orgs: orgs, docs: docs, now: now, log: log}
+func NewReviews(store ReviewStore, indexes ReviewIndexStore, orgs OrganizationStore, docs DocumentLister, now func() time.Time, log *slog.Logger) *Reviews {
+	return &Reviews{store: store, indexes: indexes, orgs: orgs, docs: docs, now: now, log: log}
 }
 
 // ReviewID is the id of the review of one kind for one application attempt,
 // so a retried CreateReview finds the review it made.
 func ReviewID(account, application string, attempt int, kind orgval.Kind) string {
 	return docstore.IDFor(account, application+"/attempts/"+strconv.Itoa(attempt)+"/reviews/"+string(kind))
+}
+
+// ReviewIndexID is the id of the account's index of an application's
+// reviews; the account is part of the id and of the record.
+func ReviewIndexID(account, application string) string {
+	return docstore.IDFor(account, application+"/reviews")
 }
 
 // organizationID is the id of an account's organization approval record.
@@ -109,6 +124,16 @@ func (a *Reviews) Create(ctx context.Context, account string, in orgval.Review) 
 		}
 		evs = append(evs, ev)
 	}
+	// Indexed first, written second: a crash in between leaves the index
+	// naming a review that does not exist, which Cancel skips and the
+	// retried CreateReview (same id) writes; never a review no index finds,
+	// which Cancel would leave pending in the queue.
+	ref := orgval.ReviewRef{Attempt: r.Attempt, Kind: r.Kind, ID: id}
+	if _, err := a.indexes.Upsert(ctx, ReviewIndexID(account, r.Application), account,
+		orgval.ReviewIndex{Application: r.Application, Reviews: []orgval.ReviewRef{ref}},
+		func(cur *orgval.ReviewIndex) bool { return cur.Add(ref) }); err != nil {
+		return nil, err
+	}
 	rec, _, err := a.store.Create(ctx, id, account, r, evs...)
 	return rec, err
 }
@@ -121,8 +146,9 @@ type Filter struct {
 	Account     string
 }
 
-// Queue lists reviews of every account, oldest first.
-func (a *Reviews) Queue(ctx context.Context, f Filter, offset, limit int64) ([]*docstore.Record[orgval.Review], bool, error) {
+// Queue lists reviews of every account, oldest first, after a position
+// (nil: from the first).
+func (a *Reviews) Queue(ctx context.Context, f Filter, after *docstore.Position, limit int64) ([]*docstore.Record[orgval.Review], bool, error) {
 	q := bson.D{}
 	if f.Account != "" {
 		q = append(q, bson.E{Key: "account", Value: f.Account})
@@ -136,7 +162,7 @@ func (a *Reviews) Queue(ctx context.Context, f Filter, offset, limit int64) ([]*
 	if f.Application != "" {
 		q = append(q, bson.E{Key: "doc.application", Value: f.Application})
 	}
-	return a.store.Queue(ctx, q, offset, limit)
+	return a.store.Queue(ctx, q, after, limit)
 }
 
 // Get reads any account's review with its application's documents.
@@ -241,20 +267,72 @@ func (a *Reviews) Reject(ctx context.Context, reviewer, id, cause string) (*docs
 }
 
 // Cancel cancels the pending reviews of one of account's applications and
-// returns all of the application's reviews.
+// returns all of the application's reviews, found through its index.
 func (a *Reviews) Cancel(ctx context.Context, account, application string) ([]*docstore.Record[orgval.Review], error) {
-	filter := bson.D{{Key: "doc.application", Value: application}}
-	return a.store.UpdateEach(ctx, account, filter, func(rec *docstore.Record[orgval.Review]) ([]events.Event, error) {
-		now := a.now()
-		if !rec.Doc.Cancel(now) {
-			return nil, docstore.ErrUnchanged
+	x, err := a.indexes.Get(ctx, account, ReviewIndexID(account, application))
+	if errors.Is(err, apierr.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []*docstore.Record[orgval.Review]
+	for _, ref := range x.Doc.Reviews {
+		rec, err := a.store.UpdateRecord(ctx, account, ref.ID, func(rec *docstore.Record[orgval.Review]) ([]events.Event, error) {
+			now := a.now()
+			if !rec.Doc.Cancel(now) {
+				return nil, docstore.ErrUnchanged
+			}
+			ev, err := decided(account, rec.ID, &rec.Doc, now)
+			if err != nil {
+				return nil, err
+			}
+			return []events.Event{ev}, nil
+		})
+		if errors.Is(err, apierr.ErrNotFound) {
+			continue // indexed, then not written (Create)
 		}
-		ev, err := decided(account, rec.ID, &rec.Doc, now)
 		if err != nil {
 			return nil, err
 		}
-		return []events.Event{ev}, nil
-	})
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// IndexFinder reads the whole review collection, for BuildReviewIndexes.
+type IndexFinder interface {
+	Find(ctx context.Context, filter bson.D, limit int64) ([]*docstore.Record[orgval.Review], error)
+}
+
+// reviewIndexesBuilt marks, in the index collection, that every review
+// written before review indexes existed has been indexed.
+const reviewIndexesBuilt = "migrations/review-indexes-v1"
+
+// BuildReviewIndexes indexes the reviews of a database written before
+// review indexes existed: one read of the collection, once, at start,
+// before anything is served; the mark is written last, so a crash midway
+// builds again (merging is idempotent).
+func BuildReviewIndexes(ctx context.Context, store IndexFinder, indexes ReviewIndexStore) error {
+	if _, err := indexes.Get(ctx, "", reviewIndexesBuilt); err == nil {
+		return nil
+	} else if !errors.Is(err, apierr.ErrNotFound) {
+		return err
+	}
+	recs, err := store.Find(ctx, bson.D{}, 0)
+	if err != nil {
+		return fmt.Errorf("read reviews to index: %w", err)
+	}
+	for _, r := range recs {
+		ref := orgval.ReviewRef{Attempt: r.Doc.Attempt, Kind: r.Doc.Kind, ID: r.ID}
+		if _, err := indexes.Upsert(ctx, ReviewIndexID(r.Account, r.Doc.Application), r.Account,
+			orgval.ReviewIndex{Application: r.Doc.Application, Reviews: []orgval.ReviewRef{ref}},
+			func(cur *orgval.ReviewIndex) bool { return cur.Add(ref) }); err != nil {
+			return fmt.Errorf("index review %s: %w", r.ID, err)
+		}
+	}
+	_, err = indexes.Upsert(ctx, reviewIndexesBuilt, "", orgval.ReviewIndex{}, func(*orgval.ReviewIndex) bool { return false })
+	return err
 }
 
 // decided is the ReviewDecided event of a review that just reached a final

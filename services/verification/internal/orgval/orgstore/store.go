@@ -33,14 +33,19 @@ func (r Reviews) EnsureIndexes(ctx context.Context) error {
 }
 
 // Queue returns reviews of any account matching filter (keys like
-// "doc.state"), oldest first, from offset, and whether more follow.
-func (r Reviews) Queue(ctx context.Context, filter bson.D, offset, limit int64) ([]*docstore.Record[orgval.Review], bool, error) {
-	if filter == nil {
-		filter = bson.D{}
+// "doc.state"), oldest first, after a position (keyset: created later, or
+// at the same time with a greater _id; nil from the first), and whether
+// more follow.
+func (r Reviews) Queue(ctx context.Context, filter bson.D, after *docstore.Position, limit int64) ([]*docstore.Record[orgval.Review], bool, error) {
+	filter = append(bson.D{}, filter...)
+	if p := after; p != nil {
+		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "created", Value: bson.D{{Key: "$gt", Value: p.Created}}}},
+			bson.D{{Key: "created", Value: p.Created}, {Key: "_id", Value: bson.D{{Key: "$gt", Value: p.ID}}}},
+		}})
 	}
 	opts := options.Find().
 		SetSort(bson.D{{Key: "created", Value: 1}, {Key: "_id", Value: 1}}).
-		SetSkip(offset).
 		SetLimit(limit + 1)
 	cur, err := r.Collection().Find(ctx, filter, opts)
 	if err != nil {
