@@ -166,6 +166,10 @@ var idRules = []idRule{
 	{"certflow_verification", "challenges", func(get func(string) string) string {
 		return docstore.IDFor(get("account"), get("doc.application")+"/attempts/"+get("doc.attempt")+"/"+get("doc.domain"))
 	}},
+	// verification app.ChallengeIndexID
+	{"certflow_verification", "challenge_indexes", func(get func(string) string) string {
+		return docstore.IDFor(get("account"), get("doc.application")+"/challenges")
+	}},
 	// verification app.ValidationID
 	{"certflow_verification", "validations", func(get func(string) string) string {
 		return docstore.IDFor(get("account"), "validations/"+get("doc.domain"))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -91,6 +92,20 @@ func TestPreloadCopiesAreReadable(t *testing.T) {
 		} else if s, _ := res["state"].(string); path != "/v1/orders/"+order && s != "ISSUED" && s != "VERIFIED" {
 			t.Errorf("GET %s: state %q; want ISSUED or VERIFIED", path, s)
 		}
+	}
+
+	// The copy's challenges are found through its challenge index, read
+	// by a derived id.
+	var listed struct {
+		Challenges []struct {
+			Name string `json:"name"`
+		} `json:"challenges"`
+	}
+	if err := cf.Get(ctx, "/v1/challenges?filter="+url.QueryEscape(`application = "applications/`+app+`"`), &listed); err != nil {
+		t.Fatalf("list a copy's challenges: %v", err)
+	}
+	if len(listed.Challenges) != 1 || listed.Challenges[0].Name != "challenges/"+chal {
+		t.Errorf("challenges of applications/%s = %+v; want challenges/%s", app, listed.Challenges, chal)
 	}
 
 	// Another account's copy: not found with this key, found with its own.
