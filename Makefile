@@ -95,7 +95,7 @@ test-short:
 # connections before each run; it prints both, their ratios and issue 7's
 # bounds as PASS/FAIL without failing make (README, Benchmarks). Issue 7's
 # setting; the step took 14 minutes on the 2-core machine (preloading 7 of
-# them); make bench PRELOAD=10000 BENCH_N=32 takes about 2.
+# them); make bench PRELOAD=10000 BENCH_N=32 takes about 4.
 PRELOAD ?= 100000
 BENCH_N ?= 200
 bench:
