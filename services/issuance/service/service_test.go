@@ -88,8 +88,7 @@ func start(t *testing.T, at time.Time, opts ...func(*issuance.Config)) *env {
 	_, vdb := testenv.Database(t)
 	vcfg := verification.Config{
 		NotificationAddr: not.GRPC.Addr(),
-		ApplicationAddr:  "127.0.0.1:1",                                  // never called: no documents here
-		PageKey:          "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", // signs list page tokens
+		ApplicationAddr:  "127.0.0.1:1", // never called: no documents here
 		Config:           service.Config{GRPCAddr: "127.0.0.1:0", MongoURI: testenv.MongoURI(t), Database: vdb, NATSURL: natsURL, NATSSeedFile: testenv.NATSSeed(t, natsURL, "verification"), PKI: testenv.PKI(t), Log: testenv.Logger(t), RelayInterval: 100 * time.Millisecond},
 		DNSServers:       e.dns.Addr(), HTTPPort: 80,
 		ChallengeLifetime: time.Hour, RetryInitial: time.Minute, RetryMax: time.Minute, SweepInterval: time.Hour,

@@ -278,12 +278,6 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	if err != nil {
 		return nil, err
 	}
-	verificationPageKey, err := secret(filepath.Join(secrets, "verification-page-key"), func() string {
-		return base64.StdEncoding.EncodeToString(random(32))
-	})
-	if err != nil {
-		return nil, err
-	}
 	keys, err := s.apiKeys(secrets, o.DataDir)
 	if err != nil {
 		return nil, err
@@ -389,7 +383,7 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 	s.closers = append(s.closers, func() { _ = appLis.Close() })
 	vcfg := verification.Config{
 		Config: base("verification", o.VerificationAddr), DNSServers: dnsServers, HTTPPort: o.DCVHTTPPort,
-		ApplicationAddr: appLis.Addr().String(), PageKey: verificationPageKey,
+		ApplicationAddr: appLis.Addr().String(),
 		// EMAIL challenges' codes are mailed through the notification
 		// service, in a call, never through the stream.
 		NotificationAddr: not.GRPC.Addr(),

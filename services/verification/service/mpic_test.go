@@ -54,7 +54,6 @@ func startMPIC(t *testing.T, at time.Time) *mpicEnv {
 		DNSServers:            e.env.dns.Addr(),
 		NotificationAddr:      e.mail.addr,
 		ApplicationAddr:       "127.0.0.1:1", // never called: no documents here
-		PageKey:               testPageKey,
 		HTTPPort:              80,
 		AllowPrivateAddresses: true,
 		ChallengeLifetime:     time.Hour,

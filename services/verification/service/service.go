@@ -4,8 +4,6 @@ package service
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"fmt"
 	applicationv1 "github.com/certflow/certflow/gen/go/certflow/application/v1"
 	"github.com/certflow/certflow/pkg/apierr"
@@ -22,8 +20,6 @@ import (
 	"github.com/certflow/certflow/pkg/callpolicy"
 	"github.com/certflow/certflow/pkg/config"
 	"github.com/certflow/certflow/pkg/docstore"
-	"github.com/certflow/certflow/pkg/page"
-	"github.com/certflow/certflow/pkg/sealbox"
 	"github.com/certflow/certflow/pkg/service"
 	"github.com/certflow/certflow/services/verification/internal/app"
 	"github.com/certflow/certflow/services/verification/internal/dcv"
@@ -77,14 +73,7 @@ type Config struct {
 	Perspectives string
 	// PerspectiveTimeout bounds each perspective's answer (default 15s).
 	PerspectiveTimeout time.Duration
-	// PageKeyFile holds a base64 32-byte secret that the list methods'
-	// page tokens are authenticated under, so that they survive restarts
-	// and replicas accept each other's; PageKey, if set, is the secret
-	// itself (environment CERTFLOW_VERIFICATION_PAGE_KEY, or a program
-	// embedding the service). Never a command-line argument. The primary
-	// role needs it.
-	PageKeyFile, PageKey string
-	Now                  func() time.Time
+	Now                func() time.Time
 }
 
 // Flags registers the verification settings.
@@ -106,8 +95,6 @@ func (c *Config) Flags(s *config.Set) {
 	s.String(&c.Perspectives, "perspectives", "CERTFLOW_PERSPECTIVES", "", "primary role: remote perspectives to corroborate every validation and CAA check, comma-separated region=host:port")
 	s.Duration(&c.PerspectiveTimeout, "perspective-timeout", "CERTFLOW_PERSPECTIVE_TIMEOUT", 15*time.Second, "primary role: how long a remote perspective may take to answer (one that does not counts as disagreeing)")
 	s.String(&c.CAAAccountURIBase, "caa-account-uri-base", "CERTFLOW_CAA_ACCOUNT_URI_BASE", defaultCAAAccountURIBase, "prefix of the account URIs CAA accounturi parameters name: <base>/<account id> (RFC 8657)")
-	s.String(&c.PageKeyFile, "page-key-file", "CERTFLOW_VERIFICATION_PAGE_KEY_FILE", "", "primary role: file with the base64 32-byte secret list page tokens are signed with (or the secret itself in env CERTFLOW_VERIFICATION_PAGE_KEY)")
-	s.SecretEnv(&c.PageKey, "CERTFLOW_VERIFICATION_PAGE_KEY")
 	s.String(&c.CAAIdentities, "caa-identities", "CERTFLOW_CAA_IDENTITIES", defaultCAAIdentities, "issuer domain names that CAA issue records must name for this CA, comma-separated")
 }
 
@@ -144,12 +131,13 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.ApplicationAddr == "" {
 		return nil, fmt.Errorf("no application service address: documents are stored only for an existing, open application (-application-addr)")
 	}
-	pageSecret, err := sealbox.LoadKEK("verification page-token key", cfg.PageKey, cfg.PageKeyFile, "-page-key-file or CERTFLOW_VERIFICATION_PAGE_KEY")
+	b, err := service.Start(ctx, cfg.Config)
 	if err != nil {
 		return nil, err
 	}
-	pages := page.NewKeyset(pageKey(pageSecret))
-	b, err := service.Start(ctx, cfg.Config)
+	// The list methods' page-token key is kept in the service's own
+	// database, as order's, application's and notification's are.
+	pages, err := b.PageKeyset(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -212,14 +200,6 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	b.GRPC.Register(&verificationv1.VerificationService_ServiceDesc, &grpcapi.Server{App: a, CAA: dcvCfg.caa, Documents: documents, Organizations: reviews, Pages: pages})
 	b.Go(func(ctx context.Context) error { return a.RunWorker(ctx, cfg.SweepInterval, 8) })
 	return &Service{b}, nil
-}
-
-// pageKey derives the page-token key from the configured secret, so the
-// secret itself signs nothing.
-func pageKey(secret []byte) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte("certflow verification page tokens v1"))
-	return m.Sum(nil)
 }
 
 // prover dispatches a challenge to the checker of its method.

@@ -2,7 +2,6 @@ package service_test
 
 import (
 	"context"
-	"encoding/base64"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -280,18 +279,12 @@ func parsePath(u string) (string, error) {
 	return req.URL.Path, nil
 }
 
-// testPageKey signs the tests' page tokens (32 bytes, base64).
-var testPageKey = base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
-
 // newVerification starts the remote perspectives cfg needs (on cfg's
 // resolvers) and then the primary.
 func newVerification(t *testing.T, cfg verification.Config) (*verification.Service, error) {
 	t.Helper()
 	if cfg.ApplicationAddr == "" {
 		cfg.ApplicationAddr = startApplications(t).addr
-	}
-	if cfg.PageKey == "" {
-		cfg.PageKey = testPageKey
 	}
 	ps, err := verification.StartLocal(context.Background(), &cfg)
 	if err != nil {

@@ -86,7 +86,6 @@ func startStack(t *testing.T) *stack {
 	vcfg := verification.Config{
 		Config: base("verification"), NotificationAddr: not.GRPC.Addr(), ApplicationAddr: appLis.Addr().String(), DNSServers: s.dns.Addr(), HTTPPort: 80, AllowPrivateAddresses: true,
 		ChallengeLifetime: time.Hour, RetryInitial: time.Hour, RetryMax: time.Hour, SweepInterval: time.Hour,
-		PageKey: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", // signs list page tokens
 	}
 	perspectives, err := verification.StartLocal(ctx, &vcfg)
 	if err != nil {
