@@ -226,7 +226,8 @@ func crashPorts(t *testing.T, names ...string) map[string]string {
 }
 
 // crashClient calls the gateway and retries what a component being down
-// answers (no connection, 502, 503, 504, 429) with the same request: the
+// answers (no connection, 502, 503, 504, 429, and 409 APPLICATION_BUSY for
+// a claim a killed process left) with the same request: the
 // creates carry request ids, so a retry of one that was done is not a
 // second one.
 type crashClient struct {
@@ -269,6 +270,18 @@ func (c *crashClient) do(ctx context.Context, method, path string, body, out any
 			case <-time.After(200 * time.Millisecond):
 			}
 			continue
+		case http.StatusConflict:
+			// A claim the killed process held (a submit it was making)
+			// lasts until its TTL; the answer says to retry in a moment.
+			if bytes.Contains(data, []byte(`"APPLICATION_BUSY"`)) {
+				c.retries.Add(1)
+				select {
+				case <-ctx.Done():
+					return resp.StatusCode, ctx.Err()
+				case <-time.After(500 * time.Millisecond):
+				}
+				continue
+			}
 		}
 		return resp.StatusCode, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, data)
 	}
