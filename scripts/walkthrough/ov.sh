@@ -35,15 +35,21 @@ jq -c '{state, progress_percent}' <<<"$STATE"
 
 # Reviewer: the application's pending review, its documents, the call to the
 # company's phone, the decision. On a second run the organization's
-# validation is still within its reuse period: no review, it is issued.
+# validation is still within its reuse period: no review (the application
+# may pass through PENDING_ORGANIZATION_VERIFICATION on its way), it is issued.
+REVIEW=
 if [ "$(field .state "$STATE")" = PENDING_ORGANIZATION_VERIFICATION ]; then
   FILTER=$(jq -rn --arg a "$APP" '"state = PENDING AND application = \"\($a)\"" | @uri')
   for _ in $(seq 30); do
     REVIEW=$(call "$REV" GET "/v1/reviews?filter=$FILTER" | jq -r '[.reviews[]? | select(.kind == "ORGANIZATION")][0].name // empty')
     [ -n "$REVIEW" ] && break
+    [ "$(field .state "$(call "$KEY" GET "/v1/$APP")")" = PENDING_ORGANIZATION_VERIFICATION ] || break
     sleep 1
   done
-  [ -n "$REVIEW" ] || { echo "stopped: no pending organization review for $APP" >&2; exit 1; }
+  [ -n "$REVIEW" ] || [ "$(field .state "$(call "$KEY" GET "/v1/$APP")")" != PENDING_ORGANIZATION_VERIFICATION ] ||
+    { echo "stopped: no pending organization review for $APP" >&2; exit 1; }
+fi
+if [ -n "$REVIEW" ]; then
   call "$REV" GET "/v1/$REVIEW" | jq -c '{name, kind, organization: .organization.name, documents: [.documents[]?.display_name]}'
   call "$REV" POST "/v1/$REVIEW:recordPhoneCall" \
     '{"phone":"+86 571 1234 5678","outcome":"OUTCOME_CONFIRMED","notes":"spoke to the legal representative"}' | jq -c '{state}'
