@@ -49,6 +49,7 @@ type Store[T any] struct {
 	relay *Relay
 	// idOnly writes with a filter on _id alone (see SingleWriter).
 	idOnly bool
+	cache  *readCache // nil unless ReadCache and SingleWriter
 }
 
 // Option configures a Store.
@@ -58,6 +59,7 @@ type options_ struct {
 	now    func() time.Time
 	relay  *Relay
 	idOnly bool
+	cache  int
 }
 
 // WithClock sets the clock used for Created/Updated.
@@ -72,6 +74,13 @@ func WithClock(now func() time.Time) Option { return func(o *options_) { o.now =
 // runs; on MongoDB the version filter is kept and replicas may scale out.
 func SingleWriter() Option { return func(o *options_) { o.idOnly = true } }
 
+// ReadCache has Get answer from up to maxBytes of recently read records
+// kept in memory (cache.go). It takes effect only with SingleWriter, and
+// only if every write of the collection goes through this package: a
+// store's own DeleteOne on Collection() would leave a deleted record
+// readable.
+func ReadCache(maxBytes int) Option { return func(o *options_) { o.cache = maxBytes } }
+
 // WithRelay has the relay publish events right after each write (and
 // sweep the collection for any it missed).
 func WithRelay(r *Relay) Option { return func(o *options_) { o.relay = r } }
@@ -85,7 +94,11 @@ func New[T any](coll *mongo.Collection, kind string, opts ...Option) *Store[T] {
 	if o.relay != nil {
 		o.relay.Watch(coll)
 	}
-	return &Store[T]{coll: coll, kind: kind, now: o.now, relay: o.relay, idOnly: o.idOnly}
+	s := &Store[T]{coll: coll, kind: kind, now: o.now, relay: o.relay, idOnly: o.idOnly}
+	if o.idOnly && o.cache > 0 {
+		s.cache = registerCache(coll, o.cache)
+	}
+	return s
 }
 
 // Collection returns the underlying collection (for indexes and the relay).
@@ -184,6 +197,37 @@ func (s *Store[T]) Create(ctx context.Context, id, account string, doc T, evs ..
 // Get reads a record by id. A record of another account is NotFound, so
 // names do not leak. account "" reads any account's record (internal use).
 func (s *Store[T]) Get(ctx context.Context, account, id string) (*Record[T], error) {
+	if s.cache == nil {
+		return s.read(ctx, account, id)
+	}
+	raw, gen, ok := s.cache.get(id)
+	if !ok {
+		var err error
+		raw, err = s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Raw()
+		if err == nil {
+			raw = append([]byte(nil), raw...) // the cache keeps it
+			s.cache.put(id, raw, gen)
+		}
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return nil, apierr.NotFoundf(s.kind + " " + id)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s %s: %w", s.kind, id, err)
+		}
+	}
+	var r Record[T]
+	if err := bson.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("read %s %s: %w", s.kind, id, err)
+	}
+	if account != "" && r.Account != account {
+		return nil, apierr.NotFoundf(s.kind + " " + id)
+	}
+	return &r, nil
+}
+
+// read is Get from the database, never the cache: what an update decides
+// on, under the record's lock.
+func (s *Store[T]) read(ctx context.Context, account, id string) (*Record[T], error) {
 	var r Record[T]
 	err := s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&r)
 	if errors.Is(err, mongo.ErrNoDocuments) || (err == nil && account != "" && r.Account != account) {
@@ -230,7 +274,7 @@ var errRace = errors.New("version changed")
 func (s *Store[T]) updateOnce(ctx context.Context, account, id string, fn func(r *Record[T]) ([]events.Event, error)) (*Record[T], error) {
 	unlock := lockDoc(s.coll, id)
 	defer unlock()
-	r, err := s.Get(ctx, account, id)
+	r, err := s.read(ctx, account, id)
 	if err != nil {
 		return nil, err
 	}
@@ -265,6 +309,7 @@ func (s *Store[T]) updateOnce(ctx context.Context, account, id string, fn func(r
 	}
 	if err != nil {
 		s.notify(id, len(evs)) // it may have been made: see notify
+		writeFailed(s.coll, id)
 		return nil, fmt.Errorf("write %s %s: %w", s.kind, id, err)
 	}
 	s.notify(id, len(evs))
@@ -324,6 +369,7 @@ func (s *Store[T]) Delete(ctx context.Context, account, id string) error {
 	unlock := lockDoc(s.coll, id)
 	defer unlock()
 	if _, err := s.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
+		writeFailed(s.coll, id)
 		return fmt.Errorf("delete %s %s: %w", s.kind, id, err)
 	}
 	return nil

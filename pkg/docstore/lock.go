@@ -24,5 +24,17 @@ func lockDoc(c *mongo.Collection, id string) func() {
 	_, _ = h.Write([]byte(id))
 	m := &stripes[h.Sum32()%uint32(len(stripes))]
 	m.Lock()
-	return m.Unlock
+	rcs := cachesOf(c)
+	if len(rcs) == 0 {
+		return m.Unlock
+	}
+	for _, rc := range rcs {
+		rc.beginWrite(id)
+	}
+	return func() {
+		for _, rc := range rcs {
+			rc.endWrite(id)
+		}
+		m.Unlock()
+	}
 }

@@ -216,6 +216,7 @@ func (r *Relay) publish(ctx context.Context, c *mongo.Collection, d pending) err
 	_, err := c.UpdateOne(ctx, filter,
 		bson.D{{Key: "$set", Value: bson.D{{Key: "outbox", Value: bson.A{}}, {Key: "version", Value: d.Version + 1}}}})
 	if err != nil {
+		writeFailed(c, d.ID)
 		return fmt.Errorf("clear outbox of %s: %w", d.ID, err)
 	}
 	return nil

@@ -202,6 +202,11 @@ func (b *Base) StoreOptions(now func() time.Time) []docstore.Option {
 	return opts
 }
 
+// ReadCacheBytes bounds each read cache a service keeps (docstore.ReadCache)
+// for the stores customers read most: applications, orders, certificates.
+// 32 MiB holds some thousands of records of each.
+const ReadCacheBytes = 32 << 20
+
 // OutboxStoreOptions are StoreOptions for a store whose writes carry
 // events: the relay publishes them and sweeps the collection.
 func (b *Base) OutboxStoreOptions(now func() time.Time) []docstore.Option {

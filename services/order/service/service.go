@@ -44,7 +44,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	orders := docstore.New[domain.Order](b.DB.Collection("orders"), "order", b.OutboxStoreOptions(cfg.Now)...)
+	orders := docstore.New[domain.Order](b.DB.Collection("orders"), "order", append(b.OutboxStoreOptions(cfg.Now), docstore.ReadCache(service.ReadCacheBytes))...)
 	if err := orders.EnsureIndexes(ctx, mongo.IndexModel{Keys: bson.D{{Key: app.DueField, Value: 1}}}); err != nil {
 		return nil, err
 	}
