@@ -35,7 +35,11 @@ type Record[T any] struct {
 	Created  time.Time      `bson:"created"`
 	Updated  time.Time      `bson:"updated"`
 	Outbox   []events.Event `bson:"outbox"`
-	Doc      T              `bson:"doc"`
+	// Pending is whether Outbox holds events: the relay's sweep on MongoDB
+	// finds them through a partial index on it (PendingIndex) instead of
+	// scanning the collection.
+	Pending bool `bson:"pending"`
+	Doc     T    `bson:"doc"`
 }
 
 // ErrConflict is returned when a document kept changing under an update.
@@ -110,6 +114,11 @@ func (s *Store[T]) Collection() *mongo.Collection { return s.coll }
 // in the same call, which every restart would hit.
 func (s *Store[T]) EnsureIndexes(ctx context.Context, extra ...mongo.IndexModel) error {
 	models := append([]mongo.IndexModel{{Keys: ListIndex}}, extra...)
+	if !s.idOnly {
+		// FerretDB v1 neither has partial indexes nor would use one; its
+		// single-writer relay sweeps only at start (relay.go).
+		models = append(models, mongo.IndexModel{Keys: PendingIndex, Options: options.Index().SetPartialFilterExpression(bson.D{{Key: "pending", Value: true}})})
+	}
 	cur, err := s.coll.Indexes().List(ctx)
 	if err != nil {
 		return fmt.Errorf("list indexes of %s: %w", s.coll.Name(), err)
@@ -129,8 +138,15 @@ func (s *Store[T]) EnsureIndexes(ctx context.Context, extra ...mongo.IndexModel)
 		if have[name] {
 			continue
 		}
-		m.Options = options.Index().SetName(name)
+		if m.Options == nil {
+			m.Options = options.Index()
+		}
+		m.Options.SetName(name)
 		if _, err := s.coll.Indexes().CreateOne(ctx, m); err != nil {
+			var ce mongo.CommandError
+			if errors.As(err, &ce) && ce.Name == "NotImplemented" && name == indexName(PendingIndex) {
+				continue // FerretDB, for a store not told it is the single writer
+			}
 			return fmt.Errorf("create index %s on %s: %w", name, s.coll.Name(), err)
 		}
 	}
@@ -143,6 +159,10 @@ func (s *Store[T]) EnsureIndexes(ctx context.Context, extra ...mongo.IndexModel)
 // account_1_created_-1, which lacked _id; that index is left where it
 // exists, as a prefix of this one it is merely redundant.)
 var ListIndex = bson.D{{Key: "account", Value: 1}, {Key: "created", Value: -1}, {Key: "_id", Value: -1}}
+
+// PendingIndex, partial on pending: true, holds only the records whose
+// outbox the relay has yet to publish, so its sweep reads those alone.
+var PendingIndex = bson.D{{Key: "pending", Value: 1}}
 
 // indexName is MongoDB's default name for an index: key_direction pairs.
 func indexName(keys bson.D) string {
@@ -178,7 +198,7 @@ func encodeID(b []byte) string {
 // retry); for another account the id is taken and AlreadyExists is returned.
 func (s *Store[T]) Create(ctx context.Context, id, account string, doc T, evs ...events.Event) (rec *Record[T], created bool, err error) {
 	now := s.now().UTC()
-	r := &Record[T]{ID: id, Account: account, Version: 1, Revision: 1, Created: now, Updated: now, Outbox: nonNil(evs), Doc: doc}
+	r := &Record[T]{ID: id, Account: account, Version: 1, Revision: 1, Created: now, Updated: now, Outbox: nonNil(evs), Pending: len(evs) > 0, Doc: doc}
 	if _, err := s.coll.InsertOne(ctx, r); err != nil {
 		if mongo.IsDuplicateKeyError(err) {
 			existing, gerr := s.Get(ctx, account, id)
@@ -290,6 +310,7 @@ func (s *Store[T]) updateOnce(ctx context.Context, account, id string, fn func(r
 	r.Revision++
 	r.Updated = s.now().UTC()
 	r.Outbox = append(r.Outbox, evs...)
+	r.Pending = len(r.Outbox) > 0
 	// The version filter is what guards concurrent writers on MongoDB;
 	// lockDoc adds the guarantee FerretDB lacks (see lock.go).
 	filter := bson.D{{Key: "_id", Value: id}, {Key: "version", Value: prev}}
@@ -302,6 +323,7 @@ func (s *Store[T]) updateOnce(ctx context.Context, account, id string, fn func(r
 			{Key: "revision", Value: r.Revision},
 			{Key: "updated", Value: r.Updated},
 			{Key: "outbox", Value: r.Outbox},
+			{Key: "pending", Value: r.Pending},
 			{Key: "doc", Value: r.Doc},
 		}}}).Err()
 	if errors.Is(err, mongo.ErrNoDocuments) {
