@@ -153,7 +153,19 @@ func BenchmarkListPages(b *testing.B) {
 	}
 	var targets []target
 	s := ferretStore(b)
-	targets = append(targets, target{"ferretdb", s, seed(b, s)})
+	created := seed(b, s)
+	targets = append(targets, target{"ferretdb", s, created})
+	// The embedded default's stores that customers list (applications,
+	// orders, certificates) page through the memory index instead.
+	relay := docstore.NewRelay(&flaky{}, testenv.Logger(b), time.Second)
+	relay.SingleWriter()
+	mem := docstore.New[widget](s.Collection(), "widget", docstore.SingleWriter(), docstore.WithRelay(relay),
+		docstore.ReadCache(8<<20), docstore.MemoryListIndex("doc.state"))
+	testenv.Run(b, relay.Run)
+	for !mem.MemIndexReady() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	targets = append(targets, target{"ferretdb-memindex", mem, created})
 	if os.Getenv(testenv.MongoEnv) != "" {
 		db, _ := testenv.Database(b)
 		s := docstore.New[widget](db.Collection("widgets"), "widget")

@@ -54,6 +54,7 @@ type Store[T any] struct {
 	// idOnly writes with a filter on _id alone (see SingleWriter).
 	idOnly bool
 	cache  *readCache // nil unless ReadCache and SingleWriter
+	mem    *memIndex  // nil unless MemoryListIndex, SingleWriter and a relay
 }
 
 // Option configures a Store.
@@ -64,6 +65,8 @@ type options_ struct {
 	relay  *Relay
 	idOnly bool
 	cache  int
+	mem    []string
+	hasMem bool
 }
 
 // WithClock sets the clock used for Created/Updated.
@@ -85,6 +88,16 @@ func SingleWriter() Option { return func(o *options_) { o.idOnly = true } }
 // readable.
 func ReadCache(maxBytes int) Option { return func(o *options_) { o.cache = maxBytes } }
 
+// MemoryListIndex has List page through an in-memory index of the
+// collection (listindex.go) that keeps the values of fields, the filter
+// keys List is called with (e.g. "doc.state"); a List with another key asks
+// the database. It takes effect only with SingleWriter and WithRelay (the
+// relay's start sweep fills it), and only if every write of the collection
+// goes through this package.
+func MemoryListIndex(fields ...string) Option {
+	return func(o *options_) { o.mem, o.hasMem = fields, true }
+}
+
 // WithRelay has the relay publish events right after each write (and
 // sweep the collection for any it missed).
 func WithRelay(r *Relay) Option { return func(o *options_) { o.relay = r } }
@@ -95,12 +108,15 @@ func New[T any](coll *mongo.Collection, kind string, opts ...Option) *Store[T] {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if o.relay != nil {
-		o.relay.Watch(coll)
-	}
 	s := &Store[T]{coll: coll, kind: kind, now: o.now, relay: o.relay, idOnly: o.idOnly}
 	if o.idOnly && o.cache > 0 {
 		s.cache = registerCache(coll, o.cache)
+	}
+	if o.idOnly && o.hasMem && o.relay != nil {
+		s.mem = newMemIndex(o.mem)
+	}
+	if o.relay != nil {
+		o.relay.watch(coll, s.mem)
 	}
 	return s
 }
@@ -210,6 +226,7 @@ func (s *Store[T]) Create(ctx context.Context, id, account string, doc T, evs ..
 		s.notify(id, len(evs)) // it may have been made: see notify
 		return nil, false, fmt.Errorf("insert %s %s: %w", s.kind, id, err)
 	}
+	s.indexWrite(r)
 	s.notify(id, len(evs))
 	return r, true, nil
 }
@@ -332,10 +349,27 @@ func (s *Store[T]) updateOnce(ctx context.Context, account, id string, fn func(r
 	if err != nil {
 		s.notify(id, len(evs)) // it may have been made: see notify
 		writeFailed(s.coll, id)
+		if s.mem != nil {
+			s.mem.forget(id)
+		}
 		return nil, fmt.Errorf("write %s %s: %w", s.kind, id, err)
 	}
+	s.indexWrite(r)
 	s.notify(id, len(evs))
 	return r, nil
+}
+
+// indexWrite tells the memory list index what r now holds.
+func (s *Store[T]) indexWrite(r *Record[T]) {
+	if s.mem == nil {
+		return
+	}
+	raw, err := bson.Marshal(r)
+	if err != nil {
+		s.mem.forget(r.ID)
+		return
+	}
+	s.mem.set(raw)
 }
 
 // Upsert creates the record with doc or, if it exists, lets merge fold doc
@@ -392,7 +426,13 @@ func (s *Store[T]) Delete(ctx context.Context, account, id string) error {
 	defer unlock()
 	if _, err := s.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
 		writeFailed(s.coll, id)
+		if s.mem != nil {
+			s.mem.forget(id)
+		}
 		return fmt.Errorf("delete %s %s: %w", s.kind, id, err)
+	}
+	if s.mem != nil {
+		s.mem.remove(id)
 	}
 	return nil
 }
@@ -422,6 +462,63 @@ func PositionOf[T any](r *Record[T]) Position { return Position{Created: r.Creat
 
 // List returns an account's records newest first, and whether more follow.
 func (s *Store[T]) List(ctx context.Context, account string, o ListOptions) ([]*Record[T], bool, error) {
+	if s.mem != nil && o.Offset == 0 && s.mem.covers(o.Filter) {
+		recs, more, err := s.listMem(ctx, account, o)
+		if !errors.Is(err, errUnsupported) {
+			return recs, more, err
+		}
+	}
+	return s.listDB(ctx, account, o)
+}
+
+// listMem is List through the memory index: the page's records are read
+// by _id, and only they.
+func (s *Store[T]) listMem(ctx context.Context, account string, o ListOptions) ([]*Record[T], bool, error) {
+	var out []*Record[T]
+	after := o.After
+	for int64(len(out)) <= o.Limit {
+		want := int(o.Limit) + 1 - len(out)
+		cands, err := s.mem.page(account, after, o.Filter, want)
+		if err != nil {
+			return nil, false, err
+		}
+		for _, c := range cands {
+			p := c.pos
+			after = &p
+			r, err := s.Get(ctx, account, c.pos.ID)
+			if errors.Is(err, apierr.ErrNotFound) {
+				continue // deleted, or a create that was never made
+			}
+			if err != nil {
+				return nil, false, err
+			}
+			if c.unknown {
+				raw, err := bson.Marshal(r)
+				if err != nil {
+					return nil, false, err
+				}
+				if ok, err := match(raw, o.Filter); err != nil || !ok {
+					if err != nil {
+						return nil, false, err
+					}
+					continue
+				}
+			}
+			out = append(out, r)
+		}
+		if len(cands) < want {
+			break // the account's list ends
+		}
+	}
+	more := int64(len(out)) > o.Limit
+	if more {
+		out = out[:o.Limit]
+	}
+	return out, more, nil
+}
+
+// listDB is List as a query.
+func (s *Store[T]) listDB(ctx context.Context, account string, o ListOptions) ([]*Record[T], bool, error) {
 	filter := bson.D{{Key: "account", Value: account}}
 	filter = append(filter, o.Filter...)
 	if p := o.After; p != nil {

@@ -49,6 +49,8 @@ type Relay struct {
 	swept atomic.Bool
 	// retry holds the documents whose publish failed, for the next tick.
 	retry []queued
+	// mems are the memory list indexes of watched collections, by collKey.
+	mems map[string][]*memIndex
 }
 
 type queued struct {
@@ -65,10 +67,20 @@ func NewRelay(pub Publisher, log *slog.Logger, interval time.Duration) *Relay {
 }
 
 // Watch adds a collection of Records to the sweep.
-func (r *Relay) Watch(coll *mongo.Collection) {
+func (r *Relay) Watch(coll *mongo.Collection) { r.watch(coll, nil) }
+
+// watch adds a collection; a single writer's start sweep also fills mem
+// (nil: none) from every record it reads.
+func (r *Relay) watch(coll *mongo.Collection, mem *memIndex) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.colls = append(r.colls, coll)
+	if mem != nil {
+		if r.mems == nil {
+			r.mems = map[string][]*memIndex{}
+		}
+		r.mems[collKey(coll)] = append(r.mems[collKey(coll)], mem)
+	}
 }
 
 // Notify asks for the outbox of one document to be published now; it
@@ -163,6 +175,15 @@ func (r *Relay) Pass(ctx context.Context) error {
 	colls := append([]*mongo.Collection(nil), r.colls...)
 	r.mu.Unlock()
 	for _, c := range colls {
+		r.mu.Lock()
+		mems := r.mems[collKey(c)]
+		r.mu.Unlock()
+		if r.singleWriter && len(mems) > 0 {
+			if err := r.passAll(ctx, c, mems); err != nil {
+				return err
+			}
+			continue
+		}
 		for {
 			n, err := r.passCollection(ctx, c)
 			if err != nil {
@@ -199,6 +220,43 @@ func (r *Relay) passCollection(ctx context.Context, c *mongo.Collection) (int, e
 		}
 	}
 	return len(docs), nil
+}
+
+// passAll reads every record of c once, in one cursor: it fills the
+// memory list indexes and publishes the outboxes it finds. FerretDB
+// decodes every record for the outbox query anyway, so reading them all
+// costs the start no more than the sweep did.
+func (r *Relay) passAll(ctx context.Context, c *mongo.Collection, mems []*memIndex) error {
+	proj := bson.D{{Key: "version", Value: 1}, {Key: "outbox", Value: 1}, {Key: "account", Value: 1}, {Key: "created", Value: 1}}
+	for _, m := range mems {
+		for _, f := range m.fields {
+			proj = append(proj, bson.E{Key: f, Value: 1})
+		}
+	}
+	cur, err := c.Find(ctx, bson.D{}, options.Find().SetProjection(proj))
+	if err != nil {
+		return fmt.Errorf("read %s: %w", c.Name(), err)
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		for _, m := range mems {
+			m.found(cur.Current)
+		}
+		var d pending
+		if err := bson.Unmarshal(cur.Current, &d); err != nil {
+			return fmt.Errorf("read %s: %w", c.Name(), err)
+		}
+		if err := r.publish(ctx, c, d); err != nil {
+			return err
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return fmt.Errorf("read %s: %w", c.Name(), err)
+	}
+	for _, m := range mems {
+		m.setReady()
+	}
+	return nil
 }
 
 // publish sends one document's outbox and clears it.

@@ -97,7 +97,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	apps := docstore.New[domain.Application](b.DB.Collection("applications"), "application", append(b.OutboxStoreOptions(cfg.Now), docstore.ReadCache(service.ReadCacheBytes))...)
+	apps := docstore.New[domain.Application](b.DB.Collection("applications"), "application", append(b.OutboxStoreOptions(cfg.Now), docstore.ReadCache(service.ReadCacheBytes), docstore.MemoryListIndex("doc.state"))...)
 	if err := apps.EnsureIndexes(ctx); err != nil {
 		return nil, err
 	}

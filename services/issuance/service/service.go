@@ -292,7 +292,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	certStore := docstore.New[domain.Certificate](b.DB.Collection("certificates"), "certificate", append(b.OutboxStoreOptions(cfg.Now), docstore.ReadCache(service.ReadCacheBytes))...)
+	certStore := docstore.New[domain.Certificate](b.DB.Collection("certificates"), "certificate", append(b.OutboxStoreOptions(cfg.Now), docstore.ReadCache(service.ReadCacheBytes), docstore.MemoryListIndex("doc.state", "doc.domains", "doc.notafter"))...)
 	// Due reminders, renewals and expiries are found by their index.
 	if err := certStore.EnsureIndexes(ctx, mongo.IndexModel{Keys: bson.D{{Key: app.DueField, Value: 1}}}); err != nil {
 		return nil, err

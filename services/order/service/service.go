@@ -44,7 +44,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	orders := docstore.New[domain.Order](b.DB.Collection("orders"), "order", append(b.OutboxStoreOptions(cfg.Now), docstore.ReadCache(service.ReadCacheBytes))...)
+	orders := docstore.New[domain.Order](b.DB.Collection("orders"), "order", append(b.OutboxStoreOptions(cfg.Now), docstore.ReadCache(service.ReadCacheBytes), docstore.MemoryListIndex("doc.instances.state"))...)
 	if err := orders.EnsureIndexes(ctx, mongo.IndexModel{Keys: bson.D{{Key: app.DueField, Value: 1}}}); err != nil {
 		return nil, err
 	}
