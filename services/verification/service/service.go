@@ -159,7 +159,10 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	store := docstore.New[domain.Challenge](b.DB.Collection("challenges"), "challenge", b.OutboxStoreOptions(cfg.Now)...)
+	// The account's challenge list filters on state alone (an
+	// application's go through its index record).
+	store := docstore.New[domain.Challenge](b.DB.Collection("challenges"), "challenge",
+		append(b.OutboxStoreOptions(cfg.Now), docstore.MemoryListIndex("doc.state"))...)
 	// The sweep finds due challenges by state and next check time (on
 	// MongoDB); an application's challenges are found through its index
 	// record (app/index.go), by _id.
