@@ -224,6 +224,11 @@ func (s *Store[T]) Create(ctx context.Context, id, account string, doc T, evs ..
 			return existing, false, nil
 		}
 		s.notify(id, len(evs)) // it may have been made: see notify
+		if s.mem != nil {
+			// Listed as unknown: a page reads it and skips it if absent.
+			s.indexWrite(r)
+			s.mem.forget(id)
+		}
 		return nil, false, fmt.Errorf("insert %s %s: %w", s.kind, id, err)
 	}
 	s.indexWrite(r)
