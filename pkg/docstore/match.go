@@ -2,6 +2,7 @@ package docstore
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"strings"
 
@@ -130,13 +131,7 @@ func compare(a, b bson.RawValue) (c int, comparable bool, err error) {
 		if !ok {
 			return 0, false, nil
 		}
-		switch {
-		case af < bf:
-			return -1, true, nil
-		case af > bf:
-			return 1, true, nil
-		}
-		return 0, true, nil
+		return cmp.Compare(af, bf), true, nil
 	}
 	if a.Type != b.Type {
 		return 0, false, nil
@@ -145,14 +140,7 @@ func compare(a, b bson.RawValue) (c int, comparable bool, err error) {
 	case bson.TypeString:
 		return strings.Compare(a.StringValue(), b.StringValue()), true, nil
 	case bson.TypeDateTime:
-		x, y := a.DateTime(), b.DateTime()
-		switch {
-		case x < y:
-			return -1, true, nil
-		case x > y:
-			return 1, true, nil
-		}
-		return 0, true, nil
+		return cmp.Compare(a.DateTime(), b.DateTime()), true, nil
 	case bson.TypeBoolean:
 		x, y := a.Boolean(), b.Boolean()
 		if x == y {
