@@ -224,11 +224,9 @@ func (s *Store[T]) Create(ctx context.Context, id, account string, doc T, evs ..
 			return existing, false, nil
 		}
 		s.notify(id, len(evs)) // it may have been made: see notify
-		if s.mem != nil {
-			// Listed as unknown: a page reads it and skips it if absent.
-			s.indexWrite(r)
-			s.mem.forget(id)
-		}
+		// Listed as unknown: a page reads it and skips it if absent.
+		s.indexWrite(r)
+		s.writeFailed(id)
 		return nil, false, fmt.Errorf("insert %s %s: %w", s.kind, id, err)
 	}
 	s.indexWrite(r)
@@ -353,15 +351,22 @@ func (s *Store[T]) updateOnce(ctx context.Context, account, id string, fn func(r
 	}
 	if err != nil {
 		s.notify(id, len(evs)) // it may have been made: see notify
-		writeFailed(s.coll, id)
-		if s.mem != nil {
-			s.mem.forget(id)
-		}
+		s.writeFailed(id)
 		return nil, fmt.Errorf("write %s %s: %w", s.kind, id, err)
 	}
 	s.indexWrite(r)
 	s.notify(id, len(evs))
 	return r, nil
+}
+
+// writeFailed is told of a write whose outcome is unknown (the database
+// may still make it): the read cache and the memory index stop trusting
+// what they hold of the record.
+func (s *Store[T]) writeFailed(id string) {
+	writeFailed(s.coll, id)
+	if s.mem != nil {
+		s.mem.forget(id)
+	}
 }
 
 // indexWrite tells the memory list index what r now holds.
@@ -430,10 +435,7 @@ func (s *Store[T]) Delete(ctx context.Context, account, id string) error {
 	unlock := lockDoc(s.coll, id)
 	defer unlock()
 	if _, err := s.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
-		writeFailed(s.coll, id)
-		if s.mem != nil {
-			s.mem.forget(id)
-		}
+		s.writeFailed(id)
 		return fmt.Errorf("delete %s %s: %w", s.kind, id, err)
 	}
 	if s.mem != nil {
@@ -498,14 +500,11 @@ func (s *Store[T]) listMem(ctx context.Context, account string, o ListOptions) (
 				return nil, false, err
 			}
 			if c.unknown {
-				raw, err := bson.Marshal(r)
+				ok, err := matchRecord(r, o.Filter)
 				if err != nil {
 					return nil, false, err
 				}
-				if ok, err := match(raw, o.Filter); err != nil || !ok {
-					if err != nil {
-						return nil, false, err
-					}
+				if !ok {
 					continue
 				}
 			}
@@ -520,6 +519,15 @@ func (s *Store[T]) listMem(ctx context.Context, account string, o ListOptions) (
 		out = out[:o.Limit]
 	}
 	return out, more, nil
+}
+
+// matchRecord is match on r as it is stored.
+func matchRecord[T any](r *Record[T], filter bson.D) (bool, error) {
+	raw, err := bson.Marshal(r)
+	if err != nil {
+		return false, err
+	}
+	return match(raw, filter)
 }
 
 // listDB is List as a query.
