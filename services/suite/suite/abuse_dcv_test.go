@@ -15,6 +15,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/certflow/certflow/pkg/testenv"
 	"github.com/certflow/certflow/services/suite/suite"
 )
 
@@ -32,25 +33,7 @@ type slowDNS struct {
 func startSlowDNS(t *testing.T) *slowDNS {
 	t.Helper()
 	d := &slowDNS{stop: make(chan struct{})}
-	// The same port on UDP and TCP: a free UDP port may be taken on TCP
-	// by another test's connection, so try a few.
-	var pc net.PacketConn
-	var ln net.Listener
-	for attempt := 0; ; attempt++ {
-		var err error
-		pc, err = net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln, err = net.Listen("tcp", pc.LocalAddr().String())
-		if err == nil {
-			break
-		}
-		_ = pc.Close()
-		if attempt == 20 {
-			t.Fatal(err)
-		}
-	}
+	pc, ln := testenv.ListenDNS(t)
 	d.addr = pc.LocalAddr().String()
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
 		if len(req.Question) == 1 && strings.HasSuffix(req.Question[0].Name, "slow.abuse.test.") {

@@ -28,6 +28,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/certflow/certflow/pkg/testenv"
 	"github.com/certflow/certflow/services/verification/internal/caa"
 	"github.com/certflow/certflow/services/verification/internal/dcv"
 )
@@ -178,14 +179,7 @@ type authServer struct {
 func startAuth(t *testing.T, zones ...*zone) *authServer {
 	t.Helper()
 	a := &authServer{zones: zones}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc, l := testenv.ListenDNS(t)
 	a.addr = pc.LocalAddr().String()
 	for _, s := range []*dns.Server{{PacketConn: pc, Handler: a}, {Listener: l, Handler: a}} {
 		go func() { _ = s.ActivateAndServe() }()

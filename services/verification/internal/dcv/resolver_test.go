@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/certflow/certflow/pkg/devdns"
+	"github.com/certflow/certflow/pkg/testenv"
 	"github.com/miekg/dns"
 )
 
@@ -332,14 +333,7 @@ func TestOversizedUDPAnswer(t *testing.T) {
 		}
 		_ = w.WriteMsg(resp) // whole, over UDP too: no truncation
 	})
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc, ln := testenv.ListenDNS(t)
 	for _, s := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}} {
 		go func() { _ = s.ActivateAndServe() }()
 		t.Cleanup(func() { _ = s.Shutdown() })
