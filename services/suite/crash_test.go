@@ -659,9 +659,23 @@ func TestChaosCrashEachService(t *testing.T) {
 			t.Logf("%v: %d issued", time.Since(begin).Round(time.Second), issued.Load())
 		}
 	}
+	// Workers still driving when the time ran out return on the context;
+	// wait for them before closing the channel they report on.
+	wg.Wait()
 	close(failed)
 	for f := range failed {
 		t.Error(f)
+	}
+	if ctx.Err() != nil {
+		// Say where every unfinished application stood, so that a stall is
+		// diagnosable from the log alone.
+		mu.Lock()
+		for name, a := range state {
+			if a.State != "ISSUED" {
+				t.Errorf("%s unfinished: state %s, cause %q, history %v", name, a.State, a.Cause, a.History)
+			}
+		}
+		mu.Unlock()
 	}
 	if t.Failed() {
 		t.FailNow()
