@@ -7,6 +7,7 @@ import (
 	"time"
 	"weak"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
@@ -22,9 +23,18 @@ import (
 // and the generation it saw before asking the database is still current. A
 // read racing a write therefore never leaves the older bytes behind
 // (TestReadCacheNeverGoesBack caught a fill made while a writer held the
-// lock, which a later read of the new bytes could not replace). A write that failed may still have been made by
+// lock, which a later read of the new bytes could not replace).
+//
+// The cache is also written through: the holder of a record's lock sees its
+// bytes in held, decides an update on them instead of reading the database
+// again, and leaves there what it wrote (the relay patches in its cleared
+// outbox), which readers get once the lock is released. With one writer
+// process and every write under the lock, held is what the database has;
+// TestConcurrentUpdatesLoseNothing and TestReadCacheWriteThroughAgrees check
+// it against the database. A write that failed may still have been made by
 // the database (a connection cut after the command was sent), so its
-// record is not cached again for suspectFor; reads go to the database.
+// record is neither cached nor held for suspectFor; reads and updates of it
+// go to the database.
 type readCache struct {
 	mu      sync.Mutex
 	max     int // bytes
@@ -33,6 +43,11 @@ type readCache struct {
 	items   map[string]*list.Element
 	gen     [1024]uint64
 	writing [1024]int // writers holding a lock in the stripe
+	// held are the stored bytes of records whose lock is held, known to the
+	// holder alone: taken out of items when the lock is taken (readers
+	// without the lock must not see bytes a write is replacing) and put
+	// back, as the write left them, when it is released.
+	held    map[string][]byte
 	suspect map[string]time.Time
 	now     func() time.Time
 
@@ -47,7 +62,7 @@ type cacheEntry struct {
 const suspectFor = time.Minute
 
 func newReadCache(maxBytes int) *readCache {
-	return &readCache{max: maxBytes, lru: list.New(), items: map[string]*list.Element{}, suspect: map[string]time.Time{}, now: time.Now}
+	return &readCache{max: maxBytes, lru: list.New(), items: map[string]*list.Element{}, held: map[string][]byte{}, suspect: map[string]time.Time{}, now: time.Now}
 }
 
 // caches finds a collection's caches from lockDoc, which the relay calls
@@ -116,6 +131,13 @@ func (c *readCache) get(id string) (raw []byte, gen uint64, ok bool) {
 	return nil, c.gen[stripeOf(id)], false
 }
 
+// genOf is the generation a fill of id must match (get without the lookup).
+func (c *readCache) genOf(id string) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen[stripeOf(id)]
+}
+
 // put keeps raw as id's bytes if no write of its stripe began or ended
 // since get returned gen.
 func (c *readCache) put(id string, raw []byte, gen uint64) {
@@ -127,15 +149,16 @@ func (c *readCache) put(id string, raw []byte, gen uint64) {
 	if st := stripeOf(id); c.gen[st] != gen || c.writing[st] > 0 {
 		return
 	}
-	if until, ok := c.suspect[id]; ok {
-		if c.now().Before(until) {
-			return
-		}
-		delete(c.suspect, id)
+	if c.suspectLocked(id) {
+		return
 	}
 	if _, ok := c.items[id]; ok {
 		return
 	}
+	c.insertLocked(id, raw)
+}
+
+func (c *readCache) insertLocked(id string, raw []byte) {
 	c.items[id] = c.lru.PushFront(&cacheEntry{id: id, raw: raw})
 	c.size += len(raw)
 	for c.size > c.max {
@@ -147,12 +170,26 @@ func (c *readCache) put(id string, raw []byte, gen uint64) {
 	}
 }
 
+func (c *readCache) suspectLocked(id string) bool {
+	until, ok := c.suspect[id]
+	if ok && !c.now().Before(until) {
+		delete(c.suspect, id)
+		return false
+	}
+	return ok
+}
+
 // beginWrite and endWrite bracket a writer's hold of id's lock: the record
-// is dropped, and no read fills its stripe in between.
+// leaves items for held, and no read fills its stripe in between. What held
+// has at the end (the bytes the writer wrote or read under the lock, see
+// hold) is what the next reader gets.
 func (c *readCache) beginWrite(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.writing[stripeOf(id)]++
+	if el, ok := c.items[id]; ok {
+		c.held[id] = el.Value.(*cacheEntry).raw
+	}
 	c.dropLocked(id)
 }
 
@@ -161,6 +198,35 @@ func (c *readCache) endWrite(id string) {
 	defer c.mu.Unlock()
 	c.writing[stripeOf(id)]--
 	c.dropLocked(id)
+	raw, ok := c.held[id]
+	delete(c.held, id)
+	if ok && len(raw) <= c.max/8 && !c.suspectLocked(id) {
+		c.insertLocked(id, raw)
+	}
+}
+
+// heldBytes returns id's stored bytes to the holder of its lock, if known.
+func (c *readCache) heldBytes(id string) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	raw, ok := c.held[id]
+	if ok {
+		c.hits.Add(1)
+	}
+	return raw, ok
+}
+
+// hold records, for the holder of id's lock, the bytes the database now
+// holds for id: read under the lock, or just written. raw nil forgets them
+// (the record is gone, or what the write left is not known).
+func (c *readCache) hold(id string, raw []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if raw == nil || c.suspectLocked(id) {
+		delete(c.held, id)
+		return
+	}
+	c.held[id] = raw
 }
 
 func (c *readCache) dropLocked(id string) {
@@ -186,6 +252,7 @@ func (c *readCache) writeFailed(id string) {
 		}
 	}
 	c.suspect[id] = now.Add(suspectFor)
+	delete(c.held, id)
 	c.dropLocked(id)
 }
 
@@ -204,5 +271,50 @@ func (s *Store[T]) CacheStats() CacheStats {
 func writeFailed(c *mongo.Collection, id string) {
 	for _, rc := range cachesOf(c) {
 		rc.writeFailed(id)
+	}
+}
+
+// heldVersion is, for the relay holding id's lock, the version the caches
+// know id to have in the database (none: ask the database).
+func heldVersion(c *mongo.Collection, id string) (int64, bool) {
+	for _, rc := range cachesOf(c) {
+		if raw, ok := rc.heldBytes(id); ok {
+			if v, ok := bson.Raw(raw).Lookup("version").AsInt64OK(); ok {
+				return v, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// outboxCleared tells the caches, under id's lock, that the relay cleared
+// its outbox and set its version: held bytes are changed to match, so the
+// next update need not read the record again.
+func outboxCleared(c *mongo.Collection, id string, version int64) {
+	for _, rc := range cachesOf(c) {
+		raw, ok := rc.heldBytes(id)
+		if !ok {
+			continue
+		}
+		var d bson.D
+		if err := bson.Unmarshal(raw, &d); err != nil {
+			rc.hold(id, nil)
+			continue
+		}
+		for i := range d {
+			switch d[i].Key {
+			case "outbox":
+				d[i].Value = bson.A{}
+			case "pending":
+				d[i].Value = false
+			case "version":
+				d[i].Value = version
+			}
+		}
+		patched, err := bson.Marshal(d)
+		if err != nil {
+			patched = nil
+		}
+		rc.hold(id, patched)
 	}
 }

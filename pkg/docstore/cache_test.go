@@ -184,3 +184,85 @@ func TestReadCacheOnlyForASingleWriter(t *testing.T) {
 		t.Fatalf("cache stats %+v; want none without SingleWriter", st)
 	}
 }
+
+// TestReadCacheWriteThroughAgrees: updates decide on the bytes the last
+// write left (write-through) while the relay clears outboxes in between;
+// afterwards the database holds exactly what the cache does, no increment
+// is lost and every event was published.
+func TestReadCacheWriteThroughAgrees(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pub := &flaky{}
+	relay := docstore.NewRelay(pub, testenv.Logger(t), time.Millisecond)
+	relay.SingleWriter()
+	s := cachedStore(t, relay)
+	plain := docstore.New[widget](s.Collection(), "widget") // reads the database only
+	testenv.Run(t, relay.Run)
+	const records, writes = 4, 30
+	var wg sync.WaitGroup
+	errs := make(chan error, records)
+	for i := 0; i < records; i++ {
+		id := fmt.Sprint("w", i)
+		if _, _, err := s.Create(ctx, id, "a", widget{}, ev(id+"-c")); err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; n < writes; n++ {
+				if _, err := s.Update(ctx, "a", id, func(w *widget) ([]events.Event, error) {
+					w.Count++
+					return []events.Event{ev(fmt.Sprintf("%s-%d", id, n))}, nil
+				}); err != nil {
+					errs <- err
+					return
+				}
+				if n%7 == 0 {
+					time.Sleep(2 * time.Millisecond) // let the relay clear in between
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i := 0; i < records; i++ {
+		id := fmt.Sprint("w", i)
+		waitOutboxEmpty(ctx, t, s, id)
+		cached, err := s.Get(ctx, "a", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, err := plain.Get(ctx, "a", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cached.Version != stored.Version || cached.Revision != stored.Revision || cached.Doc != stored.Doc ||
+			cached.Pending != stored.Pending || len(cached.Outbox) != len(stored.Outbox) || !cached.Updated.Equal(stored.Updated) {
+			t.Errorf("%s: cache has %+v, the database %+v", id, cached, stored)
+		}
+		if stored.Doc.Count != writes || stored.Revision != writes+1 {
+			t.Errorf("%s: count %d revision %d; want %d and %d", id, stored.Doc.Count, stored.Revision, writes, writes+1)
+		}
+	}
+	for _, e := range pub.published() {
+		seen[e] = true
+	}
+	for i := 0; i < records; i++ {
+		for n := -1; n < writes; n++ {
+			want := fmt.Sprintf("w%d-%d", i, n)
+			if n < 0 {
+				want = fmt.Sprintf("w%d-c", i)
+			}
+			if !seen[want] {
+				t.Errorf("event %s was never published", want)
+			}
+		}
+	}
+	if st := s.CacheStats(); st.Hits < records*writes/2 {
+		t.Errorf("cache stats %+v; want most updates decided on the held bytes", st)
+	}
+}

@@ -215,7 +215,15 @@ func encodeID(b []byte) string {
 func (s *Store[T]) Create(ctx context.Context, id, account string, doc T, evs ...events.Event) (rec *Record[T], created bool, err error) {
 	now := s.now().UTC()
 	r := &Record[T]{ID: id, Account: account, Version: 1, Revision: 1, Created: now, Updated: now, Outbox: nonNil(evs), Pending: len(evs) > 0, Doc: doc}
-	if _, err := s.coll.InsertOne(ctx, r); err != nil {
+	raw, err := bson.Marshal(r)
+	if err != nil {
+		return nil, false, fmt.Errorf("encode %s %s: %w", s.kind, id, err)
+	}
+	var gen uint64
+	if s.cache != nil {
+		gen = s.cache.genOf(id)
+	}
+	if _, err := s.coll.InsertOne(ctx, bson.Raw(raw)); err != nil {
 		if mongo.IsDuplicateKeyError(err) {
 			existing, gerr := s.Get(ctx, account, id)
 			if gerr != nil {
@@ -225,11 +233,20 @@ func (s *Store[T]) Create(ctx context.Context, id, account string, doc T, evs ..
 		}
 		s.notify(id, len(evs)) // it may have been made: see notify
 		// Listed as unknown: a page reads it and skips it if absent.
-		s.indexWrite(r)
+		if s.mem != nil {
+			s.mem.set(raw)
+		}
 		s.writeFailed(id)
 		return nil, false, fmt.Errorf("insert %s %s: %w", s.kind, id, err)
 	}
-	s.indexWrite(r)
+	if s.mem != nil {
+		s.mem.set(raw)
+	}
+	if s.cache != nil {
+		// As a read's fill: kept only if no write of the stripe began or
+		// ended since the insert was sent.
+		s.cache.put(id, raw, gen)
+	}
 	s.notify(id, len(evs))
 	return r, true, nil
 }
@@ -265,8 +282,7 @@ func (s *Store[T]) Get(ctx context.Context, account, id string) (*Record[T], err
 	return &r, nil
 }
 
-// read is Get from the database, never the cache: what an update decides
-// on, under the record's lock.
+// read is Get from the database, never the cache.
 func (s *Store[T]) read(ctx context.Context, account, id string) (*Record[T], error) {
 	var r Record[T]
 	err := s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&r)
@@ -275,6 +291,37 @@ func (s *Store[T]) read(ctx context.Context, account, id string) (*Record[T], er
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s %s: %w", s.kind, id, err)
+	}
+	return &r, nil
+}
+
+// readLocked is what an update decides on, under the record's lock: the
+// bytes the last write under the lock left or the last read under it saw
+// (see readCache.hold), else the database. As the only writer holds the
+// lock, nothing can have changed the record since; a write whose outcome is
+// unknown makes it suspect, and then only the database is asked.
+func (s *Store[T]) readLocked(ctx context.Context, account, id string) (*Record[T], error) {
+	if s.cache == nil {
+		return s.read(ctx, account, id)
+	}
+	raw, ok := s.cache.heldBytes(id)
+	if !ok {
+		got, err := s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Raw()
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return nil, apierr.NotFoundf(s.kind + " " + id)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s %s: %w", s.kind, id, err)
+		}
+		raw = append([]byte(nil), got...)
+		s.cache.hold(id, raw)
+	}
+	var r Record[T]
+	if err := bson.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("read %s %s: %w", s.kind, id, err)
+	}
+	if account != "" && r.Account != account {
+		return nil, apierr.NotFoundf(s.kind + " " + id)
 	}
 	return &r, nil
 }
@@ -314,7 +361,7 @@ var errRace = errors.New("version changed")
 func (s *Store[T]) updateOnce(ctx context.Context, account, id string, fn func(r *Record[T]) ([]events.Event, error)) (*Record[T], error) {
 	unlock := lockDoc(s.coll, id)
 	defer unlock()
-	r, err := s.read(ctx, account, id)
+	r, err := s.readLocked(ctx, account, id)
 	if err != nil {
 		return nil, err
 	}
@@ -347,6 +394,9 @@ func (s *Store[T]) updateOnce(ctx context.Context, account, id string, fn func(r
 			{Key: "doc", Value: r.Doc},
 		}}}).Err()
 	if errors.Is(err, mongo.ErrNoDocuments) {
+		if s.cache != nil {
+			s.cache.hold(id, nil)
+		}
 		return nil, errRace
 	}
 	if err != nil {
@@ -354,7 +404,7 @@ func (s *Store[T]) updateOnce(ctx context.Context, account, id string, fn func(r
 		s.writeFailed(id)
 		return nil, fmt.Errorf("write %s %s: %w", s.kind, id, err)
 	}
-	s.indexWrite(r)
+	s.written(r)
 	s.notify(id, len(evs))
 	return r, nil
 }
@@ -369,17 +419,31 @@ func (s *Store[T]) writeFailed(id string) {
 	}
 }
 
-// indexWrite tells the memory list index what r now holds.
-func (s *Store[T]) indexWrite(r *Record[T]) {
-	if s.mem == nil {
+// written tells the memory list index and the read cache what the
+// database holds for r after an update (the caller holds r's lock): the
+// record as written, encoded once for both. (BSON keeps times to the
+// millisecond, as the database does, so these are the bytes a read gets.)
+func (s *Store[T]) written(r *Record[T]) {
+	if s.mem == nil && s.cache == nil {
 		return
 	}
 	raw, err := bson.Marshal(r)
 	if err != nil {
-		s.mem.forget(r.ID)
+		// It was just encoded for the write; if not now, know nothing.
+		if s.mem != nil {
+			s.mem.forget(r.ID)
+		}
+		if s.cache != nil {
+			s.cache.hold(r.ID, nil)
+		}
 		return
 	}
-	s.mem.set(raw)
+	if s.mem != nil {
+		s.mem.set(raw)
+	}
+	if s.cache != nil {
+		s.cache.hold(r.ID, raw)
+	}
 }
 
 // Upsert creates the record with doc or, if it exists, lets merge fold doc
@@ -437,6 +501,9 @@ func (s *Store[T]) Delete(ctx context.Context, account, id string) error {
 	if _, err := s.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
 		s.writeFailed(id)
 		return fmt.Errorf("delete %s %s: %w", s.kind, id, err)
+	}
+	if s.cache != nil {
+		s.cache.hold(id, nil)
 	}
 	if s.mem != nil {
 		s.mem.remove(id)

@@ -82,6 +82,7 @@ func TestConcurrentUpdatesLoseNothing(t *testing.T) {
 	}{
 		{"version filter", nil},
 		{"single writer", []docstore.Option{docstore.SingleWriter()}},
+		{"single writer deciding on the read cache", []docstore.Option{docstore.SingleWriter(), docstore.ReadCache(1 << 20)}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			db, _ := testenv.Database(t)

@@ -280,7 +280,9 @@ func (r *Relay) publish(ctx context.Context, c *mongo.Collection, d pending) err
 	var cur struct {
 		Version int64 `bson:"version"`
 	}
-	if err := c.FindOne(ctx, bson.D{{Key: "_id", Value: d.ID}}, options.FindOne().SetProjection(bson.D{{Key: "version", Value: 1}})).Decode(&cur); err != nil {
+	if v, ok := heldVersion(c, d.ID); ok {
+		cur.Version = v // what the store's last write or read under the lock left
+	} else if err := c.FindOne(ctx, bson.D{{Key: "_id", Value: d.ID}}, options.FindOne().SetProjection(bson.D{{Key: "version", Value: 1}})).Decode(&cur); err != nil {
 		return fmt.Errorf("reread %s: %w", d.ID, err)
 	}
 	if cur.Version != d.Version {
@@ -296,6 +298,7 @@ func (r *Relay) publish(ctx context.Context, c *mongo.Collection, d pending) err
 		writeFailed(c, d.ID)
 		return fmt.Errorf("clear outbox of %s: %w", d.ID, err)
 	}
+	outboxCleared(c, d.ID, d.Version+1)
 	return nil
 }
 
