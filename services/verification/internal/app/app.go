@@ -176,6 +176,11 @@ func (a *App) Create(ctx context.Context, account string, req CreateRequest) ([]
 		if err != nil {
 			return nil, err
 		}
+		if !created && rec.Doc.State == domain.Cancelled {
+			if rec, created, err = a.replaceCancelled(ctx, rec, c, evs); err != nil {
+				return nil, err
+			}
+		}
 		if rec.Doc.EmailUnsent() {
 			if !created {
 				code = ""
@@ -190,6 +195,24 @@ func (a *App) Create(ctx context.Context, account string, req CreateRequest) ([]
 		out = append(out, rec)
 	}
 	return out, nil
+}
+
+// replaceCancelled puts the new challenge c (with its events) in the place
+// of a cancelled one of the same attempt, and reports whether it did. Only
+// a submit abandoned part-way leaves its attempt's challenges cancelled
+// while the application can still use that attempt number (a withdrawal
+// comes after its attempt began, and the next submit is a new attempt), so
+// its retry gets a fresh challenge rather than one nobody will check.
+func (a *App) replaceCancelled(ctx context.Context, rec *docstore.Record[domain.Challenge], c domain.Challenge, evs []events.Event) (*docstore.Record[domain.Challenge], bool, error) {
+	replaced := false
+	got, err := a.store.Update(ctx, rec.Account, rec.ID, func(old *domain.Challenge) ([]events.Event, error) {
+		if old.State != domain.Cancelled {
+			return nil, docstore.ErrUnchanged
+		}
+		*old, replaced = c, true
+		return evs, nil
+	})
+	return got, replaced, err
 }
 
 // newChallenge makes the challenge for one name and the events to write
