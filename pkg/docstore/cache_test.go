@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/certflow/certflow/pkg/apierr"
 	"github.com/certflow/certflow/pkg/docstore"
 	"github.com/certflow/certflow/pkg/events"
@@ -67,6 +69,45 @@ func TestReadCacheServesWhatWasWritten(t *testing.T) {
 	}
 	if _, err := s.Get(ctx, "a", "w"); !errors.Is(err, apierr.ErrNotFound) {
 		t.Fatalf("Get after delete = %v; want NotFound", err)
+	}
+}
+
+// TestRemoveIsSeenByTheCache: Remove (any account, idempotent) and
+// RemoveMatching delete through the store, so a cached record is gone for
+// the next read, and only the matching ones go.
+func TestRemoveIsSeenByTheCache(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := cachedStore(t, nil)
+	for i, st := range []string{"OLD", "OLD", "NEW", "OLD"} {
+		if _, _, err := s.Create(ctx, fmt.Sprintf("w%d", i), "a", widget{State: st}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 4 { // cached
+		for range 2 {
+			if _, err := s.Get(ctx, "a", fmt.Sprintf("w%d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := s.Remove(ctx, "w0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove(ctx, "w0"); err != nil {
+		t.Fatalf("Remove again = %v; want nil", err)
+	}
+	if _, err := s.Get(ctx, "a", "w0"); !errors.Is(err, apierr.ErrNotFound) {
+		t.Fatalf("Get after Remove = %v; want NotFound", err)
+	}
+	n, err := s.RemoveMatching(ctx, bson.D{{Key: "doc.state", Value: "OLD"}})
+	if err != nil || n != 2 {
+		t.Fatalf("RemoveMatching = %d, %v; want 2", n, err)
+	}
+	for i, want := range []error{apierr.ErrNotFound, apierr.ErrNotFound, nil, apierr.ErrNotFound} {
+		if _, err := s.Get(ctx, "a", fmt.Sprintf("w%d", i)); !errors.Is(err, want) && (want != nil || err != nil) {
+			t.Errorf("Get w%d after RemoveMatching = %v; want %v", i, err, want)
+		}
 	}
 }
 

@@ -496,6 +496,14 @@ func (s *Store[T]) Delete(ctx context.Context, account, id string) error {
 	if _, err := s.Get(ctx, account, id); err != nil {
 		return err
 	}
+	return s.Remove(ctx, id)
+}
+
+// Remove deletes the record id of whichever account, under its lock, so
+// the read cache and the memory index see it go; a missing record is not
+// an error. It is for a service's own bookkeeping (an upload undone, a
+// delivery done); a customer's delete is Delete, which checks the account.
+func (s *Store[T]) Remove(ctx context.Context, id string) error {
 	unlock := lockDoc(s.coll, id)
 	defer unlock()
 	if _, err := s.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
@@ -509,6 +517,29 @@ func (s *Store[T]) Delete(ctx context.Context, account, id string) error {
 		s.mem.remove(id)
 	}
 	return nil
+}
+
+// RemoveMatching deletes every record that matches filter, one by one by
+// _id (Remove), and returns how many it deleted. The filter is a query
+// (Find), so it is for rare bulk work, such as a webhook's deliveries when
+// the webhook goes, not for a hot path.
+func (s *Store[T]) RemoveMatching(ctx context.Context, filter bson.D) (int, error) {
+	cur, err := s.coll.Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return 0, fmt.Errorf("find %s to delete: %w", s.kind, err)
+	}
+	var ids []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &ids); err != nil {
+		return 0, fmt.Errorf("find %s to delete: %w", s.kind, err)
+	}
+	for i, x := range ids {
+		if err := s.Remove(ctx, x.ID); err != nil {
+			return i, err
+		}
+	}
+	return len(ids), nil
 }
 
 // ListOptions selects a page of an account's records.

@@ -182,19 +182,12 @@ func (d *Deliveries) Due(ctx context.Context, before time.Time, after *domain.Pe
 }
 
 // Delete removes one delivery; a missing one is not an error.
-func (d *Deliveries) Delete(ctx context.Context, id string) error {
-	if _, err := d.Collection().DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
-		return fmt.Errorf("delete delivery %s: %w", id, err)
-	}
-	return nil
-}
+func (d *Deliveries) Delete(ctx context.Context, id string) error { return d.Remove(ctx, id) }
 
 // DeleteForWebhook removes every delivery of a webhook.
 func (d *Deliveries) DeleteForWebhook(ctx context.Context, webhook string) error {
-	if _, err := d.Collection().DeleteMany(ctx, bson.D{{Key: "doc.webhook", Value: webhook}}); err != nil {
-		return fmt.Errorf("delete deliveries of webhook %s: %w", webhook, err)
-	}
-	return nil
+	_, err := d.RemoveMatching(ctx, bson.D{{Key: "doc.webhook", Value: webhook}})
+	return err
 }
 
 // WebhookLists is the webhook_lists collection: per account one docstore

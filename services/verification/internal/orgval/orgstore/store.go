@@ -68,12 +68,7 @@ type Documents struct {
 	*docstore.Store[orgval.Document]
 }
 
-// Delete removes a document record. The filter is the _id alone, which
-// FerretDB answers from its primary key; ids are random and only the
-// upload that made one deletes it.
-func (d Documents) Delete(ctx context.Context, id string) error {
-	if _, err := d.Collection().DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
-		return fmt.Errorf("delete document %s: %w", id, err)
-	}
-	return nil
-}
+// Delete removes a document record (by _id, through the store, so a read
+// cache would see it go); ids are random and only the upload that made one
+// deletes it.
+func (d Documents) Delete(ctx context.Context, id string) error { return d.Remove(ctx, id) }
