@@ -649,6 +649,9 @@ func TestChaosCrashEachService(t *testing.T) {
 		t.Logf("SIGKILL %s at %v with %d issued; back at %v", name, k.at.Round(time.Millisecond), k.issuedBefore, k.back.Round(time.Millisecond))
 		mark = issued.Load()
 	}
+	// A run where nothing is issued for a minute after the kills has
+	// stalled: stop it then rather than at the deadline.
+	lastIssued, lastProgress := issued.Load(), time.Now()
 	for waiting := true; waiting; {
 		select {
 		case <-loadDone:
@@ -657,6 +660,12 @@ func TestChaosCrashEachService(t *testing.T) {
 			waiting = false
 		case <-time.After(15 * time.Second):
 			t.Logf("%v: %d issued", time.Since(begin).Round(time.Second), issued.Load())
+			if n := issued.Load(); n != lastIssued {
+				lastIssued, lastProgress = n, time.Now()
+			} else if time.Since(lastProgress) > time.Minute {
+				t.Errorf("stalled: %d issued and none for a minute", n)
+				cancel()
+			}
 		}
 	}
 	// Workers still driving when the time ran out return on the context;
@@ -673,6 +682,14 @@ func TestChaosCrashEachService(t *testing.T) {
 		for name, a := range state {
 			if a.State != "ISSUED" {
 				t.Errorf("%s unfinished: state %s, cause %q, history %v", name, a.State, a.Cause, a.History)
+				for _, ch := range a.Challenges {
+					// What verification holds for it (the load's context is done).
+					var got map[string]any
+					dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+					code, err := c.do(dctx, "GET", "/v1/"+ch.Name, nil, &got)
+					dcancel()
+					t.Errorf("  %s (in the application: %s): GET = %d %v %v", ch.Name, ch.State, code, err, got)
+				}
 			}
 		}
 		mu.Unlock()

@@ -200,6 +200,7 @@ func (c *client) publishTXT(ctx context.Context, name, value string) error {
 
 type challenge struct {
 	Name        string `json:"name"`
+	State       string `json:"state"`
 	RecordName  string `json:"dns_record_name"`
 	RecordValue string `json:"dns_record_value"`
 }
