@@ -15,6 +15,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// AckWait is how long a consumer's delivery stays unacknowledged before the
+// server delivers it again: what a consumer killed mid-event delays that
+// event (and, per application, those queued behind it) by at most.
+const AckWait = 30 * time.Second
+
 // CloudEvents binary-mode header names.
 const (
 	HeaderSpecVersion = "ce-specversion"
@@ -243,7 +248,7 @@ func (c *Conn) Consume(ctx context.Context, opts ConsumeOptions, h Handler) erro
 		Durable:        opts.Durable,
 		FilterSubjects: opts.Subjects,
 		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        30 * time.Second,
+		AckWait:        AckWait,
 		MaxDeliver:     opts.MaxDeliver,
 		MaxAckPending:  maxAckPending,
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
