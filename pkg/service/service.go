@@ -207,6 +207,10 @@ func (b *Base) StoreOptions(now func() time.Time) []docstore.Option {
 // 32 MiB holds some thousands of records of each.
 const ReadCacheBytes = 32 << 20
 
+// SmallReadCacheBytes bounds the read cache of a store of small records
+// read on every event, such as an account's contacts.
+const SmallReadCacheBytes = 8 << 20
+
 // OutboxStoreOptions are StoreOptions for a store whose writes carry
 // events: the relay publishes them and sweeps the collection.
 func (b *Base) OutboxStoreOptions(now func() time.Time) []docstore.Option {

@@ -220,9 +220,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	hooks := docstore.New[domain.Webhook](b.DB.Collection("webhooks"), "webhook", opts...)
 	deliveries := docstore.New[domain.Delivery](b.DB.Collection("webhook_deliveries"), "webhook delivery", opts...)
 	// Read and written by _id only, for every event: no indexes beyond
-	// the primary key.
-	lists := store.NewWebhookLists(docstore.New[domain.WebhookList](b.DB.Collection("webhook_lists"), "webhook list", opts...))
-	contacts := store.NewContacts(docstore.New[store.Contact](b.DB.Collection("contacts"), "contact", opts...))
+	// the primary key, and a read cache (one record per account, read by
+	// every event of the account).
+	cached := append(append([]docstore.Option(nil), opts...), docstore.ReadCache(service.SmallReadCacheBytes))
+	lists := store.NewWebhookLists(docstore.New[domain.WebhookList](b.DB.Collection("webhook_lists"), "webhook list", cached...))
+	contacts := store.NewContacts(docstore.New[store.Contact](b.DB.Collection("contacts"), "contact", cached...))
 	webhooks := store.NewWebhooks(hooks, box)
 	// Listing by application is the notifications API's one filter; the
 	// delivery log lists by webhook, and the sweep reads the due range of
