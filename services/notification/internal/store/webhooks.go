@@ -209,10 +209,14 @@ func NewWebhookLists(s *docstore.Store[domain.WebhookList]) *WebhookLists {
 func WebhookListID(account string) string { return docstore.IDFor(account, "webhook-list") }
 
 // IDs returns the ids listed for the account; none if it has no list.
+// An account without a list gets an empty one, once: every event of the
+// account reads its list, and the read cache keeps records, not their
+// absence (an account without webhooks was a find per event).
 func (l *WebhookLists) IDs(ctx context.Context, account string) ([]string, error) {
 	rec, err := l.s.Get(ctx, account, WebhookListID(account))
 	if errors.Is(err, apierr.ErrNotFound) {
-		return nil, nil
+		// Idempotent on _id: a concurrent Add's list is returned as made.
+		rec, _, err = l.s.Create(ctx, WebhookListID(account), account, domain.WebhookList{})
 	}
 	if err != nil {
 		return nil, err

@@ -203,7 +203,8 @@ func TestDeliveriesDueAndDelete(t *testing.T) {
 
 func TestWebhookLists(t *testing.T) {
 	db, _ := testenv.Database(t)
-	l := NewWebhookLists(docstore.New[domain.WebhookList](db.Collection("webhook_lists"), "webhook list", docstore.SingleWriter()))
+	// Cached, as the service makes it on the embedded default.
+	l := NewWebhookLists(docstore.New[domain.WebhookList](db.Collection("webhook_lists"), "webhook list", docstore.SingleWriter(), docstore.ReadCache(1<<20)))
 	ctx := context.Background()
 	ids := func(account string) []string {
 		t.Helper()
