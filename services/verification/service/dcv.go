@@ -75,7 +75,9 @@ func validationStore(b *service.Base, now func() time.Time) *docstore.Store[doma
 }
 
 // challengeIndexStore keeps each account's index of each application's
-// challenges (app/index.go): no events (no relay), read by _id only.
+// challenges (app/index.go): no events (no relay), read by _id only, and
+// cached (written at submit, read at issuance).
 func challengeIndexStore(b *service.Base, now func() time.Time) *docstore.Store[domain.ChallengeIndex] {
-	return docstore.New[domain.ChallengeIndex](b.DB.Collection("challenge_indexes"), "challenge index", b.StoreOptions(now)...)
+	return docstore.New[domain.ChallengeIndex](b.DB.Collection("challenge_indexes"), "challenge index",
+		append(b.StoreOptions(now), docstore.ReadCache(service.SmallReadCacheBytes))...)
 }

@@ -160,9 +160,10 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	// The account's challenge list filters on state alone (an
-	// application's go through its index record).
+	// application's go through its index record). A challenge is read by
+	// _id on every check, sweep and issuance authorization: cached.
 	store := docstore.New[domain.Challenge](b.DB.Collection("challenges"), "challenge",
-		append(b.OutboxStoreOptions(cfg.Now), docstore.MemoryListIndex("doc.state"))...)
+		append(b.OutboxStoreOptions(cfg.Now), docstore.ReadCache(service.ReadCacheBytes), docstore.MemoryListIndex("doc.state"))...)
 	// The sweep finds due challenges by state and next check time (on
 	// MongoDB); an application's challenges are found through its index
 	// record (app/index.go), by _id.
