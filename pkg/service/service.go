@@ -203,7 +203,7 @@ func (b *Base) StoreOptions(now func() time.Time) []docstore.Option {
 }
 
 // ReadCacheBytes bounds each read cache a service keeps (docstore.ReadCache)
-// for the stores customers read most: applications, orders, certificates, challenges.
+// for the stores read most: applications, orders, certificates, challenges.
 // 32 MiB holds some thousands of records of each.
 const ReadCacheBytes = 32 << 20
 

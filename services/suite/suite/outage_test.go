@@ -16,9 +16,10 @@ import (
 
 // TestChaosDatabaseOutage (make chaos): the database is unreachable for 30 s
 // while applications are in flight. Requests meanwhile fail with 503 and a
-// message, except reads the embedded default answers from its cache; nothing is half-written (a create retried with its request id
-// afterwards makes one order); and everything in flight completes once the
-// database is back: every application ISSUED with exactly one certificate.
+// message, except reads the embedded default answers from its cache;
+// nothing is half-written (a create retried with its request id afterwards
+// makes one order); and everything in flight completes once the database
+// is back: every application ISSUED with exactly one certificate.
 func TestChaosDatabaseOutage(t *testing.T) {
 	const outage = 30 * time.Second
 	target := os.Getenv(testenv.MongoEnv)
@@ -79,6 +80,7 @@ func TestChaosDatabaseOutage(t *testing.T) {
 		t.Errorf("GET %s during the outage = %d %v; want 503 saying the database cannot be reached", waiting, code, body)
 	}
 	for _, r := range []struct{ method, path string }{
+		{"POST", "/v1/orders?request_id=during-outage"},
 		{"POST", "/v1/" + str(asList(subs[n-1]["challenges"])[0].(obj), "name") + ":check"},
 	} {
 		var req any
