@@ -54,7 +54,7 @@ type Store[T any] struct {
 	// idOnly writes with a filter on _id alone (see SingleWriter).
 	idOnly bool
 	cache  *readCache // nil unless ReadCache and SingleWriter
-	mem    *memIndex  // nil unless MemoryListIndex, SingleWriter and a relay
+	mem    *memIndex  // nil unless MemoryListIndex and SingleWriter
 }
 
 // Option configures a Store.
@@ -91,9 +91,10 @@ func ReadCache(maxBytes int) Option { return func(o *options_) { o.cache = maxBy
 // MemoryListIndex has List page through an in-memory index of the
 // collection (listindex.go) that keeps the values of fields, the filter
 // keys List is called with (e.g. "doc.state"); a List with another key asks
-// the database. It takes effect only with SingleWriter and WithRelay (the
-// relay's start sweep fills it), and only if every write of the collection
-// goes through this package.
+// the database. It takes effect only with SingleWriter, and only if every
+// write of the collection goes through this package. The relay's start
+// sweep fills it (WithRelay); a store without a relay fills it with
+// FillListIndex. Until it is filled, List asks the database.
 func MemoryListIndex(fields ...string) Option {
 	return func(o *options_) { o.mem, o.hasMem = fields, true }
 }
@@ -112,13 +113,41 @@ func New[T any](coll *mongo.Collection, kind string, opts ...Option) *Store[T] {
 	if o.idOnly && o.cache > 0 {
 		s.cache = registerCache(coll, o.cache)
 	}
-	if o.idOnly && o.hasMem && o.relay != nil {
+	if o.idOnly && o.hasMem {
 		s.mem = newMemIndex(o.mem)
 	}
 	if o.relay != nil {
 		o.relay.watch(coll, s.mem)
 	}
 	return s
+}
+
+// FillListIndex reads every record once, projected to what the memory list
+// index keeps, and makes List page through the index from then on. It is
+// for a store with MemoryListIndex and no relay (the relay's start sweep
+// fills the others), called once at start; for any other store it does
+// nothing. Records written while it reads are kept as written.
+func (s *Store[T]) FillListIndex(ctx context.Context) error {
+	if s.mem == nil || s.relay != nil {
+		return nil
+	}
+	proj := bson.D{{Key: "account", Value: 1}, {Key: "created", Value: 1}}
+	for _, f := range s.mem.fields {
+		proj = append(proj, bson.E{Key: f, Value: 1})
+	}
+	cur, err := s.coll.Find(ctx, bson.D{}, options.Find().SetProjection(proj))
+	if err != nil {
+		return fmt.Errorf("read %s for the list index: %w", s.coll.Name(), err)
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		s.mem.found(cur.Current)
+	}
+	if err := cur.Err(); err != nil {
+		return fmt.Errorf("read %s for the list index: %w", s.coll.Name(), err)
+	}
+	s.mem.setReady()
+	return nil
 }
 
 // Collection returns the underlying collection (for indexes and the relay).

@@ -25,18 +25,21 @@ type memIndex struct {
 	ready     bool
 	byAccount map[string][]*memEntry // newest first
 	byID      map[string]*memEntry
+	// gone holds the records removed before the index was ready, so a
+	// start sweep that read one before its removal does not list it again.
+	gone map[string]bool
 }
 
 type memEntry struct {
 	id      string
 	account string
-	created time.Time // millisecond precision, as stored
-	values  map[string][]bson.RawValue
-	unknown bool // a failed write: read the record to match
+	created time.Time         // millisecond precision, as stored
+	values  [][]bson.RawValue // by the index's fields, in order
+	unknown bool              // a failed write: read the record to match
 }
 
 func newMemIndex(fields []string) *memIndex {
-	return &memIndex{fields: fields, byAccount: map[string][]*memEntry{}, byID: map[string]*memEntry{}}
+	return &memIndex{fields: fields, byAccount: map[string][]*memEntry{}, byID: map[string]*memEntry{}, gone: map[string]bool{}}
 }
 
 // stored is t as the database keeps it (BSON dates are milliseconds).
@@ -69,16 +72,19 @@ func (x *memIndex) put(raw bson.Raw, write bool) {
 	if err := bson.Unmarshal(raw, &head); err != nil || head.ID == "" {
 		return
 	}
-	e := &memEntry{id: head.ID, account: head.Account, created: stored(head.Created), values: map[string][]bson.RawValue{}}
-	for _, f := range x.fields {
+	e := &memEntry{id: head.ID, account: head.Account, created: stored(head.Created), values: make([][]bson.RawValue, len(x.fields))}
+	for i, f := range x.fields {
 		vals := valuesAt(raw, strings.Split(f, "."))
-		for i := range vals { // raw may be reused by its reader
-			vals[i].Value = slices.Clone(vals[i].Value)
+		for j := range vals { // raw may be reused by its reader
+			vals[j].Value = slices.Clone(vals[j].Value)
 		}
-		e.values[f] = vals
+		e.values[i] = vals
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if !write && x.gone[e.id] {
+		return
+	}
 	if old, ok := x.byID[e.id]; ok {
 		if write {
 			*old = *e // created and account never change
@@ -102,6 +108,9 @@ func (x *memIndex) forget(id string) {
 func (x *memIndex) remove(id string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if !x.ready {
+		x.gone[id] = true
+	}
 	e, ok := x.byID[id]
 	if !ok {
 		return
@@ -112,7 +121,7 @@ func (x *memIndex) remove(id string) {
 
 func (x *memIndex) setReady() {
 	x.mu.Lock()
-	x.ready = true
+	x.ready, x.gone = true, nil
 	x.mu.Unlock()
 }
 
@@ -160,7 +169,7 @@ func (x *memIndex) page(account string, after *Position, filter bson.D, n int) (
 		}
 		ok := true
 		for _, f := range filter {
-			m, err := cond(e.values[f.Key], f.Value)
+			m, err := cond(e.values[slices.Index(x.fields, f.Key)], f.Value)
 			if err != nil {
 				return nil, err
 			}

@@ -25,10 +25,20 @@ type listed struct {
 var listedFields = []string{"doc.state", "doc.tags", "doc.items.state", "doc.when"}
 
 // TestMemoryListIndexAgreesWithTheDatabase: pages through the memory list
-// index (filled by the relay's start sweep from records an earlier process
-// wrote, then kept by this one's writes) are the pages the database gives
-// for the same filters, position by position.
+// index (filled from records an earlier process wrote, by the relay's start
+// sweep or by FillListIndex for a store without a relay, then kept by this
+// one's writes) are the pages the database gives for the same filters,
+// position by position.
 func TestMemoryListIndexAgreesWithTheDatabase(t *testing.T) {
+	for _, fill := range []struct {
+		name  string
+		relay bool
+	}{{"relay start sweep", true}, {"FillListIndex", false}} {
+		t.Run(fill.name, func(t *testing.T) { testMemoryListIndexAgrees(t, fill.relay) })
+	}
+}
+
+func testMemoryListIndexAgrees(t *testing.T, withRelay bool) {
 	db, _ := testenv.Database(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -58,11 +68,22 @@ func TestMemoryListIndexAgreesWithTheDatabase(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	relay := docstore.NewRelay(&flaky{}, testenv.Logger(t), 10*time.Millisecond)
-	relay.SingleWriter()
-	s := docstore.New[listed](db.Collection("listed"), "listed", docstore.SingleWriter(), docstore.WithRelay(relay),
-		docstore.WithClock(clock), docstore.ReadCache(1<<20), docstore.MemoryListIndex(listedFields...))
-	testenv.Run(t, relay.Run)
+	opts := []docstore.Option{docstore.SingleWriter(), docstore.WithClock(clock), docstore.ReadCache(1 << 20), docstore.MemoryListIndex(listedFields...)}
+	var s *docstore.Store[listed]
+	if withRelay {
+		relay := docstore.NewRelay(&flaky{}, testenv.Logger(t), 10*time.Millisecond)
+		relay.SingleWriter()
+		s = docstore.New[listed](db.Collection("listed"), "listed", append(opts, docstore.WithRelay(relay))...)
+		testenv.Run(t, relay.Run)
+	} else {
+		s = docstore.New[listed](db.Collection("listed"), "listed", opts...)
+		if s.MemIndexReady() {
+			t.Fatal("the memory index is ready before FillListIndex")
+		}
+		if err := s.FillListIndex(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for !s.MemIndexReady() {
 		if ctx.Err() != nil {
 			t.Fatal("the memory index never became ready")
@@ -83,6 +104,20 @@ func TestMemoryListIndexAgreesWithTheDatabase(t *testing.T) {
 			*l = mk(0)
 			return nil, nil
 		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// And removes some of its own and some of the earlier process's.
+	early, err := earlier.Find(ctx, bson.D{}, 20)
+	if err != nil || len(early) != 20 {
+		t.Fatalf("Find = %d records, %v; want 20", len(early), err)
+	}
+	removed := ids[60:80]
+	for _, r := range early {
+		removed = append(removed, r.ID)
+	}
+	for _, id := range removed {
+		if err := s.Remove(ctx, id); err != nil {
 			t.Fatal(err)
 		}
 	}

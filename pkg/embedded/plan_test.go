@@ -112,6 +112,9 @@ var shapes = []shape{
 		_, err := f.s.UpdateEach(ctx, "acct", bson.D{{Key: "doc.state", Value: "NEW"}}, func(*docstore.Record[widget]) ([]events.Event, error) { return nil, docstore.ErrUnchanged })
 		return err
 	}},
+	{name: "FillListIndex (a store without a relay, once at start)", knownScan: "reads every record once per process start, by design", run: func(ctx context.Context, f *fixture) error {
+		return docstore.New[widget](f.s.Collection(), "widget", docstore.SingleWriter(), docstore.MemoryListIndex("doc.state")).FillListIndex(ctx)
+	}},
 	{name: "Find (internal sweep on a doc field)", knownScan: noPushdown + "; on MongoDB the filter needs an index of its own", run: func(ctx context.Context, f *fixture) error {
 		_, err := f.s.Find(ctx, bson.D{{Key: "doc.state", Value: "NEW"}}, 10)
 		return err

@@ -239,6 +239,39 @@ func (b *Base) Dial(peer, addr string) (*grpc.ClientConn, error) {
 	return cc, nil
 }
 
+// ListIndexFiller is a store whose memory list index is filled at start
+// (docstore.Store.FillListIndex).
+type ListIndexFiller interface {
+	FillListIndex(ctx context.Context) error
+}
+
+// FillListIndexes fills the memory list indexes of stores that have no
+// relay, in the background: until one is filled its lists ask the
+// database, so a slow or failing read delays nothing. A failed read is
+// tried again every few seconds until the service stops.
+func (b *Base) FillListIndexes(stores ...ListIndexFiller) {
+	b.Go(func(ctx context.Context) error {
+		for _, s := range stores {
+			for {
+				err := s.FillListIndex(ctx)
+				if err == nil {
+					break
+				}
+				if ctx.Err() != nil {
+					return nil
+				}
+				b.Log.Warn("list index not filled yet; lists ask the database until it is", "err", err)
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(5 * time.Second):
+				}
+			}
+		}
+		return nil
+	})
+}
+
 // Go adds a background task that runs with the service and stops with it.
 func (b *Base) Go(task func(context.Context) error) { b.tasks = append(b.tasks, task) }
 

@@ -101,7 +101,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err := apps.EnsureIndexes(ctx); err != nil {
 		return nil, err
 	}
-	templates := docstore.New[domain.Template](b.DB.Collection("templates"), "template", b.StoreOptions(cfg.Now)...)
+	templates := docstore.New[domain.Template](b.DB.Collection("templates"), "template", append(b.StoreOptions(cfg.Now), docstore.MemoryListIndex())...)
 	if err := templates.EnsureIndexes(ctx); err != nil {
 		return nil, err
 	}
@@ -136,5 +136,6 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 			return b.NATS.Consume(ctx, events.ConsumeOptions{Durable: c.durable, Subjects: c.subjects, RetryDelay: cfg.RetryDelay, MaxDeliver: -1, Log: b.Log}, a.HandleEvent)
 		})
 	}
+	b.FillListIndexes(templates)
 	return &Service{b}, nil
 }

@@ -216,9 +216,14 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	// This service publishes no events: its stores need no relay.
 	opts := b.StoreOptions(cfg.Now)
-	notes := docstore.New[domain.Notification](b.DB.Collection("notifications"), "notification", opts...)
-	hooks := docstore.New[domain.Webhook](b.DB.Collection("webhooks"), "webhook", opts...)
-	deliveries := docstore.New[domain.Delivery](b.DB.Collection("webhook_deliveries"), "webhook delivery", opts...)
+	// The lists page through memory list indexes on the embedded default
+	// (filled once at start, below), by the one filter each list takes.
+	listed := func(fields ...string) []docstore.Option {
+		return append(append([]docstore.Option(nil), opts...), docstore.MemoryListIndex(fields...))
+	}
+	notes := docstore.New[domain.Notification](b.DB.Collection("notifications"), "notification", listed("doc.application")...)
+	hooks := docstore.New[domain.Webhook](b.DB.Collection("webhooks"), "webhook", listed()...)
+	deliveries := docstore.New[domain.Delivery](b.DB.Collection("webhook_deliveries"), "webhook delivery", listed("doc.webhook")...)
 	// Read and written by _id only, for every event: no indexes beyond
 	// the primary key, and a read cache (one record per account, read by
 	// every event of the account).
@@ -337,5 +342,6 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 			}
 		}
 	})
+	b.FillListIndexes(notes, deliveries, hooks)
 	return &Service{Base: b, sms: rec}, nil
 }
