@@ -131,23 +131,7 @@ func (s *Store[T]) FillListIndex(ctx context.Context) error {
 	if s.mem == nil || s.relay != nil {
 		return nil
 	}
-	proj := bson.D{{Key: "account", Value: 1}, {Key: "created", Value: 1}}
-	for _, f := range s.mem.fields {
-		proj = append(proj, bson.E{Key: f, Value: 1})
-	}
-	cur, err := s.coll.Find(ctx, bson.D{}, options.Find().SetProjection(proj))
-	if err != nil {
-		return fmt.Errorf("read %s for the list index: %w", s.coll.Name(), err)
-	}
-	defer cur.Close(ctx)
-	for cur.Next(ctx) {
-		s.mem.found(cur.Current)
-	}
-	if err := cur.Err(); err != nil {
-		return fmt.Errorf("read %s for the list index: %w", s.coll.Name(), err)
-	}
-	s.mem.setReady()
-	return nil
+	return fill(ctx, s.coll, s.mem)
 }
 
 // Collection returns the underlying collection (for indexes and the relay).

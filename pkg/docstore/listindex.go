@@ -19,7 +19,13 @@ import (
 // process's Store, which keeps it current; a write that failed leaves the
 // record's fields unknown, and List then reads that record to decide.
 type memIndex struct {
-	fields []string // filter keys kept, e.g. "doc.state"
+	fields   []string // filter keys kept, e.g. "doc.state"
+	orderKey string   // the time records list by, newest first: "created"
+	// everyAccount also keeps one list of every account's records,
+	// listed as account "" (a reviewer's view of a trail).
+	everyAccount bool
+
+	all []*memEntry // every account's, newest first, if everyAccount
 
 	mu        sync.RWMutex
 	ready     bool
@@ -38,8 +44,11 @@ type memEntry struct {
 	unknown bool              // a failed write: read the record to match
 }
 
-func newMemIndex(fields []string) *memIndex {
-	return &memIndex{fields: fields, byAccount: map[string][]*memEntry{}, byID: map[string]*memEntry{}, gone: map[string]bool{}}
+func newMemIndex(fields []string) *memIndex { return newOrderedIndex("created", false, fields) }
+
+func newOrderedIndex(orderKey string, everyAccount bool, fields []string) *memIndex {
+	return &memIndex{fields: fields, orderKey: orderKey, everyAccount: everyAccount,
+		byAccount: map[string][]*memEntry{}, byID: map[string]*memEntry{}, gone: map[string]bool{}}
 }
 
 // stored is t as the database keeps it (BSON dates are milliseconds).
@@ -64,15 +73,13 @@ func (x *memIndex) set(raw bson.Raw) { x.put(raw, true) }
 func (x *memIndex) found(raw bson.Raw) { x.put(raw, false) }
 
 func (x *memIndex) put(raw bson.Raw, write bool) {
-	var head struct {
-		ID      string    `bson:"_id"`
-		Account string    `bson:"account"`
-		Created time.Time `bson:"created"`
-	}
-	if err := bson.Unmarshal(raw, &head); err != nil || head.ID == "" {
+	id, _ := raw.Lookup("_id").StringValueOK()
+	if id == "" {
 		return
 	}
-	e := &memEntry{id: head.ID, account: head.Account, created: stored(head.Created), values: make([][]bson.RawValue, len(x.fields))}
+	account, _ := raw.Lookup("account").StringValueOK()
+	at, _ := raw.Lookup(x.orderKey).TimeOK()
+	e := &memEntry{id: id, account: account, created: stored(at), values: make([][]bson.RawValue, len(x.fields))}
 	for i, f := range x.fields {
 		vals := valuesAt(raw, strings.Split(f, "."))
 		for j := range vals { // raw may be reused by its reader
@@ -92,8 +99,32 @@ func (x *memIndex) put(raw bson.Raw, write bool) {
 		return
 	}
 	x.byID[e.id] = e
+	if !x.ready {
+		// Filling: setReady sorts once, since inserting in order would
+		// move the list for every record read (the sweep reads oldest
+		// first, each one going to the front).
+		x.byAccount[e.account] = append(x.byAccount[e.account], e)
+		if x.everyAccount {
+			x.all = append(x.all, e)
+		}
+		return
+	}
 	list := x.byAccount[e.account]
 	x.byAccount[e.account] = slices.Insert(list, firstAfter(list, e.pos()), e)
+	if x.everyAccount {
+		x.all = slices.Insert(x.all, firstAfter(x.all, e.pos()), e)
+	}
+}
+
+// newestFirst orders entries as lists are kept.
+func newestFirst(a, b *memEntry) int {
+	switch {
+	case before(a.pos(), b.pos()):
+		return -1
+	case before(b.pos(), a.pos()):
+		return 1
+	}
+	return 0
 }
 
 // forget marks a record's fields unknown (its write failed).
@@ -117,12 +148,22 @@ func (x *memIndex) remove(id string) {
 	}
 	delete(x.byID, id)
 	x.byAccount[e.account] = slices.DeleteFunc(x.byAccount[e.account], func(o *memEntry) bool { return o == e })
+	if x.everyAccount {
+		x.all = slices.DeleteFunc(x.all, func(o *memEntry) bool { return o == e })
+	}
 }
 
 func (x *memIndex) setReady() {
 	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.ready {
+		return
+	}
+	for _, list := range x.byAccount {
+		slices.SortFunc(list, newestFirst)
+	}
+	slices.SortFunc(x.all, newestFirst)
 	x.ready, x.gone = true, nil
-	x.mu.Unlock()
 }
 
 // covers reports whether the index can answer a filter: ready, and every
@@ -151,10 +192,14 @@ type candidate struct {
 
 // page returns up to n records of the account after the position (nil:
 // from the newest) that filter selects by the kept fields, in order.
+// Account "" is every account's if the index keeps them.
 func (x *memIndex) page(account string, after *Position, filter bson.D, n int) ([]candidate, error) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	list := x.byAccount[account]
+	if account == "" && x.everyAccount {
+		list = x.all
+	}
 	i := 0
 	if after != nil {
 		p := Position{Created: stored(after.Created), ID: after.ID}

@@ -89,6 +89,9 @@ type Base struct {
 	conns []*grpc.ClientConn
 	// singleWriter is set on a database that needs docstore.SingleWriter.
 	singleWriter bool
+	// filled closes when the background start work (FillListIndexes) is
+	// done; see Settled.
+	filled []chan struct{}
 }
 
 // Start connects to MongoDB and NATS and listens for gRPC. Nothing is
@@ -250,7 +253,10 @@ type ListIndexFiller interface {
 // database, so a slow or failing read delays nothing. A failed read is
 // tried again every few seconds until the service stops.
 func (b *Base) FillListIndexes(stores ...ListIndexFiller) {
+	done := make(chan struct{})
+	b.filled = append(b.filled, done)
 	b.Go(func(ctx context.Context) error {
+		defer close(done)
 		for _, s := range stores {
 			for {
 				err := s.FillListIndex(ctx)
@@ -270,6 +276,20 @@ func (b *Base) FillListIndexes(stores ...ListIndexFiller) {
 		}
 		return nil
 	})
+}
+
+// Settled waits until the service's background start work is done (its
+// memory list indexes filled), so that a benchmark measures the service at
+// work and not its start; the service serves before that.
+func (b *Base) Settled(ctx context.Context) error {
+	for _, c := range b.filled {
+		select {
+		case <-c:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // Go adds a background task that runs with the service and stops with it.

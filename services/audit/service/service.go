@@ -70,6 +70,10 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		_ = b.Mongo.Disconnect(context.Background())
 		return nil, err
 	}
+	if b.SingleWriter() {
+		trail.KeepMemoryIndex()
+		b.FillListIndexes(trail)
+	}
 	a := app.New(trail)
 	b.GRPC.Register(&auditv1.AuditService_ServiceDesc, &grpcapi.Server{App: a, Pages: page.NewKeyset(pageKey(secret))})
 	b.Go(func(ctx context.Context) error {

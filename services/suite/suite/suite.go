@@ -196,6 +196,19 @@ type Suite struct {
 
 	runs    []func(context.Context) error
 	closers []func()
+	// settled wait for services' background start work (Settled).
+	settled []func(context.Context) error
+}
+
+// Settled waits until every service has finished the work it does in the
+// background after it starts serving (filling memory list indexes).
+func (s *Suite) Settled(ctx context.Context) error {
+	for _, wait := range s.settled {
+		if err := wait(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // externalNATS uses a NATS server or cluster started elsewhere: the
@@ -367,11 +380,13 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 		return nil, fmt.Errorf("notification: %w", err)
 	}
 	s.add("notification", not.Run)
+	s.settled = append(s.settled, not.Settled)
 	aud, err := audit.New(ctx, audit.Config{Config: base("audit", o.AuditAddr), PageKey: auditPageKey})
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	s.add("audit", aud.Run)
+	s.settled = append(s.settled, aud.Settled)
 	s.AuditAddr = aud.GRPC.Addr()
 	// Verification asks the application service about documents, and the
 	// application service calls verification: the application's listener
@@ -431,6 +446,7 @@ func Start(ctx context.Context, o Options) (_ *Suite, err error) {
 		return nil, fmt.Errorf("application: %w", err)
 	}
 	s.add("application", app.Run)
+	s.settled = append(s.settled, app.Settled)
 	s.ApplicationAddr = app.GRPC.Addr()
 	gw, err := gateway.New(ctx, gateway.Config{
 		Addr: o.GatewayAddr, OrderAddr: s.OrderAddr, ApplicationAddr: s.ApplicationAddr, VerificationAddr: s.VerificationAddr,
