@@ -67,6 +67,7 @@ type options_ struct {
 	cache  int
 	mem    []string
 	hasMem bool
+	every  bool
 }
 
 // WithClock sets the clock used for Created/Updated.
@@ -99,6 +100,11 @@ func MemoryListIndex(fields ...string) Option {
 	return func(o *options_) { o.mem, o.hasMem = fields, true }
 }
 
+// MemoryListEveryAccount has the memory list index (MemoryListIndex) also
+// keep one list of every account's records, which ListEveryAccount pages
+// through (a review queue across accounts).
+func MemoryListEveryAccount() Option { return func(o *options_) { o.every = true } }
+
 // WithRelay has the relay publish events right after each write (and
 // sweep the collection for any it missed).
 func WithRelay(r *Relay) Option { return func(o *options_) { o.relay = r } }
@@ -114,7 +120,7 @@ func New[T any](coll *mongo.Collection, kind string, opts ...Option) *Store[T] {
 		s.cache = registerCache(coll, o.cache)
 	}
 	if o.idOnly && o.hasMem {
-		s.mem = newMemIndex(o.mem)
+		s.mem = newOrderedIndex("created", o.every, o.mem)
 	}
 	if o.relay != nil {
 		o.relay.watch(coll, s.mem)
@@ -563,10 +569,13 @@ type ListOptions struct {
 	// shifts when records come and go; prefer After.
 	Offset int64
 	Limit  int64
-	// After, if set, lists the records that follow it in the newest-first
-	// order (keyset pagination, in place of Offset): created before it,
-	// or created at the same time with a smaller _id.
+	// After, if set, lists the records that follow it in the listing
+	// order (keyset pagination, in place of Offset): newest first, created
+	// before it, or created at the same time with a smaller _id.
 	After *Position
+	// OldestFirst lists in the opposite order: After then selects the
+	// records created after it, or at the same time with a greater _id.
+	OldestFirst bool
 }
 
 // Position is a record's place in the listing order.
@@ -578,9 +587,26 @@ type Position struct {
 // PositionOf is r's place in the listing order.
 func PositionOf[T any](r *Record[T]) Position { return Position{Created: r.Created, ID: r.ID} }
 
-// List returns an account's records newest first, and whether more follow.
+// List returns an account's records newest first (or oldest first), and
+// whether more follow.
 func (s *Store[T]) List(ctx context.Context, account string, o ListOptions) ([]*Record[T], bool, error) {
-	if s.mem != nil && o.Offset == 0 && s.mem.covers(o.Filter) {
+	if account == "" {
+		// "" pages every account's records in the memory index; a
+		// caller that lost its account must not see them.
+		return nil, false, fmt.Errorf("list %s: no account", s.kind)
+	}
+	return s.list(ctx, account, o)
+}
+
+// ListEveryAccount is List over the records of every account, for an
+// operator's view (the organization review queue), never a customer's.
+// With MemoryListIndex and MemoryListEveryAccount it pages through memory.
+func (s *Store[T]) ListEveryAccount(ctx context.Context, o ListOptions) ([]*Record[T], bool, error) {
+	return s.list(ctx, "", o)
+}
+
+func (s *Store[T]) list(ctx context.Context, account string, o ListOptions) ([]*Record[T], bool, error) {
+	if s.mem != nil && o.Offset == 0 && (account != "" || s.mem.everyAccount) && s.mem.covers(o.Filter) {
 		recs, more, err := s.listMem(ctx, account, o)
 		if !errors.Is(err, errUnsupported) {
 			return recs, more, err
@@ -596,7 +622,7 @@ func (s *Store[T]) listMem(ctx context.Context, account string, o ListOptions) (
 	after := o.After
 	for int64(len(out)) <= o.Limit {
 		want := int(o.Limit) + 1 - len(out)
-		cands, err := s.mem.page(account, after, o.Filter, want)
+		cands, err := s.mem.page(account, after, o.Filter, want, o.OldestFirst)
 		if err != nil {
 			return nil, false, err
 		}
@@ -641,21 +667,32 @@ func matchRecord[T any](r *Record[T], filter bson.D) (bool, error) {
 	return match(raw, filter)
 }
 
-// listDB is List as a query.
+// listDB is List as a query; account "" is every account's.
 func (s *Store[T]) listDB(ctx context.Context, account string, o ListOptions) ([]*Record[T], bool, error) {
-	filter := bson.D{{Key: "account", Value: account}}
+	filter := bson.D{}
+	if account != "" {
+		filter = bson.D{{Key: "account", Value: account}}
+	}
 	filter = append(filter, o.Filter...)
 	if p := o.After; p != nil {
-		// created <= the position's is what bounds MongoDB's scan of
-		// ListIndex to start at the position; the $or then drops the few
-		// records of that same instant at or before it.
-		filter = append(filter, bson.E{Key: "created", Value: bson.D{{Key: "$lte", Value: p.Created}}})
+		// created <= the position's (>= oldest first) is what bounds
+		// MongoDB's scan of ListIndex to start at the position; the $or
+		// then drops the few records of that same instant at or before it.
+		bound, strict := "$lte", "$lt"
+		if o.OldestFirst {
+			bound, strict = "$gte", "$gt"
+		}
+		filter = append(filter, bson.E{Key: "created", Value: bson.D{{Key: bound, Value: p.Created}}})
 		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
-			bson.D{{Key: "created", Value: bson.D{{Key: "$lt", Value: p.Created}}}},
-			bson.D{{Key: "created", Value: p.Created}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: p.ID}}}},
+			bson.D{{Key: "created", Value: bson.D{{Key: strict, Value: p.Created}}}},
+			bson.D{{Key: "created", Value: p.Created}, {Key: "_id", Value: bson.D{{Key: strict, Value: p.ID}}}},
 		}})
 	}
-	return s.find(ctx, filter, o.Offset, o.Limit)
+	dir := -1
+	if o.OldestFirst {
+		dir = 1
+	}
+	return s.find(ctx, filter, dir, o.Offset, o.Limit)
 }
 
 // Find returns records of any account matching filter, oldest first, for
@@ -676,9 +713,9 @@ func (s *Store[T]) Find(ctx context.Context, filter bson.D, limit int64) ([]*Rec
 	return out, nil
 }
 
-func (s *Store[T]) find(ctx context.Context, filter bson.D, offset, limit int64) ([]*Record[T], bool, error) {
+func (s *Store[T]) find(ctx context.Context, filter bson.D, dir int, offset, limit int64) ([]*Record[T], bool, error) {
 	opts := options.Find().
-		SetSort(bson.D{{Key: "created", Value: -1}, {Key: "_id", Value: -1}}).
+		SetSort(bson.D{{Key: "created", Value: dir}, {Key: "_id", Value: dir}}).
 		SetSkip(offset).
 		SetLimit(limit + 1)
 	cur, err := s.coll.Find(ctx, filter, opts)

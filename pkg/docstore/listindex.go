@@ -20,16 +20,19 @@ import (
 // record's fields unknown, and List then reads that record to decide.
 type memIndex struct {
 	fields   []string // filter keys kept, e.g. "doc.state"
-	orderKey string   // the time records list by, newest first: "created"
+	orderKey string   // the time records list by: "created"
 	// everyAccount also keeps one list of every account's records,
-	// listed as account "" (a reviewer's view of a trail).
+	// listed as account "" (a reviewer's view of a trail, a review queue).
 	everyAccount bool
 
-	all []*memEntry // every account's, newest first, if everyAccount
+	// Lists are kept oldest first, so that a new record (the newest) is
+	// appended: inserting at the front moved the whole list, 200,000
+	// pointers for every audit event at 100,000 lifecycles.
+	all []*memEntry // every account's, if everyAccount
 
 	mu        sync.RWMutex
 	ready     bool
-	byAccount map[string][]*memEntry // newest first
+	byAccount map[string][]*memEntry
 	byID      map[string]*memEntry
 	// gone holds the records removed before the index was ready, so a
 	// start sweep that read one before its removal does not list it again.
@@ -54,12 +57,13 @@ func newOrderedIndex(orderKey string, everyAccount bool, fields []string) *memIn
 // stored is t as the database keeps it (BSON dates are milliseconds).
 func stored(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()).UTC() }
 
-// before reports whether a lists before b: newer, or as new with a greater id.
-func before(a, b Position) bool {
+// older reports whether a is older than b: created earlier, or at the
+// same time with a smaller id (the listing order, read backwards).
+func older(a, b Position) bool {
 	if !a.Created.Equal(b.Created) {
-		return a.Created.After(b.Created)
+		return a.Created.Before(b.Created)
 	}
-	return a.ID > b.ID
+	return a.ID < b.ID
 }
 
 func (e *memEntry) pos() Position { return Position{Created: e.created, ID: e.id} }
@@ -100,28 +104,38 @@ func (x *memIndex) put(raw bson.Raw, write bool) {
 	}
 	x.byID[e.id] = e
 	if !x.ready {
-		// Filling: setReady sorts once, since inserting in order would
-		// move the list for every record read (the sweep reads oldest
-		// first, each one going to the front).
+		// Filling: setReady sorts once (the sweep reads in no set order).
 		x.byAccount[e.account] = append(x.byAccount[e.account], e)
 		if x.everyAccount {
 			x.all = append(x.all, e)
 		}
 		return
 	}
-	list := x.byAccount[e.account]
-	x.byAccount[e.account] = slices.Insert(list, firstAfter(list, e.pos()), e)
+	x.byAccount[e.account] = insert(x.byAccount[e.account], e)
 	if x.everyAccount {
-		x.all = slices.Insert(x.all, firstAfter(x.all, e.pos()), e)
+		x.all = insert(x.all, e)
 	}
 }
 
-// newestFirst orders entries as lists are kept.
-func newestFirst(a, b *memEntry) int {
+// insert puts e in its place in list: at the end for the newest record.
+func insert(list []*memEntry, e *memEntry) []*memEntry {
+	return slices.Insert(list, firstNotOlder(list, e.pos()), e)
+}
+
+// drop removes e from list.
+func drop(list []*memEntry, e *memEntry) []*memEntry {
+	if i := firstNotOlder(list, e.pos()); i < len(list) && list[i] == e {
+		return slices.Delete(list, i, i+1)
+	}
+	return slices.DeleteFunc(list, func(o *memEntry) bool { return o == e })
+}
+
+// oldestFirst orders entries as lists are kept.
+func oldestFirst(a, b *memEntry) int {
 	switch {
-	case before(a.pos(), b.pos()):
+	case older(a.pos(), b.pos()):
 		return -1
-	case before(b.pos(), a.pos()):
+	case older(b.pos(), a.pos()):
 		return 1
 	}
 	return 0
@@ -147,9 +161,9 @@ func (x *memIndex) remove(id string) {
 		return
 	}
 	delete(x.byID, id)
-	x.byAccount[e.account] = slices.DeleteFunc(x.byAccount[e.account], func(o *memEntry) bool { return o == e })
+	x.byAccount[e.account] = drop(x.byAccount[e.account], e)
 	if x.everyAccount {
-		x.all = slices.DeleteFunc(x.all, func(o *memEntry) bool { return o == e })
+		x.all = drop(x.all, e)
 	}
 }
 
@@ -160,9 +174,9 @@ func (x *memIndex) setReady() {
 		return
 	}
 	for _, list := range x.byAccount {
-		slices.SortFunc(list, newestFirst)
+		slices.SortFunc(list, oldestFirst)
 	}
-	slices.SortFunc(x.all, newestFirst)
+	slices.SortFunc(x.all, oldestFirst)
 	x.ready, x.gone = true, nil
 }
 
@@ -191,22 +205,30 @@ type candidate struct {
 }
 
 // page returns up to n records of the account after the position (nil:
-// from the newest) that filter selects by the kept fields, in order.
-// Account "" is every account's if the index keeps them.
-func (x *memIndex) page(account string, after *Position, filter bson.D, n int) ([]candidate, error) {
+// from the start) that filter selects by the kept fields, newest first,
+// or oldest first if ascending. Account "" is every account's if the
+// index keeps them.
+func (x *memIndex) page(account string, after *Position, filter bson.D, n int, ascending bool) ([]candidate, error) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	list := x.byAccount[account]
 	if account == "" && x.everyAccount {
 		list = x.all
 	}
-	i := 0
+	i, step := len(list)-1, -1
+	if ascending {
+		i, step = 0, 1
+	}
 	if after != nil {
 		p := Position{Created: stored(after.Created), ID: after.ID}
-		i = firstAfter(list, p)
+		if ascending {
+			i = firstNewer(list, p)
+		} else {
+			i = firstNotOlder(list, p) - 1
+		}
 	}
 	var out []candidate
-	for ; i < len(list) && len(out) < n; i++ {
+	for ; i >= 0 && i < len(list) && len(out) < n; i += step {
 		e := list[i]
 		if e.unknown {
 			out = append(out, candidate{pos: e.pos(), unknown: true})
@@ -230,16 +252,24 @@ func (x *memIndex) page(account string, after *Position, filter bson.D, n int) (
 	return out, nil
 }
 
-// firstAfter is the index of the first entry that lists after p.
-func firstAfter(list []*memEntry, p Position) int {
-	lo, hi := 0, len(list)
-	for lo < hi {
-		mid := (lo + hi) / 2
-		if before(p, list[mid].pos()) {
-			hi = mid
-		} else {
-			lo = mid + 1
+// firstNotOlder is the index of the first entry at p or newer.
+func firstNotOlder(list []*memEntry, p Position) int {
+	i, _ := slices.BinarySearchFunc(list, p, func(e *memEntry, p Position) int {
+		if older(e.pos(), p) {
+			return -1
 		}
-	}
-	return lo
+		return 1
+	})
+	return i
+}
+
+// firstNewer is the index of the first entry newer than p.
+func firstNewer(list []*memEntry, p Position) int {
+	i, _ := slices.BinarySearchFunc(list, p, func(e *memEntry, p Position) int {
+		if older(p, e.pos()) {
+			return 1
+		}
+		return -1
+	})
+	return i
 }

@@ -35,7 +35,7 @@ func TestMemIndexFillDoesNotUndoWrites(t *testing.T) {
 		{bson.D{{Key: "doc.state", Value: "NEW"}}, []string{"kept"}},
 		{bson.D{{Key: "doc.state", Value: "DONE"}}, []string{"changed"}},
 	} {
-		cands, err := x.page("a", nil, c.filter, 10)
+		cands, err := x.page("a", nil, c.filter, 10, false)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -28,7 +28,8 @@ var listedFields = []string{"doc.state", "doc.tags", "doc.items.state", "doc.whe
 // index (filled from records an earlier process wrote, by the relay's start
 // sweep or by FillListIndex for a store without a relay, then kept by this
 // one's writes) are the pages the database gives for the same filters,
-// position by position.
+// position by position, newest first and oldest first, for each account
+// and for every account's list.
 func TestMemoryListIndexAgreesWithTheDatabase(t *testing.T) {
 	for _, fill := range []struct {
 		name  string
@@ -68,7 +69,8 @@ func testMemoryListIndexAgrees(t *testing.T, withRelay bool) {
 			t.Fatal(err)
 		}
 	}
-	opts := []docstore.Option{docstore.SingleWriter(), docstore.WithClock(clock), docstore.ReadCache(1 << 20), docstore.MemoryListIndex(listedFields...)}
+	opts := []docstore.Option{docstore.SingleWriter(), docstore.WithClock(clock), docstore.ReadCache(1 << 20),
+		docstore.MemoryListIndex(listedFields...), docstore.MemoryListEveryAccount()}
 	var s *docstore.Store[listed]
 	if withRelay {
 		relay := docstore.NewRelay(&flaky{}, testenv.Logger(t), 10*time.Millisecond)
@@ -133,12 +135,21 @@ func testMemoryListIndexAgrees(t *testing.T, withRelay bool) {
 		{{Key: "doc.when", Value: bson.D{{Key: "$gte", Value: mid}}}, {Key: "doc.state", Value: "NEW"}},
 		{{Key: "doc.state", Value: "NO SUCH STATE"}},
 	}
-	for _, acct := range accounts {
-		for _, f := range filters {
+	for _, acct := range append(accounts, "") {
+		for _, c := range slices.Concat(
+			mapSlice(filters, func(f bson.D) docstore.ListOptions { return docstore.ListOptions{Filter: f} }),
+			mapSlice(filters, func(f bson.D) docstore.ListOptions { return docstore.ListOptions{Filter: f, OldestFirst: true} })) {
+			f := c.Filter
 			var after *docstore.Position
 			for page := 0; ; page++ {
-				o := docstore.ListOptions{Filter: f, After: after, Limit: 7}
-				got, gotMore, err := s.List(ctx, acct, o)
+				o := docstore.ListOptions{Filter: f, After: after, Limit: 7, OldestFirst: c.OldestFirst}
+				list := func(ctx context.Context, o docstore.ListOptions) ([]*docstore.Record[listed], bool, error) {
+					return s.List(ctx, acct, o)
+				}
+				if acct == "" {
+					list = s.ListEveryAccount
+				}
+				got, gotMore, err := list(ctx, o)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -147,7 +158,7 @@ func testMemoryListIndexAgrees(t *testing.T, withRelay bool) {
 					t.Fatal(err)
 				}
 				if g, w := idsOf(got), idsOf(want); !slices.Equal(g, w) || gotMore != wantMore {
-					t.Fatalf("account %s, filter %v, page %d: memory index %v more=%v; database %v more=%v", acct, f, page, g, gotMore, w, wantMore)
+					t.Fatalf("account %q, filter %v, oldest first %v, page %d: memory index %v more=%v; database %v more=%v", acct, f, c.OldestFirst, page, g, gotMore, w, wantMore)
 				}
 				if !wantMore {
 					break
@@ -157,6 +168,14 @@ func testMemoryListIndexAgrees(t *testing.T, withRelay bool) {
 			}
 		}
 	}
+}
+
+func mapSlice[A, B any](in []A, f func(A) B) []B {
+	out := make([]B, len(in))
+	for i, a := range in {
+		out[i] = f(a)
+	}
+	return out
 }
 
 func idsOf(recs []*docstore.Record[listed]) []string {

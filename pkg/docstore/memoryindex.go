@@ -41,7 +41,7 @@ func (m *MemoryIndex) Page(account string, after *Position, filter bson.D, n int
 	if !m.x.covers(filter) {
 		return nil, false, nil
 	}
-	cands, err := m.x.page(account, after, filter, n)
+	cands, err := m.x.page(account, after, filter, n, false)
 	if errors.Is(err, errUnsupported) {
 		return nil, false, nil
 	}

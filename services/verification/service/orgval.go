@@ -25,7 +25,8 @@ import (
 func startOrgValidation(ctx context.Context, b *service.Base, apps orgapp.Applications, pages *page.Keyset, now func() time.Time) (*orgapp.Documents, *orgapp.Reviews, error) {
 	docs := orgstore.Documents{Store: docstore.New[orgval.Document](b.DB.Collection("documents"), "document", b.StoreOptions(now)...)}
 	lists := docstore.New[orgval.DocumentList](b.DB.Collection("document_lists"), "document list", b.StoreOptions(now)...)
-	reviews := orgstore.Reviews{Store: docstore.New[orgval.Review](b.DB.Collection("reviews"), "review", b.OutboxStoreOptions(now)...)}
+	reviews := orgstore.Reviews{Store: docstore.New[orgval.Review](b.DB.Collection("reviews"), "review",
+		append(b.OutboxStoreOptions(now), orgstore.ReviewStoreOptions()...)...)}
 	// Each application's reviews are found through its index record, by
 	// _id (orgapp.Reviews.Cancel); it carries no events.
 	reviewIndexes := docstore.New[orgval.ReviewIndex](b.DB.Collection("review_indexes"), "review index", b.StoreOptions(now)...)

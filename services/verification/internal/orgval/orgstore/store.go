@@ -9,7 +9,6 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/certflow/certflow/pkg/docstore"
 	"github.com/certflow/certflow/services/verification/internal/orgval"
@@ -33,33 +32,22 @@ func (r Reviews) EnsureIndexes(ctx context.Context) error {
 }
 
 // Queue returns reviews of any account matching filter (keys like
-// "doc.state"), oldest first, after a position (keyset: created later, or
-// at the same time with a greater _id; nil from the first), and whether
-// more follow.
+// "doc.state", or "account"), oldest first, after a position (keyset:
+// created later, or at the same time with a greater _id; nil from the
+// first), and whether more follow. On the embedded default it pages
+// through the memory index that ReviewStoreOptions keeps.
 func (r Reviews) Queue(ctx context.Context, filter bson.D, after *docstore.Position, limit int64) ([]*docstore.Record[orgval.Review], bool, error) {
-	filter = append(bson.D{}, filter...)
-	if p := after; p != nil {
-		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
-			bson.D{{Key: "created", Value: bson.D{{Key: "$gt", Value: p.Created}}}},
-			bson.D{{Key: "created", Value: p.Created}, {Key: "_id", Value: bson.D{{Key: "$gt", Value: p.ID}}}},
-		}})
-	}
-	opts := options.Find().
-		SetSort(bson.D{{Key: "created", Value: 1}, {Key: "_id", Value: 1}}).
-		SetLimit(limit + 1)
-	cur, err := r.Collection().Find(ctx, filter, opts)
+	recs, more, err := r.ListEveryAccount(ctx, docstore.ListOptions{Filter: filter, After: after, Limit: limit, OldestFirst: true})
 	if err != nil {
 		return nil, false, fmt.Errorf("list reviews: %w", err)
 	}
-	var out []*docstore.Record[orgval.Review]
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, false, fmt.Errorf("list reviews: %w", err)
-	}
-	more := int64(len(out)) > limit
-	if more {
-		out = out[:limit]
-	}
-	return out, more, nil
+	return recs, more, nil
+}
+
+// ReviewStoreOptions are the review store's options beyond a service's:
+// the queue's filter keys in a memory list of every account's reviews.
+func ReviewStoreOptions() []docstore.Option {
+	return []docstore.Option{docstore.MemoryListIndex("account", "doc.state", "doc.kind", "doc.application"), docstore.MemoryListEveryAccount()}
 }
 
 // Documents is the document collection: one record per uploaded image,
