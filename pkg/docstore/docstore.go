@@ -11,6 +11,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -266,7 +267,7 @@ func (s *Store[T]) Create(ctx context.Context, id, account string, doc T, evs ..
 		// ended since the insert was sent.
 		s.cache.put(id, raw, gen)
 	}
-	s.notify(id, len(evs))
+	s.notifyWritten(r)
 	return r, true, nil
 }
 
@@ -424,7 +425,9 @@ func (s *Store[T]) updateOnce(ctx context.Context, account, id string, fn func(r
 		return nil, fmt.Errorf("write %s %s: %w", s.kind, id, err)
 	}
 	s.written(r)
-	s.notify(id, len(evs))
+	if len(evs) > 0 {
+		s.notifyWritten(r)
+	}
 	return r, nil
 }
 
@@ -743,6 +746,13 @@ func (s *Store[T]) find(ctx context.Context, filter bson.D, dir int, offset, lim
 func (s *Store[T]) notify(id string, events int) {
 	if events > 0 && s.relay != nil {
 		s.relay.Notify(s.coll, id)
+	}
+}
+
+// notifyWritten hands the relay r's outbox as just written.
+func (s *Store[T]) notifyWritten(r *Record[T]) {
+	if len(r.Outbox) > 0 && s.relay != nil {
+		s.relay.Written(s.coll, r.ID, r.Version, slices.Clone(r.Outbox))
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -417,5 +418,78 @@ func TestUpdateEachPagesByKeyset(t *testing.T) {
 		if k != 1 || id == "other" {
 			t.Fatalf("UpdateEach visited %s %d times; want each of a's once", id, k)
 		}
+	}
+}
+
+// gated holds each publish until the test lets it go.
+type gated struct {
+	started chan string
+	release chan struct{}
+	flaky
+}
+
+func (g *gated) Publish(ctx context.Context, e events.Event) error {
+	g.started <- e.ID
+	<-g.release
+	return g.flaky.Publish(ctx, e)
+}
+
+// A write without events that lands while the relay publishes the record's
+// outbox queues nothing of its own; the relay still clears the outbox
+// (at a later tick), so it is not published again at every start. Both
+// writers: by _id alone on the embedded default, by version on MongoDB.
+func TestRelayClearsAnOutboxWrittenWhilePublishing(t *testing.T) {
+	for _, single := range []bool{true, false} {
+		t.Run(fmt.Sprint("single writer ", single), func(t *testing.T) {
+			db, _ := testenv.Database(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			// Buffered: a republish of c1 is allowed (JetStream drops it).
+			pub := &gated{started: make(chan string, 100), release: make(chan struct{})}
+			relay := docstore.NewRelay(pub, testenv.Logger(t), 20*time.Millisecond)
+			opts := []docstore.Option{docstore.WithRelay(relay)}
+			if single {
+				relay.SingleWriter()
+				opts = append(opts, docstore.SingleWriter())
+			}
+			s := docstore.New[widget](db.Collection("widgets"), "widget", opts...)
+			testenv.Run(t, relay.Run)
+			if _, _, err := s.Create(ctx, "w", "a", widget{}, ev("c1")); err != nil {
+				t.Fatal(err)
+			}
+			if got := <-pub.started; got != "c1" {
+				t.Fatalf("published %s first; want c1", got)
+			}
+			if _, err := s.Update(ctx, "a", "w", func(w *widget) ([]events.Event, error) {
+				w.Count++
+				return nil, nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			close(pub.release) // the relay's clear now finds a newer version
+			for deadline := time.Now().Add(10 * time.Second); ; {
+				var rec struct {
+					Pending bool           `bson:"pending"`
+					Outbox  []events.Event `bson:"outbox"`
+				}
+				if err := db.Collection("widgets").FindOne(ctx, bson.D{{Key: "_id", Value: "w"}}).Decode(&rec); err != nil {
+					t.Fatal(err)
+				}
+				if !rec.Pending && len(rec.Outbox) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the outbox was never cleared: %v", rec.Outbox)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if got := pub.published(); !slices.Contains(got, "c1") {
+				t.Fatalf("published %v; want c1", got)
+			}
+			r, err := s.Get(ctx, "a", "w")
+			if err != nil || r.Doc.Count != 1 {
+				t.Fatalf("Get = %+v, %v; want the update kept", r, err)
+			}
+		})
 	}
 }

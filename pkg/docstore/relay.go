@@ -2,6 +2,7 @@ package docstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -42,6 +43,15 @@ type Relay struct {
 	queue   []queued
 	wake    chan struct{}
 	pending map[queued]bool
+	// written holds the outbox a store just wrote for a queued document
+	// (Written), so that drain publishes it without reading it back.
+	written map[queued]pending
+	// sent holds, for a document whose outbox is not cleared yet, the
+	// events already published from it: a write that lands before the
+	// clear appends to the outbox, and publishing the older events again
+	// cost a broker round trip each (JetStream dropped them by
+	// Nats-Msg-Id), for nearly every application's first event.
+	sent map[queued]map[string]bool
 
 	singleWriter bool
 	// swept is set once a sweep has read every watched collection; a
@@ -63,7 +73,7 @@ func NewRelay(pub Publisher, log *slog.Logger, interval time.Duration) *Relay {
 	if interval <= 0 {
 		interval = 5 * time.Second
 	}
-	return &Relay{pub: pub, log: log, interval: interval, wake: make(chan struct{}, 1), pending: map[queued]bool{}}
+	return &Relay{pub: pub, log: log, interval: interval, wake: make(chan struct{}, 1), pending: map[queued]bool{}, written: map[queued]pending{}, sent: map[queued]map[string]bool{}}
 }
 
 // Watch adds a collection of Records to the sweep.
@@ -85,9 +95,24 @@ func (r *Relay) watch(coll *mongo.Collection, mem *memIndex) {
 
 // Notify asks for the outbox of one document to be published now; it
 // never blocks.
-func (r *Relay) Notify(coll *mongo.Collection, id string) {
+func (r *Relay) Notify(coll *mongo.Collection, id string) { r.notify(coll, id, nil) }
+
+// Written is Notify from the store that has just written the document at
+// version with outbox (the whole stored outbox): the relay publishes it
+// without reading the document back, one database command fewer per
+// write with events. A later write's Written or Notify replaces it.
+func (r *Relay) Written(coll *mongo.Collection, id string, version int64, outbox []events.Event) {
+	r.notify(coll, id, &pending{ID: id, Version: version, Outbox: outbox})
+}
+
+func (r *Relay) notify(coll *mongo.Collection, id string, w *pending) {
 	q := queued{coll, id}
 	r.mu.Lock()
+	if w != nil {
+		r.written[q] = *w
+	} else {
+		delete(r.written, q) // what was written is not known: read it
+	}
 	if !r.pending[q] {
 		r.pending[q] = true
 		r.queue = append(r.queue, q)
@@ -97,6 +122,14 @@ func (r *Relay) Notify(coll *mongo.Collection, id string) {
 	case r.wake <- struct{}{}:
 	default:
 	}
+}
+
+// retryLater queues a document to be read and published at the next tick
+// (a tick, not at once, so that a version that keeps moving cannot spin).
+func (r *Relay) retryLater(coll *mongo.Collection, id string) {
+	r.mu.Lock()
+	r.retry = append(r.retry, queued{coll, id})
+	r.mu.Unlock()
 }
 
 // Run relays until ctx is done.
@@ -147,12 +180,23 @@ func (r *Relay) drain(ctx context.Context) {
 		q := r.queue[0]
 		r.queue = r.queue[1:]
 		delete(r.pending, q)
+		d, known := r.written[q]
+		delete(r.written, q)
 		r.mu.Unlock()
-		var d pending
-		err := q.coll.FindOne(ctx, bson.D{{Key: "_id", Value: q.id}},
-			options.FindOne().SetProjection(bson.D{{Key: "version", Value: 1}, {Key: "outbox", Value: 1}})).Decode(&d)
+		var err error
+		if !known {
+			err = q.coll.FindOne(ctx, bson.D{{Key: "_id", Value: q.id}},
+				options.FindOne().SetProjection(bson.D{{Key: "version", Value: 1}, {Key: "outbox", Value: 1}})).Decode(&d)
+		}
 		if err == nil {
 			err = r.publish(ctx, q.coll, d)
+		}
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			// Removed, or a create that was never made: nothing to send.
+			r.mu.Lock()
+			delete(r.sent, q)
+			r.mu.Unlock()
+			continue
 		}
 		if err != nil && ctx.Err() == nil {
 			r.mu.Lock()
@@ -264,10 +308,27 @@ func (r *Relay) publish(ctx context.Context, c *mongo.Collection, d pending) err
 	if len(d.Outbox) == 0 {
 		return nil
 	}
+	q := queued{c, d.ID}
+	r.mu.Lock()
+	sent := r.sent[q]
+	if sent == nil {
+		sent = map[string]bool{}
+		r.sent[q] = sent
+	}
+	r.mu.Unlock()
 	for _, ev := range d.Outbox {
+		r.mu.Lock()
+		done := sent[ev.ID]
+		r.mu.Unlock()
+		if done {
+			continue
+		}
 		if err := r.pub.Publish(ctx, ev); err != nil {
 			return err
 		}
+		r.mu.Lock()
+		sent[ev.ID] = true
+		r.mu.Unlock()
 	}
 	// Clear only if nobody wrote since we read; otherwise the newer outbox
 	// is published again on its own notification (or the sweep), and
@@ -286,7 +347,12 @@ func (r *Relay) publish(ctx context.Context, c *mongo.Collection, d pending) err
 		return fmt.Errorf("reread %s: %w", d.ID, err)
 	}
 	if cur.Version != d.Version {
-		return nil // written since: its own notification publishes the rest
+		// Written since. A write with events has queued the document
+		// again; one without (or another process's) has not, and the
+		// outbox, published now, would stay until the next start: read
+		// it again at the next tick and clear it.
+		r.retryLater(c, d.ID)
+		return nil
 	}
 	filter := bson.D{{Key: "_id", Value: d.ID}}
 	if !r.singleWriter {
@@ -299,6 +365,9 @@ func (r *Relay) publish(ctx context.Context, c *mongo.Collection, d pending) err
 		return fmt.Errorf("clear outbox of %s: %w", d.ID, err)
 	}
 	outboxCleared(c, d.ID, d.Version+1)
+	r.mu.Lock()
+	delete(r.sent, q)
+	r.mu.Unlock()
 	return nil
 }
 
