@@ -305,11 +305,13 @@ func (r *Relay) passAll(ctx context.Context, c *mongo.Collection, mems []*memInd
 
 // publish sends one document's outbox and clears it.
 func (r *Relay) publish(ctx context.Context, c *mongo.Collection, d pending) error {
-	if len(d.Outbox) == 0 {
-		return nil
-	}
 	q := queued{c, d.ID}
 	r.mu.Lock()
+	if len(d.Outbox) == 0 {
+		delete(r.sent, q) // cleared, perhaps by another process
+		r.mu.Unlock()
+		return nil
+	}
 	sent := r.sent[q]
 	if sent == nil {
 		sent = map[string]bool{}
